@@ -1,0 +1,1 @@
+"""Plans, service contracts, usage metering and invoices arrive with the Billing issue."""

@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+
+
+class FleetConfig(AppConfig):
+    name = "fleet"
+    verbose_name = "Fleet"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from portal.context_processors import add_nav_item
+        from portal.home import register_panel
+        from portal.roles import Capability
+
+        from fleet import home
+
+        register_panel(home.sites_panel)
+        add_nav_item("Sites", "site_list", (Capability.VIEW_FLEET,), 10)

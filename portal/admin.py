@@ -1,0 +1,69 @@
+"""The Django admin, for operators only, with every model registered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import forms as auth_forms
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.http import HttpRequest
+
+from portal.models import AuditEntry, Customer, User
+
+
+@admin.register(Customer)
+class CustomerAdmin(admin.ModelAdmin[Customer]):
+    list_display = ["name", "slug", "currency", "time_zone", "tax_rate", "is_active"]
+    list_filter = ["is_active", "currency"]
+    search_fields = ["name", "slug", "billing_email"]
+    prepopulated_fields = {"slug": ["name"]}
+
+
+class AdminUserCreationForm(auth_forms.AdminUserCreationForm):
+    class Meta:
+        model = User
+        fields = ("email", "role", "customer")
+
+
+class AdminUserChangeForm(auth_forms.UserChangeForm):
+    class Meta:
+        model = User
+        fields = "__all__"
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    add_form = AdminUserCreationForm
+    form = AdminUserChangeForm
+    ordering = ["email"]
+    list_display = ["email", "full_name", "role", "customer", "is_active", "last_login"]
+    list_filter = ["role", "is_active", "customer"]
+    search_fields = ["email", "full_name"]
+    readonly_fields = ["last_login", "date_joined"]
+    fieldsets = (
+        (None, {"fields": ("email", "password")}),
+        ("Person", {"fields": ("full_name", "time_zone")}),
+        ("Access", {"fields": ("role", "customer", "is_active", "is_superuser")}),
+        ("Dates", {"fields": ("last_login", "date_joined")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "role", "customer", "usable_password", "password1", "password2")}),)
+    filter_horizontal: Any = ()
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
+    list_display = ["created_at", "actor_label", "action", "target_repr", "customer"]
+    list_filter = ["action", "customer"]
+    search_fields = ["actor_label", "action", "target_repr"]
+    date_hierarchy = "created_at"
+
+    # The trail is append-only, in the admin too.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

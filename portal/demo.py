@@ -1,0 +1,100 @@
+"""The demo data `manage.py seed_demo` loads: two customers, their sites, a user of every role.
+
+Idempotent: each row is found by its natural key (slug, e-mail, name) and brought back to
+the values below, so running it twice leaves the same rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import transaction
+
+from fleet.models import Site
+from portal.models import Customer, User
+from portal.roles import Role
+
+DEMO_PASSWORD = "fleetport-demo"  # documented in README.md; refused in production settings
+
+
+@dataclass(frozen=True)
+class DemoCustomer:
+    slug: str
+    name: str
+    currency: str
+    time_zone: str
+    tax_rate: Decimal
+    billing_email: str
+    sites: tuple[tuple[str, str], ...]
+
+
+CUSTOMERS = (
+    DemoCustomer(
+        slug="acme",
+        name="Acme Foods",
+        currency="EUR",
+        time_zone="Europe/Berlin",
+        tax_rate=Decimal("0.1900"),
+        billing_email="ap@acme.example",
+        sites=(("Hamburg bakery", "Am Sandtorkai 1\n20457 Hamburg"), ("Leipzig depot", "Messeallee 4\n04356 Leipzig")),
+    ),
+    DemoCustomer(
+        slug="borealis",
+        name="Borealis Cold Storage",
+        currency="USD",
+        time_zone="America/Chicago",
+        tax_rate=Decimal("0.0625"),
+        billing_email="payables@borealis.example",
+        sites=(("Chicago cold store", "2200 S Halsted St\nChicago, IL"), ("Joliet warehouse", "1 Logistics Way\nJoliet, IL")),
+    ),
+)
+
+# (e-mail, name, role, customer slug or None)
+USERS = (
+    ("viewer@acme.example", "Vera Viewer", Role.CUSTOMER_VIEWER, "acme"),
+    ("admin@acme.example", "Anton Admin", Role.CUSTOMER_ADMIN, "acme"),
+    ("viewer@borealis.example", "Bo Viewer", Role.CUSTOMER_VIEWER, "borealis"),
+    ("admin@borealis.example", "Bea Admin", Role.CUSTOMER_ADMIN, "borealis"),
+    ("support@fleetport.example", "Sam Support", Role.SUPPORT, None),
+    ("finance@fleetport.example", "Fiona Finance", Role.FINANCE, None),
+    ("operator@fleetport.example", "Otto Operator", Role.OPERATOR, None),
+)
+
+
+@transaction.atomic
+def seed_demo() -> dict[str, int]:
+    customers: dict[str, Customer] = {}
+    for spec in CUSTOMERS:
+        customer, _ = Customer.objects.update_or_create(
+            slug=spec.slug,
+            defaults={
+                "name": spec.name,
+                "currency": spec.currency,
+                "time_zone": spec.time_zone,
+                "tax_rate": spec.tax_rate,
+                "billing_email": spec.billing_email,
+                "is_active": True,
+            },
+        )
+        customers[spec.slug] = customer
+        for name, address in spec.sites:
+            Site.objects.update_or_create(customer=customer, name=name, defaults={"address": address})
+    for email, full_name, role, slug in USERS:
+        user, _ = User.objects.update_or_create(
+            email=email,
+            defaults={
+                "full_name": full_name,
+                "role": role,
+                "customer": customers[slug] if slug else None,
+                "is_active": True,
+                "is_superuser": role == Role.OPERATOR,
+            },
+        )
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return {
+        "customers": Customer.objects.filter(slug__in=customers).count(),
+        "sites": Site.objects.filter(customer__in=customers.values()).count(),
+        "users": User.objects.filter(email__in=[u[0] for u in USERS]).count(),
+    }

@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+
+from portal.models import TIME_ZONE_CHOICES, Customer, User
+from portal.roles import CUSTOMER_ROLES, Capability, Role, can
+
+
+class EmailAuthenticationForm(AuthenticationForm):
+    """Log in by e-mail. The field keeps Django's name `username` (axes reads it)."""
+
+    username = forms.EmailField(
+        label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
+    )
+
+    def clean_username(self) -> str:
+        return str(self.cleaned_data["username"]).strip().lower()
+
+
+def _role_choices_for(actor: User) -> list[tuple[str, str]]:
+    if can(actor, Capability.MANAGE_ALL_USERS):
+        return list(Role.choices)
+    return [(value, label) for value, label in Role.choices if value in CUSTOMER_ROLES]
+
+
+class UserInviteForm(forms.Form):
+    email = forms.EmailField(label="E-mail")
+    full_name = forms.CharField(label="Name", max_length=200, required=False)
+    role = forms.ChoiceField()
+    customer = forms.ModelChoiceField(queryset=Customer.objects.none(), required=False)
+
+    def __init__(self, *args: Any, actor: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.actor = actor
+        self.fields["role"].choices = _role_choices_for(actor)
+        self.fields["role"].initial = Role.CUSTOMER_VIEWER
+        if can(actor, Capability.MANAGE_ALL_USERS):
+            self.fields["customer"].queryset = Customer.objects.visible_to(actor).filter(is_active=True)
+            self.fields["customer"].help_text = "Required for customer roles; empty for provider staff."
+        else:
+            del self.fields["customer"]
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if "customer" not in self.fields:
+            data["customer"] = self.actor.customer
+        role, customer = data.get("role"), data.get("customer")
+        if role in CUSTOMER_ROLES and customer is None:
+            self.add_error("customer", "Choose the customer this user belongs to.")
+        if role and role not in CUSTOMER_ROLES and customer is not None:
+            self.add_error("customer", "Provider staff do not belong to a customer.")
+        return data
+
+
+class UserRoleForm(forms.Form):
+    role = forms.ChoiceField()
+
+    def __init__(self, *args: Any, actor: User, user: User, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        same_kind = [
+            (value, label)
+            for value, label in _role_choices_for(actor)
+            if (value in CUSTOMER_ROLES) == (user.role in CUSTOMER_ROLES)
+        ]
+        self.fields["role"].choices = same_kind
+        self.fields["role"].initial = user.role
+
+
+class ProfileForm(forms.ModelForm[User]):
+    time_zone = forms.ChoiceField(
+        choices=[("", "My customer's time zone (or UTC)"), *TIME_ZONE_CHOICES], required=False
+    )
+
+    class Meta:
+        model = User
+        fields = ["full_name", "time_zone"]

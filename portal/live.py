@@ -1,0 +1,38 @@
+"""Publishing to live sockets. Publishers call these after commit; consumers only relay."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+STAFF_GROUP = "staff"
+
+
+def customer_group(customer_id: UUID | str) -> str:
+    return f"customer.{customer_id}"
+
+
+def user_group(user_id: UUID | str) -> str:
+    return f"user.{user_id}"
+
+
+def publish(group: str, payload: dict[str, Any]) -> None:
+    """Send `payload` (JSON with a `type`) to every socket in `group`."""
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(group, {"type": "live.event", "payload": payload})
+
+
+def publish_for_customer(customer_id: UUID | str, payload: dict[str, Any]) -> None:
+    """An event about one customer's data: to that customer's sockets and to staff."""
+    publish(customer_group(customer_id), payload)
+    publish(STAFF_GROUP, payload)
+
+
+def close_user_sockets(user_id: UUID | str) -> None:
+    layer = get_channel_layer()
+    if layer is not None:
+        async_to_sync(layer.group_send)(user_group(user_id), {"type": "live.close"})

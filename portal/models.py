@@ -1,0 +1,224 @@
+"""The core every app may import: the tenant (`Customer`), users with their role, the audit log."""
+
+from __future__ import annotations
+
+import uuid
+import zoneinfo
+from decimal import Decimal
+from typing import Any, ClassVar, Self
+
+from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
+from django.contrib.auth.models import PermissionsMixin
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from portal.roles import CUSTOMER_ROLES, Capability, Role, can
+from portal.tenancy import TenantQuerySet, customer_id_scope
+
+TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
+CURRENCY_CHOICES = [("EUR", "EUR"), ("USD", "USD"), ("GBP", "GBP"), ("CHF", "CHF"), ("SEK", "SEK")]
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"{value!r} is not a known time zone.")
+
+
+class CustomerQuerySet(models.QuerySet["Customer"]):
+    def visible_to(self, user: Any) -> Self:
+        scope = customer_id_scope(user)
+        if scope is False:
+            return self.none()
+        if scope is None:
+            return self.all()
+        return self.filter(pk=scope)
+
+
+class Customer(models.Model):
+    """The tenant: a company that rents equipment from the provider."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=60, unique=True)
+    currency = models.CharField(max_length=3, choices=CURRENCY_CHOICES, default="EUR")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[validate_time_zone])
+    tax_rate = models.DecimalField(
+        max_digits=5,
+        decimal_places=4,
+        default=Decimal("0"),
+        validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("1"))],
+        help_text="A fraction: 0.1900 is 19 %.",
+    )
+    billing_email = models.EmailField(blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = CustomerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(tax_rate__gte=0) & models.Q(tax_rate__lte=1),
+                name="customer_tax_rate_fraction",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserQuerySet(models.QuerySet["User"]):
+    def for_customer(self, customer: Customer | Any) -> Self:
+        return self.filter(customer_id=getattr(customer, "pk", customer))
+
+    def visible_to(self, user: Any) -> Self:
+        """Customer users see the users of their own customer; staff see everyone."""
+        scope = customer_id_scope(user)
+        if scope is False:
+            return self.none()
+        if scope is None:
+            return self.all()
+        return self.filter(customer_id=scope)
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def get_queryset(self) -> UserQuerySet:
+        return UserQuerySet(self.model, using=self._db)
+
+    def for_customer(self, customer: Customer | Any) -> UserQuerySet:
+        return self.get_queryset().for_customer(customer)
+
+    def visible_to(self, user: Any) -> UserQuerySet:
+        return self.get_queryset().visible_to(user)
+
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
+        if not email:
+            raise ValueError("An e-mail address is required.")
+        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user.set_password(password)  # None gives an unusable password (invited users)
+        user.full_clean(exclude=["password"])
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> User:
+        """`manage.py createsuperuser` makes an operator, the provider's administrator."""
+        fields.update(role=Role.OPERATOR, customer=None, is_superuser=True)
+        return self.create_user(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A person who logs in by e-mail. Customer roles belong to one customer; staff to none."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(unique=True)
+    full_name = models.CharField(max_length=200, blank=True)
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.CUSTOMER_VIEWER)
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="users"
+    )
+    time_zone = models.CharField(
+        max_length=64,
+        blank=True,
+        validators=[validate_time_zone],
+        help_text="Empty: the customer's time zone (UTC for staff).",
+    )
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: ClassVar[list[str]] = []
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [
+            # Customer roles need a customer; staff roles must not have one.
+            models.CheckConstraint(
+                condition=(
+                    models.Q(role__in=[r.value for r in CUSTOMER_ROLES], customer__isnull=False)
+                    | (
+                        ~models.Q(role__in=[r.value for r in CUSTOMER_ROLES])
+                        & models.Q(customer__isnull=True)
+                    )
+                ),
+                name="user_role_matches_customer",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.full_name or self.email
+
+    def clean(self) -> None:
+        super().clean()
+        self.email = self.email.lower()
+        if self.role in CUSTOMER_ROLES and self.customer_id is None:
+            raise ValidationError({"customer": "A customer user needs a customer."})
+        if self.role not in CUSTOMER_ROLES and self.customer_id is not None:
+            raise ValidationError({"customer": "Provider staff do not belong to a customer."})
+
+    @property
+    def is_staff(self) -> bool:
+        """Django admin access: operators only."""
+        return self.is_active and self.role == Role.OPERATOR
+
+    @property
+    def is_customer_user(self) -> bool:
+        return self.role in CUSTOMER_ROLES
+
+    def can(self, capability: Capability) -> bool:
+        return can(self, capability)
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        # Model permissions exist for the Django admin, which only operators reach.
+        return self.is_staff or super().has_perm(perm, obj)
+
+    def has_module_perms(self, app_label: str) -> bool:
+        return self.is_staff or super().has_module_perms(app_label)
+
+    @property
+    def display_time_zone(self) -> str:
+        if self.time_zone:
+            return self.time_zone
+        if self.customer_id is not None and self.customer is not None:
+            return self.customer.time_zone
+        return "UTC"
+
+
+class AuditEntry(models.Model):
+    """Who did what, when, on which object. Written by services, never edited."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor = models.ForeignKey(
+        User, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
+    )
+    actor_label = models.CharField(max_length=254, help_text="The actor's e-mail when it acted.")
+    # Null for provider-wide events; set when the object belongs to a customer, so the
+    # customer's admins can read their own trail.
+    customer = models.ForeignKey(
+        Customer, null=True, blank=True, on_delete=models.PROTECT, related_name="audit_entries"
+    )
+    action = models.CharField(max_length=80)
+    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
+    target_id = models.CharField(max_length=64, blank=True)
+    target_repr = models.CharField(max_length=200, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    objects = TenantQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit entries"
+        indexes = [models.Index(fields=["customer", "-created_at"], name="audit_customer_time")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_repr}"

@@ -1,0 +1,121 @@
+"""Writes of the core: audit records and the users of a customer."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models, transaction
+from django.utils import timezone
+
+from portal import live
+from portal.models import AuditEntry, Customer, User
+from portal.roles import CUSTOMER_ROLES, Capability, Role, can
+
+
+def audit_record(
+    *,
+    actor: User | None,
+    action: str,
+    target: models.Model | None = None,
+    customer: Customer | None = None,
+    data: dict[str, Any] | None = None,
+    ip_address: str | None = None,
+) -> AuditEntry:
+    """Append one audit entry. The customer defaults to the target's own (`target.customer`)."""
+    if customer is None and target is not None:
+        customer = target if isinstance(target, Customer) else getattr(target, "customer", None)
+    return AuditEntry.objects.create(
+        actor=actor,
+        actor_label=actor.email if actor is not None else "system",
+        customer=customer,
+        action=action,
+        target_type=ContentType.objects.get_for_model(target) if target is not None else None,
+        target_id=str(target.pk) if target is not None else "",
+        target_repr=str(target)[:200] if target is not None else "",
+        data=data or {},
+        ip_address=ip_address,
+    )
+
+
+def audit_prune(*, older_than_days: int) -> int:
+    cutoff = timezone.now() - timedelta(days=older_than_days)
+    deleted, _ = AuditEntry.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+def _check_may_manage(*, actor: User, customer: Customer | None, role: str) -> None:
+    """Operators manage everyone; a customer admin manages customer roles of their own customer."""
+    if can(actor, Capability.MANAGE_ALL_USERS):
+        return
+    if (
+        can(actor, Capability.MANAGE_CUSTOMER_USERS)
+        and customer is not None
+        and customer.pk == actor.customer_id
+        and role in CUSTOMER_ROLES
+    ):
+        return
+    raise PermissionDenied("You may not manage this user.")
+
+
+@transaction.atomic
+def user_invite(
+    *,
+    actor: User,
+    email: str,
+    role: str,
+    customer: Customer | None,
+    full_name: str = "",
+) -> User:
+    """Create a user without a password and e-mail them a link to set one (after commit)."""
+    _check_may_manage(actor=actor, customer=customer, role=role)
+    email = User.objects.normalize_email(email).lower()
+    if User.objects.filter(email__iexact=email).exists():
+        # Same words whoever owns the address: no hint about other customers' users.
+        raise ValidationError({"email": "A user with this e-mail address already exists."})
+    user = User.objects.create_user(email, None, role=role, customer=customer, full_name=full_name)
+    audit_record(actor=actor, action="user.invited", target=user, customer=customer, data={"role": role})
+
+    from portal.tasks import user_invite_send
+
+    user_id = str(user.pk)
+    transaction.on_commit(lambda: user_invite_send.delay(user_id=user_id))
+    return user
+
+
+@transaction.atomic
+def user_change_role(*, actor: User, user: User, role: str) -> User:
+    if role not in Role.values:
+        raise ValidationError({"role": f"Unknown role {role!r}."})
+    _check_may_manage(actor=actor, customer=user.customer, role=user.role)
+    _check_may_manage(actor=actor, customer=user.customer, role=role)
+    if user.pk == actor.pk:
+        raise ValidationError({"role": "You cannot change your own role."})
+    if (role in CUSTOMER_ROLES) != (user.role in CUSTOMER_ROLES):
+        raise ValidationError({"role": "A customer user cannot become provider staff or back."})
+    old = user.role
+    if old == role:
+        return user
+    user.role = role
+    user.save(update_fields=["role"])
+    audit_record(actor=actor, action="user.role_changed", target=user, data={"from": old, "to": role})
+    return user
+
+
+@transaction.atomic
+def user_set_active(*, actor: User, user: User, active: bool) -> User:
+    """Deactivate (sessions and sockets end at once) or reactivate a user."""
+    _check_may_manage(actor=actor, customer=user.customer, role=user.role)
+    if user.pk == actor.pk and not active:
+        raise ValidationError({"is_active": "You cannot deactivate yourself."})
+    if user.is_active == active:
+        return user
+    user.is_active = active
+    user.save(update_fields=["is_active"])
+    audit_record(actor=actor, action="user.activated" if active else "user.deactivated", target=user)
+    if not active:
+        user_id = user.pk
+        transaction.on_commit(lambda: live.close_user_sockets(user_id))
+    return user

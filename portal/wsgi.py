@@ -1,0 +1,8 @@
+"""WSGI for tools that want it (management, some hosts); the portal itself runs on ASGI."""
+
+import os
+
+from django.core.wsgi import get_wsgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
+application = get_wsgi_application()

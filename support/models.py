@@ -1,0 +1,1 @@
+"""Tickets, SLA timers and disputes arrive with the Support issue."""
