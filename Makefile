@@ -1,0 +1,49 @@
+# Fleetport: `make run` serves the demo at http://127.0.0.1:8000, `make test` runs every test.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: help install run test check lint format migrations seed bench clean
+
+help:
+	@echo "make run     the portal with demo data on http://127.0.0.1:$${PORT:-8000}"
+	@echo "make test    lint, types and the whole suite on a throwaway PostgreSQL and Redis"
+	@echo "make check   ruff (lint + format) and mypy"
+	@echo "make format  apply ruff's formatting and fixes"
+
+# The venv is rebuilt only when the lock or the project file changes.
+$(VENV)/.installed: requirements/lock.txt pyproject.toml bin/bootstrap
+	bin/bootstrap
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	bin/ensure-packages run
+	$(BIN)/python bin/run
+
+check: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+	DJANGO_SETTINGS_MODULE=portal.settings.dev $(BIN)/python manage.py makemigrations --check --dry-run
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: install
+	bin/ensure-packages test
+	$(MAKE) --no-print-directory check
+	$(BIN)/python bin/with-services $(BIN)/pytest $(PYTEST_ARGS)
+
+migrations: install
+	$(BIN)/python manage.py makemigrations
+
+seed: install
+	$(BIN)/python manage.py seed_demo
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,138 @@
+"""Throwaway PostgreSQL and Redis servers for the test suite and the benchmarks.
+
+Each runs as a child process on a free loopback port with its files in a temporary folder,
+and is stopped (and its folder removed) by `stop()`. `bin/with-services` starts both around
+a command; tests start extra ones when they need to break one (see test_health.py).
+
+PostgreSQL refuses to run as root, so as root the server runs as the `postgres` system user
+that Debian's package creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing answered on 127.0.0.1:{port} within {timeout:.0f}s")
+
+
+def find_program(name: str) -> str:
+    """A server program from PATH, else from Debian's versioned PostgreSQL folders."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"), reverse=True)
+    if candidates:
+        return candidates[0]
+    raise FileNotFoundError(f"{name} is not installed (make test installs it: see bin/ensure-packages)")
+
+
+class RedisServer:
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="fleetport-redis-"))
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                find_program("redis-server"),
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--dir", str(self.folder),
+                "--save", "",
+                "--appendonly", "no",
+                "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class PostgresServer:
+    USER = "fleetport"
+    DATABASE = "fleetport"
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.folder = Path(tempfile.mkdtemp(prefix="fleetport-pg-"))
+        self.data = self.folder / "data"
+        self.run_as: list[str] = []
+        if os.geteuid() == 0:
+            # initdb and postgres refuse root: run them as Debian's `postgres` user.
+            owner = pwd.getpwnam("postgres")
+            self.folder.chmod(0o755)
+            self.data.mkdir()
+            os.chown(self.data, owner.pw_uid, owner.pw_gid)
+            os.chown(self.folder, owner.pw_uid, owner.pw_gid)
+            self.run_as = ["runuser", "-u", "postgres", "--"]
+
+    @property
+    def url(self) -> str:
+        return f"postgres://{self.USER}@127.0.0.1:{self.port}/{self.DATABASE}"
+
+    def _run(self, *args: str) -> None:
+        subprocess.run([*self.run_as, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def start(self) -> PostgresServer:
+        self._run(
+            find_program("initdb"), "-D", str(self.data), "-U", self.USER, "--auth=trust",
+            "--encoding=UTF8", "--locale=C", "--no-sync",
+        )
+        options = " ".join([
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.folder}",
+            "-c max_connections=200",
+            # A test database is thrown away: durability only costs time here.
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+        ])
+        self._run(
+            find_program("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "postgres.log"),
+            "-o", options, "-w", "-t", "60", "start",
+        )
+        self._run(
+            find_program("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, self.DATABASE
+        )
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
+            self._run(find_program("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)
