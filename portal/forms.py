@@ -12,6 +12,10 @@ from portal.roles import CUSTOMER_ROLES, Capability, Role, can
 class EmailAuthenticationForm(AuthenticationForm):
     """Log in by e-mail. The field keeps Django's name `username` (axes reads it)."""
 
+    error_messages = {
+        "invalid_login": "Please enter a correct e-mail and password. Both are case-sensitive except the e-mail.",
+        "inactive": "This account is deactivated.",
+    }
     username = forms.EmailField(
         label="E-mail", widget=forms.EmailInput(attrs={"autofocus": True, "autocomplete": "email"})
     )

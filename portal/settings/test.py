@@ -3,7 +3,7 @@
 import os
 
 from .base import *  # noqa: F403
-from .base import REST_FRAMEWORK
+from .base import REST_FRAMEWORK, STATIC_ROOT
 
 DEBUG = False
 SECRET_KEY = "test-insecure-key-only-for-the-test-suite-0123456789abcdefghijklmnop"
@@ -16,3 +16,4 @@ STORAGES = {
 }
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]}
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)

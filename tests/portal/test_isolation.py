@@ -1,0 +1,155 @@
+"""Tenancy: a customer A user never sees customer B's rows, and B's ids answer 404.
+
+ISOLATION_CASES names every tenant-owned model with a way to make one of B's rows and the
+pages and API endpoints that show it. `test_every_tenant_model_is_covered` fails when a new
+model with a `customer` field is added without a case here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.db import models
+
+from portal.models import AuditEntry, Customer, User
+from portal.roles import Role
+from tests.conftest import client_for
+from tests.factories import AuditEntryFactory, SiteFactory, UserFactory
+
+OUR_APPS = {"portal", "fleet", "billing", "support"}
+
+
+@dataclass
+class Case:
+    make: Callable[[Customer], models.Model]  # one row owned by the given customer
+    detail_urls: list[str] = field(default_factory=list)  # "{pk}" is replaced by the row's id
+    list_urls: list[str] = field(default_factory=list)
+
+
+ISOLATION_CASES: dict[type[models.Model], Case] = {
+    Customer: Case(
+        make=lambda c: c,
+        detail_urls=["/customers/{pk}/", "/api/v1/customers/{pk}/"],
+        list_urls=["/api/v1/customers/", "/"],
+    ),
+    User: Case(
+        make=lambda c: UserFactory(customer=c, role=Role.CUSTOMER_VIEWER),
+        detail_urls=["/users/{pk}/", "/api/v1/users/{pk}/"],
+        list_urls=["/users/", "/api/v1/users/", "/users/?q=example"],
+    ),
+    AuditEntry: Case(
+        make=lambda c: AuditEntryFactory(customer=c),
+        list_urls=["/activity/", "/"],
+    ),
+    apps.get_model("fleet", "Site"): Case(
+        make=lambda c: SiteFactory(customer=c, name=f"Secret site of {c.name}"),
+        detail_urls=["/sites/{pk}/", "/api/v1/sites/{pk}/"],
+        list_urls=["/sites/", "/api/v1/sites/", "/"],
+    ),
+}
+
+
+def _tenant_models() -> set[type[models.Model]]:
+    found: set[type[models.Model]] = {Customer}
+    for model in apps.get_models():
+        if model._meta.app_label not in OUR_APPS:
+            continue
+        for f in model._meta.get_fields():
+            if isinstance(f, models.ForeignKey) and f.related_model is Customer:
+                found.add(model)
+    return found
+
+
+def test_every_tenant_model_is_covered() -> None:
+    missing = {m.__name__ for m in _tenant_models()} - {m.__name__ for m in ISOLATION_CASES}
+    assert not missing, f"add isolation cases for: {sorted(missing)}"
+
+
+def test_every_tenant_model_but_the_tenant_itself_is_scoped() -> None:
+    for model in _tenant_models() - {Customer}:
+        manager: Any = model._default_manager
+        assert hasattr(manager, "visible_to"), f"{model.__name__} has no visible_to()"
+        assert hasattr(manager, "for_customer"), f"{model.__name__} has no for_customer()"
+
+
+CUSTOMER_A_ROLES = [Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN]
+
+
+def _identifying_texts(row: models.Model) -> list[str]:
+    texts = [str(row.pk)]
+    for attr in ("name", "email", "target_repr"):
+        value = getattr(row, attr, "")
+        if value:
+            texts.append(str(value))
+    return texts
+
+
+@pytest.mark.parametrize("model", list(ISOLATION_CASES), ids=lambda m: m.__name__)
+@pytest.mark.parametrize("role", CUSTOMER_A_ROLES, ids=str)
+def test_customer_a_never_sees_customer_b(
+    cast: dict[str, User], customer_a: Customer, customer_b: Customer, model: type[models.Model], role: Role
+) -> None:
+    case = ISOLATION_CASES[model]
+    mine, theirs = case.make(customer_a), case.make(customer_b)
+    user = cast[role]
+    client = client_for(user)
+
+    # Structure: the scoped queryset has A's row and not B's.
+    visible = model._default_manager.visible_to(user)  # type: ignore[attr-defined]
+    assert visible.filter(pk=mine.pk).exists() or model is AuditEntry and role == Role.CUSTOMER_VIEWER
+    assert not visible.filter(pk=theirs.pk).exists()
+
+    # Details: B's ids answer 404 like missing ones (never 403, never 200).
+    for template in case.detail_urls:
+        response = client.get(template.format(pk=theirs.pk))
+        assert response.status_code in (403, 404), template
+        if response.status_code == 403:
+            # Only when the role may not open that kind of page at all, A's own row included.
+            assert client.get(template.format(pk=mine.pk)).status_code == 403, template
+
+    # Lists: nothing of B's, by id or by name.
+    for url in case.list_urls:
+        response = client.get(url)
+        if response.status_code == 403:
+            continue
+        assert response.status_code == 200, url
+        body = response.content.decode()
+        for text in _identifying_texts(theirs):
+            assert text not in body, f"{url} shows {text!r} of customer B"
+
+
+@pytest.mark.parametrize("model", list(ISOLATION_CASES), ids=lambda m: m.__name__)
+def test_staff_see_both_customers(
+    operator: User, customer_a: Customer, customer_b: Customer, model: type[models.Model]
+) -> None:
+    case = ISOLATION_CASES[model]
+    rows = [case.make(customer_a), case.make(customer_b)]
+    visible = model._default_manager.visible_to(operator)  # type: ignore[attr-defined]
+    assert visible.filter(pk__in=[r.pk for r in rows]).count() == 2
+    for row in rows:
+        for template in case.detail_urls:
+            assert client_for(operator).get(template.format(pk=row.pk)).status_code == 200
+
+
+def test_a_deactivated_customer_locks_out_its_users(viewer_a: User, customer_a: Customer) -> None:
+    customer_a.is_active = False
+    customer_a.save()
+    client = client_for(viewer_a)
+    assert client.get(f"/api/v1/customers/{customer_a.pk}/").status_code == 404
+    assert client.get("/api/v1/sites/").json()["count"] == 0
+
+
+def test_b_ids_in_request_bodies_are_unknown_to_a(admin_a: User, customer_b: Customer) -> None:
+    """Inviting into another customer answers like a missing customer, and creates nothing."""
+    response = client_for(admin_a).post(
+        "/api/v1/users/",
+        {"email": "sneaky@example.test", "role": "customer_viewer", "customer": str(customer_b.pk)},
+        content_type="application/json",
+    )
+    assert response.status_code == 400
+    assert response.json() == {"customer": ["Unknown customer."]}
+    assert not User.objects.filter(email="sneaky@example.test").exists()
