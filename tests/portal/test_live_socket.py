@@ -1,0 +1,116 @@
+"""The live socket (`/ws/live/`): session auth, origin check, tenant groups, closing on deactivation.
+
+Runs the real ASGI application in-process against the real Redis channel layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+
+from portal import live, services
+from portal.asgi import application
+from portal.models import Customer, User
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _headers(user: User | None, origin: str = "http://testserver") -> list[tuple[bytes, bytes]]:
+    headers = [(b"origin", origin.encode()), (b"host", b"testserver")]
+    if user is not None:
+        client = Client()
+        client.force_login(user)
+        headers.append((b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()))
+    return headers
+
+
+async def _connect(headers: list[tuple[bytes, bytes]]) -> tuple[WebsocketCommunicator, bool, Any]:
+    communicator = WebsocketCommunicator(application, "/ws/live/", headers=headers)
+    connected, detail = await communicator.connect(timeout=5)
+    return communicator, connected, detail
+
+
+def test_anonymous_sockets_are_refused(db: None) -> None:
+    headers = _headers(None)
+
+    async def scenario() -> None:
+        communicator, connected, code = await _connect(headers)
+        assert not connected
+        assert code == 4401
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_foreign_origins_are_refused(viewer_a: User) -> None:
+    headers = _headers(viewer_a, origin="http://evil.example")
+
+    async def scenario() -> None:
+        communicator, connected, _ = await _connect(headers)
+        assert not connected
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_a_socket_gets_its_customers_events_and_never_anothers(
+    viewer_a: User, viewer_b: User, customer_a: Customer, customer_b: Customer, support: User
+) -> None:
+    headers_a, headers_b, headers_staff = _headers(viewer_a), _headers(viewer_b), _headers(support)
+
+    async def scenario() -> None:
+        sock_a, ok_a, _ = await _connect(headers_a)
+        sock_b, ok_b, _ = await _connect(headers_b)
+        sock_staff, ok_staff, _ = await _connect(headers_staff)
+        assert ok_a and ok_b and ok_staff
+        for sock in (sock_a, sock_b, sock_staff):
+            assert (await sock.receive_json_from(timeout=5))["type"] == "hello"
+
+        await asyncio.to_thread(live.publish_for_customer, customer_b.pk, {"type": "test.event", "of": "B"})
+        await asyncio.to_thread(live.publish_for_customer, customer_a.pk, {"type": "test.event", "of": "A"})
+
+        assert await sock_a.receive_json_from(timeout=5) == {"type": "test.event", "of": "A"}
+        assert await sock_b.receive_json_from(timeout=5) == {"type": "test.event", "of": "B"}
+        staff_seen = [await sock_staff.receive_json_from(timeout=5) for _ in range(2)]
+        assert sorted(e["of"] for e in staff_seen) == ["A", "B"]
+        # A's socket got A's event only: nothing else is waiting for it.
+        assert await sock_a.receive_nothing(timeout=0.5)
+        for sock in (sock_a, sock_b, sock_staff):
+            await sock.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_ping_pong_and_unknown_messages(viewer_a: User) -> None:
+    headers = _headers(viewer_a)
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        await sock.send_json_to({"type": "ping"})
+        assert await sock.receive_json_from(timeout=5) == {"type": "pong"}
+        await sock.send_json_to({"type": "subscribe.everything"})
+        assert (await sock.receive_json_from(timeout=5))["type"] == "error"
+        await sock.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_deactivation_closes_the_users_sockets(viewer_a: User, admin_a: User) -> None:
+    headers = _headers(viewer_a)
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        await asyncio.to_thread(services.user_set_active, actor=admin_a, user=viewer_a, active=False)
+        closed = await sock.receive_output(timeout=5)
+        assert closed == {"type": "websocket.close", "code": 4403}
+
+    async_to_sync(scenario)()

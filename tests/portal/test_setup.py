@@ -1,0 +1,112 @@
+"""Settings, management commands and the admin: what `make run` and production rely on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.core.management import call_command
+
+from portal.demo import DEMO_PASSWORD
+from portal.models import Customer, User
+from portal.roles import Role
+from tests.conftest import client_for
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PRODUCTION_ENV = {
+    "DJANGO_SETTINGS_MODULE": "portal.settings.production",
+    "SECRET_KEY": "h7Qp2Xw9Lk4Vb8Nm1Rz6Tc3Yf5Gd0Sj2Ha7Ue9Io4Pl8Kn1Mb6Vc3Xz5Qw0Er2Ty",
+    "ALLOWED_HOSTS": "portal.example.com",
+    "DATABASE_URL": "postgres://fleetport@db.example.com:5432/fleetport",
+    "REDIS_URL": "redis://redis.example.com:6379/0",
+}
+
+
+def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG"}}
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_settings_pass_check_deploy_without_warnings() -> None:
+    result = _manage("check", "--deploy", "--fail-level", "WARNING", env=PRODUCTION_ENV)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "secret_key",
+    ["", "short", "dev-insecure-key-for-make-run-only-never-in-production-0123456789", "a" * 60],
+    ids=["missing", "short", "the-dev-key", "one-letter"],
+)
+def test_production_refuses_a_missing_or_default_secret_key(secret_key: str) -> None:
+    result = _manage("check", env={**PRODUCTION_ENV, "SECRET_KEY": secret_key})
+    assert result.returncode != 0
+    assert "SECRET_KEY is missing or a default" in result.stderr
+
+
+def test_production_refuses_demo_data() -> None:
+    result = _manage("seed_demo", env=PRODUCTION_ENV)
+    assert result.returncode != 0
+    assert "Demo data is disabled" in result.stderr
+
+
+def test_seed_demo_is_idempotent(db: None) -> None:
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    first = (Customer.objects.count(), User.objects.count(), apps.get_model("fleet", "Site").objects.count())
+    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    second = (Customer.objects.count(), User.objects.count(), apps.get_model("fleet", "Site").objects.count())
+    assert first == second == (2, 7, 4)
+    assert {u.role for u in User.objects.all()} == set(Role)
+    for user in User.objects.all():
+        assert user.check_password(DEMO_PASSWORD)
+
+
+def test_createsuperuser_noinput_creates_an_operator(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "an-operator-secret")
+    call_command("createsuperuser", "--noinput", "--email", "root@provider.test", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    user = User.objects.get(email="root@provider.test")
+    assert (user.role, user.customer, user.is_superuser, user.is_staff) == (Role.OPERATOR, None, True, True)
+    assert user.check_password("an-operator-secret")
+
+
+def test_every_model_of_ours_is_in_the_admin() -> None:
+    ours = [m for m in apps.get_models() if m._meta.app_label in {"portal", "fleet", "billing", "support"}]
+    missing = [m.__name__ for m in ours if m not in admin.site._registry]
+    assert not missing
+
+
+def test_operator_opens_every_admin_changelist(operator: User) -> None:
+    client = client_for(operator)
+    for model, model_admin in admin.site._registry.items():
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        assert client.get(url).status_code == 200, url
+        if model_admin.has_add_permission(client_for(operator).get("/").wsgi_request):
+            assert client.get(url + "add/").status_code == 200, url + "add/"
+
+
+def test_error_pages_are_ours(viewer_a: User) -> None:
+    client = client_for(viewer_a)
+    missing = client.get("/sites/00000000-0000-0000-0000-000000000000/")
+    assert missing.status_code == 404
+    assert "not yours to see" in missing.content.decode()
+    forbidden = client.get("/users/")
+    assert forbidden.status_code == 403
+    assert "Your role does not include this" in forbidden.content.decode()
+
+
+def test_times_are_shown_in_the_users_time_zone(admin_a: User, customer_a: Customer) -> None:
+    from portal.services import audit_record
+
+    audit_record(actor=admin_a, action="test.noon", target=customer_a)
+    admin_a.time_zone = "Asia/Tokyo"
+    admin_a.save()
+    body = client_for(admin_a).get("/activity/").content.decode()
+    assert "Times shown in Asia/Tokyo" in body
+    assert "+09:00" in body  # the datetime attribute carries the offset of the zone shown
