@@ -7,11 +7,10 @@ class FleetConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from fleet import home
         from portal.context_processors import add_nav_item
         from portal.home import register_panel
         from portal.roles import Capability
-
-        from fleet import home
 
         register_panel(home.sites_panel)
         add_nav_item("Sites", "site_list", (Capability.VIEW_FLEET,), 10)

@@ -8,14 +8,13 @@ from django.db import models
 from django.utils import timezone
 
 from portal.models import validate_time_zone
-from portal.tenancy import TenantOwned, TenantQuerySet
+from portal.tenancy import TenantOwned
 
 
 class Site(TenantOwned):
     """A place of a customer's where rented equipment runs (a plant, a warehouse)."""
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    customer = models.ForeignKey("portal.Customer", on_delete=models.PROTECT, related_name="sites")
     name = models.CharField(max_length=200)
     address = models.TextField(blank=True)
     time_zone = models.CharField(
@@ -23,11 +22,11 @@ class Site(TenantOwned):
     )
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
-    objects = TenantQuerySet.as_manager()
-
     class Meta:
         ordering = ["name"]
-        constraints = [models.UniqueConstraint(fields=["customer", "name"], name="site_name_unique_per_customer")]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "name"], name="site_name_unique_per_customer")
+        ]
 
     def __str__(self) -> str:
         return self.name

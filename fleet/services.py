@@ -8,7 +8,9 @@ from portal.services import audit_record
 
 
 @transaction.atomic
-def site_create(*, actor: User | None, customer: Customer, name: str, address: str = "", time_zone: str = "") -> Site:
+def site_create(
+    *, actor: User | None, customer: Customer, name: str, address: str = "", time_zone: str = ""
+) -> Site:
     site = Site(customer=customer, name=name, address=address, time_zone=time_zone)
     site.full_clean()
     site.save()

@@ -47,8 +47,16 @@ class UserAdmin(DjangoUserAdmin):
         ("Access", {"fields": ("role", "customer", "is_active", "is_superuser")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
-    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("email", "role", "customer", "usable_password", "password1", "password2")}),)
-    filter_horizontal: Any = ()
+    add_fieldsets = (
+        (
+            None,
+            {
+                "classes": ("wide",),
+                "fields": ("email", "role", "customer", "usable_password", "password1", "password2"),
+            },
+        ),
+    )
+    filter_horizontal = ()
 
 
 @admin.register(AuditEntry)

@@ -15,7 +15,7 @@ from fleet.models import Site
 from portal.models import Customer, User
 from portal.roles import Role
 
-DEMO_PASSWORD = "fleetport-demo"  # documented in README.md; refused in production settings
+DEMO_PASSWORD = "fleetport-demo"  # noqa: S105 - documented in README.md; refused in production settings
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,10 @@ CUSTOMERS = (
         time_zone="Europe/Berlin",
         tax_rate=Decimal("0.1900"),
         billing_email="ap@acme.example",
-        sites=(("Hamburg bakery", "Am Sandtorkai 1\n20457 Hamburg"), ("Leipzig depot", "Messeallee 4\n04356 Leipzig")),
+        sites=(
+            ("Hamburg bakery", "Am Sandtorkai 1\n20457 Hamburg"),
+            ("Leipzig depot", "Messeallee 4\n04356 Leipzig"),
+        ),
     ),
     DemoCustomer(
         slug="borealis",
@@ -46,7 +49,10 @@ CUSTOMERS = (
         time_zone="America/Chicago",
         tax_rate=Decimal("0.0625"),
         billing_email="payables@borealis.example",
-        sites=(("Chicago cold store", "2200 S Halsted St\nChicago, IL"), ("Joliet warehouse", "1 Logistics Way\nJoliet, IL")),
+        sites=(
+            ("Chicago cold store", "2200 S Halsted St\nChicago, IL"),
+            ("Joliet warehouse", "1 Logistics Way\nJoliet, IL"),
+        ),
     ),
 )
 

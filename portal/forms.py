@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
@@ -13,7 +13,7 @@ class EmailAuthenticationForm(AuthenticationForm):
     """Log in by e-mail. The field keeps Django's name `username` (axes reads it)."""
 
     error_messages = {
-        "invalid_login": "Please enter a correct e-mail and password. Both are case-sensitive except the e-mail.",
+        "invalid_login": "Please enter a correct e-mail and password. The password is case-sensitive.",
         "inactive": "This account is deactivated.",
     }
     username = forms.EmailField(
@@ -39,10 +39,12 @@ class UserInviteForm(forms.Form):
     def __init__(self, *args: Any, actor: User, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.actor = actor
-        self.fields["role"].choices = _role_choices_for(actor)
+        cast(forms.ChoiceField, self.fields["role"]).choices = _role_choices_for(actor)
         self.fields["role"].initial = Role.CUSTOMER_VIEWER
         if can(actor, Capability.MANAGE_ALL_USERS):
-            self.fields["customer"].queryset = Customer.objects.visible_to(actor).filter(is_active=True)
+            cast(forms.ModelChoiceField, self.fields["customer"]).queryset = Customer.objects.visible_to(
+                actor
+            ).filter(is_active=True)
             self.fields["customer"].help_text = "Required for customer roles; empty for provider staff."
         else:
             del self.fields["customer"]
@@ -69,7 +71,7 @@ class UserRoleForm(forms.Form):
             for value, label in _role_choices_for(actor)
             if (value in CUSTOMER_ROLES) == (user.role in CUSTOMER_ROLES)
         ]
-        self.fields["role"].choices = same_kind
+        cast(forms.ChoiceField, self.fields["role"]).choices = same_kind
         self.fields["role"].initial = user.role
 
 

@@ -143,9 +143,9 @@ class User(AbstractBaseUser, PermissionsMixin):
             # Customer roles need a customer; staff roles must not have one.
             models.CheckConstraint(
                 condition=(
-                    models.Q(role__in=[r.value for r in CUSTOMER_ROLES], customer__isnull=False)
+                    models.Q(role__in=sorted(r.value for r in CUSTOMER_ROLES), customer__isnull=False)
                     | (
-                        ~models.Q(role__in=[r.value for r in CUSTOMER_ROLES])
+                        ~models.Q(role__in=sorted(r.value for r in CUSTOMER_ROLES))
                         & models.Q(customer__isnull=True)
                     )
                 ),

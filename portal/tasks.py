@@ -23,7 +23,10 @@ def user_invite_send(*, user_id: str) -> bool:
         return False
     link = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
         "password_reset_confirm",
-        kwargs={"uidb64": urlsafe_base64_encode(force_bytes(user.pk)), "token": default_token_generator.make_token(user)},
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
     )
     context = {"user": user, "link": link, "customer": user.customer}
     send_mail(

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 _M = TypeVar("_M", bound=models.Model)
 
 
-def customer_id_scope(user: Any) -> str | None | bool:
+def customer_id_scope(user: Any) -> str | bool | None:
     """The customer id a user is confined to, `None` for cross-tenant staff, `False` for nobody."""
     if not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", False):
         return False
@@ -61,7 +61,7 @@ class TenantQuerySet(models.QuerySet[_M]):
 class TenantOwned(models.Model):
     """Abstract base of every tenant-owned model: a non-null customer, scoped queries."""
 
-    customer = models.ForeignKey("portal.Customer", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey("portal.Customer", on_delete=models.PROTECT, related_name="%(class)ss")
 
     objects = TenantQuerySet.as_manager()
 

@@ -25,7 +25,9 @@ accounts_patterns = [
         auth_views.PasswordResetDoneView.as_view(template_name="registration/password_reset_sent.html"),
         name="password_reset_done",
     ),
-    path("reset/<uidb64>/<token>/", accounts.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path(
+        "reset/<uidb64>/<token>/", accounts.PasswordResetConfirmView.as_view(), name="password_reset_confirm"
+    ),
     path(
         "reset/done/",
         auth_views.PasswordResetCompleteView.as_view(template_name="registration/password_set_done.html"),

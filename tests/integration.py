@@ -68,7 +68,9 @@ def mail_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def live_worker(django_db_setup: None, django_db_blocker: Any, mail_dir: Path) -> Iterator[subprocess.Popen[bytes]]:
+def live_worker(
+    django_db_setup: None, django_db_blocker: Any, mail_dir: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """A real `celery worker` process on the test database and the test Redis."""
     from portal.celery import app
 
@@ -76,16 +78,32 @@ def live_worker(django_db_setup: None, django_db_blocker: Any, mail_dir: Path) -
         env = _process_env(
             EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)
         )
-    log = (ARTIFACTS / "celery-worker.log")
+    log = ARTIFACTS / "celery-worker.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(
             [
-                str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel", "INFO",
-                "--pool", "prefork", "--concurrency", "2", "--queues", "default",
-                "--hostname", f"test-{os.getpid()}@%h", "--without-gossip", "--without-mingle",
+                str(VENV_BIN / "celery"),
+                "-A",
+                "portal",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                "2",
+                "--queues",
+                "default",
+                "--hostname",
+                f"test-{os.getpid()}@%h",
+                "--without-gossip",
+                "--without-mingle",
             ],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     deadline = time.monotonic() + 60
     while not app.control.ping(timeout=0.5):
@@ -108,8 +126,18 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any, mail_dir: Path) -
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [str(VENV_BIN / "uvicorn"), "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                str(VENV_BIN / "uvicorn"),
+                "portal.asgi:application",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         wait_for_port(port, timeout=60)
@@ -120,22 +148,29 @@ def asgi_server(django_db_setup: None, django_db_blocker: Any, mail_dir: Path) -
     _stop(process)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (no browser download)."""
+    """Debian's Chromium driven by Playwright (no browser download).
+
+    Module-scoped: Playwright's sync API keeps an event loop running in this thread while it
+    is open, which the in-process async tests (channels' communicator) cannot share.
+    """
     from playwright.sync_api import sync_playwright
 
-    # Playwright's sync API keeps an event loop in this thread; the ORM calls the tests make
-    # between page actions are plain synchronous calls, so let Django allow them.
+    # The tests make plain ORM calls (fixtures, database flushes) while Playwright's loop
+    # runs; let Django allow them for exactly as long as that loop exists.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    with sync_playwright() as playwright:
-        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield instance
-        instance.close()
+    try:
+        with sync_playwright() as playwright:
+            instance = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            yield instance
+            instance.close()
+    finally:
+        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
+def page(browser: Any) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
     page = context.new_page()
     page.set_default_timeout(15_000)

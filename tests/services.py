@@ -62,12 +62,18 @@ class RedisServer:
         self.process = subprocess.Popen(
             [
                 find_program("redis-server"),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--dir", str(self.folder),
-                "--save", "",
-                "--appendonly", "no",
-                "--loglevel", "warning",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -112,20 +118,38 @@ class PostgresServer:
 
     def start(self) -> PostgresServer:
         self._run(
-            find_program("initdb"), "-D", str(self.data), "-U", self.USER, "--auth=trust",
-            "--encoding=UTF8", "--locale=C", "--no-sync",
+            find_program("initdb"),
+            "-D",
+            str(self.data),
+            "-U",
+            self.USER,
+            "--auth=trust",
+            "--encoding=UTF8",
+            "--locale=C",
+            "--no-sync",
         )
-        options = " ".join([
-            f"-p {self.port}",
-            "-c listen_addresses=127.0.0.1",
-            f"-c unix_socket_directories={self.folder}",
-            "-c max_connections=200",
-            # A test database is thrown away: durability only costs time here.
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-        ])
+        options = " ".join(
+            [
+                f"-p {self.port}",
+                "-c listen_addresses=127.0.0.1",
+                f"-c unix_socket_directories={self.folder}",
+                "-c max_connections=200",
+                # A test database is thrown away: durability only costs time here.
+                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
+            ]
+        )
         self._run(
-            find_program("pg_ctl"), "-D", str(self.data), "-l", str(self.folder / "postgres.log"),
-            "-o", options, "-w", "-t", "60", "start",
+            find_program("pg_ctl"),
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.folder / "postgres.log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
         )
         self._run(
             find_program("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, self.DATABASE

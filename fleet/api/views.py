@@ -28,7 +28,7 @@ class SiteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         if customer is None:
             raise serializers.ValidationError({"customer": ["Unknown customer."]})
         try:
-            site = services.site_create(actor=request.user, customer=customer, **values)  # type: ignore[arg-type]
+            site = services.site_create(actor=self.actor, customer=customer, **values)
         except ValidationError as exc:
             raise serializers.ValidationError(exc.message_dict) from exc
         return Response(SiteSerializer(site).data, status=status.HTTP_201_CREATED)

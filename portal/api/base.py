@@ -14,11 +14,20 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from django.db import models
-from rest_framework import permissions, viewsets
+from django.http import HttpRequest
+from rest_framework import exceptions, permissions, viewsets
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from portal.models import User
 from portal.roles import Capability, can
+
+
+def request_user(request: Request | HttpRequest) -> User:
+    user = request.user
+    if not isinstance(user, User):
+        raise exceptions.NotAuthenticated()
+    return user
 
 
 class HasCapability(permissions.BasePermission):
@@ -31,12 +40,17 @@ class HasCapability(permissions.BasePermission):
         )
 
 
-class TenantScopedViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+class TenantScopedViewSet(viewsets.GenericViewSet):
     model: ClassVar[type[models.Model]]
     # action name -> capabilities (any one suffices); "*" is the default for other actions.
     capabilities: ClassVar[dict[str, tuple[Capability, ...]]] = {}
     permission_classes = (permissions.IsAuthenticated, HasCapability)
     lookup_value_regex = "[0-9a-fA-F-]{36}"
+
+    @property
+    def actor(self) -> User:
+        """The logged-in user (the permission classes ran first, so never anonymous)."""
+        return request_user(self.request)
 
     def required_capabilities(self) -> tuple[Capability, ...]:
         return self.capabilities.get(self.action or "", self.capabilities.get("*", ()))

@@ -11,16 +11,38 @@ from portal.roles import ACCESS, Role
 class CustomerSerializer(serializers.ModelSerializer[Customer]):
     class Meta:
         model = Customer
-        fields = ["id", "name", "slug", "currency", "time_zone", "tax_rate", "billing_email", "is_active", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "currency",
+            "time_zone",
+            "tax_rate",
+            "billing_email",
+            "is_active",
+            "created_at",
+        ]
         read_only_fields = ["id", "created_at"]
 
 
 class UserSerializer(serializers.ModelSerializer[User]):
-    customer = serializers.PrimaryKeyRelatedField(read_only=True)
+    customer: serializers.PrimaryKeyRelatedField[Customer] = serializers.PrimaryKeyRelatedField(
+        read_only=True
+    )
 
     class Meta:
         model = User
-        fields = ["id", "email", "full_name", "role", "customer", "time_zone", "is_active", "last_login", "date_joined"]
+        fields = [
+            "id",
+            "email",
+            "full_name",
+            "role",
+            "customer",
+            "time_zone",
+            "is_active",
+            "last_login",
+            "date_joined",
+        ]
         read_only_fields = fields
 
 
@@ -28,7 +50,12 @@ class UserInviteSerializer(serializers.Serializer[Any]):
     email = serializers.EmailField()
     full_name = serializers.CharField(max_length=200, required=False, default="", allow_blank=True)
     role = serializers.ChoiceField(choices=Role.choices)
-    customer = serializers.UUIDField(required=False, allow_null=True, default=None, help_text="Operators only; customer admins invite into their own customer.")
+    customer = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Operators only; customer admins invite into their own customer.",
+    )
 
 
 class UserUpdateSerializer(serializers.Serializer[Any]):

@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from portal import services
-from portal.api.base import TenantScopedViewSet
+from portal.api.base import TenantScopedViewSet, request_user
 from portal.api.serializers import (
     CustomerSerializer,
     MeSerializer,
@@ -25,7 +25,7 @@ from portal.roles import Capability, can
 class MeView(APIView):
     @extend_schema(responses=MeSerializer, summary="The logged-in user, their customer and capabilities")
     def get(self, request: Request) -> Response:
-        return Response(MeSerializer(request.user).data)
+        return Response(MeSerializer(request_user(request)).data)
 
 
 class CustomerViewSet(
@@ -48,13 +48,16 @@ class CustomerViewSet(
     def perform_create(self, serializer: serializers.BaseSerializer[Customer]) -> None:
         with transaction.atomic():
             customer = serializer.save()
-            services.audit_record(actor=self.request.user, action="customer.created", target=customer)
+            services.audit_record(actor=self.actor, action="customer.created", target=customer)
 
     def perform_update(self, serializer: serializers.BaseSerializer[Customer]) -> None:
         with transaction.atomic():
             customer = serializer.save()
             services.audit_record(
-                actor=self.request.user, action="customer.updated", target=customer, data=dict(self.request.data)
+                actor=self.actor,
+                action="customer.updated",
+                target=customer,
+                data=dict(self.request.data),
             )
 
 
@@ -75,10 +78,12 @@ class UserViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
     def create(self, request: Request) -> Response:
         data = UserInviteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actor = request.user
+        actor = self.actor
         customer_id = data.validated_data.pop("customer")
         if can(actor, Capability.MANAGE_ALL_USERS):
-            customer = Customer.objects.visible_to(actor).filter(pk=customer_id).first() if customer_id else None
+            customer = (
+                Customer.objects.visible_to(actor).filter(pk=customer_id).first() if customer_id else None
+            )
             if customer_id and customer is None:
                 raise serializers.ValidationError({"customer": ["Unknown customer."]})
         else:
@@ -88,14 +93,20 @@ class UserViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         user = services.user_invite(actor=actor, customer=customer, **data.validated_data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=UserUpdateSerializer, responses=UserSerializer, summary="Change role or (de)activate")
+    @extend_schema(
+        request=UserUpdateSerializer, responses=UserSerializer, summary="Change role or (de)activate"
+    )
     def partial_update(self, request: Request, pk: str | None = None) -> Response:
         user = self.get_object()
         data = UserUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         with transaction.atomic():
             if "role" in data.validated_data:
-                user = services.user_change_role(actor=request.user, user=user, role=data.validated_data["role"])
+                user = services.user_change_role(
+                    actor=self.actor, user=user, role=data.validated_data["role"]
+                )
             if "is_active" in data.validated_data:
-                user = services.user_set_active(actor=request.user, user=user, active=data.validated_data["is_active"])
+                user = services.user_set_active(
+                    actor=self.actor, user=user, active=data.validated_data["is_active"]
+                )
         return Response(UserSerializer(user).data)

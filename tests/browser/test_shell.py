@@ -44,10 +44,17 @@ def test_wrong_password_shows_an_error(page: Any, asgi_server: str, viewer_a: Us
 
 @pytest.mark.parametrize(
     ("role", "heading"),
-    [(Role.CUSTOMER_ADMIN, "Alpha Dairy"), (Role.SUPPORT, "Support desk"), (Role.FINANCE, "Finance"), (Role.OPERATOR, "Operations")],
+    [
+        (Role.CUSTOMER_ADMIN, "Alpha Dairy"),
+        (Role.SUPPORT, "Support desk"),
+        (Role.FINANCE, "Finance"),
+        (Role.OPERATOR, "Operations"),
+    ],
     ids=str,
 )
-def test_each_role_lands_on_its_home(page: Any, asgi_server: str, cast: dict[str, User], role: Role, heading: str) -> None:
+def test_each_role_lands_on_its_home(
+    page: Any, asgi_server: str, cast: dict[str, User], role: Role, heading: str
+) -> None:
     login(page, asgi_server, cast[role].email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
     assert page.get_by_test_id("home-heading").inner_text() == heading

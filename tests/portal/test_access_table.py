@@ -70,7 +70,10 @@ PAGES: list[tuple[str | UrlFor, dict[Role, int]]] = [
     ("/", dict.fromkeys(ROLES, OK)),
     ("/customers/", {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: OK, FINANCE: OK, OPERATOR: OK}),
     (lambda a, b: f"/customers/{_a(a, b)}/", dict.fromkeys(ROLES, OK)),
-    (lambda a, b: f"/customers/{_b(a, b)}/", {VIEWER: NOT_FOUND, ADMIN: NOT_FOUND, SUPPORT: OK, FINANCE: OK, OPERATOR: OK}),
+    (
+        lambda a, b: f"/customers/{_b(a, b)}/",
+        {VIEWER: NOT_FOUND, ADMIN: NOT_FOUND, SUPPORT: OK, FINANCE: OK, OPERATOR: OK},
+    ),
     ("/users/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/users/invite/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/activity/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
@@ -78,11 +81,17 @@ PAGES: list[tuple[str | UrlFor, dict[Role, int]]] = [
     ("/accounts/profile/", dict.fromkeys(ROLES, OK)),
     ("/accounts/password/", dict.fromkeys(ROLES, OK)),
     ("/admin/", {VIEWER: REDIRECT, ADMIN: REDIRECT, SUPPORT: REDIRECT, FINANCE: REDIRECT, OPERATOR: OK}),
-    ("/admin/portal/customer/", {VIEWER: REDIRECT, ADMIN: REDIRECT, SUPPORT: REDIRECT, FINANCE: REDIRECT, OPERATOR: OK}),
+    (
+        "/admin/portal/customer/",
+        {VIEWER: REDIRECT, ADMIN: REDIRECT, SUPPORT: REDIRECT, FINANCE: REDIRECT, OPERATOR: OK},
+    ),
     ("/api/v1/docs/", dict.fromkeys(ROLES, OK)),
     ("/api/v1/me/", dict.fromkeys(ROLES, OK)),
     ("/api/v1/customers/", dict.fromkeys(ROLES, OK)),
-    (lambda a, b: f"/api/v1/customers/{_b(a, b)}/", {VIEWER: NOT_FOUND, ADMIN: NOT_FOUND, SUPPORT: OK, FINANCE: OK, OPERATOR: OK}),
+    (
+        lambda a, b: f"/api/v1/customers/{_b(a, b)}/",
+        {VIEWER: NOT_FOUND, ADMIN: NOT_FOUND, SUPPORT: OK, FINANCE: OK, OPERATOR: OK},
+    ),
     ("/api/v1/users/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/api/v1/sites/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
 ]
@@ -93,16 +102,30 @@ def _url(spec: str | UrlFor, a: Customer, b: Customer) -> str:
 
 
 @pytest.mark.parametrize("role", ROLES, ids=str)
-@pytest.mark.parametrize(("spec", "expected"), PAGES, ids=[p[0] if isinstance(p[0], str) else f"page{i}" for i, p in enumerate(PAGES)])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    PAGES,
+    ids=[p[0] if isinstance(p[0], str) else f"page{i}" for i, p in enumerate(PAGES)],
+)
 def test_get_by_role(
-    cast: dict[str, User], customer_a: Customer, customer_b: Customer, role: Role, spec: Any, expected: dict[Role, int]
+    cast: dict[str, User],
+    customer_a: Customer,
+    customer_b: Customer,
+    role: Role,
+    spec: Any,
+    expected: dict[Role, int],
 ) -> None:
     response = client_for(cast[role]).get(_url(spec, customer_a, customer_b))
     assert response.status_code == expected[role]
 
 
 def _post_customer(a: Customer) -> tuple[str, dict[str, Any]]:
-    return "/api/v1/customers/", {"name": "Charlie Chillers", "slug": "charlie", "currency": "USD", "time_zone": "UTC"}
+    return "/api/v1/customers/", {
+        "name": "Charlie Chillers",
+        "slug": "charlie",
+        "currency": "USD",
+        "time_zone": "UTC",
+    }
 
 
 def _post_user(a: Customer) -> tuple[str, dict[str, Any]]:
@@ -114,14 +137,25 @@ def _post_site(a: Customer) -> tuple[str, dict[str, Any]]:
 
 
 ACTIONS = [
-    (_post_customer, {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: CREATED}),
-    (_post_user, {VIEWER: FORBIDDEN, ADMIN: CREATED, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: CREATED}),
-    (_post_site, {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: CREATED}),
+    (
+        _post_customer,
+        {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: CREATED},
+    ),
+    (
+        _post_user,
+        {VIEWER: FORBIDDEN, ADMIN: CREATED, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: CREATED},
+    ),
+    (
+        _post_site,
+        {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: CREATED},
+    ),
 ]
 
 
 @pytest.mark.parametrize("role", ROLES, ids=str)
-@pytest.mark.parametrize(("action", "expected"), ACTIONS, ids=["create-customer", "invite-user", "create-site"])
+@pytest.mark.parametrize(
+    ("action", "expected"), ACTIONS, ids=["create-customer", "invite-user", "create-site"]
+)
 def test_api_writes_by_role(
     cast: dict[str, User], customer_a: Customer, role: Role, action: Any, expected: dict[Role, int]
 ) -> None:
@@ -157,5 +191,5 @@ def test_anonymous_visitors_are_sent_to_log_in(db: None) -> None:
 
     client = Client()
     assert client.get("/").status_code == REDIRECT
-    assert client.get("/users/").url.startswith("/accounts/login/")
+    assert client.get("/users/")["Location"].startswith("/accounts/login/")
     assert client.get("/api/v1/customers/").status_code == FORBIDDEN

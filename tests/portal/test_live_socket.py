@@ -67,7 +67,7 @@ def test_a_socket_gets_its_customers_events_and_never_anothers(
         sock_a, ok_a, _ = await _connect(headers_a)
         sock_b, ok_b, _ = await _connect(headers_b)
         sock_staff, ok_staff, _ = await _connect(headers_staff)
-        assert ok_a and ok_b and ok_staff
+        assert (ok_a, ok_b, ok_staff) == (True, True, True)
         for sock in (sock_a, sock_b, sock_staff):
             assert (await sock.receive_json_from(timeout=5))["type"] == "hello"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -28,9 +29,18 @@ PRODUCTION_ENV = {
 
 
 def _manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG"}}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"DJANGO_SETTINGS_MODULE", "SECRET_KEY", "DEBUG", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    }
     return subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -58,9 +68,9 @@ def test_production_refuses_demo_data() -> None:
 
 
 def test_seed_demo_is_idempotent(db: None) -> None:
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("seed_demo", stdout=StringIO())
     first = (Customer.objects.count(), User.objects.count(), apps.get_model("fleet", "Site").objects.count())
-    call_command("seed_demo", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("seed_demo", stdout=StringIO())
     second = (Customer.objects.count(), User.objects.count(), apps.get_model("fleet", "Site").objects.count())
     assert first == second == (2, 7, 4)
     assert {u.role for u in User.objects.all()} == set(Role)
@@ -70,7 +80,7 @@ def test_seed_demo_is_idempotent(db: None) -> None:
 
 def test_createsuperuser_noinput_creates_an_operator(db: None, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", "an-operator-secret")
-    call_command("createsuperuser", "--noinput", "--email", "root@provider.test", stdout=open(os.devnull, "w"))  # noqa: SIM115
+    call_command("createsuperuser", "--noinput", "--email", "root@provider.test", stdout=StringIO())
     user = User.objects.get(email="root@provider.test")
     assert (user.role, user.customer, user.is_superuser, user.is_staff) == (Role.OPERATOR, None, True, True)
     assert user.check_password("an-operator-secret")

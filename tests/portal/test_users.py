@@ -15,7 +15,8 @@ def test_customer_admin_invites_a_colleague_from_the_page(
     client = client_for(admin_a)
     with django_capture_on_commit_callbacks() as callbacks:
         response = client.post(
-            "/users/invite/", {"email": "colleague@alpha.test", "full_name": "Col League", "role": "customer_admin"}
+            "/users/invite/",
+            {"email": "colleague@alpha.test", "full_name": "Col League", "role": "customer_admin"},
         )
     assert response.status_code == 302
     user = User.objects.get(email="colleague@alpha.test")
@@ -62,7 +63,9 @@ def test_customer_admin_cannot_touch_another_customers_users(admin_a: User, view
     client = client_for(admin_a)
     assert client.post(f"/users/{viewer_b.pk}/active/", {"active": "0"}).status_code == 404
     assert client.post(f"/users/{viewer_b.pk}/role/", {"role": "customer_admin"}).status_code == 404
-    response = client.patch(f"/api/v1/users/{viewer_b.pk}/", {"is_active": False}, content_type="application/json")
+    response = client.patch(
+        f"/api/v1/users/{viewer_b.pk}/", {"is_active": False}, content_type="application/json"
+    )
     assert response.status_code == 404
     viewer_b.refresh_from_db()
     assert viewer_b.is_active
@@ -71,9 +74,13 @@ def test_customer_admin_cannot_touch_another_customers_users(admin_a: User, view
 
 def test_nobody_deactivates_or_demotes_themselves(admin_a: User) -> None:
     client = client_for(admin_a)
-    response = client.patch(f"/api/v1/users/{admin_a.pk}/", {"is_active": False}, content_type="application/json")
+    response = client.patch(
+        f"/api/v1/users/{admin_a.pk}/", {"is_active": False}, content_type="application/json"
+    )
     assert response.status_code == 400
-    response = client.patch(f"/api/v1/users/{admin_a.pk}/", {"role": "customer_viewer"}, content_type="application/json")
+    response = client.patch(
+        f"/api/v1/users/{admin_a.pk}/", {"role": "customer_viewer"}, content_type="application/json"
+    )
     assert response.status_code == 400
     admin_a.refresh_from_db()
     assert (admin_a.is_active, admin_a.role) == (True, Role.CUSTOMER_ADMIN)
@@ -89,7 +96,9 @@ def test_a_customer_user_cannot_become_staff(operator: User, viewer_a: User) -> 
 
 def test_operator_invites_staff_and_customer_users(operator: User, customer_b: Customer) -> None:
     client = client_for(operator)
-    staff = client.post("/api/v1/users/", {"email": "agent@provider.test", "role": "support"}, content_type="application/json")
+    staff = client.post(
+        "/api/v1/users/", {"email": "agent@provider.test", "role": "support"}, content_type="application/json"
+    )
     assert staff.status_code == 201, staff.content
     assert staff.json()["customer"] is None
     member = client.post(
@@ -100,7 +109,9 @@ def test_operator_invites_staff_and_customer_users(operator: User, customer_b: C
     assert member.status_code == 201
     assert member.json()["customer"] == str(customer_b.pk)
     missing_customer = client.post(
-        "/api/v1/users/", {"email": "lost@bravo.test", "role": "customer_viewer"}, content_type="application/json"
+        "/api/v1/users/",
+        {"email": "lost@bravo.test", "role": "customer_viewer"},
+        content_type="application/json",
     )
     assert missing_customer.status_code == 400
 
@@ -115,6 +126,8 @@ def test_invitation_email_goes_only_to_the_invitee(admin_a: User, customer_a: Cu
     from portal import services
     from portal.tasks import user_invite_send
 
-    user = services.user_invite(actor=admin_a, email="only@alpha.test", role="customer_viewer", customer=customer_a)
+    user = services.user_invite(
+        actor=admin_a, email="only@alpha.test", role="customer_viewer", customer=customer_a
+    )
     user_invite_send(user_id=str(user.pk))
     assert [m.to for m in mail.outbox] == [["only@alpha.test"]]

@@ -30,7 +30,9 @@ def test_invited_user_gets_mail_from_the_worker_and_logs_in(
     live_worker, mail_dir: Path, admin_a: User, customer_a: Customer
 ) -> None:
     response = client_for(admin_a).post(
-        "/api/v1/users/", {"email": "fresh@alpha.test", "role": "customer_viewer"}, content_type="application/json"
+        "/api/v1/users/",
+        {"email": "fresh@alpha.test", "role": "customer_viewer"},
+        content_type="application/json",
     )
     assert response.status_code == 201
 
@@ -42,6 +44,8 @@ def test_invited_user_gets_mail_from_the_worker_and_logs_in(
     client = Client()
     form = client.get(link.group(1), follow=True)
     assert form.status_code == 200
-    client.post(form.redirect_chain[-1][0], {"new_password1": "from-the-worker", "new_password2": "from-the-worker"})
+    client.post(
+        form.redirect_chain[-1][0], {"new_password1": "from-the-worker", "new_password2": "from-the-worker"}
+    )
     login = Client().post("/accounts/login/", {"username": "fresh@alpha.test", "password": "from-the-worker"})
     assert login.status_code == 302

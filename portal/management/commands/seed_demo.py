@@ -13,9 +13,11 @@ class Command(BaseCommand):
         if not settings.DEMO_ALLOWED:
             raise CommandError("Demo data is disabled in these settings (DEMO_ALLOWED is off).")
         counts = seed_demo()
-        self.stdout.write(self.style.SUCCESS(
-            f"Demo ready: {counts['customers']} customers, {counts['sites']} sites, {counts['users']} users."
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Demo ready: {customers} customers, {sites} sites, {users} users.".format(**counts)
+            )
+        )
         self.stdout.write(f"Every demo user's password is: {DEMO_PASSWORD}")
         for email, _name, role, slug in USERS:
             self.stdout.write(f"  {email:<30} {role.label}{f' ({slug})' if slug else ''}")
