@@ -1,6 +1,35 @@
-from django.contrib import admin
+"""The fleet in the operators' admin. Derived state (status, last values, usage) is read-only."""
 
-from fleet.models import Site
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from fleet import pipeline
+from fleet.models import (
+    Asset,
+    AssetModel,
+    Device,
+    DeviceCredential,
+    FailedBatch,
+    Heartbeat,
+    HourlyUsage,
+    IngestInbox,
+    MetricDefinition,
+    Site,
+)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Rows the pipeline writes: operators look, they do not edit."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Site)
@@ -8,3 +37,77 @@ class SiteAdmin(admin.ModelAdmin[Site]):
     list_display = ["name", "customer", "time_zone", "created_at"]
     list_filter = ["customer"]
     search_fields = ["name", "address"]
+
+
+class MetricInline(admin.TabularInline[MetricDefinition, AssetModel]):
+    model = MetricDefinition
+    extra = 1
+
+
+@admin.register(AssetModel)
+class AssetModelAdmin(admin.ModelAdmin[AssetModel]):
+    list_display = ["name", "code", "manufacturer", "heartbeat_interval_seconds"]
+    search_fields = ["name", "code"]
+    inlines = [MetricInline]
+
+
+@admin.register(MetricDefinition)
+class MetricDefinitionAdmin(admin.ModelAdmin[MetricDefinition]):
+    list_display = ["code", "label", "asset_model", "kind", "unit", "normal_min", "normal_max"]
+    list_filter = ["asset_model", "kind"]
+
+
+@admin.register(Asset)
+class AssetAdmin(admin.ModelAdmin[Asset]):
+    list_display = ["name", "serial_number", "customer", "site", "model", "status", "last_seen_at"]
+    list_filter = ["status", "customer", "model"]
+    search_fields = ["name", "serial_number"]
+    readonly_fields = ["status", "status_changed_at", "last_seen_at", "last_values", "last_fault_code"]
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin[Device]):
+    list_display = ["serial_number", "asset", "customer", "is_active", "firmware", "last_seq", "last_seen_at"]
+    list_filter = ["is_active", "customer"]
+    search_fields = ["serial_number", "asset__name"]
+    readonly_fields = ["last_seq", "last_seen_at", "counter_state"]
+
+
+@admin.register(DeviceCredential)
+class DeviceCredentialAdmin(ReadOnlyAdmin):
+    """Only the public prefix and dates: the token is never stored."""
+
+    list_display = ["prefix", "device", "customer", "created_at", "expires_at", "revoked_at"]
+    list_filter = ["customer"]
+    exclude = ["token_hash"]
+
+
+@admin.register(Heartbeat)
+class HeartbeatAdmin(ReadOnlyAdmin):
+    list_display = ["device", "seq", "ts", "status", "asset", "customer", "received_at"]
+    list_filter = ["status", "customer"]
+    show_full_result_count = False
+
+
+@admin.register(HourlyUsage)
+class HourlyUsageAdmin(ReadOnlyAdmin):
+    list_display = ["asset", "metric", "hour", "quantity", "customer"]
+    list_filter = ["metric", "customer"]
+
+
+@admin.register(IngestInbox)
+class IngestInboxAdmin(ReadOnlyAdmin):
+    list_display = ["id", "device_id", "count", "received_at", "attempts"]
+
+
+@admin.register(FailedBatch)
+class FailedBatchAdmin(ReadOnlyAdmin):
+    list_display = ["id", "device_id", "created_at", "received_at", "retried_at"]
+    readonly_fields = ["error"]
+    actions = ["retry"]
+
+    @admin.action(description="Put back into the ingest inbox")
+    def retry(self, request: HttpRequest, queryset: Any) -> None:
+        for batch in queryset.filter(retried_at__isnull=True):
+            pipeline.failed_batch_retry(batch=batch)
+        self.message_user(request, "Put back; a worker stores them now.")

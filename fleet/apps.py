@@ -12,5 +12,9 @@ class FleetConfig(AppConfig):
         from portal.home import register_panel
         from portal.roles import Capability
 
+        from fleet import demo
+        from portal.demo import register_seeder
+
         register_panel(home.sites_panel)
+        register_seeder(demo.seed)
         add_nav_item("Sites", "site_list", (Capability.VIEW_FLEET,), 10)

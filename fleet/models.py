@@ -1,9 +1,16 @@
-"""The fleet: where equipment stands (sites). Assets, devices and heartbeats build on this."""
+"""The fleet: sites, the asset catalogue and its metrics, assets, devices, heartbeats, usage.
+
+Tenant-owned rows carry `customer` (children too) so every query and index can lead with it.
+The asset catalogue (`AssetModel`, `MetricDefinition`) is the provider's and shared.
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
@@ -30,3 +37,246 @@ class Site(TenantOwned):
 
     def __str__(self) -> str:
         return self.name
+
+
+class AssetModel(models.Model):
+    """A kind of machine the provider rents out (a compressor line), with what it reports."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    manufacturer = models.CharField(max_length=200, blank=True)
+    heartbeat_interval_seconds = models.PositiveIntegerField(
+        default=60, help_text="How often a device reports; offline after 3× this without a heartbeat."
+    )
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class MetricKind(models.TextChoices):
+    GAUGE = "gauge", "Gauge (instant value)"
+    COUNTER = "counter", "Counter (cumulative)"
+
+
+class MetricDefinition(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    asset_model = models.ForeignKey(AssetModel, on_delete=models.CASCADE, related_name="metrics")
+    code = models.SlugField(max_length=60, help_text="The key in a heartbeat's `metrics`, e.g. run_hours.")
+    label = models.CharField(max_length=120)
+    unit = models.CharField(max_length=30, blank=True)
+    kind = models.CharField(max_length=10, choices=MetricKind.choices, default=MetricKind.GAUGE)
+    normal_min = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    normal_max = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+
+    class Meta:
+        ordering = ["asset_model", "code"]
+        constraints = [
+            models.UniqueConstraint(fields=["asset_model", "code"], name="metric_code_unique_per_model")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.code})"
+
+
+class AssetStatus(models.TextChoices):
+    NEVER_SEEN = "never_seen", "Never seen"
+    ONLINE = "online", "Online"
+    WARNING = "warning", "Warning"
+    FAULT = "fault", "Fault"
+    OFFLINE = "offline", "Offline"
+    DECOMMISSIONED = "decommissioned", "Decommissioned"
+
+
+class Asset(TenantOwned):
+    """One rented machine at a customer's site."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="assets")
+    model = models.ForeignKey(AssetModel, on_delete=models.PROTECT, related_name="assets")
+    serial_number = models.CharField(max_length=100, unique=True)
+    name = models.CharField(max_length=200)
+    commissioned_on = models.DateField(null=True, blank=True)
+    decommissioned_at = models.DateTimeField(null=True, blank=True)
+    # Derived from heartbeats by the ingest worker and the offline sweep; never edited by hand.
+    status = models.CharField(max_length=20, choices=AssetStatus.choices, default=AssetStatus.NEVER_SEEN)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    last_values = models.JSONField(default=dict, blank=True)
+    last_fault_code = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [
+            models.Index(fields=["customer", "status"], name="asset_customer_status"),
+            models.Index(fields=["customer", "site"], name="asset_customer_site"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.serial_number})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.site_id and self.customer_id and self.site.customer_id != self.customer_id:
+            raise ValidationError({"site": "The site belongs to another customer."})
+
+
+class Device(TenantOwned):
+    """The connectivity module on an asset. A swap installs a new device on the same asset."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="devices")
+    serial_number = models.CharField(max_length=100, unique=True)
+    firmware = models.CharField(max_length=60, blank=True)
+    is_active = models.BooleanField(default=True, help_text="The asset's current device.")
+    installed_at = models.DateTimeField(default=timezone.now)
+    removed_at = models.DateTimeField(null=True, blank=True)
+    rate_limit_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Ingest requests a minute; empty: the site-wide default."
+    )
+    # Kept by the ingest worker: the newest heartbeat and, per counter metric, its newest
+    # reading [seq, value], so in-order heartbeats fold into usage without reading history.
+    last_seq = models.BigIntegerField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    counter_state = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["asset", "-installed_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset"], condition=models.Q(is_active=True), name="one_active_device_per_asset"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.serial_number
+
+
+class DeviceCredential(TenantOwned):
+    """A device token, stored as its SHA-256 with a short public prefix for lookup.
+
+    Tokens are 256-bit random secrets, so a fast hash is enough (no dictionary to attack);
+    the token itself is shown once and never stored.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="credentials")
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Set on rotation: the overlap's end.")
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}…"
+
+    def is_valid_at(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class HeartbeatStatus(models.TextChoices):
+    OK = "ok", "OK"
+    WARNING = "warning", "Warning"
+    FAULT = "fault", "Fault"
+
+
+class Heartbeat(TenantOwned):
+    """One report of a device, stored once per (device, seq)."""
+
+    id = models.BigAutoField(primary_key=True)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="heartbeats")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="heartbeats")
+    seq = models.BigIntegerField()
+    ts = models.DateTimeField()
+    received_at = models.DateTimeField(default=timezone.now)
+    status = models.CharField(max_length=10, choices=HeartbeatStatus.choices)
+    fault_code = models.CharField(max_length=64, blank=True)
+    metrics = models.JSONField(default=dict)
+    # Per counter metric, the usage this reading adds (decimal strings); see fleet/usage.py.
+    increments = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["asset", "-ts"]
+        constraints = [
+            models.UniqueConstraint(fields=["device", "seq"], name="heartbeat_once_per_device_seq")
+        ]
+        indexes = [
+            models.Index(fields=["customer", "asset", "-ts"], name="heartbeat_asset_time"),
+            models.Index(fields=["received_at"], name="heartbeat_received"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.device_id}#{self.seq}"
+
+
+class HourlyUsage(TenantOwned):
+    """Usage of one counter metric of one asset in one UTC hour: what invoices read."""
+
+    id = models.BigAutoField(primary_key=True)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="hourly_usage")
+    metric = models.CharField(max_length=60)
+    hour = models.DateTimeField(help_text="The hour's start, UTC.")
+    quantity = models.DecimalField(max_digits=24, decimal_places=6, default=Decimal("0"))
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["asset", "metric", "hour"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "metric", "hour"], name="usage_once_per_asset_metric_hour"
+            )
+        ]
+        indexes = [models.Index(fields=["customer", "metric", "hour"], name="usage_customer_metric_hour")]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} {self.metric} {self.hour:%Y-%m-%d %H}h {self.quantity}"
+
+
+class IngestInbox(models.Model):
+    """Accepted heartbeats waiting for the worker: one row per accepted request.
+
+    The ingest view answers 202 only after this row is committed, so acceptance is as
+    durable as the database; workers claim rows with SKIP LOCKED and delete them in the same
+    transaction that stores their heartbeats (docs/ingest.md explains the trade-off).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    device_id = models.UUIDField()
+    received_at = models.DateTimeField(default=timezone.now)
+    count = models.PositiveIntegerField()
+    items = models.JSONField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["id"]
+        verbose_name_plural = "ingest inbox"
+
+    def __str__(self) -> str:
+        return f"inbox #{self.pk} ({self.count} heartbeats)"
+
+
+class FailedBatch(models.Model):
+    """Inbox rows that kept failing, set aside with their error for an operator."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    device_id = models.UUIDField()
+    received_at = models.DateTimeField()
+    items = models.JSONField()
+    error = models.TextField()
+    retried_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "failed batches"
+
+    def __str__(self) -> str:
+        return f"failed batch #{self.pk}"

@@ -1,8 +1,16 @@
+"""Writes of the fleet: onboarding sites, asset models, assets and devices."""
+
 from __future__ import annotations
 
-from django.db import transaction
+from datetime import date
+from decimal import Decimal
+from typing import Any
 
-from fleet.models import Site
+from django.db import transaction
+from django.utils import timezone
+
+from fleet.credentials import device_token_issue
+from fleet.models import Asset, AssetModel, Device, MetricDefinition, Site
 from portal.models import Customer, User
 from portal.services import audit_record
 
@@ -16,3 +24,89 @@ def site_create(
     site.save()
     audit_record(actor=actor, action="site.created", target=site)
     return site
+
+
+@transaction.atomic
+def asset_model_create(
+    *,
+    actor: User | None,
+    code: str,
+    name: str,
+    manufacturer: str = "",
+    heartbeat_interval_seconds: int = 60,
+    metrics: list[dict[str, Any]] | None = None,
+) -> AssetModel:
+    model = AssetModel(
+        code=code, name=name, manufacturer=manufacturer, heartbeat_interval_seconds=heartbeat_interval_seconds
+    )
+    model.full_clean()
+    model.save()
+    for spec in metrics or []:
+        metric = MetricDefinition(asset_model=model, **spec)
+        metric.full_clean()
+        metric.save()
+    audit_record(actor=actor, action="asset_model.created", target=model)
+    return model
+
+
+@transaction.atomic
+def asset_create(
+    *,
+    actor: User | None,
+    site: Site,
+    model: AssetModel,
+    serial_number: str,
+    name: str,
+    commissioned_on: date | None = None,
+) -> Asset:
+    asset = Asset(
+        customer_id=site.customer_id,
+        site=site,
+        model=model,
+        serial_number=serial_number,
+        name=name,
+        commissioned_on=commissioned_on,
+    )
+    asset.full_clean()
+    asset.save()
+    audit_record(actor=actor, action="asset.created", target=asset)
+    return asset
+
+
+@transaction.atomic
+def device_install(
+    *, actor: User | None, asset: Asset, serial_number: str, firmware: str = ""
+) -> tuple[Device, str]:
+    """Install a device on `asset` (retiring the one there, a swap) and issue its first token.
+
+    Returns the device and its token, which is shown once and never stored.
+    """
+    now = timezone.now()
+    for old in (
+        Device.objects.for_customer(asset.customer_id).select_for_update().filter(asset=asset, is_active=True)
+    ):
+        old.is_active = False
+        old.removed_at = now
+        old.save(update_fields=["is_active", "removed_at"])
+        audit_record(actor=actor, action="device.removed", target=old)
+    device = Device(
+        customer_id=asset.customer_id, asset=asset, serial_number=serial_number, firmware=firmware
+    )
+    device.full_clean()
+    device.save()
+    audit_record(actor=actor, action="device.installed", target=device)
+    return device, device_token_issue(device=device, actor=actor)
+
+
+def metric(
+    code: str, label: str, unit: str, kind: str, low: str | None = None, high: str | None = None
+) -> dict[str, Any]:
+    """A metric definition spec for `asset_model_create`."""
+    return {
+        "code": code,
+        "label": label,
+        "unit": unit,
+        "kind": kind,
+        "normal_min": Decimal(low) if low is not None else None,
+        "normal_max": Decimal(high) if high is not None else None,
+    }

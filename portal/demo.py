@@ -1,4 +1,5 @@
-"""The demo data `manage.py seed_demo` loads: two customers, their sites, a user of every role.
+"""The demo data `manage.py seed_demo` loads: two customers and a user of every role; apps add
+theirs (sites, equipment, contracts) through `register_seeder` from their `AppConfig.ready()`.
 
 Idempotent: each row is found by its natural key (slug, e-mail, name) and brought back to
 the values below, so running it twice leaves the same rows.
@@ -6,12 +7,12 @@ the values below, so running it twice leaves the same rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
 from django.db import transaction
 
-from fleet.models import Site
 from portal.models import Customer, User
 from portal.roles import Role
 
@@ -26,7 +27,6 @@ class DemoCustomer:
     time_zone: str
     tax_rate: Decimal
     billing_email: str
-    sites: tuple[tuple[str, str], ...]
 
 
 CUSTOMERS = (
@@ -37,10 +37,6 @@ CUSTOMERS = (
         time_zone="Europe/Berlin",
         tax_rate=Decimal("0.1900"),
         billing_email="ap@acme.example",
-        sites=(
-            ("Hamburg bakery", "Am Sandtorkai 1\n20457 Hamburg"),
-            ("Leipzig depot", "Messeallee 4\n04356 Leipzig"),
-        ),
     ),
     DemoCustomer(
         slug="borealis",
@@ -49,10 +45,6 @@ CUSTOMERS = (
         time_zone="America/Chicago",
         tax_rate=Decimal("0.0625"),
         billing_email="payables@borealis.example",
-        sites=(
-            ("Chicago cold store", "2200 S Halsted St\nChicago, IL"),
-            ("Joliet warehouse", "1 Logistics Way\nJoliet, IL"),
-        ),
     ),
 )
 
@@ -84,8 +76,6 @@ def seed_demo() -> dict[str, int]:
             },
         )
         customers[spec.slug] = customer
-        for name, address in spec.sites:
-            Site.objects.update_or_create(customer=customer, name=name, defaults={"address": address})
     for email, full_name, role, slug in USERS:
         user, _ = User.objects.update_or_create(
             email=email,
@@ -99,8 +89,20 @@ def seed_demo() -> dict[str, int]:
         )
         user.set_password(DEMO_PASSWORD)
         user.save(update_fields=["password"])
-    return {
+    counts = {
         "customers": Customer.objects.filter(slug__in=customers).count(),
-        "sites": Site.objects.filter(customer__in=customers.values()).count(),
         "users": User.objects.filter(email__in=[u[0] for u in USERS]).count(),
     }
+    for seeder in _seeders:
+        counts.update(seeder(customers))
+    return counts
+
+
+Seeder = Callable[[dict[str, Customer]], dict[str, int]]
+_seeders: list[Seeder] = []
+
+
+def register_seeder(seeder: Seeder) -> None:
+    """Apps add their demo rows; a seeder gets the demo customers by slug, returns counts."""
+    if seeder not in _seeders:
+        _seeders.append(seeder)

@@ -94,7 +94,7 @@ def live_worker(
                 "--concurrency",
                 "2",
                 "--queues",
-                "default",
+                "default,ingest",
                 "--hostname",
                 f"test-{os.getpid()}@%h",
                 "--without-gossip",

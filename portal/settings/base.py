@@ -215,7 +215,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "audit-prune": {"task": "portal.audit_prune", "schedule": timedelta(hours=24).total_seconds()},
+    "ingest-sweep": {"task": "fleet.ingest_sweep", "schedule": 5.0},
 }
+CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))
 
 CHANNEL_LAYERS = {
@@ -236,3 +238,16 @@ LOGGING = {
         "axes": {"level": "WARNING"},
     },
 }
+
+# Device ingest (fleet): see DESIGN.md's device ingest contract and docs/ingest.md.
+INGEST_MAX_ITEMS = 1000
+INGEST_MAX_BODY_BYTES = int(os.environ.get("INGEST_MAX_BODY_BYTES", str(1024 * 1024)))
+INGEST_MAX_FUTURE_SECONDS = 300
+INGEST_MAX_AGE_DAYS = int(os.environ.get("INGEST_MAX_AGE_DAYS", "90"))
+INGEST_DEVICE_RATE_PER_MINUTE = int(os.environ.get("INGEST_DEVICE_RATE_PER_MINUTE", "120"))
+# Accepted heartbeats not yet stored by a worker; past this the endpoint answers 503.
+INGEST_BACKLOG_LIMIT = int(os.environ.get("INGEST_BACKLOG_LIMIT", "200000"))
+# Raw heartbeats are kept this long (never shorter than the late-arrival window).
+RAW_RETENTION_DAYS = max(int(os.environ.get("RAW_RETENTION_DAYS", "180")), INGEST_MAX_AGE_DAYS)
+DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS = int(os.environ.get("DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS", "3600"))
+DEVICE_AUTH_CACHE_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_SECONDS", "5"))

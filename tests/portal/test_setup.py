@@ -73,6 +73,7 @@ def test_seed_demo_is_idempotent(db: None) -> None:
     call_command("seed_demo", stdout=StringIO())
     second = (Customer.objects.count(), User.objects.count(), apps.get_model("fleet", "Site").objects.count())
     assert first == second == (2, 7, 4)
+    assert apps.get_model("fleet", "Asset").objects.count() == 8
     assert {u.role for u in User.objects.all()} == set(Role)
     for user in User.objects.all():
         assert user.check_password(DEMO_PASSWORD)

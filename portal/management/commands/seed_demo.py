@@ -14,9 +14,7 @@ class Command(BaseCommand):
             raise CommandError("Demo data is disabled in these settings (DEMO_ALLOWED is off).")
         counts = seed_demo()
         self.stdout.write(
-            self.style.SUCCESS(
-                "Demo ready: {customers} customers, {sites} sites, {users} users.".format(**counts)
-            )
+            self.style.SUCCESS("Demo ready: " + ", ".join(f"{n} {what}" for what, n in counts.items()) + ".")
         )
         self.stdout.write(f"Every demo user's password is: {DEMO_PASSWORD}")
         for email, _name, role, slug in USERS:

@@ -1,0 +1,64 @@
+"""Named domain events that `fleet` emits after commit; other apps subscribe in `ready()`.
+
+    from fleet import events
+    events.subscribe(events.ASSET_STATUS_CHANGED, handler)   # handler(**payload)
+
+Handlers run in the process that committed (the ingest worker, mostly), after the commit,
+so they see the rows. A failing handler is logged and does not stop the others.
+docs/architecture.md lists every event and its handlers.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from portal import live
+
+log = logging.getLogger(__name__)
+
+ASSET_STATUS_CHANGED = "fleet.asset_status_changed"
+
+Handler = Callable[..., None]
+_handlers: dict[str, list[Handler]] = defaultdict(list)
+
+
+def subscribe(name: str, handler: Handler) -> None:
+    if handler not in _handlers[name]:
+        _handlers[name].append(handler)
+
+
+def emit(name: str, **payload: Any) -> None:
+    for handler in list(_handlers[name]):
+        try:
+            handler(**payload)
+        except Exception:  # noqa: BLE001 - one subscriber's bug must not stop the others
+            log.exception("event %s: handler %r failed", name, handler)
+
+
+def asset_status_changed(*, asset_ids: list[str]) -> None:
+    """Assets whose state changed in a batch: one live message each, then the subscribers."""
+    if not asset_ids:
+        return
+    from fleet.models import Asset
+
+    for asset in Asset.objects.filter(pk__in=set(asset_ids)).only(
+        "id", "customer_id", "status", "last_seen_at", "last_values", "last_fault_code"
+    ):
+        try:
+            live.publish_for_customer(
+                asset.customer_id,
+                {
+                    "type": "asset.status",
+                    "asset": str(asset.pk),
+                    "status": asset.status,
+                    "last_seen_at": asset.last_seen_at.isoformat() if asset.last_seen_at else None,
+                    "last_values": asset.last_values,
+                    "fault_code": asset.last_fault_code,
+                },
+            )
+        except Exception:  # noqa: BLE001 - live updates are best effort; the rows are stored
+            log.warning("live: could not publish asset %s", asset.pk, exc_info=True)
+    emit(ASSET_STATUS_CHANGED, asset_ids=list(set(asset_ids)))

@@ -1,0 +1,390 @@
+"""The heartbeat pipeline behind the ingest view: rate limits, backlog, and the worker's batches.
+
+    ingest view ──commit──> IngestInbox row ──nudge──> Celery `fleet.ingest_drain` (queue ingest)
+    drain: claim inbox rows (SKIP LOCKED) → lock their devices → store new heartbeats once per
+           (device, seq) → fold counters into hourly usage → update device/asset state →
+           delete the claimed rows — one transaction, so a killed worker leaves the rows for
+           the next claim and nothing is stored twice.
+
+Redis carries only nudges and rate counters. If it is down, accepted heartbeats still wait
+in the database and the beat sweep (`fleet.ingest_sweep`) drains them when a worker runs.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from fleet import events
+from fleet.models import Asset, AssetStatus, Device, FailedBatch, Heartbeat, IngestInbox, MetricKind
+from fleet.usage import Reading, as_decimal, fold, hour_of
+
+log = logging.getLogger(__name__)
+
+_redis_lock = threading.Lock()
+_redis_client: redis.Redis | None = None
+
+
+def redis_client() -> redis.Redis:
+    global _redis_client  # noqa: PLW0603 - one pool per process
+    with _redis_lock:
+        if _redis_client is None:
+            _redis_client = redis.Redis.from_url(
+                settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5
+            )
+        return _redis_client
+
+
+def rate_limit_hit(device_id: str, per_minute: int) -> int:
+    """Seconds to wait when the device is over its rate this minute, else 0.
+
+    A fixed one-minute window per device in Redis. If Redis is unreachable the limit is not
+    enforced (accepting is safe; the inbox is in the database).
+    """
+    window = int(time.time() // 60)
+    key = f"fleet:rate:{device_id}:{window}"
+    try:
+        pipe = redis_client().pipeline()
+        pipe.incr(key)
+        pipe.expire(key, 120)
+        count = int(pipe.execute()[0])
+    except redis.RedisError:
+        return 0
+    if count > per_minute:
+        return max(1, 60 - int(time.time() % 60))
+    return 0
+
+
+_backlog = {"checked": 0.0, "pending": 0}
+
+
+def backlog_pending(refresh_after: float = 1.0) -> int:
+    """Accepted heartbeats not yet stored, read at most once a second per process."""
+    now = time.monotonic()
+    if now - _backlog["checked"] > refresh_after:
+        _backlog["pending"] = IngestInbox.objects.aggregate(n=Sum("count"))["n"] or 0
+        _backlog["checked"] = now
+    return int(_backlog["pending"])
+
+
+def backlog_exceeded() -> bool:
+    return backlog_pending() > settings.INGEST_BACKLOG_LIMIT
+
+
+def nudge() -> None:
+    """Ask a worker to drain, at most a few times a second however fast requests come."""
+    from fleet.tasks import ingest_drain
+
+    try:
+        if redis_client().set("fleet:drain-nudged", 1, nx=True, px=200):
+            ingest_drain.delay()
+    except Exception as exc:  # noqa: BLE001 - the heartbeat is durable; the sweep will drain it
+        log.warning("ingest: could not nudge a worker (%s); the sweep will drain", type(exc).__name__)
+
+
+@dataclass
+class BatchResult:
+    rows: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    failed_rows: int = 0
+    changed_assets: list[str] = field(default_factory=list)
+
+
+def drain(*, max_rows: int = 500, max_items: int = 10_000, time_budget: float = 20.0) -> BatchResult:
+    """Process inbox batches until it is empty or the time budget is spent."""
+    total = BatchResult()
+    deadline = time.monotonic() + time_budget
+    while time.monotonic() < deadline:
+        result = process_batch(max_rows=max_rows, max_items=max_items)
+        if result.rows == 0:
+            break
+        total.rows += result.rows
+        total.stored += result.stored
+        total.duplicates += result.duplicates
+        total.failed_rows += result.failed_rows
+    return total
+
+
+def process_batch(*, max_rows: int = 500, max_items: int = 10_000) -> BatchResult:
+    """Claim one batch of inbox rows and store it, all in one transaction.
+
+    A batch that fails is retried row by row; a row that fails on its own is moved to
+    FailedBatch with its error (never dropped, never blocking the rows behind it).
+    """
+    result = BatchResult()
+    with transaction.atomic():
+        claimed: list[IngestInbox] = []
+        items = 0
+        for row in IngestInbox.objects.select_for_update(skip_locked=True).order_by("id")[:max_rows]:
+            claimed.append(row)
+            items += row.count
+            if items >= max_items:
+                break
+        if not claimed:
+            return result
+        result.rows = len(claimed)
+        try:
+            with transaction.atomic():
+                _store(claimed, result)
+        except Exception:  # noqa: BLE001 - isolate the poison row below
+            log.exception("ingest: a batch of %d rows failed; retrying row by row", len(claimed))
+            result.stored = result.duplicates = 0
+            result.changed_assets = []
+            for row in claimed:
+                try:
+                    with transaction.atomic():
+                        _store([row], result)
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("ingest: inbox row %s set aside", row.pk)
+                    FailedBatch.objects.create(
+                        device_id=row.device_id,
+                        received_at=row.received_at,
+                        items=row.items,
+                        error=f"{type(exc).__name__}: {exc}"[:5000],
+                    )
+                    result.failed_rows += 1
+        IngestInbox.objects.filter(pk__in=[row.pk for row in claimed]).delete()
+        changed = list(result.changed_assets)
+        transaction.on_commit(lambda: events.asset_status_changed(asset_ids=changed))
+    return result
+
+
+def _store(rows: list[IngestInbox], result: BatchResult) -> None:
+    by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_device[str(row.device_id)].extend(row.items)
+    # Lock the devices (in a fixed order, so two workers cannot deadlock): folding a counter
+    # reads a device's neighbouring readings, which a concurrent batch must not change.
+    devices = list(
+        Device.objects.select_for_update(of=("self",))
+        .select_related("asset__model")
+        .filter(pk__in=by_device)
+        .order_by("pk")
+    )
+    counters = _counter_metrics({d.asset.model_id for d in devices})
+    existing: set[tuple[str, int]] = set(
+        (str(device_id), seq)
+        for device_id, seq in Heartbeat.objects.filter(
+            device_id__in=by_device, seq__in={item["seq"] for items in by_device.values() for item in items}
+        ).values_list("device_id", "seq")
+    )
+    new_rows: list[Heartbeat] = []
+    usage: dict[tuple[str, str, str, datetime], Decimal] = defaultdict(Decimal)
+    for device in devices:
+        fresh: dict[int, dict[str, Any]] = {}
+        for item in by_device[str(device.pk)]:
+            if (str(device.pk), item["seq"]) in existing or item["seq"] in fresh:
+                result.duplicates += 1
+                continue
+            fresh[item["seq"]] = item
+        if not fresh:
+            continue
+        parsed = [(item, _ts(item["ts"])) for _seq, item in sorted(fresh.items())]
+        increments = _fold_device(device, parsed, counters.get(device.asset.model_id, ()), usage)
+        for item, ts in parsed:
+            new_rows.append(
+                Heartbeat(
+                    customer_id=device.customer_id,
+                    asset_id=device.asset_id,
+                    device=device,
+                    seq=item["seq"],
+                    ts=ts,
+                    status=item["status"],
+                    fault_code=item["fault_code"],
+                    metrics=item["metrics"],
+                    increments=increments.get(item["seq"], {}),
+                )
+            )
+        _update_device_and_asset(device, parsed, result)
+    Heartbeat.objects.bulk_create(new_rows, batch_size=1000)
+    result.stored += len(new_rows)
+    _add_usage(usage)
+
+
+def _ts(value: str) -> datetime:
+    moment = parse_datetime(value)
+    assert moment is not None  # noqa: S101 - the ingest view wrote it
+    return moment
+
+
+def _counter_metrics(model_ids: set[Any]) -> dict[Any, tuple[str, ...]]:
+    from fleet.models import MetricDefinition
+
+    found: dict[Any, list[str]] = defaultdict(list)
+    for model_id, code in MetricDefinition.objects.filter(
+        asset_model_id__in=model_ids, kind=MetricKind.COUNTER
+    ).values_list("asset_model_id", "code"):
+        found[model_id].append(code)
+    return {k: tuple(sorted(v)) for k, v in found.items()}
+
+
+def _fold_device(
+    device: Device,
+    parsed: list[tuple[dict[str, Any], datetime]],
+    counter_codes: tuple[str, ...],
+    usage: dict[tuple[str, str, str, datetime], Decimal],
+) -> dict[int, dict[str, str]]:
+    """Fold this device's new readings into usage; returns the new rows' increments by seq."""
+    increments: dict[int, dict[str, str]] = defaultdict(dict)
+    if not counter_codes:
+        return increments
+    first_new, last_new = parsed[0][0]["seq"], parsed[-1][0]["seq"]
+    in_order = device.last_seq is None or first_new > device.last_seq
+    stored_changes: dict[int, dict[str, str]] = defaultdict(dict)
+    for code in counter_codes:
+        readings = [
+            Reading(
+                seq=item["seq"],
+                value=as_decimal(item["metrics"][code]),
+                hour=hour_of(ts),
+                stored_increment=None,
+            )
+            for item, ts in parsed
+            if code in item["metrics"]
+        ]
+        if not readings:
+            continue
+        if in_order:
+            # The common case: everything new comes after what is stored.
+            state = device.counter_state.get(code)
+            predecessor = as_decimal(state[1]) if state else None
+        else:
+            predecessor, stored = _stored_neighbours(device, code, first_new, last_new)
+            readings.extend(stored)
+        for reading, new, delta in fold(predecessor, readings):
+            if reading.stored_increment is None:
+                increments[reading.seq][code] = str(new)
+            elif delta:
+                stored_changes[reading.seq][code] = str(new)
+            if delta:
+                usage[(str(device.customer_id), str(device.asset_id), code, reading.hour)] += delta
+    for seq, changes in stored_changes.items():
+        row = Heartbeat.objects.get(device=device, seq=seq)
+        row.increments = {**row.increments, **changes}
+        row.save(update_fields=["increments"])
+    return increments
+
+
+def _stored_neighbours(
+    device: Device, code: str, first: int, last: int
+) -> tuple[Decimal | None, list[Reading]]:
+    """For an out-of-order arrival: the stored reading before `first`, and the stored readings
+    from `first` up to and including the first one after `last` (their increments may change)."""
+    having = Heartbeat.objects.filter(device=device, metrics__has_key=code)
+    before = having.filter(seq__lt=first).order_by("-seq").values_list("metrics", flat=True).first()
+    inside = list(
+        having.filter(seq__gt=first, seq__lt=last).values_list("seq", "ts", "metrics", "increments")
+    )
+    after = (
+        having.filter(seq__gt=last).order_by("seq").values_list("seq", "ts", "metrics", "increments").first()
+    )
+    if after is not None:
+        inside.append(after)
+    stored = [
+        Reading(
+            seq=seq,
+            value=as_decimal(metrics[code]),
+            hour=hour_of(ts),
+            stored_increment=Decimal(increments[code]) if code in increments else Decimal(0),
+        )
+        for seq, ts, metrics, increments in inside
+    ]
+    return (as_decimal(before[code]) if before is not None else None), stored
+
+
+STATUS_FROM_HEARTBEAT = {"ok": AssetStatus.ONLINE, "warning": AssetStatus.WARNING, "fault": AssetStatus.FAULT}
+
+
+def _update_device_and_asset(
+    device: Device, parsed: list[tuple[dict[str, Any], datetime]], result: BatchResult
+) -> None:
+    newest_item, newest_ts = parsed[-1]
+    device_fields = []
+    if device.last_seq is None or newest_item["seq"] > device.last_seq:
+        device.last_seq = newest_item["seq"]
+        device.last_seen_at = newest_ts
+        device_fields += ["last_seq", "last_seen_at"]
+    state = dict(device.counter_state)
+    for item, _ts_ in parsed:
+        for code, value in item["metrics"].items():
+            if code in state and state[code][0] >= item["seq"]:
+                continue
+            state[code] = [item["seq"], value]
+    if state != device.counter_state:
+        device.counter_state = state
+        device_fields.append("counter_state")
+    if device_fields:
+        device.save(update_fields=device_fields)
+
+    asset = device.asset
+    if not device.is_active or asset.decommissioned_at is not None:
+        return
+    if asset.last_seen_at is not None and newest_ts <= asset.last_seen_at:
+        return  # a late replay: it does not describe the asset's state now
+    status = STATUS_FROM_HEARTBEAT[newest_item["status"]]
+    values = {**asset.last_values, **newest_item["metrics"]}
+    changed = status != asset.status
+    Asset.objects.filter(pk=asset.pk).update(
+        last_seen_at=newest_ts,
+        last_values=values,
+        last_fault_code=newest_item["fault_code"],
+        status=status,
+        **({"status_changed_at": timezone.now()} if changed else {}),
+    )
+    result.changed_assets.append(str(asset.pk))
+
+
+def _add_usage(usage: dict[tuple[str, str, str, datetime], Decimal]) -> None:
+    """Add deltas to hourly totals with one upsert (PostgreSQL and SQLite both speak it)."""
+    rows = [(c, a, m, h, q) for (c, a, m, h), q in usage.items() if q]
+    if not rows:
+        return
+    now = timezone.now()
+    table = "fleet_hourlyusage"
+    ops = connection.ops
+    uuid_field = Asset._meta.pk
+    assert uuid_field is not None  # noqa: S101
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {table} (customer_id, asset_id, metric, hour, quantity, updated_at) "  # noqa: S608
+            "VALUES (%s, %s, %s, %s, %s, %s) "
+            "ON CONFLICT (asset_id, metric, hour) DO UPDATE SET "
+            f"quantity = {table}.quantity + excluded.quantity, updated_at = excluded.updated_at",
+            [
+                (
+                    uuid_field.get_db_prep_value(c, connection),
+                    uuid_field.get_db_prep_value(a, connection),
+                    m,
+                    ops.adapt_datetimefield_value(h),
+                    ops.adapt_decimalfield_value(q, 24, 6),
+                    ops.adapt_datetimefield_value(now),
+                )
+                for c, a, m, h, q in rows
+            ],
+        )
+
+
+@transaction.atomic
+def failed_batch_retry(*, batch: FailedBatch) -> IngestInbox:
+    """Put a set-aside batch back into the inbox (after the bug that failed it is fixed)."""
+    row = IngestInbox.objects.create(
+        device_id=batch.device_id, received_at=batch.received_at, count=len(batch.items), items=batch.items
+    )
+    batch.retried_at = timezone.now()
+    batch.save(update_fields=["retried_at"])
+    transaction.on_commit(nudge)
+    return row

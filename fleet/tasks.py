@@ -1,0 +1,31 @@
+"""Celery tasks of the fleet: ids in, one service out; idempotent and safe to retry."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from fleet import pipeline
+from fleet.models import IngestInbox
+
+
+@shared_task(name="fleet.ingest_drain")
+def ingest_drain() -> dict[str, int]:
+    """Store what the ingest view accepted. Idempotent: rows are claimed and deleted atomically."""
+    result = pipeline.drain()
+    if result.rows and IngestInbox.objects.exists():
+        ingest_drain.delay()  # the time budget ran out with work left: hand over, don't hog
+    return {
+        "rows": result.rows,
+        "stored": result.stored,
+        "duplicates": result.duplicates,
+        "failed": result.failed_rows,
+    }
+
+
+@shared_task(name="fleet.ingest_sweep")
+def ingest_sweep() -> bool:
+    """Beat, every few seconds: drain what no nudge reached (e.g. while Redis restarted)."""
+    if IngestInbox.objects.exists():
+        ingest_drain.delay()
+        return True
+    return False
