@@ -8,6 +8,7 @@ rows are committed and visible to the other processes.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -51,7 +52,7 @@ def _process_env(**extra: str) -> dict[str, str]:
     }
 
 
-def _stop(process: subprocess.Popen[Any]) -> None:
+def stop_process(process: subprocess.Popen[Any]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -67,85 +68,75 @@ def mail_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("mail")
 
 
-@pytest.fixture(scope="session")
-def live_worker(
-    django_db_setup: None, django_db_blocker: Any, mail_dir: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """A real `celery worker` process on the test database and the test Redis."""
-    from portal.celery import app
-
-    with django_db_blocker.unblock():
-        env = _process_env(
-            EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)
-        )
-    log = ARTIFACTS / "celery-worker.log"
+def start_worker(
+    env: dict[str, str], *, name: str = "worker", concurrency: int = 2
+) -> subprocess.Popen[bytes]:
+    """Start `celery worker` (prefork) and wait until it answers a ping on its broker."""
+    log = ARTIFACTS / f"celery-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
+    offset = log.stat().st_size if log.exists() else 0
+    hostname = f"{name}-{os.getpid()}@{socket.gethostname()}"
+    with log.open("ab") as out:
         process = subprocess.Popen(
             [
-                str(VENV_BIN / "celery"),
-                "-A",
-                "portal",
-                "worker",
-                "--loglevel",
-                "INFO",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "2",
-                "--queues",
-                "default,ingest",
-                "--hostname",
-                f"test-{os.getpid()}@%h",
-                "--without-gossip",
-                "--without-mingle",
+                str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel", "INFO",
+                "--pool", "prefork", "--concurrency", str(concurrency), "--queues", "default,ingest",
+                "--hostname", hostname, "--without-gossip", "--without-mingle",
             ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    # Wait for the worker's own "ready" line: a control ping would be published through the
+    # app's default broker, which is not this worker's when a test gives it a Redis of its own.
     deadline = time.monotonic() + 60
-    while not app.control.ping(timeout=0.5):
+    while f"{hostname} ready." not in log.read_text(errors="replace")[offset:]:
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
+            stop_process(process)
             raise RuntimeError(f"the Celery worker did not come up; see {log}")
-    yield process
-    _stop(process)
+        time.sleep(0.1)
+    return process
 
 
-@pytest.fixture(scope="session")
-def asgi_server(django_db_setup: None, django_db_blocker: Any, mail_dir: Path) -> Iterator[str]:
-    """A real uvicorn serving portal.asgi (HTTP and WebSocket); yields its base URL."""
+def start_asgi(env: dict[str, str], *, name: str = "asgi") -> tuple[subprocess.Popen[bytes], str]:
+    """Start uvicorn on portal.asgi on a free port; returns the process and its base URL."""
     port = free_port()
-    with django_db_blocker.unblock():
-        env = _process_env(
-            EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)
-        )
-    log = ARTIFACTS / "asgi-server.log"
+    log = ARTIFACTS / f"{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("wb") as out:
+    with log.open("ab") as out:
         process = subprocess.Popen(
-            [
-                str(VENV_BIN / "uvicorn"),
-                "portal.asgi:application",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+            [str(VENV_BIN / "uvicorn"), "portal.asgi:application", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
     try:
         wait_for_port(port, timeout=60)
     except TimeoutError:
-        _stop(process)
+        stop_process(process)
         raise
-    yield f"http://127.0.0.1:{port}"
-    _stop(process)
+    return process, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def service_env(django_db_setup: None, django_db_blocker: Any, mail_dir: Path) -> dict[str, str]:
+    """The environment of the worker and server processes: the test database, files for mail."""
+    with django_db_blocker.unblock():
+        return _process_env(
+            EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)
+        )
+
+
+@pytest.fixture(scope="session")
+def live_worker(service_env: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """A real `celery worker` process on the test database and the test Redis."""
+    process = start_worker(service_env)
+    yield process
+    stop_process(process)
+
+
+@pytest.fixture(scope="session")
+def asgi_server(service_env: dict[str, str]) -> Iterator[str]:
+    """A real uvicorn serving portal.asgi (HTTP and WebSocket); yields its base URL."""
+    process, url = start_asgi(service_env)
+    yield url
+    stop_process(process)
 
 
 @pytest.fixture(scope="module")

@@ -49,10 +49,15 @@ def find_program(name: str) -> str:
 
 
 class RedisServer:
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="fleetport-redis-"))
         self.process: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def on_port(cls, port: int) -> RedisServer:
+        """A new server on a port a stopped one used (a restart, as clients see it)."""
+        return cls(port)
 
     @property
     def url(self) -> str:

@@ -1,0 +1,215 @@
+"""The pipeline with real parts: HTTP → inbox → Redis → Celery worker → PostgreSQL.
+
+Fault tests kill the worker (a child, then the main process) and restart Redis in the middle
+of the work, then check that every heartbeat that got a 202 is stored exactly once and that
+usage comes out as if nothing had happened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from fleet.models import AssetModel, Heartbeat, HourlyUsage, IngestInbox
+from fleet.tasks import ingest_sweep
+from fleet.usage import usage_truth
+from portal.models import Customer
+from tests.fleet.conftest import Installed, install
+from tests.integration import start_asgi, start_worker, stop_process
+from tests.services import RedisServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+URL = "/api/v1/ingest/heartbeats"
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
+
+
+def history(n: int, *, offset: int = 0) -> list[dict[str, Any]]:
+    """n readings, ten seconds apart, of a counter that rises and resets every 700 readings."""
+    return [
+        {
+            "seq": seq,
+            "ts": (START + timedelta(seconds=10 * seq)).isoformat(),
+            "status": "ok",
+            "metrics": {"run_hours": round((seq % 700) * 0.25, 2), "temp_c": 60.0},
+        }
+        for seq in range(offset, offset + n)
+    ]
+
+
+def expected_usage(items: list[dict[str, Any]]) -> dict[datetime, Decimal]:
+    truth = usage_truth(
+        [(i["seq"], i["metrics"]["run_hours"], datetime.fromisoformat(i["ts"])) for i in items]
+    )
+    return {hour: q for hour, q in truth.items() if q}
+
+
+def stored_usage(installed: Installed) -> dict[datetime, Decimal]:
+    rows = HourlyUsage.objects.filter(asset=installed.asset, metric="run_hours")
+    return {u.hour: u.quantity for u in rows if u.quantity}
+
+
+def post_in_process(installed: Installed, items: list[dict[str, Any]], chunk: int = 500) -> int:
+    accepted = 0
+    for start in range(0, len(items), chunk):
+        response = Client().post(
+            URL,
+            data=json.dumps(items[start : start + chunk]),
+            content_type="application/json",
+            **installed.auth,
+        )
+        assert response.status_code == 202, response.content
+        accepted += response.json()["accepted"]
+    return accepted
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 90.0, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def fleet_live(customer_a: Customer, compressor: AssetModel) -> Installed:
+    return install(customer_a, compressor, "LIVE-1")
+
+
+def test_n_heartbeats_posted_are_n_stored(live_worker: Any, fleet_live: Installed) -> None:
+    items = history(3000)
+    assert post_in_process(fleet_live, items) == 3000
+    post_in_process(fleet_live, items[:1000])  # a device retrying: duplicates
+    wait_until(lambda: not IngestInbox.objects.exists(), what="the worker to drain the inbox")
+    assert Heartbeat.objects.filter(device=fleet_live.device).count() == 3000
+    assert stored_usage(fleet_live) == expected_usage(items)
+
+
+@pytest.fixture
+def own_worker(service_env: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """A worker of this test's own, to kill. Yields a holder so a restart can replace it."""
+    holder = {"process": start_worker(service_env, name="victim", concurrency=2), "env": service_env}
+    yield holder
+    stop_process(holder["process"])
+
+
+def _kill_while_storing(fleet: Installed, total: int, kill: Callable[[int], None]) -> None:
+    wait_until(
+        lambda: 0 < Heartbeat.objects.filter(device=fleet.device).count() < total,
+        timeout=60,
+        what="the worker to be in the middle of the backlog",
+    )
+    kill(total)
+
+
+@pytest.mark.parametrize("victim", ["child", "main"])
+def test_kill_9_of_a_worker_loses_and_duplicates_nothing(
+    own_worker: dict[str, Any], fleet_live: Installed, victim: str
+) -> None:
+    items = history(20_000)
+    assert post_in_process(fleet_live, items, chunk=1000) == 20_000
+    main = own_worker["process"]
+
+    def kill(_total: int) -> None:
+        if victim == "child":
+            for pid in children_of(main.pid):
+                os.kill(pid, signal.SIGKILL)
+        else:
+            os.kill(main.pid, signal.SIGKILL)
+            main.wait()
+            for pid in children_of(main.pid):  # orphans, if any survived their parent
+                os.kill(pid, signal.SIGKILL)
+            own_worker["process"] = start_worker(own_worker["env"], name="victim", concurrency=2)
+
+    _kill_while_storing(fleet_live, len(items), kill)
+    ingest_sweep.delay()  # what beat does every few seconds
+    wait_until(
+        lambda: not IngestInbox.objects.exists(), timeout=120, what="the inbox to drain after the kill"
+    )
+    assert Heartbeat.objects.filter(device=fleet_live.device).count() == len(items)
+    assert stored_usage(fleet_live) == expected_usage(items)
+
+
+def _post_http(base: str, token: str, items: list[dict[str, Any]]) -> int:
+    request = urllib.request.Request(
+        base + URL,
+        data=json.dumps(items).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fleet_live: Installed) -> None:
+    redis_server = RedisServer().start()
+    env = {**service_env, "REDIS_URL": redis_server.url}
+    worker = start_worker(env, name="redis-restart")
+    server, base = start_asgi(env, name="asgi-redis-restart")
+    codes: list[int] = []
+    accepted: list[dict[str, Any]] = []
+    try:
+        items = history(6000)
+        chunks = [items[i : i + 100] for i in range(0, len(items), 100)]
+
+        def burst() -> None:
+            for chunk in chunks:
+                code = _post_http(base, fleet_live.token, chunk)
+                codes.append(code)
+                if code == 202:
+                    accepted.extend(chunk)
+                time.sleep(0.01)
+
+        sender = threading.Thread(target=burst)
+        sender.start()
+        wait_until(lambda: len(codes) >= 15, what="the burst to start")
+        redis_server.process.terminate()  # type: ignore[union-attr]
+        redis_server.process.wait()  # type: ignore[union-attr]
+        time.sleep(1.0)
+        redis_server = RedisServer.on_port(redis_server.port).start()  # same address, empty
+        sender.join(timeout=120)
+
+        assert 500 not in codes
+        assert set(codes) <= {202, 503}
+        assert len(accepted) > 0
+        # After the restart, the next accepted request nudges the same worker, unrestarted.
+        assert _post_http(base, fleet_live.token, history(1, offset=6000)) == 202
+        accepted.extend(history(1, offset=6000))
+        wait_until(lambda: not IngestInbox.objects.exists(), timeout=120, what="the drain after the restart")
+        assert Heartbeat.objects.filter(device=fleet_live.device).count() == len(accepted)
+        assert worker.poll() is None
+        assert stored_usage(fleet_live) == expected_usage(accepted)
+    finally:
+        stop_process(server)
+        stop_process(worker)
+        redis_server.stop()
