@@ -22,7 +22,7 @@ from fleet.models import (
 )
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows the pipeline writes: operators look, they do not edit."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:

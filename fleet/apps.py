@@ -7,13 +7,11 @@ class FleetConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from fleet import home
+        from fleet import demo, home
         from portal.context_processors import add_nav_item
+        from portal.demo import register_seeder
         from portal.home import register_panel
         from portal.roles import Capability
-
-        from fleet import demo
-        from portal.demo import register_seeder
 
         register_panel(home.sites_panel)
         register_seeder(demo.seed)

@@ -24,7 +24,7 @@ from fleet.models import Device, DeviceCredential, MetricKind
 from portal.models import User
 from portal.services import audit_record
 
-TOKEN_PREFIX = "fpd_"
+TOKEN_PREFIX = "fpd_"  # noqa: S105 - a public marker, not a secret
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ def emit(name: str, **payload: Any) -> None:
     for handler in list(_handlers[name]):
         try:
             handler(**payload)
-        except Exception:  # noqa: BLE001 - one subscriber's bug must not stop the others
+        except Exception:
             log.exception("event %s: handler %r failed", name, handler)
 
 
@@ -59,6 +59,6 @@ def asset_status_changed(*, asset_ids: list[str]) -> None:
                     "fault_code": asset.last_fault_code,
                 },
             )
-        except Exception:  # noqa: BLE001 - live updates are best effort; the rows are stored
+        except Exception:
             log.warning("live: could not publish asset %s", asset.pk, exc_info=True)
     emit(ASSET_STATUS_CHANGED, asset_ids=list(set(asset_ids)))

@@ -47,7 +47,7 @@ class AssetModel(models.Model):
     name = models.CharField(max_length=200)
     manufacturer = models.CharField(max_length=200, blank=True)
     heartbeat_interval_seconds = models.PositiveIntegerField(
-        default=60, help_text="How often a device reports; offline after 3× this without a heartbeat."
+        default=60, help_text="How often a device reports; offline after 3 times this without a heartbeat."
     )
     description = models.TextField(blank=True)
 

@@ -39,7 +39,7 @@ _redis_client: redis.Redis | None = None
 
 
 def redis_client() -> redis.Redis:
-    global _redis_client  # noqa: PLW0603 - one pool per process
+    global _redis_client  # one pool per process
     with _redis_lock:
         if _redis_client is None:
             _redis_client = redis.Redis.from_url(
@@ -140,7 +140,7 @@ def process_batch(*, max_rows: int = 500, max_items: int = 10_000) -> BatchResul
         try:
             with transaction.atomic():
                 _store(claimed, result)
-        except Exception:  # noqa: BLE001 - isolate the poison row below
+        except Exception:
             log.exception("ingest: a batch of %d rows failed; retrying row by row", len(claimed))
             result.stored = result.duplicates = 0
             result.changed_assets = []
@@ -148,7 +148,7 @@ def process_batch(*, max_rows: int = 500, max_items: int = 10_000) -> BatchResul
                 try:
                     with transaction.atomic():
                         _store([row], result)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     log.exception("ingest: inbox row %s set aside", row.pk)
                     FailedBatch.objects.create(
                         device_id=row.device_id,
@@ -176,12 +176,13 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
         .order_by("pk")
     )
     counters = _counter_metrics({d.asset.model_id for d in devices})
-    existing: set[tuple[str, int]] = set(
+    seqs = {item["seq"] for items in by_device.values() for item in items}
+    existing: set[tuple[str, int]] = {
         (str(device_id), seq)
-        for device_id, seq in Heartbeat.objects.filter(
-            device_id__in=by_device, seq__in={item["seq"] for items in by_device.values() for item in items}
-        ).values_list("device_id", "seq")
-    )
+        for device_id, seq in Heartbeat.objects.filter(device_id__in=by_device, seq__in=seqs).values_list(
+            "device_id", "seq"
+        )
+    }
     new_rows: list[Heartbeat] = []
     usage: dict[tuple[str, str, str, datetime], Decimal] = defaultdict(Decimal)
     for device in devices:
@@ -217,7 +218,7 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
 
 def _ts(value: str) -> datetime:
     moment = parse_datetime(value)
-    assert moment is not None  # noqa: S101 - the ingest view wrote it
+    assert moment is not None  # the ingest view wrote it
     return moment
 
 
@@ -319,7 +320,7 @@ def _update_device_and_asset(
         device.last_seen_at = newest_ts
         device_fields += ["last_seq", "last_seen_at"]
     state = dict(device.counter_state)
-    for item, _ts_ in parsed:
+    for item, _moment in parsed:
         for code, value in item["metrics"].items():
             if code in state and state[code][0] >= item["seq"]:
                 continue
@@ -357,7 +358,7 @@ def _add_usage(usage: dict[tuple[str, str, str, datetime], Decimal]) -> None:
     table = "fleet_hourlyusage"
     ops = connection.ops
     uuid_field = Asset._meta.pk
-    assert uuid_field is not None  # noqa: S101
+    assert uuid_field is not None
     with connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {table} (customer_id, asset_id, metric, hour, quantity, updated_at) "  # noqa: S608
