@@ -9,7 +9,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
-from portal.models import AuditEntry, Customer, User
+from portal.models import ApiToken, AuditEntry, Customer, User
 
 
 @admin.register(Customer)
@@ -74,4 +74,16 @@ class AuditEntryAdmin(admin.ModelAdmin[AuditEntry]):
         return False
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
+    """Prefixes and dates only: the token is never stored."""
+
+    list_display = ["prefix", "user", "customer", "name", "created_at", "last_used_at", "revoked_at"]
+    list_filter = ["customer"]
+    exclude = ["token_hash"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
         return False

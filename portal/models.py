@@ -222,3 +222,46 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_label} {self.action} {self.target_repr}"
+
+
+class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
+    def for_customer(self, customer: Customer | Any) -> Self:
+        return self.filter(customer_id=getattr(customer, "pk", customer))
+
+    def visible_to(self, user: Any) -> Self:
+        """Operators see all tokens; a customer admin their customer's; everyone else their own."""
+        if not getattr(user, "is_authenticated", False) or not user.is_active:
+            return self.none()
+        if can(user, Capability.MANAGE_ALL_USERS):
+            return self.all()
+        if can(user, Capability.MANAGE_API_TOKENS) and user.customer_id is not None:
+            return self.filter(customer_id=user.customer_id)
+        return self.filter(user=user)
+
+
+class ApiToken(models.Model):
+    """A user's API token for scripts: `Authorization: Token <token>`.
+
+    Stored as SHA-256 with a short public prefix for lookup (the token is 256 random bits,
+    shown once). Revoking it, deactivating its user or the user's customer ends it at once.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    # The user's customer at creation (null for staff): lets a customer admin list and revoke
+    # their customer's tokens through the same scoping as everything else.
+    customer = models.ForeignKey(Customer, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=100, blank=True)
+    prefix = models.CharField(max_length=16, unique=True)
+    token_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from rest_framework import serializers
 
-from fleet.models import Site
+from fleet.models import Asset, AssetModel, Device, Heartbeat, MetricDefinition, MetricKind, Site
 
 
 class SiteSerializer(serializers.ModelSerializer[Site]):
@@ -17,3 +19,121 @@ class SiteCreateSerializer(serializers.Serializer[Site]):
     name = serializers.CharField(max_length=200)
     address = serializers.CharField(required=False, allow_blank=True, default="")
     time_zone = serializers.CharField(required=False, allow_blank=True, default="", max_length=64)
+
+
+class MetricSerializer(serializers.ModelSerializer[MetricDefinition]):
+    class Meta:
+        model = MetricDefinition
+        fields = ["code", "label", "unit", "kind", "normal_min", "normal_max"]
+
+
+class AssetModelSerializer(serializers.ModelSerializer[AssetModel]):
+    metrics = MetricSerializer(many=True)
+
+    class Meta:
+        model = AssetModel
+        fields = [
+            "id",
+            "code",
+            "name",
+            "manufacturer",
+            "heartbeat_interval_seconds",
+            "description",
+            "metrics",
+        ]
+        read_only_fields = ["id"]
+
+    def validate_metrics(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        codes = [m["code"] for m in value]
+        if len(codes) != len(set(codes)):
+            raise serializers.ValidationError("Metric codes must be unique within a model.")
+        return value
+
+
+class AssetSerializer(serializers.ModelSerializer[Asset]):
+    site_name = serializers.CharField(source="site.name", read_only=True)
+    model_code = serializers.CharField(source="model.code", read_only=True)
+
+    class Meta:
+        model = Asset
+        fields = [
+            "id", "customer", "site", "site_name", "model", "model_code", "serial_number", "name",
+            "commissioned_on", "decommissioned_at", "status", "status_changed_at", "last_seen_at",
+            "last_values", "last_fault_code",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class AssetCreateSerializer(serializers.Serializer[Asset]):
+    site = serializers.UUIDField()
+    model = serializers.UUIDField()
+    serial_number = serializers.CharField(max_length=100)
+    name = serializers.CharField(max_length=200)
+    commissioned_on = serializers.DateField(required=False, allow_null=True, default=None)
+
+
+class HeartbeatSerializer(serializers.ModelSerializer[Heartbeat]):
+    class Meta:
+        model = Heartbeat
+        fields = ["seq", "ts", "received_at", "status", "fault_code", "metrics", "device"]
+        read_only_fields = fields
+
+
+class DeviceSerializer(serializers.ModelSerializer[Device]):
+    credential_prefixes = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Device
+        fields = [
+            "id", "customer", "asset", "serial_number", "firmware", "is_active", "installed_at", "removed_at",
+            "last_seq", "last_seen_at", "rate_limit_per_minute", "credential_prefixes",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+    def get_credential_prefixes(self, device: Device) -> list[str]:
+        """The public prefixes of the device's usable tokens (never the tokens)."""
+        return [c.prefix for c in device.credentials.all() if c.revoked_at is None]
+
+
+class DeviceCreateSerializer(serializers.Serializer[Device]):
+    asset = serializers.UUIDField()
+    serial_number = serializers.CharField(max_length=100)
+    firmware = serializers.CharField(max_length=60, required=False, allow_blank=True, default="")
+
+
+class DeviceTokenSerializer(serializers.Serializer[Any]):
+    device = DeviceSerializer()
+    token = serializers.CharField(help_text="Shown this once. Send as `Authorization: Device <token>`.")
+
+
+class RotateSerializer(serializers.Serializer[Any]):
+    overlap_seconds = serializers.IntegerField(
+        min_value=0,
+        max_value=7 * 24 * 3600,
+        required=False,
+        help_text="How long the old token keeps working.",
+    )
+
+
+class UsageQuerySerializer(serializers.Serializer[Any]):
+    metric = serializers.CharField(max_length=60)
+    start = serializers.DateTimeField(source="from", required=False)
+    to = serializers.DateTimeField(required=False)
+    resolution = serializers.ChoiceField(choices=["hour", "day", "month"], default="hour")
+
+
+class UsagePointSerializer(serializers.Serializer[Any]):
+    period = serializers.DateTimeField()
+    quantity = serializers.DecimalField(max_digits=24, decimal_places=6)
+
+
+class UsageSeriesSerializer(serializers.Serializer[Any]):
+    metric = serializers.CharField()
+    unit = serializers.CharField()
+    resolution = serializers.CharField()
+    time_zone = serializers.CharField()
+    total = serializers.DecimalField(max_digits=24, decimal_places=6)
+    points = UsagePointSerializer(many=True)
+
+
+COUNTER = MetricKind.COUNTER

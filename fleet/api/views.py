@@ -1,34 +1,247 @@
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 from django.core.exceptions import ValidationError
-from drf_spectacular.utils import extend_schema
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from fleet import services
-from fleet.api.serializers import SiteCreateSerializer, SiteSerializer
-from fleet.models import Site
+from fleet import credentials, selectors, services
+from fleet.api.serializers import (
+    AssetCreateSerializer,
+    AssetModelSerializer,
+    AssetSerializer,
+    DeviceCreateSerializer,
+    DeviceSerializer,
+    DeviceTokenSerializer,
+    HeartbeatSerializer,
+    RotateSerializer,
+    SiteCreateSerializer,
+    SiteSerializer,
+    UsageQuerySerializer,
+    UsageSeriesSerializer,
+)
+from fleet.models import Asset, AssetModel, AssetStatus, Device, Heartbeat, MetricDefinition, MetricKind, Site
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
+
+VIEW = (Capability.VIEW_FLEET,)
+MANAGE = (Capability.MANAGE_FLEET,)
+
+
+def _unknown(field: str, what: str) -> serializers.ValidationError:
+    # The same words for a missing id and another customer's: nothing leaks.
+    return serializers.ValidationError({field: [f"Unknown {what}."]})
+
+
+def _as_drf(exc: ValidationError) -> serializers.ValidationError:
+    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
 
 
 class SiteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     model = Site
     serializer_class = SiteSerializer
-    capabilities = {"*": (Capability.VIEW_FLEET,), "create": (Capability.MANAGE_FLEET,)}
+    capabilities = {"*": VIEW, "create": MANAGE}
 
     @extend_schema(request=SiteCreateSerializer, responses={201: SiteSerializer}, summary="Create a site")
     def create(self, request: Request) -> Response:
         data = SiteCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        customer = Customer.objects.visible_to(request.user).filter(pk=values.pop("customer")).first()
+        customer = Customer.objects.visible_to(self.actor).filter(pk=values.pop("customer")).first()
         if customer is None:
-            raise serializers.ValidationError({"customer": ["Unknown customer."]})
+            raise _unknown("customer", "customer")
         try:
             site = services.site_create(actor=self.actor, customer=customer, **values)
         except ValidationError as exc:
-            raise serializers.ValidationError(exc.message_dict) from exc
+            raise _as_drf(exc) from exc
         return Response(SiteSerializer(site).data, status=status.HTTP_201_CREATED)
+
+
+class AssetModelViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """The provider's catalogue of machine models and their metrics."""
+
+    model = AssetModel
+    serializer_class = AssetModelSerializer
+    capabilities = {"*": (Capability.VIEW_FLEET, Capability.VIEW_USAGE), "create": MANAGE}
+
+    def scoped_queryset(self) -> Any:
+        return selectors.asset_model_list()
+
+    @extend_schema(
+        request=AssetModelSerializer, responses={201: AssetModelSerializer}, summary="Create a model"
+    )
+    def create(self, request: Request) -> Response:
+        data = AssetModelSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        metrics = [dict(m) for m in values.pop("metrics")]
+        try:
+            model = services.asset_model_create(actor=self.actor, metrics=metrics, **values)
+        except ValidationError as exc:
+            raise _as_drf(exc) from exc
+        return Response(AssetModelSerializer(selectors.asset_model_list().get(pk=model.pk)).data, status=201)
+
+
+class HeartbeatPagination(CursorPagination):
+    ordering = ("-ts", "-id")
+    page_size = 100
+    max_page_size = 1000
+    page_size_query_param = "page_size"
+
+
+ASSET_FILTERS = [
+    OpenApiParameter("site", OpenApiTypes.UUID, description="Only this site's assets"),
+    OpenApiParameter("status", OpenApiTypes.STR, enum=AssetStatus.values),
+    OpenApiParameter("model", OpenApiTypes.STR, description="Asset model code or id"),
+    OpenApiParameter("q", OpenApiTypes.STR, description="Search name and serial number"),
+]
+
+
+class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    model = Asset
+    serializer_class = AssetSerializer
+    capabilities = {"*": VIEW, "create": MANAGE, "usage": (Capability.VIEW_FLEET, Capability.VIEW_USAGE)}
+
+    def scoped_queryset(self) -> Any:
+        params = self.request.query_params if self.action == "list" else {}
+        status_filter = params.get("status")
+        if status_filter and status_filter not in AssetStatus.values:
+            raise serializers.ValidationError({"status": [f"One of {', '.join(AssetStatus.values)}."]})
+        site = params.get("site")
+        if site and not selectors._is_uuid(site):
+            raise serializers.ValidationError({"site": ["Must be a site id."]})
+        return selectors.asset_list(
+            actor=self.actor,
+            site=site,
+            status=status_filter,
+            model=params.get("model"),
+            search=params.get("q", "").strip(),
+        )
+
+    @extend_schema(parameters=ASSET_FILTERS)
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(
+        request=AssetCreateSerializer, responses={201: AssetSerializer}, summary="Onboard an asset"
+    )
+    def create(self, request: Request) -> Response:
+        data = AssetCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        site = Site.objects.visible_to(self.actor).filter(pk=values.pop("site")).first()
+        if site is None:
+            raise _unknown("site", "site")
+        model = AssetModel.objects.filter(pk=values.pop("model")).first()
+        if model is None:
+            raise _unknown("model", "asset model")
+        try:
+            asset = services.asset_create(actor=self.actor, site=site, model=model, **values)
+        except ValidationError as exc:
+            raise _as_drf(exc) from exc
+        return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=HeartbeatSerializer(many=True), summary="Raw heartbeats, newest first")
+    @action(detail=True, methods=["get"], pagination_class=HeartbeatPagination)
+    def heartbeats(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        rows = Heartbeat.objects.for_customer(asset.customer_id).filter(asset=asset)
+        paginator = HeartbeatPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(HeartbeatSerializer(page, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", OpenApiTypes.STR, required=True, description="A counter metric code"),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Default: 7 days before `to`"),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Default: now"),
+            OpenApiParameter("resolution", OpenApiTypes.STR, enum=["hour", "day", "month"]),
+        ],
+        responses=UsageSeriesSerializer,
+        summary="Counter usage over time (decimal strings)",
+    )
+    @action(detail=True, methods=["get"])
+    def usage(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        params = request.query_params
+        given = {"metric": "metric", "start": "from", "to": "to", "resolution": "resolution"}
+        query = UsageQuerySerializer(
+            data={field: params[name] for field, name in given.items() if params.get(name)}
+        )
+        query.is_valid(raise_exception=True)
+        metric = query.validated_data["metric"]
+        if not MetricDefinition.objects.filter(
+            asset_model=asset.model, code=metric, kind=MetricKind.COUNTER
+        ).exists():
+            raise serializers.ValidationError({"metric": ["Not a counter metric of this asset's model."]})
+        start, end = query.validated_data.get("from"), query.validated_data.get("to")
+        if start and end and start >= end:
+            raise serializers.ValidationError({"from": ["Must be before `to`."]})
+        if start and end and end - start > timedelta(days=3 * 366):
+            raise serializers.ValidationError({"from": ["At most three years at a time."]})
+        series = selectors.usage_series(
+            asset=asset, metric=metric, start=start, end=end, resolution=query.validated_data["resolution"]
+        )
+        return Response(UsageSeriesSerializer(series).data)
+
+
+class DeviceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """Connectivity modules. Tokens are shown once, on creation and rotation."""
+
+    model = Device
+    serializer_class = DeviceSerializer
+    capabilities = {"*": VIEW, "create": MANAGE, "rotate_token": MANAGE, "revoke": MANAGE}
+
+    def scoped_queryset(self) -> Any:
+        return selectors.device_list(actor=self.actor)
+
+    @extend_schema(
+        request=DeviceCreateSerializer, responses={201: DeviceTokenSerializer}, summary="Install a device"
+    )
+    def create(self, request: Request) -> Response:
+        data = DeviceCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        asset = Asset.objects.visible_to(self.actor).filter(pk=values.pop("asset")).first()
+        if asset is None:
+            raise _unknown("asset", "asset")
+        try:
+            device, token = services.device_install(actor=self.actor, asset=asset, **values)
+        except ValidationError as exc:
+            raise _as_drf(exc) from exc
+        device = selectors.device_list(actor=self.actor).get(pk=device.pk)
+        return Response(
+            {"device": DeviceSerializer(device).data, "token": token}, status=status.HTTP_201_CREATED
+        )
+
+    @extend_schema(request=RotateSerializer, responses=DeviceTokenSerializer, summary="Issue a new token")
+    @action(detail=True, methods=["post"], url_path="rotate-token")
+    def rotate_token(self, request: Request, pk: str | None = None) -> Response:
+        device = self.get_object()
+        data = RotateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        seconds = data.validated_data.get("overlap_seconds")
+        with transaction.atomic():
+            token = credentials.device_token_issue(
+                device=device,
+                actor=self.actor,
+                overlap=timedelta(seconds=seconds) if seconds is not None else None,
+            )
+        device = selectors.device_list(actor=self.actor).get(pk=device.pk)
+        return Response({"device": DeviceSerializer(device).data, "token": token})
+
+    @extend_schema(request=None, responses=DeviceSerializer, summary="Revoke every token of the device")
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        device = self.get_object()
+        credentials.device_revoke(device=device, actor=self.actor)
+        return Response(DeviceSerializer(selectors.device_list(actor=self.actor).get(pk=device.pk)).data)

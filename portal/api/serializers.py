@@ -4,7 +4,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from portal.models import Customer, User
+from portal.models import ApiToken, Customer, User
 from portal.roles import ACCESS, Role
 
 
@@ -74,3 +74,22 @@ class MeSerializer(serializers.ModelSerializer[User]):
 
     def get_capabilities(self, obj: User) -> list[str]:
         return sorted(ACCESS[Role(obj.role)]) if obj.is_active else []
+
+
+class TokenRequestSerializer(serializers.Serializer[Any]):
+    email = serializers.EmailField()
+    password = serializers.CharField(trim_whitespace=False, write_only=True)
+    name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
+
+
+class TokenResponseSerializer(serializers.Serializer[Any]):
+    token = serializers.CharField(help_text="Shown once; send as `Authorization: Token <token>`.")
+
+
+class ApiTokenSerializer(serializers.ModelSerializer[ApiToken]):
+    user = serializers.EmailField(source="user.email", read_only=True)
+
+    class Meta:
+        model = ApiToken
+        fields = ["id", "user", "name", "prefix", "created_at", "last_used_at", "revoked_at"]
+        read_only_fields = fields

@@ -2,9 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from axes.exceptions import AxesBackendPermissionDenied
+from django.contrib.auth import authenticate
 from django.db import transaction
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, serializers, status
+from rest_framework import mixins, permissions, serializers, status
+from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -12,14 +15,18 @@ from rest_framework.views import APIView
 from portal import services
 from portal.api.base import TenantScopedViewSet, request_user
 from portal.api.serializers import (
+    ApiTokenSerializer,
     CustomerSerializer,
     MeSerializer,
+    TokenRequestSerializer,
+    TokenResponseSerializer,
     UserInviteSerializer,
     UserSerializer,
     UserUpdateSerializer,
 )
-from portal.models import Customer, User
+from portal.models import ApiToken, Customer, User
 from portal.roles import Capability, can
+from portal.tokens import TokenAuthentication, api_token_issue, api_token_revoke
 
 
 class MeView(APIView):
@@ -110,3 +117,57 @@ class UserViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
                     actor=self.actor, user=user, active=data.validated_data["is_active"]
                 )
         return Response(UserSerializer(user).data)
+
+
+class TokenView(APIView):
+    """Exchange e-mail and password for an API token; DELETE revokes the token in use."""
+
+    authentication_classes = [TokenAuthentication]
+    permission_classes = [permissions.AllowAny]
+    throttle_classes: list[Any] = []
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={201: TokenResponseSerializer},
+        summary="Get an API token",
+        auth=[],
+    )
+    def post(self, request: Request) -> Response:
+        data = TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            # Through django.contrib.auth, so django-axes counts failures and locks out.
+            user = authenticate(
+                request._request,
+                username=data.validated_data["email"].lower(),
+                password=data.validated_data["password"],
+            )
+        except AxesBackendPermissionDenied:
+            return Response({"detail": "Too many failed attempts; try again later."}, status=429)
+        if not isinstance(user, User):
+            raise serializers.ValidationError({"detail": ["Unable to log in with these credentials."]})
+        token = api_token_issue(user=user, name=data.validated_data["name"])
+        return Response({"token": token}, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={204: None}, summary="Revoke the token in use")
+    def delete(self, request: Request) -> Response:
+        if not isinstance(request.auth, ApiToken):
+            return Response({"detail": "Send the token to revoke as Authorization: Token …"}, status=400)
+        api_token_revoke(token=request.auth, actor=request_user(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ApiTokenViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """API tokens: your own; a customer admin sees and revokes their customer's."""
+
+    model = ApiToken
+    serializer_class = ApiTokenSerializer
+
+    def scoped_queryset(self) -> Any:
+        return ApiToken.objects.visible_to(self.actor).select_related("user")
+
+    @extend_schema(request=None, responses=ApiTokenSerializer, summary="Revoke a token")
+    @action(detail=True, methods=["post"])
+    def revoke(self, request: Request, pk: str | None = None) -> Response:
+        token = api_token_revoke(token=self.get_object(), actor=self.actor)
+        return Response(ApiTokenSerializer(token).data)

@@ -192,4 +192,4 @@ def test_anonymous_visitors_are_sent_to_log_in(db: None) -> None:
     client = Client()
     assert client.get("/").status_code == REDIRECT
     assert client.get("/users/")["Location"].startswith("/accounts/login/")
-    assert client.get("/api/v1/customers/").status_code == FORBIDDEN
+    assert client.get("/api/v1/customers/").status_code == 401

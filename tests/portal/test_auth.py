@@ -71,7 +71,7 @@ def test_deactivation_ends_open_sessions(admin_a: User, viewer_a: User) -> None:
     assert viewer_client.get("/").status_code == 200
     services.user_set_active(actor=admin_a, user=viewer_a, active=False)
     assert viewer_client.get("/").status_code == 302
-    assert viewer_client.get("/api/v1/me/").status_code == 403
+    assert viewer_client.get("/api/v1/me/").status_code == 401
 
 
 def test_password_change(viewer_a: User) -> None:

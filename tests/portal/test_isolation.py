@@ -15,10 +15,19 @@ import pytest
 from django.apps import apps
 from django.db import models
 
-from portal.models import AuditEntry, Customer, User
+from portal.models import ApiToken, AuditEntry, Customer, User
 from portal.roles import Role
 from tests.conftest import client_for
-from tests.factories import AuditEntryFactory, SiteFactory, UserFactory
+from tests.factories import (
+    AssetFactory,
+    AuditEntryFactory,
+    DeviceCredentialFactory,
+    DeviceFactory,
+    HeartbeatFactory,
+    HourlyUsageFactory,
+    SiteFactory,
+    UserFactory,
+)
 
 OUR_APPS = {"portal", "fleet", "billing", "support"}
 
@@ -26,8 +35,11 @@ OUR_APPS = {"portal", "fleet", "billing", "support"}
 @dataclass
 class Case:
     make: Callable[[Customer], models.Model]  # one row owned by the given customer
-    detail_urls: list[str] = field(default_factory=list)  # "{pk}" is replaced by the row's id
+    # "{pk}" is the row's id; "{row.asset_id}" and the like reach its fields.
+    detail_urls: list[str] = field(default_factory=list)
     list_urls: list[str] = field(default_factory=list)
+    # Customer A roles whose scoped queryset includes A's row (a viewer sees only their own tokens).
+    seen_by: frozenset[str] = frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN})
 
 
 ISOLATION_CASES: dict[type[models.Model], Case] = {
@@ -45,12 +57,55 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         make=lambda c: AuditEntryFactory(customer=c),
         list_urls=["/activity/", "/"],
     ),
+    ApiToken: Case(
+        make=lambda c: ApiToken.objects.get(
+            prefix=_token_prefix(UserFactory(customer=c, role=Role.CUSTOMER_VIEWER))
+        ),
+        detail_urls=["/api/v1/tokens/{pk}/"],
+        list_urls=["/api/v1/tokens/"],
+        seen_by=frozenset({Role.CUSTOMER_ADMIN}),
+    ),
     apps.get_model("fleet", "Site"): Case(
         make=lambda c: SiteFactory(customer=c, name=f"Secret site of {c.name}"),
         detail_urls=["/sites/{pk}/", "/api/v1/sites/{pk}/"],
         list_urls=["/sites/", "/api/v1/sites/", "/"],
     ),
+    apps.get_model("fleet", "Asset"): Case(
+        make=lambda c: AssetFactory(site__customer=c, name=f"Secret machine of {c.name}"),
+        detail_urls=[
+            "/api/v1/assets/{pk}/",
+            "/api/v1/assets/{pk}/heartbeats/",
+            "/api/v1/assets/{pk}/usage/?metric=run_hours",
+        ],
+        list_urls=["/api/v1/assets/", "/api/v1/assets/?q=Secret"],
+    ),
+    apps.get_model("fleet", "Device"): Case(
+        make=lambda c: DeviceFactory(asset__site__customer=c),
+        detail_urls=["/api/v1/devices/{pk}/"],
+        list_urls=["/api/v1/devices/"],
+    ),
+    apps.get_model("fleet", "DeviceCredential"): Case(
+        make=lambda c: DeviceCredentialFactory(device__asset__site__customer=c),
+        detail_urls=["/api/v1/devices/{row.device_id}/"],
+        list_urls=["/api/v1/devices/"],
+    ),
+    apps.get_model("fleet", "Heartbeat"): Case(
+        make=lambda c: HeartbeatFactory(device__asset__site__customer=c),
+        detail_urls=["/api/v1/assets/{row.asset_id}/heartbeats/"],
+        list_urls=["/api/v1/assets/"],
+    ),
+    apps.get_model("fleet", "HourlyUsage"): Case(
+        make=lambda c: HourlyUsageFactory(asset__site__customer=c),
+        detail_urls=["/api/v1/assets/{row.asset_id}/usage/?metric=run_hours"],
+        list_urls=["/api/v1/assets/"],
+    ),
 }
+
+
+def _token_prefix(user: User) -> str:
+    from portal.tokens import api_token_issue
+
+    return api_token_issue(user=user).split("_")[1]
 
 
 def _tenant_models() -> set[type[models.Model]]:
@@ -80,8 +135,8 @@ CUSTOMER_A_ROLES = [Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN]
 
 
 def _identifying_texts(row: models.Model) -> list[str]:
-    texts = [str(row.pk)]
-    for attr in ("name", "email", "target_repr"):
+    texts = [str(row.pk)] if len(str(row.pk)) >= 32 else []  # UUIDs; a small integer id is everywhere
+    for attr in ("name", "email", "target_repr", "serial_number", "prefix"):
         value = getattr(row, attr, "")
         if value:
             texts.append(str(value))
@@ -100,16 +155,16 @@ def test_customer_a_never_sees_customer_b(
 
     # Structure: the scoped queryset has A's row and not B's.
     visible = model._default_manager.visible_to(user)
-    assert visible.filter(pk=mine.pk).exists() or (model is AuditEntry and role == Role.CUSTOMER_VIEWER)
+    assert visible.filter(pk=mine.pk).exists() == (role in case.seen_by)
     assert not visible.filter(pk=theirs.pk).exists()
 
     # Details: B's ids answer 404 like missing ones (never 403, never 200).
     for template in case.detail_urls:
-        response = client.get(template.format(pk=theirs.pk))
+        response = client.get(template.format(pk=theirs.pk, row=theirs))
         assert response.status_code in (403, 404), template
         if response.status_code == 403:
             # Only when the role may not open that kind of page at all, A's own row included.
-            assert client.get(template.format(pk=mine.pk)).status_code == 403, template
+            assert client.get(template.format(pk=mine.pk, row=mine)).status_code == 403, template
 
     # Lists: nothing of B's, by id or by name.
     for url in case.list_urls:
@@ -132,7 +187,7 @@ def test_staff_see_both_customers(
     assert visible.filter(pk__in=[r.pk for r in rows]).count() == 2
     for row in rows:
         for template in case.detail_urls:
-            assert client_for(operator).get(template.format(pk=row.pk)).status_code == 200
+            assert client_for(operator).get(template.format(pk=row.pk, row=row)).status_code == 200
 
 
 def test_a_deactivated_customer_locks_out_its_users(viewer_a: User, customer_a: Customer) -> None:

@@ -1,0 +1,108 @@
+"""API tokens for scripts: obtain, use, revoke; hashed at rest; scoped like everything else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.test import Client
+
+from portal.models import ApiToken, User
+from portal.tokens import api_token_issue
+from tests.conftest import client_for
+from tests.factories import PASSWORD
+
+
+def obtain(email: str, password: str, **extra: Any) -> Any:
+    return Client().post(
+        "/api/v1/auth/token/",
+        {"email": email, "password": password, **extra},
+        content_type="application/json",
+    )
+
+
+def with_token(token: str) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Token {token}"}
+
+
+def test_a_token_for_email_and_password_works_on_the_api(viewer_a: User) -> None:
+    response = obtain(viewer_a.email.upper(), PASSWORD, name="my script")
+    assert response.status_code == 201
+    token = response.json()["token"]
+    me = Client().get("/api/v1/me/", **with_token(token))
+    assert me.status_code == 200
+    assert me.json()["email"] == viewer_a.email
+    stored = ApiToken.objects.get(user=viewer_a)
+    assert token not in (stored.token_hash, stored.prefix)
+    assert stored.name == "my script"
+    assert stored.last_used_at is not None
+
+
+def test_token_writes_need_no_csrf_token(admin_a: User) -> None:
+    token = api_token_issue(user=admin_a)
+    client = Client(enforce_csrf_checks=True)
+    response = client.post(
+        "/api/v1/users/", {"email": "script@alpha.test", "role": "customer_viewer"},
+        content_type="application/json", **with_token(token),
+    )  # fmt: skip
+    assert response.status_code == 201
+
+
+def test_session_writes_still_need_csrf(admin_a: User) -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_a)
+    response = client.post(
+        "/api/v1/users/",
+        {"email": "x@alpha.test", "role": "customer_viewer"},
+        content_type="application/json",
+    )
+    assert response.status_code == 403
+
+
+def test_wrong_password_gets_400_and_repeated_failures_429(viewer_a: User, settings: Any) -> None:
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert obtain(viewer_a.email, "wrong-password").status_code == 400
+    assert obtain(viewer_a.email, "wrong-password").status_code in (400, 429)
+    assert obtain(viewer_a.email, PASSWORD).status_code == 429
+    assert not ApiToken.objects.exists()
+
+
+def test_unknown_and_revoked_tokens_get_401(viewer_a: User) -> None:
+    assert Client().get("/api/v1/me/", **with_token("fpu_00000000_nope")).status_code == 401
+    token = obtain(viewer_a.email, PASSWORD).json()["token"]
+    assert Client().delete("/api/v1/auth/token/", **with_token(token)).status_code == 204
+    response = Client().get("/api/v1/me/", **with_token(token))
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"] == "Token"
+
+
+def test_deactivating_the_user_ends_their_tokens(viewer_a: User, admin_a: User) -> None:
+    from portal.services import user_set_active
+
+    token = api_token_issue(user=viewer_a)
+    user_set_active(actor=admin_a, user=viewer_a, active=False)
+    assert Client().get("/api/v1/me/", **with_token(token)).status_code == 401
+
+
+def test_a_customer_admin_sees_and_revokes_their_customers_tokens_only(
+    admin_a: User, viewer_a: User, viewer_b: User
+) -> None:
+    api_token_issue(user=viewer_a, name="alpha script")
+    api_token_issue(user=viewer_b, name="bravo script")
+    theirs = ApiToken.objects.get(user=viewer_b)
+    mine = ApiToken.objects.get(user=viewer_a)
+    client = client_for(admin_a)
+    listed = client.get("/api/v1/tokens/").json()["results"]
+    assert [t["name"] for t in listed] == ["alpha script"]
+    assert client.post(f"/api/v1/tokens/{theirs.pk}/revoke/").status_code == 404
+    assert client.post(f"/api/v1/tokens/{mine.pk}/revoke/").status_code == 200
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.revoked_at is not None
+    assert theirs.revoked_at is None
+
+
+def test_a_viewer_sees_only_their_own_tokens(viewer_a: User, admin_a: User) -> None:
+    api_token_issue(user=viewer_a, name="mine")
+    api_token_issue(user=admin_a, name="the admin's")
+    listed = client_for(viewer_a).get("/api/v1/tokens/").json()["results"]
+    assert [t["name"] for t in listed] == ["mine"]
