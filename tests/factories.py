@@ -6,7 +6,6 @@ from decimal import Decimal
 from typing import Any
 
 import factory
-
 from django.utils import timezone
 
 from fleet.models import (

@@ -94,6 +94,10 @@ PAGES: list[tuple[str | UrlFor, dict[Role, int]]] = [
     ),
     ("/api/v1/users/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/api/v1/sites/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
+    ("/api/v1/asset-models/", dict.fromkeys(ROLES, OK)),
+    ("/api/v1/assets/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
+    ("/api/v1/devices/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
+    ("/api/v1/tokens/", dict.fromkeys(ROLES, OK)),
 ]
 
 
@@ -136,6 +140,10 @@ def _post_site(a: Customer) -> tuple[str, dict[str, Any]]:
     return "/api/v1/sites/", {"customer": str(a.pk), "name": "Alpha annex"}
 
 
+def _post_model(a: Customer) -> tuple[str, dict[str, Any]]:
+    return "/api/v1/asset-models/", {"code": "m1", "name": "M1", "metrics": [{"code": "x", "label": "X"}]}
+
+
 ACTIONS = [
     (
         _post_customer,
@@ -149,12 +157,18 @@ ACTIONS = [
         _post_site,
         {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: CREATED},
     ),
+    (
+        _post_model,
+        {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: CREATED},
+    ),
 ]
 
 
 @pytest.mark.parametrize("role", ROLES, ids=str)
 @pytest.mark.parametrize(
-    ("action", "expected"), ACTIONS, ids=["create-customer", "invite-user", "create-site"]
+    ("action", "expected"),
+    ACTIONS,
+    ids=["create-customer", "invite-user", "create-site", "create-asset-model"],
 )
 def test_api_writes_by_role(
     cast: dict[str, User], customer_a: Customer, role: Role, action: Any, expected: dict[Role, int]
