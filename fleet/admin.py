@@ -9,8 +9,11 @@ from django.http import HttpRequest
 
 from fleet import pipeline
 from fleet.models import (
+    Alarm,
+    AlarmRule,
     Asset,
     AssetModel,
+    AssetStatusChange,
     Device,
     DeviceCredential,
     FailedBatch,
@@ -44,11 +47,43 @@ class MetricInline(admin.TabularInline[MetricDefinition, AssetModel]):
     extra = 1
 
 
+class AlarmRuleInline(admin.TabularInline[AlarmRule, AssetModel]):
+    model = AlarmRule
+    extra = 0
+
+
 @admin.register(AssetModel)
 class AssetModelAdmin(admin.ModelAdmin[AssetModel]):
     list_display = ["name", "code", "manufacturer", "heartbeat_interval_seconds"]
     search_fields = ["name", "code"]
-    inlines = [MetricInline]
+    inlines = [MetricInline, AlarmRuleInline]
+
+
+@admin.register(AlarmRule)
+class AlarmRuleAdmin(admin.ModelAdmin[AlarmRule]):
+    list_display = [
+        "name",
+        "asset_model",
+        "metric",
+        "comparison",
+        "threshold",
+        "for_seconds",
+        "severity",
+        "is_active",
+    ]
+    list_filter = ["asset_model", "severity", "is_active"]
+
+
+@admin.register(Alarm)
+class AlarmAdmin(ReadOnlyAdmin):
+    list_display = ["raised_at", "asset", "customer", "kind", "severity", "state", "message"]
+    list_filter = ["state", "severity", "kind", "customer"]
+
+
+@admin.register(AssetStatusChange)
+class AssetStatusChangeAdmin(ReadOnlyAdmin):
+    list_display = ["at", "asset", "customer", "previous", "status"]
+    list_filter = ["status", "customer"]
 
 
 @admin.register(MetricDefinition)

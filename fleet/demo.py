@@ -7,8 +7,9 @@ own when it starts (tokens are shown once and never stored).
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 
-from fleet.models import Asset, AssetModel, Device, MetricDefinition, Site
+from fleet.models import AlarmRule, Asset, AssetModel, Device, MetricDefinition, Site
 from fleet.services import metric
 from portal.models import Customer
 
@@ -48,6 +49,16 @@ MODELS = {
     ),
 }
 
+# model code -> [(name, metric, comparison, threshold, for seconds, severity)]
+RULES = {
+    "aircomp-75": [
+        ("Oil overheating", "temp_c", "gt", "95", 60, "critical"),
+        ("Low outlet pressure", "pressure_bar", "lt", "6.0", 120, "warning"),
+    ],
+    "frostline-200": [("Freezer too warm", "supply_temp_c", "gt", "-15", 120, "critical")],
+    "hydro-p40": [("Excessive vibration", "vibration_mm_s", "gt", "7.1", 60, "warning")],
+}
+
 # customer slug -> site name -> [(model code, serial, asset name)]
 ASSETS = {
     "acme": {
@@ -85,6 +96,18 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
         )
         for spec in metrics:
             MetricDefinition.objects.update_or_create(asset_model=model, code=spec["code"], defaults=spec)
+        for name, metric_code, comparison, threshold, for_seconds, severity in RULES[code]:
+            AlarmRule.objects.update_or_create(
+                asset_model=model,
+                name=name,
+                defaults={
+                    "metric": metric_code,
+                    "comparison": comparison,
+                    "threshold": Decimal(threshold),
+                    "for_seconds": for_seconds,
+                    "severity": severity,
+                },
+            )
         models[code] = model
     for slug, sites in ASSETS.items():
         customer = customers[slug]

@@ -19,7 +19,9 @@ from portal import live
 
 log = logging.getLogger(__name__)
 
-ASSET_STATUS_CHANGED = "fleet.asset_status_changed"
+ASSET_STATUS_CHANGED = "fleet.asset_status_changed"  # asset_ids: list[str]
+ALARM_RAISED = "fleet.alarm_raised"  # alarm_id: str
+ALARM_CLEARED = "fleet.alarm_cleared"  # alarm_id: str
 
 Handler = Callable[..., None]
 _handlers: dict[str, list[Handler]] = defaultdict(list)

@@ -28,8 +28,17 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from fleet import events
-from fleet.models import Asset, AssetStatus, Device, FailedBatch, Heartbeat, IngestInbox, MetricKind
+from fleet import alarms, events
+from fleet.models import (
+    AlarmRule,
+    Asset,
+    AssetStatus,
+    Device,
+    FailedBatch,
+    Heartbeat,
+    IngestInbox,
+    MetricKind,
+)
 from fleet.usage import Reading, as_decimal, fold, hour_of
 
 log = logging.getLogger(__name__)
@@ -175,7 +184,11 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
         .filter(pk__in=by_device)
         .order_by("pk")
     )
-    counters = _counter_metrics({d.asset.model_id for d in devices})
+    model_ids = {d.asset.model_id for d in devices}
+    counters = _counter_metrics(model_ids)
+    rules: dict[Any, list[AlarmRule]] = defaultdict(list)
+    for rule in AlarmRule.objects.filter(asset_model_id__in=model_ids, is_active=True):
+        rules[rule.asset_model_id].append(rule)
     seqs = {item["seq"] for items in by_device.values() for item in items}
     existing: set[tuple[str, int]] = {
         (str(device_id), seq)
@@ -210,7 +223,7 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
                     increments=increments.get(item["seq"], {}),
                 )
             )
-        _update_device_and_asset(device, parsed, result)
+        _update_device_and_asset(device, parsed, rules.get(device.asset.model_id, []), result)
     Heartbeat.objects.bulk_create(new_rows, batch_size=1000)
     result.stored += len(new_rows)
     _add_usage(usage)
@@ -311,7 +324,7 @@ STATUS_FROM_HEARTBEAT = {"ok": AssetStatus.ONLINE, "warning": AssetStatus.WARNIN
 
 
 def _update_device_and_asset(
-    device: Device, parsed: list[tuple[dict[str, Any], datetime]], result: BatchResult
+    device: Device, parsed: list[tuple[dict[str, Any], datetime]], rules: list[AlarmRule], result: BatchResult
 ) -> None:
     newest_item, newest_ts = parsed[-1]
     device_fields = []
@@ -334,16 +347,29 @@ def _update_device_and_asset(
     asset = device.asset
     if not device.is_active or asset.decommissioned_at is not None:
         return
-    if asset.last_seen_at is not None and newest_ts <= asset.last_seen_at:
-        return  # a late replay: it does not describe the asset's state now
-    status = STATUS_FROM_HEARTBEAT[newest_item["status"]]
-    values = {**asset.last_values, **newest_item["metrics"]}
+    # Only readings newer than what the asset shows describe its present; a late replay is
+    # history (stored and counted, but it raises no alarm and sets no status).
+    newer = [(item, ts) for item, ts in parsed if asset.last_seen_at is None or ts > asset.last_seen_at]
+    if not newer:
+        return
+    rule_state = dict(asset.rule_state)
+    active = alarms.active_keys(asset)
+    for item, ts in newer:
+        alarms.evaluate_reading(
+            asset=asset, rules=rules, item=item, ts=ts, rule_state=rule_state, active=active
+        )
+    newest_item, newest_ts = max(newer, key=lambda pair: pair[1])
+    status = AssetStatus(STATUS_FROM_HEARTBEAT[newest_item["status"]])
+    if alarms.OFFLINE in active:
+        alarms.alarm_clear_key(asset=asset, key=alarms.OFFLINE, reason="heartbeats again")
+    alarms.record_status_change(asset=asset, previous=asset.status, status=status, at=newest_ts)
     changed = status != asset.status
     Asset.objects.filter(pk=asset.pk).update(
         last_seen_at=newest_ts,
-        last_values=values,
+        last_values={**asset.last_values, **newest_item["metrics"]},
         last_fault_code=newest_item["fault_code"],
         status=status,
+        rule_state=rule_state,
         **({"status_changed_at": timezone.now()} if changed else {}),
     )
     result.changed_assets.append(str(asset.pk))

@@ -24,7 +24,9 @@ def site_list(*, actor: User, search: str = "") -> QuerySet[Site]:
 
 def asset_model_list() -> QuerySet[AssetModel]:
     """The provider's catalogue (not tenant data): every fleet-viewing role may read it."""
-    return AssetModel.objects.prefetch_related(Prefetch("metrics", MetricDefinition.objects.order_by("code")))
+    return AssetModel.objects.prefetch_related(
+        Prefetch("metrics", MetricDefinition.objects.order_by("code")), "alarm_rules"
+    )
 
 
 def asset_list(

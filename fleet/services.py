@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.credentials import device_token_issue
-from fleet.models import Asset, AssetModel, Device, MetricDefinition, Site
+from fleet.models import AlarmRule, Asset, AssetModel, Device, MetricDefinition, Site
 from portal.models import Customer, User
 from portal.services import audit_record
 
@@ -35,6 +35,7 @@ def asset_model_create(
     manufacturer: str = "",
     heartbeat_interval_seconds: int = 60,
     metrics: list[dict[str, Any]] | None = None,
+    alarm_rules: list[dict[str, Any]] | None = None,
 ) -> AssetModel:
     model = AssetModel(
         code=code, name=name, manufacturer=manufacturer, heartbeat_interval_seconds=heartbeat_interval_seconds
@@ -45,6 +46,10 @@ def asset_model_create(
         metric = MetricDefinition(asset_model=model, **spec)
         metric.full_clean()
         metric.save()
+    for spec in alarm_rules or []:
+        rule = AlarmRule(asset_model=model, **spec)
+        rule.full_clean()
+        rule.save()
     audit_record(actor=actor, action="asset_model.created", target=model)
     return model
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from fleet import pipeline
+from fleet import alarms, pipeline
 from fleet.models import IngestInbox
 
 
@@ -29,3 +29,9 @@ def ingest_sweep() -> bool:
         ingest_drain.delay()
         return True
     return False
+
+
+@shared_task(name="fleet.offline_sweep")
+def offline_sweep() -> int:
+    """Beat: mark silent assets offline and raise their alarms (idempotent: claims by UPDATE)."""
+    return len(alarms.offline_sweep())

@@ -4,7 +4,18 @@ from typing import Any
 
 from rest_framework import serializers
 
-from fleet.models import Asset, AssetModel, Device, Heartbeat, MetricDefinition, MetricKind, Site
+from fleet.models import (
+    Alarm,
+    AlarmRule,
+    Asset,
+    AssetModel,
+    AssetStatusChange,
+    Device,
+    Heartbeat,
+    MetricDefinition,
+    MetricKind,
+    Site,
+)
 
 
 class SiteSerializer(serializers.ModelSerializer[Site]):
@@ -27,27 +38,46 @@ class MetricSerializer(serializers.ModelSerializer[MetricDefinition]):
         fields = ["code", "label", "unit", "kind", "normal_min", "normal_max"]
 
 
+class AlarmRuleSerializer(serializers.ModelSerializer[AlarmRule]):
+    class Meta:
+        model = AlarmRule
+        fields = ["id", "name", "metric", "comparison", "threshold", "for_seconds", "severity", "is_active"]
+        read_only_fields = ["id"]
+
+
 class AssetModelSerializer(serializers.ModelSerializer[AssetModel]):
     metrics = MetricSerializer(many=True)
+    alarm_rules = serializers.SerializerMethodField()
 
     class Meta:
         model = AssetModel
         fields = [
-            "id",
-            "code",
-            "name",
-            "manufacturer",
-            "heartbeat_interval_seconds",
-            "description",
-            "metrics",
-        ]
+            "id", "code", "name", "manufacturer", "heartbeat_interval_seconds", "description",
+            "metrics", "alarm_rules",
+        ]  # fmt: skip
         read_only_fields = ["id"]
+
+    def get_alarm_rules(self, model: AssetModel) -> list[dict[str, Any]]:
+        return list(AlarmRuleSerializer(model.alarm_rules.all(), many=True).data)
 
     def validate_metrics(self, value: list[dict[str, Any]]) -> list[dict[str, Any]]:
         codes = [m["code"] for m in value]
         if len(codes) != len(set(codes)):
             raise serializers.ValidationError("Metric codes must be unique within a model.")
         return value
+
+
+class AssetModelCreateSerializer(AssetModelSerializer):
+    alarm_rules = AlarmRuleSerializer(many=True, required=False)  # type: ignore[assignment]
+
+    def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        codes = {m["code"] for m in data.get("metrics", [])}
+        for rule in data.get("alarm_rules", []):
+            if rule["metric"] not in codes:
+                raise serializers.ValidationError(
+                    {"alarm_rules": [f"{rule['metric']!r} is not a metric of this model."]}
+                )
+        return data
 
 
 class AssetSerializer(serializers.ModelSerializer[Asset]):
@@ -137,3 +167,24 @@ class UsageSeriesSerializer(serializers.Serializer[Any]):
 
 
 COUNTER = MetricKind.COUNTER
+
+
+class AlarmSerializer(serializers.ModelSerializer[Alarm]):
+    asset_name = serializers.CharField(source="asset.name", read_only=True)
+    acknowledged_by = serializers.EmailField(source="acknowledged_by.email", read_only=True, default=None)
+    cleared_by = serializers.EmailField(source="cleared_by.email", read_only=True, default=None)
+
+    class Meta:
+        model = Alarm
+        fields = [
+            "id", "customer", "asset", "asset_name", "rule", "kind", "severity", "state", "message", "value",
+            "raised_at", "acknowledged_at", "acknowledged_by", "cleared_at", "cleared_by", "cleared_reason",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class StatusChangeSerializer(serializers.ModelSerializer[AssetStatusChange]):
+    class Meta:
+        model = AssetStatusChange
+        fields = ["at", "previous", "status"]
+        read_only_fields = fields

@@ -1,11 +1,12 @@
 from rest_framework.routers import SimpleRouter
 
-from fleet.api.views import AssetModelViewSet, AssetViewSet, DeviceViewSet, SiteViewSet
+from fleet.api.views import AlarmViewSet, AssetModelViewSet, AssetViewSet, DeviceViewSet, SiteViewSet
 
 router = SimpleRouter(trailing_slash=True)
 router.register("sites", SiteViewSet, basename="site")
 router.register("asset-models", AssetModelViewSet, basename="asset-model")
 router.register("assets", AssetViewSet, basename="asset")
 router.register("devices", DeviceViewSet, basename="device")
+router.register("alarms", AlarmViewSet, basename="alarm")
 
 urlpatterns = router.urls

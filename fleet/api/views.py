@@ -13,9 +13,11 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from fleet import credentials, selectors, services
+from fleet import alarms, credentials, selectors, services
 from fleet.api.serializers import (
+    AlarmSerializer,
     AssetCreateSerializer,
+    AssetModelCreateSerializer,
     AssetModelSerializer,
     AssetSerializer,
     DeviceCreateSerializer,
@@ -25,10 +27,24 @@ from fleet.api.serializers import (
     RotateSerializer,
     SiteCreateSerializer,
     SiteSerializer,
+    StatusChangeSerializer,
     UsageQuerySerializer,
     UsageSeriesSerializer,
 )
-from fleet.models import Asset, AssetModel, AssetStatus, Device, Heartbeat, MetricDefinition, MetricKind, Site
+from fleet.models import (
+    Alarm,
+    AlarmState,
+    Asset,
+    AssetModel,
+    AssetStatus,
+    AssetStatusChange,
+    Device,
+    Heartbeat,
+    MetricDefinition,
+    MetricKind,
+    Severity,
+    Site,
+)
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
@@ -77,15 +93,18 @@ class AssetModelViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
         return selectors.asset_model_list()
 
     @extend_schema(
-        request=AssetModelSerializer, responses={201: AssetModelSerializer}, summary="Create a model"
+        request=AssetModelCreateSerializer, responses={201: AssetModelSerializer}, summary="Create a model"
     )
     def create(self, request: Request) -> Response:
-        data = AssetModelSerializer(data=request.data)
+        data = AssetModelCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         metrics = [dict(m) for m in values.pop("metrics")]
+        rules = [dict(r) for r in values.pop("alarm_rules", [])]
         try:
-            model = services.asset_model_create(actor=self.actor, metrics=metrics, **values)
+            model = services.asset_model_create(
+                actor=self.actor, metrics=metrics, alarm_rules=rules, **values
+            )
         except ValidationError as exc:
             raise _as_drf(exc) from exc
         return Response(AssetModelSerializer(selectors.asset_model_list().get(pk=model.pk)).data, status=201)
@@ -192,6 +211,78 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
             asset=asset, metric=metric, start=start, end=end, resolution=query.validated_data["resolution"]
         )
         return Response(UsageSeriesSerializer(series).data)
+
+    @extend_schema(responses=StatusChangeSerializer(many=True), summary="Status history, newest first")
+    @action(detail=True, methods=["get"], url_path="status-history")
+    def status_history(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        rows = AssetStatusChange.objects.for_customer(asset.customer_id).filter(asset=asset).order_by("-at")
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(StatusChangeSerializer(page, many=True).data)
+
+
+ALARM_FILTERS = [
+    OpenApiParameter("state", OpenApiTypes.STR, enum=[*AlarmState.values, "active"]),
+    OpenApiParameter("severity", OpenApiTypes.STR, enum=Severity.values),
+    OpenApiParameter("asset", OpenApiTypes.UUID),
+    OpenApiParameter("customer", OpenApiTypes.UUID, description="Staff: one customer's alarms"),
+]
+
+
+class AlarmViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """Alarms of the assets you may see; support and operators acknowledge and clear."""
+
+    model = Alarm
+    serializer_class = AlarmSerializer
+    capabilities = {
+        "*": VIEW,
+        "acknowledge": (Capability.ACKNOWLEDGE_ALARMS,),
+        "clear": (Capability.ACKNOWLEDGE_ALARMS,),
+    }
+
+    def scoped_queryset(self) -> Any:
+        alarms_qs = Alarm.objects.visible_to(self.actor).select_related(
+            "asset", "acknowledged_by", "cleared_by"
+        )
+        if self.action != "list":
+            return alarms_qs
+        params = self.request.query_params
+        state = params.get("state")
+        if state == "active":
+            alarms_qs = alarms_qs.filter(state__in=[AlarmState.RAISED, AlarmState.ACKNOWLEDGED])
+        elif state:
+            if state not in AlarmState.values:
+                raise serializers.ValidationError({"state": ["raised, acknowledged, cleared or active."]})
+            alarms_qs = alarms_qs.filter(state=state)
+        if severity := params.get("severity"):
+            if severity not in Severity.values:
+                raise serializers.ValidationError({"severity": [f"One of {', '.join(Severity.values)}."]})
+            alarms_qs = alarms_qs.filter(severity=severity)
+        for name in ("asset", "customer"):
+            if value := params.get(name):
+                if not selectors._is_uuid(value):
+                    raise serializers.ValidationError({name: ["Must be an id."]})
+                alarms_qs = alarms_qs.filter(**{f"{name}_id": value})
+        return alarms_qs.order_by("-raised_at")
+
+    @extend_schema(parameters=ALARM_FILTERS)
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses=AlarmSerializer, summary="Acknowledge an alarm")
+    @action(detail=True, methods=["post"])
+    def acknowledge(self, request: Request, pk: str | None = None) -> Response:
+        try:
+            alarm = alarms.alarm_acknowledge(alarm=self.get_object(), actor=self.actor)
+        except alarms.AlarmStateError as exc:
+            raise serializers.ValidationError({"state": [str(exc)]}) from exc
+        return Response(AlarmSerializer(alarm).data)
+
+    @extend_schema(request=None, responses=AlarmSerializer, summary="Clear an alarm by hand")
+    @action(detail=True, methods=["post"])
+    def clear(self, request: Request, pk: str | None = None) -> Response:
+        alarm = alarms.alarm_clear(alarm=self.get_object(), actor=self.actor)
+        return Response(AlarmSerializer(alarm).data)
 
 
 class DeviceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):

@@ -198,6 +198,12 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "AssetStatusEnum": "fleet.models.AssetStatus",
+        "AlarmStateEnum": "fleet.models.AlarmState",
+        "HeartbeatStatusEnum": "fleet.models.HeartbeatStatus",
+        "RoleEnum": "portal.roles.Role",
+    },
 }
 
 # Celery: Redis broker, JSON only, late acks so a task whose worker dies is redelivered.
@@ -217,6 +223,7 @@ CELERY_TIMEZONE = "UTC"
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "audit-prune": {"task": "portal.audit_prune", "schedule": timedelta(hours=24).total_seconds()},
     "ingest-sweep": {"task": "fleet.ingest_sweep", "schedule": 5.0},
+    "offline-sweep": {"task": "fleet.offline_sweep", "schedule": 15.0},
 }
 CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))

@@ -38,6 +38,7 @@ class Case:
     # "{pk}" is the row's id; "{row.asset_id}" and the like reach its fields.
     detail_urls: list[str] = field(default_factory=list)
     list_urls: list[str] = field(default_factory=list)
+    action_urls: list[str] = field(default_factory=list)  # POSTed: must change nothing of B's
     # Customer A roles whose scoped queryset includes A's row (a viewer sees only their own tokens).
     seen_by: frozenset[str] = frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN})
 
@@ -51,6 +52,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     User: Case(
         make=lambda c: UserFactory(customer=c, role=Role.CUSTOMER_VIEWER),
         detail_urls=["/users/{pk}/", "/api/v1/users/{pk}/"],
+        action_urls=["/users/{pk}/active/", "/users/{pk}/role/"],
         list_urls=["/users/", "/api/v1/users/", "/users/?q=example"],
     ),
     AuditEntry: Case(
@@ -62,6 +64,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             prefix=_token_prefix(UserFactory(customer=c, role=Role.CUSTOMER_VIEWER))
         ),
         detail_urls=["/api/v1/tokens/{pk}/"],
+        action_urls=["/api/v1/tokens/{pk}/revoke/"],
         list_urls=["/api/v1/tokens/"],
         seen_by=frozenset({Role.CUSTOMER_ADMIN}),
     ),
@@ -83,6 +86,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         make=lambda c: DeviceFactory(asset__site__customer=c),
         detail_urls=["/api/v1/devices/{pk}/"],
         list_urls=["/api/v1/devices/"],
+        action_urls=["/api/v1/devices/{pk}/revoke/", "/api/v1/devices/{pk}/rotate-token/"],
     ),
     apps.get_model("fleet", "DeviceCredential"): Case(
         make=lambda c: DeviceCredentialFactory(device__asset__site__customer=c),
@@ -94,12 +98,46 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         detail_urls=["/api/v1/assets/{row.asset_id}/heartbeats/"],
         list_urls=["/api/v1/assets/"],
     ),
+    apps.get_model("fleet", "Alarm"): Case(
+        make=lambda c: _alarm(c),
+        detail_urls=["/api/v1/alarms/{pk}/"],
+        action_urls=["/api/v1/alarms/{pk}/acknowledge/", "/api/v1/alarms/{pk}/clear/"],
+        list_urls=["/api/v1/alarms/", "/api/v1/alarms/?state=active"],
+    ),
+    apps.get_model("fleet", "AssetStatusChange"): Case(
+        make=lambda c: _status_change(c),
+        detail_urls=["/api/v1/assets/{row.asset_id}/status-history/"],
+        list_urls=["/api/v1/assets/"],
+    ),
     apps.get_model("fleet", "HourlyUsage"): Case(
         make=lambda c: HourlyUsageFactory(asset__site__customer=c),
         detail_urls=["/api/v1/assets/{row.asset_id}/usage/?metric=run_hours"],
         list_urls=["/api/v1/assets/"],
     ),
 }
+
+
+def _alarm(customer: Customer) -> models.Model:
+    from django.utils import timezone
+
+    from fleet.models import Alarm
+
+    asset = AssetFactory(site__customer=customer)
+    return Alarm.objects.create(
+        customer=customer, asset=asset, kind="offline", key="offline", severity="critical",
+        message=f"Secret alarm of {customer.name}", raised_at=timezone.now(),
+    )  # fmt: skip
+
+
+def _status_change(customer: Customer) -> models.Model:
+    from django.utils import timezone
+
+    from fleet.models import AssetStatusChange
+
+    asset = AssetFactory(site__customer=customer)
+    return AssetStatusChange.objects.create(
+        customer=customer, asset=asset, previous="online", status="offline", at=timezone.now()
+    )
 
 
 def _token_prefix(user: User) -> str:
@@ -136,7 +174,7 @@ CUSTOMER_A_ROLES = [Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN]
 
 def _identifying_texts(row: models.Model) -> list[str]:
     texts = [str(row.pk)] if len(str(row.pk)) >= 32 else []  # UUIDs; a small integer id is everywhere
-    for attr in ("name", "email", "target_repr", "serial_number", "prefix"):
+    for attr in ("name", "email", "target_repr", "serial_number", "prefix", "message"):
         value = getattr(row, attr, "")
         if value:
             texts.append(str(value))
@@ -165,6 +203,15 @@ def test_customer_a_never_sees_customer_b(
         if response.status_code == 403:
             # Only when the role may not open that kind of page at all, A's own row included.
             assert client.get(template.format(pk=mine.pk, row=mine)).status_code == 403, template
+
+    # Actions: refused (403 for the role, 404 for the row) and nothing of B's changes.
+    for template in case.action_urls:
+        before = model._default_manager.filter(pk=theirs.pk).values().get()
+        response = client.post(
+            template.format(pk=theirs.pk, row=theirs), {"active": "0", "role": "customer_admin"}
+        )
+        assert response.status_code in (403, 404), template
+        assert model._default_manager.filter(pk=theirs.pk).values().get() == before, template
 
     # Lists: nothing of B's, by id or by name.
     for url in case.list_urls:
