@@ -401,3 +401,38 @@ class Alarm(TenantOwned):
     @property
     def is_active(self) -> bool:
         return self.state in ACTIVE_ALARM_STATES
+
+
+class Resolution(models.TextChoices):
+    MINUTE = "minute", "Minute"
+    HOUR = "hour", "Hour"
+    DAY = "day", "Day (UTC)"
+
+
+class TelemetryRollup(TenantOwned):
+    """min / max / sum / count of one metric of one asset in one bucket: what charts read.
+
+    Maintained by the ingest worker from each newly stored heartbeat (never twice: duplicates
+    are not new), so a late heartbeat lands in its own bucket. Kept for good, unlike raw rows.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="rollups")
+    metric = models.CharField(max_length=60)
+    resolution = models.CharField(max_length=6, choices=Resolution.choices)
+    bucket = models.DateTimeField()
+    count = models.PositiveIntegerField()
+    total = models.FloatField(help_text="Sum of the values (telemetry, not money: floats are fine).")
+    minimum = models.FloatField()
+    maximum = models.FloatField()
+
+    class Meta:
+        ordering = ["asset", "metric", "resolution", "bucket"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["asset", "metric", "resolution", "bucket"], name="rollup_once_per_bucket"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} {self.metric} {self.resolution} {self.bucket:%Y-%m-%d %H:%M}"

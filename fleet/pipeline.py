@@ -28,7 +28,7 @@ from django.db.models import Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from fleet import alarms, events
+from fleet import alarms, events, telemetry
 from fleet.models import (
     AlarmRule,
     Asset,
@@ -198,6 +198,7 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
     }
     new_rows: list[Heartbeat] = []
     usage: dict[tuple[str, str, str, datetime], Decimal] = defaultdict(Decimal)
+    rollups: dict[telemetry.Key, list[float]] = {}
     for device in devices:
         fresh: dict[int, dict[str, Any]] = {}
         for item in by_device[str(device.pk)]:
@@ -210,6 +211,13 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
         parsed = [(item, _ts(item["ts"])) for _seq, item in sorted(fresh.items())]
         increments = _fold_device(device, parsed, counters.get(device.asset.model_id, ()), usage)
         for item, ts in parsed:
+            telemetry.accumulate(
+                rollups,
+                customer_id=str(device.customer_id),
+                asset_id=str(device.asset_id),
+                ts=ts,
+                metrics=item["metrics"],
+            )
             new_rows.append(
                 Heartbeat(
                     customer_id=device.customer_id,
@@ -227,6 +235,7 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
     Heartbeat.objects.bulk_create(new_rows, batch_size=1000)
     result.stored += len(new_rows)
     _add_usage(usage)
+    telemetry.write(rollups)
 
 
 def _ts(value: str) -> datetime:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from datetime import timedelta
 
-from fleet import alarms, pipeline
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from fleet import alarms, pipeline, telemetry
 from fleet.models import IngestInbox
 
 
@@ -35,3 +39,9 @@ def ingest_sweep() -> bool:
 def offline_sweep() -> int:
     """Beat: mark silent assets offline and raise their alarms (idempotent: claims by UPDATE)."""
     return len(alarms.offline_sweep())
+
+
+@shared_task(name="fleet.prune_raw_heartbeats")
+def prune_raw_heartbeats() -> int:
+    """Beat, daily: raw heartbeats past RAW_RETENTION_DAYS go; rollups and usage stay for good."""
+    return telemetry.prune_raw(older_than=timezone.now() - timedelta(days=settings.RAW_RETENTION_DAYS))

@@ -188,3 +188,31 @@ class StatusChangeSerializer(serializers.ModelSerializer[AssetStatusChange]):
         model = AssetStatusChange
         fields = ["at", "previous", "status"]
         read_only_fields = fields
+
+
+class TelemetryQuerySerializer(serializers.Serializer[Any]):
+    metric = serializers.CharField(max_length=60)
+    start = serializers.DateTimeField(source="from", required=False)
+    to = serializers.DateTimeField(required=False)
+    resolution = serializers.ChoiceField(choices=["raw", "minute", "hour", "day"], required=False)
+
+
+class TelemetryPointSerializer(serializers.Serializer[Any]):
+    t = serializers.DateTimeField()
+    value = serializers.FloatField(required=False, help_text="raw only")
+    min = serializers.FloatField(required=False)
+    avg = serializers.FloatField(required=False)
+    max = serializers.FloatField(required=False)
+    count = serializers.IntegerField(required=False)
+
+
+class TelemetrySeriesSerializer(serializers.Serializer[Any]):
+    metric = serializers.CharField()
+    resolution = serializers.CharField()
+    start = serializers.DateTimeField()  # renamed to "from" below
+    to = serializers.DateTimeField()
+    points = TelemetryPointSerializer(many=True)
+
+
+# `from` is a Python keyword: rename the declared field so the JSON says "from" like the query.
+TelemetrySeriesSerializer._declared_fields["from"] = TelemetrySeriesSerializer._declared_fields.pop("start")

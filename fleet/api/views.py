@@ -5,6 +5,7 @@ from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
@@ -13,7 +14,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from fleet import alarms, credentials, selectors, services
+from fleet import alarms, credentials, selectors, services, telemetry
 from fleet.api.serializers import (
     AlarmSerializer,
     AssetCreateSerializer,
@@ -28,6 +29,8 @@ from fleet.api.serializers import (
     SiteCreateSerializer,
     SiteSerializer,
     StatusChangeSerializer,
+    TelemetryQuerySerializer,
+    TelemetrySeriesSerializer,
     UsageQuerySerializer,
     UsageSeriesSerializer,
 )
@@ -211,6 +214,45 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
             asset=asset, metric=metric, start=start, end=end, resolution=query.validated_data["resolution"]
         )
         return Response(UsageSeriesSerializer(series).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", OpenApiTypes.STR, required=True, description="A metric code"),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Default: 24 hours before `to`"),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Default: now"),
+            OpenApiParameter(
+                "resolution", OpenApiTypes.STR, enum=["raw", "minute", "hour", "day"],
+                description="Default: the finest that fits 2,000 points",
+            ),
+        ],
+        responses=TelemetrySeriesSerializer,
+        summary="A metric over time: raw readings or min/avg/max per bucket",
+    )  # fmt: skip
+    @action(detail=True, methods=["get"])
+    def telemetry(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        params = request.query_params
+        given = {"metric": "metric", "start": "from", "to": "to", "resolution": "resolution"}
+        query = TelemetryQuerySerializer(data={f: params[n] for f, n in given.items() if params.get(n)})
+        query.is_valid(raise_exception=True)
+        metric = query.validated_data["metric"]
+        if not MetricDefinition.objects.filter(asset_model=asset.model, code=metric).exists():
+            raise serializers.ValidationError({"metric": ["Not a metric of this asset's model."]})
+        end = query.validated_data.get("to") or timezone.now()
+        start = query.validated_data.get("from") or end - timedelta(hours=24)
+        if start >= end:
+            raise serializers.ValidationError({"from": ["Must be before `to`."]})
+        try:
+            data = telemetry.series(
+                asset=asset,
+                metric=metric,
+                start=start,
+                end=end,
+                resolution=query.validated_data.get("resolution"),
+            )
+        except telemetry.RangeTooLargeError as exc:
+            raise serializers.ValidationError({"resolution": [str(exc)]}) from exc
+        return Response(TelemetrySeriesSerializer(data).data)
 
     @extend_schema(responses=StatusChangeSerializer(many=True), summary="Status history, newest first")
     @action(detail=True, methods=["get"], url_path="status-history")

@@ -224,6 +224,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "audit-prune": {"task": "portal.audit_prune", "schedule": timedelta(hours=24).total_seconds()},
     "ingest-sweep": {"task": "fleet.ingest_sweep", "schedule": 5.0},
     "offline-sweep": {"task": "fleet.offline_sweep", "schedule": 15.0},
+    "prune-raw-heartbeats": {"task": "fleet.prune_raw_heartbeats", "schedule": 24 * 3600.0},
 }
 CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))

@@ -109,6 +109,11 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         detail_urls=["/api/v1/assets/{row.asset_id}/status-history/"],
         list_urls=["/api/v1/assets/"],
     ),
+    apps.get_model("fleet", "TelemetryRollup"): Case(
+        make=lambda c: _rollup(c),
+        detail_urls=["/api/v1/assets/{row.asset_id}/telemetry/?metric=temp_c&resolution=hour"],
+        list_urls=["/api/v1/assets/"],
+    ),
     apps.get_model("fleet", "HourlyUsage"): Case(
         make=lambda c: HourlyUsageFactory(asset__site__customer=c),
         detail_urls=["/api/v1/assets/{row.asset_id}/usage/?metric=run_hours"],
@@ -138,6 +143,19 @@ def _status_change(customer: Customer) -> models.Model:
     return AssetStatusChange.objects.create(
         customer=customer, asset=asset, previous="online", status="offline", at=timezone.now()
     )
+
+
+def _rollup(customer: Customer) -> models.Model:
+    from django.utils import timezone
+
+    from fleet.models import TelemetryRollup
+
+    asset = AssetFactory(site__customer=customer)
+    hour = timezone.now().replace(minute=0, second=0, microsecond=0)
+    return TelemetryRollup.objects.create(
+        customer=customer, asset=asset, metric="temp_c", resolution="hour", bucket=hour,
+        count=1, total=61.5, minimum=61.5, maximum=61.5,
+    )  # fmt: skip
 
 
 def _token_prefix(user: User) -> str:
