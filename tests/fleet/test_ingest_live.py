@@ -174,11 +174,12 @@ def _post_http(base: str, token: str, items: list[dict[str, Any]]) -> int:
 def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fleet_live: Installed) -> None:
     redis_server = RedisServer().start()
     env = {**service_env, "REDIS_URL": redis_server.url}
-    worker = start_worker(env, name="redis-restart")
-    server, base = start_asgi(env, name="asgi-redis-restart")
+    worker = server = None
     codes: list[int] = []
     accepted: list[dict[str, Any]] = []
     try:
+        worker = start_worker(env, name="redis-restart")
+        server, base = start_asgi(env, name="asgi-redis-restart")
         items = history(6000)
         chunks = [items[i : i + 100] for i in range(0, len(items), 100)]
 
@@ -210,6 +211,7 @@ def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fl
         assert worker.poll() is None
         assert stored_usage(fleet_live) == expected_usage(accepted)
     finally:
-        stop_process(server)
-        stop_process(worker)
+        for process in (server, worker):
+            if process is not None:
+                stop_process(process)
         redis_server.stop()
