@@ -49,18 +49,17 @@ def asset_status_changed(*, asset_ids: list[str]) -> None:
     for asset in Asset.objects.filter(pk__in=set(asset_ids)).only(
         "id", "customer_id", "status", "last_seen_at", "last_values", "last_fault_code"
     ):
+        message = {
+            "type": "asset.status",
+            "asset": str(asset.pk),
+            "status": asset.status,
+            "last_seen_at": asset.last_seen_at.isoformat() if asset.last_seen_at else None,
+            "last_values": asset.last_values,
+            "fault_code": asset.last_fault_code,
+        }
         try:
-            live.publish_for_customer(
-                asset.customer_id,
-                {
-                    "type": "asset.status",
-                    "asset": str(asset.pk),
-                    "status": asset.status,
-                    "last_seen_at": asset.last_seen_at.isoformat() if asset.last_seen_at else None,
-                    "last_values": asset.last_values,
-                    "fault_code": asset.last_fault_code,
-                },
-            )
+            live.publish_for_customer(asset.customer_id, message)
+            live.publish(live.asset_group(asset.pk), message)
         except Exception:
             log.warning("live: could not publish asset %s", asset.pk, exc_info=True)
     emit(ASSET_STATUS_CHANGED, asset_ids=list(set(asset_ids)))

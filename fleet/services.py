@@ -10,7 +10,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.credentials import device_token_issue
-from fleet.models import AlarmRule, Asset, AssetModel, Device, MetricDefinition, Site
+from fleet.models import AlarmRule, Asset, AssetModel, AssetStatus, Device, MetricDefinition, Site
 from portal.models import Customer, User
 from portal.services import audit_record
 
@@ -115,3 +115,38 @@ def metric(
         "normal_min": Decimal(low) if low is not None else None,
         "normal_max": Decimal(high) if high is not None else None,
     }
+
+
+@transaction.atomic
+def site_update(*, actor: User | None, site: Site, **changes: Any) -> Site:
+    for field, value in changes.items():
+        setattr(site, field, value)
+    site.full_clean()
+    site.save()
+    audit_record(
+        actor=actor, action="site.updated", target=site, data={k: str(v) for k, v in changes.items()}
+    )
+    return site
+
+
+@transaction.atomic
+def asset_update(*, actor: User | None, asset: Asset, **changes: Any) -> Asset:
+    """Rename, move to another site of the same customer, (de)commission."""
+    decommissioning = (
+        "decommissioned_at" in changes and changes["decommissioned_at"] and not asset.decommissioned_at
+    )
+    for field, value in changes.items():
+        setattr(asset, field, value)
+    asset.full_clean()
+    if decommissioning:
+        previous = asset.status
+        asset.status = AssetStatus.DECOMMISSIONED
+        asset.status_changed_at = timezone.now()
+        from fleet.alarms import record_status_change
+
+        record_status_change(asset=asset, previous=previous, status=asset.status, at=asset.status_changed_at)
+    asset.save()
+    audit_record(
+        actor=actor, action="asset.updated", target=asset, data={k: str(v) for k, v in changes.items()}
+    )
+    return asset

@@ -15,6 +15,11 @@ def customer_group(customer_id: UUID | str) -> str:
     return f"customer.{customer_id}"
 
 
+def asset_group(asset_id: UUID | str) -> str:
+    """Sockets that subscribed to one asset (after the same access check the pages use)."""
+    return f"asset.{asset_id}"
+
+
 def user_group(user_id: UUID | str) -> str:
     return f"user.{user_id}"
 

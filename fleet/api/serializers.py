@@ -216,3 +216,17 @@ class TelemetrySeriesSerializer(serializers.Serializer[Any]):
 
 # `from` is a Python keyword: rename the declared field so the JSON says "from" like the query.
 TelemetrySeriesSerializer._declared_fields["from"] = TelemetrySeriesSerializer._declared_fields.pop("start")
+
+
+class SiteUpdateSerializer(serializers.ModelSerializer[Site]):
+    class Meta:
+        model = Site
+        fields = ["name", "address", "time_zone"]
+
+
+class AssetUpdateSerializer(serializers.ModelSerializer[Asset]):
+    site = serializers.UUIDField(required=False)
+
+    class Meta:
+        model = Asset
+        fields = ["site", "name", "commissioned_on", "decommissioned_at"]

@@ -21,6 +21,7 @@ from fleet.api.serializers import (
     AssetModelCreateSerializer,
     AssetModelSerializer,
     AssetSerializer,
+    AssetUpdateSerializer,
     DeviceCreateSerializer,
     DeviceSerializer,
     DeviceTokenSerializer,
@@ -28,6 +29,7 @@ from fleet.api.serializers import (
     RotateSerializer,
     SiteCreateSerializer,
     SiteSerializer,
+    SiteUpdateSerializer,
     StatusChangeSerializer,
     TelemetryQuerySerializer,
     TelemetrySeriesSerializer,
@@ -68,7 +70,18 @@ def _as_drf(exc: ValidationError) -> serializers.ValidationError:
 class SiteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     model = Site
     serializer_class = SiteSerializer
-    capabilities = {"*": VIEW, "create": MANAGE}
+    capabilities = {"*": VIEW, "create": MANAGE, "partial_update": MANAGE}
+
+    @extend_schema(request=SiteUpdateSerializer, responses=SiteSerializer, summary="Change a site")
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        site = self.get_object()
+        data = SiteUpdateSerializer(site, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        try:
+            site = services.site_update(actor=self.actor, site=site, **data.validated_data)
+        except ValidationError as exc:
+            raise _as_drf(exc) from exc
+        return Response(SiteSerializer(site).data)
 
     @extend_schema(request=SiteCreateSerializer, responses={201: SiteSerializer}, summary="Create a site")
     def create(self, request: Request) -> Response:
@@ -131,7 +144,29 @@ ASSET_FILTERS = [
 class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     model = Asset
     serializer_class = AssetSerializer
-    capabilities = {"*": VIEW, "create": MANAGE, "usage": (Capability.VIEW_FLEET, Capability.VIEW_USAGE)}
+    capabilities = {
+        "*": VIEW,
+        "create": MANAGE,
+        "partial_update": MANAGE,
+        "usage": (Capability.VIEW_FLEET, Capability.VIEW_USAGE),
+    }
+
+    @extend_schema(request=AssetUpdateSerializer, responses=AssetSerializer, summary="Change or decommission")
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        asset = self.get_object()
+        data = AssetUpdateSerializer(asset, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        if "site" in changes:
+            site = Site.objects.for_customer(asset.customer_id).filter(pk=changes["site"]).first()
+            if site is None:
+                raise _unknown("site", "site")
+            changes["site"] = site
+        try:
+            asset = services.asset_update(actor=self.actor, asset=asset, **changes)
+        except ValidationError as exc:
+            raise _as_drf(exc) from exc
+        return Response(AssetSerializer(self.scoped_queryset().get(pk=asset.pk)).data)
 
     def scoped_queryset(self) -> Any:
         params = self.request.query_params if self.action == "list" else {}

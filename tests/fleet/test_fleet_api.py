@@ -189,3 +189,54 @@ def test_finance_reads_the_catalogue_but_not_devices(finance: User, fleet_a: Ins
     assert client.get("/api/v1/asset-models/").status_code == 200
     assert client.get("/api/v1/devices/").status_code == 403
     assert Device.objects.count() == 1
+
+
+def test_operator_renames_moves_and_decommissions(
+    operator: User, fleet_a: Installed, fleet_b: Installed
+) -> None:
+    from fleet import pipeline
+    from fleet.models import AssetStatusChange, IngestInbox
+
+    client = client_for(operator)
+    url = f"/api/v1/assets/{fleet_a.asset.pk}/"
+    other_site = SiteFactory(customer=fleet_a.asset.customer, name="Annex")
+    moved = client.patch(url, {"name": "Line 1", "site": str(other_site.pk)}, content_type="application/json")
+    assert moved.status_code == 200
+    assert (moved.json()["name"], moved.json()["site_name"]) == ("Line 1", "Annex")
+    # Another customer's site is unknown here, like a missing one.
+    foreign = client.patch(url, {"site": str(fleet_b.asset.site_id)}, content_type="application/json")
+    assert foreign.status_code == 400
+    assert foreign.json() == {"site": ["Unknown site."]}
+    done = client.patch(url, {"decommissioned_at": "2026-11-20T12:00:00Z"}, content_type="application/json")
+    assert done.json()["status"] == "decommissioned"
+    assert AssetStatusChange.objects.filter(asset=fleet_a.asset, status="decommissioned").exists()
+    # Heartbeats still arriving are stored but do not bring it back.
+    item = {"seq": 1, "ts": datetime.now(UTC).isoformat(), "status": "ok", "fault_code": "", "metrics": {}}
+    IngestInbox.objects.create(device_id=fleet_a.device.pk, count=1, items=[item])
+    pipeline.drain()
+    fleet_a.asset.refresh_from_db()
+    assert fleet_a.asset.status == "decommissioned"
+
+
+def test_customers_cannot_change_assets_or_sites(admin_a: User, fleet_a: Installed) -> None:
+    client = client_for(admin_a)
+    assert (
+        client.patch(
+            f"/api/v1/assets/{fleet_a.asset.pk}/", {"name": "x"}, content_type="application/json"
+        ).status_code
+        == 403
+    )
+    assert (
+        client.patch(
+            f"/api/v1/sites/{fleet_a.asset.site_id}/", {"name": "x"}, content_type="application/json"
+        ).status_code
+        == 403
+    )
+
+
+def test_operator_renames_a_site(operator: User, fleet_a: Installed) -> None:
+    response = client_for(operator).patch(
+        f"/api/v1/sites/{fleet_a.asset.site_id}/", {"name": "Main plant"}, content_type="application/json"
+    )
+    assert response.status_code == 200
+    assert response.json()["name"] == "Main plant"
