@@ -22,6 +22,7 @@ from fleet.models import (
     IngestInbox,
     MetricDefinition,
     Site,
+    TelemetryRollup,
 )
 
 
@@ -146,3 +147,10 @@ class FailedBatchAdmin(ReadOnlyAdmin):
         for batch in queryset.filter(retried_at__isnull=True):
             pipeline.failed_batch_retry(batch=batch)
         self.message_user(request, "Put back; a worker stores them now.")
+
+
+@admin.register(TelemetryRollup)
+class TelemetryRollupAdmin(ReadOnlyAdmin):
+    list_display = ["asset", "metric", "resolution", "bucket", "count", "minimum", "maximum", "customer"]
+    list_filter = ["resolution", "metric", "customer"]
+    show_full_result_count = False
