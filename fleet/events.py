@@ -58,8 +58,10 @@ def asset_status_changed(*, asset_ids: list[str]) -> None:
             "fault_code": asset.last_fault_code,
         }
         try:
+            # The overview (customer and staff groups) gets status; an asset page that
+            # subscribed gets the values too. Sockets coalesce both per asset per second.
             live.publish_for_customer(asset.customer_id, message)
-            live.publish(live.asset_group(asset.pk), message)
+            live.publish(live.asset_group(asset.pk), {**message, "type": "asset.values"})
         except Exception:
             log.warning("live: could not publish asset %s", asset.pk, exc_info=True)
     emit(ASSET_STATUS_CHANGED, asset_ids=list(set(asset_ids)))

@@ -8,7 +8,17 @@ class PortalConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth.signals import user_logged_out
+
+        from portal import live
         from portal.api import schema  # noqa: F401 - registers the OpenAPI auth extension
+
+        def close_sockets(sender: object, user: object = None, **kwargs: object) -> None:
+            if user is not None:
+                live.close_user_sockets(user.pk)  # type: ignore[attr-defined]
+
+        # Django's own auth signal: a logout ends that user's live sockets too.
+        user_logged_out.connect(close_sockets, weak=False, dispatch_uid="portal.close_sockets_on_logout")
 
 
 class PortalAdminConfig(AdminConfig):

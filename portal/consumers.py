@@ -1,12 +1,19 @@
-"""The live socket: session-authenticated, joins the groups the user's role allows.
+"""The live socket `/ws/live/`: session-authenticated, joins the groups the user's role allows.
 
-Later issues publish `asset.*`, `alarm.*`, `ticket.*` and `usage.*` events to these groups;
-this consumer only relays. Group names come from `portal.live` so publishers and the
-consumer cannot disagree.
+On connect: customer users join their customer's group, provider staff the staff group, and
+everyone their own user group (so a logout or deactivation can close their sockets). A
+client may then subscribe to a topic (`{"type": "subscribe", "topic": "asset", "id": …}`);
+the app that owns the topic checks access with the same scoped queryset its pages use, and a
+foreign id is answered exactly like a missing one.
+
+Events about one object (they carry `"asset": id`) are coalesced per socket: at most one per
+(type, object) per second, the newest winning, however fast the object reports.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -15,6 +22,9 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from portal import live
 from portal.tenancy import customer_id_scope
 
+COALESCE_SECONDS = 1.0
+MAX_SUBSCRIPTIONS = 200
+
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: list[str]
@@ -22,6 +32,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.groups_joined = []
+        self.last_sent: dict[tuple[str, str], float] = {}
+        self.pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self.flushes: set[asyncio.Future[None]] = set()
         scope = await database_sync_to_async(customer_id_scope)(user)
         if scope is False:
             await self.close(code=4401)
@@ -33,21 +46,71 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(name, self.channel_name)
         self.groups_joined = names
         await self.accept()
-        await self.send_json({"type": "hello", "role": user.role, "groups": len(names)})
+        await self.send_json({"type": "hello", "role": user.role})
 
     async def disconnect(self, code: int) -> None:
         for name in self.groups_joined:
             await self.channel_layer.group_discard(name, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
-        if isinstance(content, dict) and content.get("type") == "ping":
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "ping":
             await self.send_json({"type": "pong"})
+        elif kind in ("subscribe", "unsubscribe"):
+            await self._subscription(kind, content)
         else:
             await self.send_json({"type": "error", "detail": "Unknown message type."})
 
+    async def _subscription(self, kind: str, content: dict[str, Any]) -> None:
+        topic, object_id = str(content.get("topic", "")), str(content.get("id", ""))[:64]
+        group = await database_sync_to_async(live.resolve_topic)(self.scope["user"], topic, object_id)
+        if group is None:
+            # Missing, foreign or unknown topic: one answer for all.
+            await self.send_json({"type": "error", "detail": "Not found.", "topic": topic, "id": object_id})
+            return
+        if kind == "subscribe":
+            if group not in self.groups_joined:
+                if len(self.groups_joined) >= MAX_SUBSCRIPTIONS:
+                    await self.send_json({"type": "error", "detail": "Too many subscriptions."})
+                    return
+                await self.channel_layer.group_add(group, self.channel_name)
+                self.groups_joined.append(group)
+            await self.send_json({"type": "subscribed", "topic": topic, "id": object_id})
+        else:
+            if group in self.groups_joined:
+                await self.channel_layer.group_discard(group, self.channel_name)
+                self.groups_joined.remove(group)
+            await self.send_json({"type": "unsubscribed", "topic": topic, "id": object_id})
+
     async def live_event(self, event: dict[str, Any]) -> None:
-        """Relay an event a publisher sent with `portal.live.publish`."""
-        await self.send_json(event["payload"])
+        """Relay an event a publisher sent with `portal.live.publish`, coalescing per object."""
+        payload = event["payload"]
+        subject = payload.get("asset")
+        if subject is None:
+            await self.send_json(payload)
+            return
+        key = (str(payload.get("type")), str(subject))
+        now = time.monotonic()
+        due = self.last_sent.get(key, 0.0) + COALESCE_SECONDS
+        if now >= due and key not in self.pending:
+            self.last_sent[key] = now
+            await self.send_json(payload)
+            return
+        first = key not in self.pending
+        self.pending[key] = payload  # the newest wins
+        if first:
+            asyncio.get_running_loop().call_later(max(0.0, due - now), self._flush_soon, key)
+
+    def _flush_soon(self, key: tuple[str, str]) -> None:
+        task = asyncio.ensure_future(self._flush(key))
+        self.flushes.add(task)  # keep a reference until it ran
+        task.add_done_callback(self.flushes.discard)
+
+    async def _flush(self, key: tuple[str, str]) -> None:
+        payload = self.pending.pop(key, None)
+        if payload is not None:
+            self.last_sent[key] = time.monotonic()
+            await self.send_json(payload)
 
     async def live_close(self, event: dict[str, Any]) -> None:
         """A logout or deactivation closes the user's sockets."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -41,3 +42,18 @@ def close_user_sockets(user_id: UUID | str) -> None:
     layer = get_channel_layer()
     if layer is not None:
         async_to_sync(layer.group_send)(user_group(user_id), {"type": "live.close"})
+
+
+# topic -> resolver(user, object id) -> group name, or None when the user may not see it.
+TopicResolver = Callable[[Any, str], str | None]
+_topics: dict[str, TopicResolver] = {}
+
+
+def register_topic(topic: str, resolver: TopicResolver) -> None:
+    """Apps declare what a socket may subscribe to (fleet: "asset") from AppConfig.ready()."""
+    _topics[topic] = resolver
+
+
+def resolve_topic(user: Any, topic: str, object_id: str) -> str | None:
+    resolver = _topics.get(topic)
+    return resolver(user, object_id) if resolver is not None else None

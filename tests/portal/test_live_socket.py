@@ -114,3 +114,89 @@ def test_deactivation_closes_the_users_sockets(viewer_a: User, admin_a: User) ->
         assert closed == {"type": "websocket.close", "code": 4403}
 
     async_to_sync(scenario)()
+
+
+def test_subscribing_to_an_asset_checks_access_like_the_pages(viewer_a: User, customer_b: Customer) -> None:
+    from tests.factories import AssetFactory
+
+    mine = AssetFactory(site__customer=viewer_a.customer)
+    theirs = AssetFactory(site__customer=customer_b)
+    headers = _headers(viewer_a)
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        await sock.send_json_to({"type": "subscribe", "topic": "asset", "id": str(mine.pk)})
+        assert await sock.receive_json_from(timeout=5) == {
+            "type": "subscribed",
+            "topic": "asset",
+            "id": str(mine.pk),
+        }
+        answers = []
+        for object_id, topic in (
+            (str(theirs.pk), "asset"),
+            ("00000000-0000-0000-0000-000000000000", "asset"),
+            ("not-a-uuid", "asset"),
+            (str(mine.pk), "invoice"),
+        ):
+            await sock.send_json_to({"type": "subscribe", "topic": topic, "id": object_id})
+            answer = await sock.receive_json_from(timeout=5)
+            answers.append((answer["type"], answer["detail"]))
+        assert set(answers) == {("error", "Not found.")}
+        # Events for B's asset never reach this socket, subscribed or not.
+        await asyncio.to_thread(
+            live.publish, live.asset_group(theirs.pk), {"type": "asset.values", "asset": "x"}
+        )
+        await asyncio.to_thread(
+            live.publish, live.asset_group(mine.pk), {"type": "asset.values", "asset": str(mine.pk)}
+        )
+        assert (await sock.receive_json_from(timeout=5))["asset"] == str(mine.pk)
+        assert await sock.receive_nothing(timeout=0.5)
+        await sock.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_updates_are_coalesced_to_one_per_asset_per_second(viewer_a: User, customer_a: Customer) -> None:
+    headers = _headers(viewer_a)
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        for n in range(10):
+            await asyncio.to_thread(
+                live.publish_for_customer, customer_a.pk, {"type": "asset.status", "asset": "one", "n": n}
+            )
+        await asyncio.to_thread(
+            live.publish_for_customer, customer_a.pk, {"type": "asset.status", "asset": "two", "n": 0}
+        )
+        # (A timed-out receive cancels the application under test, so wait for exactly three.)
+        received = [await sock.receive_json_from(timeout=3) for _ in range(3)]
+        assert await sock.receive_nothing(timeout=1.5)
+        ones = [m["n"] for m in received if m["asset"] == "one"]
+        assert ones == [0, 9]  # the first at once, the newest a second later, nothing between
+        assert [m["n"] for m in received if m["asset"] == "two"] == [0]
+        await sock.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_logging_out_closes_the_users_sockets(viewer_a: User) -> None:
+    client = Client()
+    client.force_login(viewer_a)
+    headers = [
+        (b"origin", b"http://testserver"),
+        (b"host", b"testserver"),
+        (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode()),
+    ]
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        await asyncio.to_thread(client.post, "/accounts/logout/")
+        assert await sock.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+
+    async_to_sync(scenario)()
