@@ -45,6 +45,13 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a number JSON allows")
 
 
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number) and abs(number) < 1e15
+    except OverflowError:  # an integer too large for a float
+        return False
+
+
 def _parse_ts(value: Any, now: datetime, oldest: datetime, newest: datetime) -> tuple[str | None, str | None]:
     """(UTC ISO string, None) or (None, error)."""
     if not isinstance(value, str) or len(value) > 40:
@@ -103,7 +110,7 @@ def validate_items(body: Any, metrics: dict[str, str]) -> tuple[list[dict[str, A
         if ts_error:
             err(index, "ts", ts_error)
         status = item["status"]
-        if status not in STATUSES or not isinstance(status, str):
+        if not isinstance(status, str) or status not in STATUSES:
             err(index, "status", "must be ok, warning or fault")
         fault_code = item.get("fault_code")
         if fault_code is not None and (not isinstance(fault_code, str) or len(fault_code) > MAX_FAULT_CODE):
@@ -115,7 +122,7 @@ def validate_items(body: Any, metrics: dict[str, str]) -> tuple[list[dict[str, A
         for code, number in values.items():
             if code not in metrics:
                 err(index, f"metrics.{str(code)[:40]}", "is not a metric of this asset's model")
-            elif type(number) not in (int, float) or not math.isfinite(number):
+            elif type(number) not in (int, float) or not _finite(number):
                 err(index, f"metrics.{code}", "must be a finite number")
             elif metrics[code] == "counter" and number < 0:
                 err(index, f"metrics.{code}", "a counter cannot be negative")

@@ -34,11 +34,16 @@ def asset_model_create(
     name: str,
     manufacturer: str = "",
     heartbeat_interval_seconds: int = 60,
+    description: str = "",
     metrics: list[dict[str, Any]] | None = None,
     alarm_rules: list[dict[str, Any]] | None = None,
 ) -> AssetModel:
     model = AssetModel(
-        code=code, name=name, manufacturer=manufacturer, heartbeat_interval_seconds=heartbeat_interval_seconds
+        code=code,
+        name=name,
+        manufacturer=manufacturer,
+        heartbeat_interval_seconds=heartbeat_interval_seconds,
+        description=description,
     )
     model.full_clean()
     model.save()

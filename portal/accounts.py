@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth import views as auth_views
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.urls import reverse_lazy
 
 from portal.forms import EmailAuthenticationForm
@@ -44,3 +44,21 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
         response = super().form_valid(form)
         audit_record(actor=form.user, action="user.password_set", target=form.user)
         return response
+
+
+def lockout_response(
+    request: HttpRequest, original_response: Any = None, credentials: Any = None
+) -> HttpResponse:
+    """django-axes' answer to a locked-out login: JSON with Retry-After for the API, a page otherwise."""
+    from django.conf import settings
+    from django.http import JsonResponse
+    from django.shortcuts import render
+
+    retry_after = str(int(settings.AXES_COOLOFF_TIME.total_seconds()))
+    response: HttpResponse
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": "Too many failed attempts; try again later."}, status=429)
+    else:
+        response = render(request, "registration/locked_out.html", status=429)
+    response["Retry-After"] = retry_after
+    return response

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
 from rest_framework import serializers
 
 from fleet.models import (
@@ -122,7 +123,8 @@ class DeviceSerializer(serializers.ModelSerializer[Device]):
 
     def get_credential_prefixes(self, device: Device) -> list[str]:
         """The public prefixes of the device's usable tokens (never the tokens)."""
-        return [c.prefix for c in device.credentials.all() if c.revoked_at is None]
+        now = timezone.now()
+        return [c.prefix for c in device.credentials.all() if c.is_valid_at(now)]
 
 
 class DeviceCreateSerializer(serializers.Serializer[Device]):
@@ -147,7 +149,7 @@ class RotateSerializer(serializers.Serializer[Any]):
 
 class UsageQuerySerializer(serializers.Serializer[Any]):
     metric = serializers.CharField(max_length=60)
-    start = serializers.DateTimeField(source="from", required=False)
+    start = serializers.DateTimeField(required=False)  # renamed to "from" below
     to = serializers.DateTimeField(required=False)
     resolution = serializers.ChoiceField(choices=["hour", "day", "month"], default="hour")
 
@@ -192,7 +194,7 @@ class StatusChangeSerializer(serializers.ModelSerializer[AssetStatusChange]):
 
 class TelemetryQuerySerializer(serializers.Serializer[Any]):
     metric = serializers.CharField(max_length=60)
-    start = serializers.DateTimeField(source="from", required=False)
+    start = serializers.DateTimeField(required=False)  # renamed to "from" below
     to = serializers.DateTimeField(required=False)
     resolution = serializers.ChoiceField(choices=["raw", "minute", "hour", "day"], required=False)
 
@@ -214,8 +216,9 @@ class TelemetrySeriesSerializer(serializers.Serializer[Any]):
     points = TelemetryPointSerializer(many=True)
 
 
-# `from` is a Python keyword: rename the declared field so the JSON says "from" like the query.
-TelemetrySeriesSerializer._declared_fields["from"] = TelemetrySeriesSerializer._declared_fields.pop("start")
+# `from` is a Python keyword: rename the declared fields so requests, errors and answers say "from".
+for _serializer in (UsageQuerySerializer, TelemetryQuerySerializer, TelemetrySeriesSerializer):
+    _serializer._declared_fields["from"] = _serializer._declared_fields.pop("start")
 
 
 class SiteUpdateSerializer(serializers.ModelSerializer[Site]):

@@ -144,8 +144,11 @@ ASSET_FILTERS = [
 class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     model = Asset
     serializer_class = AssetSerializer
+    # Finance reads assets too: usage is per asset, and its ids come from here.
     capabilities = {
         "*": VIEW,
+        "list": (Capability.VIEW_FLEET, Capability.VIEW_USAGE),
+        "retrieve": (Capability.VIEW_FLEET, Capability.VIEW_USAGE),
         "create": MANAGE,
         "partial_update": MANAGE,
         "usage": (Capability.VIEW_FLEET, Capability.VIEW_USAGE),
@@ -230,9 +233,8 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
     def usage(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
         params = request.query_params
-        given = {"metric": "metric", "start": "from", "to": "to", "resolution": "resolution"}
         query = UsageQuerySerializer(
-            data={field: params[name] for field, name in given.items() if params.get(name)}
+            data={k: params[k] for k in ("metric", "from", "to", "resolution") if params.get(k)}
         )
         query.is_valid(raise_exception=True)
         metric = query.validated_data["metric"]
@@ -240,10 +242,11 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
             asset_model=asset.model, code=metric, kind=MetricKind.COUNTER
         ).exists():
             raise serializers.ValidationError({"metric": ["Not a counter metric of this asset's model."]})
-        start, end = query.validated_data.get("from"), query.validated_data.get("to")
-        if start and end and start >= end:
+        end = query.validated_data.get("to") or timezone.now()
+        start = query.validated_data.get("from") or end - timedelta(days=7)
+        if start >= end:
             raise serializers.ValidationError({"from": ["Must be before `to`."]})
-        if start and end and end - start > timedelta(days=3 * 366):
+        if end - start > timedelta(days=3 * 366):
             raise serializers.ValidationError({"from": ["At most three years at a time."]})
         series = selectors.usage_series(
             asset=asset, metric=metric, start=start, end=end, resolution=query.validated_data["resolution"]
@@ -267,8 +270,9 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
     def telemetry(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
         params = request.query_params
-        given = {"metric": "metric", "start": "from", "to": "to", "resolution": "resolution"}
-        query = TelemetryQuerySerializer(data={f: params[n] for f, n in given.items() if params.get(n)})
+        query = TelemetryQuerySerializer(
+            data={k: params[k] for k in ("metric", "from", "to", "resolution") if params.get(k)}
+        )
         query.is_valid(raise_exception=True)
         metric = query.validated_data["metric"]
         if not MetricDefinition.objects.filter(asset_model=asset.model, code=metric).exists():

@@ -144,15 +144,19 @@ class TokenView(APIView):
             )
         except AxesBackendPermissionDenied:
             return Response({"detail": "Too many failed attempts; try again later."}, status=429)
-        if not isinstance(user, User):
-            raise serializers.ValidationError({"detail": ["Unable to log in with these credentials."]})
+        if not isinstance(user, User) or (user.customer is not None and not user.customer.is_active):
+            return Response({"detail": "Unable to log in with these credentials."}, status=400)
         token = api_token_issue(user=user, name=data.validated_data["name"])
         return Response({"token": token}, status=status.HTTP_201_CREATED)
 
     @extend_schema(request=None, responses={204: None}, summary="Revoke the token in use")
     def delete(self, request: Request) -> Response:
         if not isinstance(request.auth, ApiToken):
-            return Response({"detail": "Send the token to revoke as Authorization: Token …"}, status=400)
+            return Response(
+                {"detail": "Send the token to revoke as Authorization: Token …"},
+                status=401,
+                headers={"WWW-Authenticate": "Token"},
+            )
         api_token_revoke(token=request.auth, actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 

@@ -240,3 +240,37 @@ def test_operator_renames_a_site(operator: User, fleet_a: Installed) -> None:
     )
     assert response.status_code == 200
     assert response.json()["name"] == "Main plant"
+
+
+def test_asset_models_keep_their_description(operator: User) -> None:
+    body = {"code": "d1", "name": "D1", "description": "Two-stage", "metrics": [{"code": "x", "label": "X"}]}
+    response = client_for(operator).post("/api/v1/asset-models/", body, content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["description"] == "Two-stage"
+
+
+def test_usage_ranges_are_checked_with_one_end_given(viewer_a: User, fleet_a: Installed) -> None:
+    url = f"/api/v1/assets/{fleet_a.asset.pk}/usage/"
+    response = client_for(viewer_a).get(url, {"metric": "run_hours", "from": "2001-01-01T00:00:00Z"})
+    assert response.status_code == 400
+    assert "from" in response.json()
+    response = client_for(viewer_a).get(url, {"metric": "run_hours", "from": "garbage"})
+    assert list(response.json()) == ["from"]
+
+
+def test_only_usable_token_prefixes_are_listed(operator: User, fleet_a: Installed) -> None:
+    client = client_for(operator)
+    rotated = client.post(
+        f"/api/v1/devices/{fleet_a.device.pk}/rotate-token/",
+        {"overlap_seconds": 0},
+        content_type="application/json",
+    ).json()
+    assert rotated["device"]["credential_prefixes"] == [rotated["token"].split("_")[1]]
+
+
+def test_finance_finds_assets_for_their_usage(finance: User, fleet_a: Installed) -> None:
+    client = client_for(finance)
+    assets = client.get("/api/v1/assets/").json()["results"]
+    assert [a["id"] for a in assets] == [str(fleet_a.asset.pk)]
+    assert client.get(f"/api/v1/assets/{fleet_a.asset.pk}/usage/", {"metric": "run_hours"}).status_code == 200
+    assert client.get(f"/api/v1/assets/{fleet_a.asset.pk}/heartbeats/").status_code == 403

@@ -9,6 +9,9 @@ from typing import Any
 import pytest
 from django.test import Client
 from django.utils import timezone
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from fleet import credentials, pipeline
 from fleet.models import Heartbeat, IngestInbox
@@ -83,6 +86,11 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("future ts", beat(ts=FUTURE), "ts"),
     ("ts older than 90 days", beat(ts=ANCIENT), "ts"),
     ("unknown status", beat(status="fine"), "status"),
+    ("status an array", beat(status=["ok"]), "status"),
+    ("status an object", beat(status={"ok": 1}), "status"),
+    ("metric an integer too big for a float", beat(metrics={"temp_c": 10**400}), "metrics.temp_c"),
+    ("metric absurdly large", beat(metrics={"temp_c": 1e300}), "metrics.temp_c"),
+    ("metrics keyed oddly", beat(metrics={"": 1}), "metrics."),
     ("metrics not an object", beat(metrics=[1, 2]), "metrics"),
     ("unknown metric", beat(metrics={"rpm": 1200}), "metrics.rpm"),
     ("metric a string", beat(metrics={"temp_c": "61"}), "metrics.temp_c"),
@@ -217,3 +225,37 @@ def test_tokens_are_stored_only_as_hashes(fleet_a: Installed) -> None:
     assert fleet_a.token not in (stored.token_hash, stored.prefix)
     assert stored.token_hash == credentials.hash_token(fleet_a.token)
     assert fleet_a.token.startswith(f"fpd_{stored.prefix}_")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+heartbeat_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "seq": json_values | st.integers(),
+        "ts": json_values | st.just(beat()["ts"]),
+        "status": json_values | st.sampled_from(["ok", "warning", "fault"]),
+        "metrics": json_values | st.dictionaries(st.sampled_from(["temp_c", "run_hours", "x"]), json_values),
+        "fault_code": json_values,
+    },
+)
+
+
+@hypothesis_settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(body=json_values | heartbeat_like | st.lists(heartbeat_like, max_size=5))
+def test_no_body_ever_gets_a_500(fleet_a: Installed, body: Any) -> None:
+    if fleet_a.device.rate_limit_per_minute is None:  # many examples, one device: not a rate test
+        fleet_a.device.rate_limit_per_minute = 10**6
+        fleet_a.device.save()
+        credentials.clear_auth_cache()
+    response = post(fleet_a, body)
+    assert response.status_code in (202, 400), response.content
+    if response.status_code == 400:
+        assert response.json()["detail"]

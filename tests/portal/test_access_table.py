@@ -95,7 +95,7 @@ PAGES: list[tuple[str | UrlFor, dict[Role, int]]] = [
     ("/api/v1/users/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/api/v1/sites/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/api/v1/asset-models/", dict.fromkeys(ROLES, OK)),
-    ("/api/v1/assets/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
+    ("/api/v1/assets/", dict.fromkeys(ROLES, OK)),
     ("/api/v1/devices/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/api/v1/tokens/", dict.fromkeys(ROLES, OK)),
 ]

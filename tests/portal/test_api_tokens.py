@@ -106,3 +106,32 @@ def test_a_viewer_sees_only_their_own_tokens(viewer_a: User, admin_a: User) -> N
     api_token_issue(user=admin_a, name="the admin's")
     listed = client_for(viewer_a).get("/api/v1/tokens/").json()["results"]
     assert [t["name"] for t in listed] == ["mine"]
+
+
+def test_the_api_lockout_is_json_with_retry_after(viewer_a: User, settings: Any) -> None:
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        obtain(viewer_a.email, "wrong-password")
+    response = obtain(viewer_a.email, PASSWORD)
+    assert response.status_code == 429
+    assert response.json() == {"detail": "Too many failed attempts; try again later."}
+    assert int(response["Retry-After"]) == int(settings.AXES_COOLOFF_TIME.total_seconds())
+
+
+def test_wrong_credentials_say_so_in_one_string(viewer_a: User) -> None:
+    response = obtain(viewer_a.email, "wrong-password")
+    assert response.json() == {"detail": "Unable to log in with these credentials."}
+
+
+def test_users_of_a_deactivated_customer_get_no_token(viewer_a: User) -> None:
+    customer = viewer_a.customer
+    assert customer is not None
+    customer.is_active = False
+    customer.save()
+    assert obtain(viewer_a.email, PASSWORD).status_code == 400
+    assert not ApiToken.objects.exists()
+
+
+def test_api_errors_are_json_even_for_malformed_ids(viewer_a: User) -> None:
+    response = client_for(viewer_a).get("/api/v1/assets/not-a-uuid/")
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
