@@ -121,3 +121,10 @@ def test_times_are_shown_in_the_users_time_zone(admin_a: User, customer_a: Custo
     body = client_for(admin_a).get("/activity/").content.decode()
     assert "Times shown in Asia/Tokyo" in body
     assert "+09:00" in body  # the datetime attribute carries the offset of the zone shown
+
+
+def test_the_api_schema_generates_without_warnings(tmp_path: Path) -> None:
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(tmp_path / "schema.yaml"))
+    schema = (tmp_path / "schema.yaml").read_text()
+    for path in ("/api/v1/auth/token/", "/api/v1/assets/{id}/telemetry/", "/api/v1/alarms/{id}/acknowledge/"):
+        assert path in schema
