@@ -103,3 +103,27 @@ def usage_series(
         "total": total,
         "points": points,
     }
+
+
+def fleet_overview(
+    *, actor: User, site: str | None, status: str | None, model: str | None, search: str
+) -> dict[str, Any]:
+    """The overview page's data in a constant number of queries."""
+    from django.db.models import Count
+
+    from fleet.models import ACTIVE_ALARM_STATES, AssetStatus
+
+    visible = Asset.objects.visible_to(actor)
+    counts = dict(visible.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    assets = (
+        asset_list(actor=actor, site=site, status=status, model=model, search=search)
+        .prefetch_related(Prefetch("model__metrics", MetricDefinition.objects.order_by("code")))
+        .annotate(open_alarms=Count("alarms", filter=Q(alarms__state__in=ACTIVE_ALARM_STATES)))
+    )
+    return {
+        "tiles": [(s.value, s.label, counts.get(s.value, 0)) for s in AssetStatus],
+        "total": sum(counts.values()),
+        "assets": assets,
+        "sites": Site.objects.visible_to(actor).select_related("customer").order_by("customer__name", "name"),
+        "models": AssetModel.objects.filter(assets__in=visible).distinct().order_by("name"),
+    }

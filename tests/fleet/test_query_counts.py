@@ -35,7 +35,16 @@ def _assets(customer: Customer, n: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["/api/v1/assets/", "/api/v1/devices/", "/api/v1/asset-models/", "/api/v1/alarms/", "/", "/sites/"]
+    "url",
+    [
+        "/api/v1/assets/",
+        "/api/v1/devices/",
+        "/api/v1/asset-models/",
+        "/api/v1/alarms/",
+        "/",
+        "/sites/",
+        "/fleet/",
+    ],
 )
 def test_fleet_lists_are_constant_in_queries(viewer_a: User, customer_a: Customer, url: str) -> None:
     grow: Callable[[int], None] = lambda n: _assets(customer_a, n)  # noqa: E731

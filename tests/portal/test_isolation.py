@@ -80,7 +80,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             "/api/v1/assets/{pk}/heartbeats/",
             "/api/v1/assets/{pk}/usage/?metric=run_hours",
         ],
-        list_urls=["/api/v1/assets/", "/api/v1/assets/?q=Secret"],
+        list_urls=["/api/v1/assets/", "/api/v1/assets/?q=Secret", "/fleet/", "/fleet/?q=Secret"],
     ),
     apps.get_model("fleet", "Device"): Case(
         make=lambda c: DeviceFactory(asset__site__customer=c),

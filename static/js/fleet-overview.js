@@ -1,0 +1,65 @@
+/* The fleet overview, updated live: a row's status, last seen, values and alarms; the tiles. */
+(function () {
+  "use strict";
+  var LABELS = { online: "Online", warning: "Warning", fault: "Fault", offline: "Offline",
+                 never_seen: "Never seen", decommissioned: "Decommissioned" };
+  var BADGES = { online: "badge-ok", warning: "badge-warn", fault: "badge-bad", offline: "badge-bad",
+                 never_seen: "badge-muted", decommissioned: "badge-muted" };
+
+  function bumpTile(status, delta) {
+    var tile = document.querySelector('[data-tile="' + status + '"] [data-count]');
+    if (tile) { tile.textContent = String(Math.max(0, parseInt(tile.textContent, 10) + delta)); }
+  }
+
+  Fleetport.live.on("asset.status", function (m) {
+    var row = document.querySelector('tr[data-asset-id="' + m.asset + '"]');
+    if (!row) { return; }
+    var previous = row.getAttribute("data-status");
+    if (previous !== m.status) {
+      bumpTile(previous, -1);
+      bumpTile(m.status, +1);
+      row.setAttribute("data-status", m.status);
+      var badge = row.querySelector('[data-field="status"]');
+      badge.className = "badge " + (BADGES[m.status] || "badge-muted");
+      badge.textContent = LABELS[m.status] || m.status;
+      row.classList.remove("flash");
+      void row.offsetWidth; // restart the highlight
+      row.classList.add("flash");
+    }
+    if (m.last_seen_at) {
+      var cell = row.querySelector('[data-field="last-seen"]');
+      cell.innerHTML = "";
+      var time = document.createElement("time");
+      time.setAttribute("datetime", m.last_seen_at);
+      time.textContent = Fleetport.formatTime(m.last_seen_at);
+      cell.appendChild(time);
+    }
+    var gauges = JSON.parse(row.getAttribute("data-gauges") || "[]");
+    var values = row.querySelector('[data-field="values"]');
+    var shown = gauges.filter(function (g) { return m.last_values && g[0] in m.last_values; });
+    if (shown.length) {
+      values.textContent = "";
+      shown.forEach(function (g) {
+        var span = document.createElement("span");
+        span.className = "kv";
+        span.setAttribute("data-metric", g[0]);
+        span.title = g[1];
+        span.textContent = (Math.round(m.last_values[g[0]] * 100) / 100) + (g[2] ? "\u2009" + g[2] : "");
+        values.appendChild(span);
+        values.appendChild(document.createTextNode(" "));
+      });
+    }
+  });
+
+  function alarmDelta(delta) {
+    return function (m) {
+      var cell = document.querySelector('tr[data-asset-id="' + m.asset + '"] [data-field="alarms"]');
+      if (!cell) { return; }
+      var count = Math.max(0, (parseInt(cell.textContent, 10) || 0) + delta);
+      cell.innerHTML = count ? '<span class="badge badge-bad">' + count + "</span>" : "0";
+    };
+  }
+  Fleetport.live.on("alarm.raised", alarmDelta(+1));
+  Fleetport.live.on("alarm.cleared", alarmDelta(-1));
+  Fleetport.live.start();
+})();

@@ -1,0 +1,82 @@
+/* Fleetport live socket: one connection to /ws/live/, reconnecting with backoff.
+ * Pages call Fleetport.live.on(type, handler) and, for an object, subscribe(topic, id).
+ * A stale indicator ([data-live-state]) shows whether updates are flowing. No dependencies. */
+(function () {
+  "use strict";
+  var handlers = {};
+  var subscriptions = [];
+  var socket = null;
+  var attempt = 0;
+  var lastMessageAt = 0;
+  var STALE_AFTER_MS = 60000;
+
+  function setState(state, label) {
+    document.querySelectorAll("[data-live-state]").forEach(function (el) {
+      el.setAttribute("data-live-state", state);
+      var text = el.querySelector(".live-label");
+      if (text) { text.textContent = label; }
+    });
+  }
+
+  function dispatch(message) {
+    (handlers[message.type] || []).forEach(function (fn) { fn(message); });
+    (handlers["*"] || []).forEach(function (fn) { fn(message); });
+  }
+
+  function send(message) {
+    if (socket && socket.readyState === WebSocket.OPEN) { socket.send(JSON.stringify(message)); }
+  }
+
+  function connect() {
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    socket = new WebSocket(scheme + window.location.host + "/ws/live/");
+    setState("connecting", attempt ? "Reconnecting…" : "Connecting…");
+    socket.onopen = function () {
+      attempt = 0;
+      lastMessageAt = Date.now();
+      setState("live", "Live");
+      subscriptions.forEach(function (s) { send({ type: "subscribe", topic: s.topic, id: s.id }); });
+    };
+    socket.onmessage = function (event) {
+      lastMessageAt = Date.now();
+      var message;
+      try { message = JSON.parse(event.data); } catch (e) { return; }
+      dispatch(message);
+    };
+    socket.onclose = function (event) {
+      if (event.code === 4401 || event.code === 4403) {
+        setState("offline", "Signed out");
+        return; // logged out or deactivated: do not reconnect
+      }
+      attempt += 1;
+      var delay = Math.min(30000, 1000 * Math.pow(2, attempt - 1)) * (0.75 + Math.random() / 2);
+      setState("stale", "Reconnecting in " + Math.round(delay / 1000) + " s");
+      window.setTimeout(connect, delay);
+    };
+  }
+
+  window.setInterval(function () {
+    if (!socket || socket.readyState !== WebSocket.OPEN) { return; }
+    send({ type: "ping" });
+    if (Date.now() - lastMessageAt > STALE_AFTER_MS) { setState("stale", "No updates"); }
+  }, 25000);
+
+  window.Fleetport = window.Fleetport || {};
+  window.Fleetport.live = {
+    on: function (type, fn) { (handlers[type] = handlers[type] || []).push(fn); },
+    subscribe: function (topic, id) {
+      subscriptions.push({ topic: topic, id: id });
+      send({ type: "subscribe", topic: topic, id: id });
+    },
+    start: function () { if (!socket) { connect(); } }
+  };
+  window.Fleetport.formatTime = function (iso) {
+    var zone = document.body.getAttribute("data-time-zone") || undefined;
+    try {
+      return new Intl.DateTimeFormat(undefined, {
+        day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit",
+        hour12: false, timeZone: zone
+      }).format(new Date(iso));
+    } catch (e) { return iso; }
+  };
+})();

@@ -1,0 +1,66 @@
+"""The fleet overview changes live: a heartbeat posted to the ingest API turns a row without reload."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from fleet.models import AssetModel
+from portal.models import Customer, User
+from tests.factories import PASSWORD
+from tests.fleet.conftest import install
+from tests.integration import login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def post_heartbeat(base: str, token: str, seq: int, status: str) -> int:
+    body = {"seq": seq, "ts": datetime.now(UTC).isoformat(), "status": status, "metrics": {"temp_c": 71.5}}
+    request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
+        f"{base}/api/v1/ingest/heartbeats",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return int(response.status)
+
+
+def test_a_row_turns_to_fault_without_reload(
+    page: Any,
+    asgi_server: str,
+    live_worker: Any,
+    viewer_a: User,
+    customer_a: Customer,
+    customer_b: Customer,
+    compressor: AssetModel,
+) -> None:
+    mine = install(customer_a, compressor, "LIVE-A1")
+    theirs = install(customer_b, compressor, "LIVE-B1")
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/fleet/")
+    page.wait_for_selector('[data-live-state="live"]')
+    row = page.locator(f'tr[data-asset-id="{mine.asset.pk}"]')
+    assert row.locator('[data-field="status"]').inner_text() == "Never seen"
+    assert page.locator(f'tr[data-asset-id="{theirs.asset.pk}"]').count() == 0
+    assert "LIVE-B1" not in page.content()
+    screenshot(page, "fleet-overview-before")
+
+    page.evaluate("window.__noReload = 1")  # survives only if the page is not reloaded
+    assert post_heartbeat(asgi_server, theirs.token, 1, "fault") == 202
+    assert post_heartbeat(asgi_server, mine.token, 1, "fault") == 202
+    row_js = f"""document.querySelector('tr[data-asset-id="{mine.asset.pk}"]')"""
+    cell = row_js + """.querySelector('[data-field="%s"]').textContent.trim()"""
+    page.wait_for_function(f"{cell % 'status'} === 'Fault'", timeout=20_000)
+    assert page.evaluate("window.__noReload") == 1
+    assert page.locator('[data-tile="fault"] [data-count]').inner_text() == "1"
+    assert row.locator('[data-field="values"]').inner_text().startswith("71.5")
+    page.wait_for_function(f"{cell % 'alarms'} === '1'", timeout=10_000)
+    # B's fault never reached A's page.
+    assert "LIVE-B1" not in page.content()
+    screenshot(page, "fleet-overview-live")

@@ -1,0 +1,64 @@
+"""The fleet cast: one asset model, an asset with a device (and its token) per customer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from fleet import services
+from fleet.credentials import clear_auth_cache
+from fleet.models import Asset, AssetModel, Device
+from portal.models import Customer
+from tests.factories import SiteFactory
+
+
+@dataclass
+class Installed:
+    asset: Asset
+    device: Device
+    token: str
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"HTTP_AUTHORIZATION": f"Device {self.token}"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_auth_cache() -> None:
+    clear_auth_cache()
+
+
+@pytest.fixture
+def compressor(db: None) -> AssetModel:
+    return services.asset_model_create(
+        actor=None,
+        code="comp-test",
+        name="Test compressor",
+        heartbeat_interval_seconds=60,
+        metrics=[
+            services.metric("run_hours", "Run hours", "h", "counter"),
+            services.metric("energy_kwh", "Energy", "kWh", "counter"),
+            services.metric("pressure_bar", "Pressure", "bar", "gauge", "6", "8.5"),
+            services.metric("temp_c", "Temperature", "°C", "gauge", "40", "95"),
+        ],
+    )
+
+
+def install(customer: Customer, model: AssetModel, serial: str) -> Installed:
+    site = SiteFactory(customer=customer)
+    asset = services.asset_create(
+        actor=None, site=site, model=model, serial_number=serial, name=f"Asset {serial}"
+    )
+    device, token = services.device_install(actor=None, asset=asset, serial_number=f"GW-{serial}")
+    return Installed(asset=asset, device=device, token=token)
+
+
+@pytest.fixture
+def fleet_a(customer_a: Customer, compressor: AssetModel) -> Installed:
+    return install(customer_a, compressor, "A-0001")
+
+
+@pytest.fixture
+def fleet_b(customer_b: Customer, compressor: AssetModel) -> Installed:
+    return install(customer_b, compressor, "B-0001")
