@@ -4,6 +4,8 @@ from fleet import views
 
 urlpatterns = [
     path("fleet/", views.fleet_overview, name="fleet_overview"),
+    path("fleet/assets/<uuid:pk>/", views.asset_detail, name="asset_detail"),
+    path("fleet/alarms/<uuid:pk>/<str:action>/", views.alarm_action, name="alarm_action"),
     path("sites/", views.site_list, name="site_list"),
     path("sites/<uuid:pk>/", views.site_detail, name="site_detail"),
 ]

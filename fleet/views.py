@@ -1,14 +1,26 @@
 from __future__ import annotations
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
 
-from fleet import selectors
-from fleet.models import AssetStatus
+from fleet import alarms, selectors
+from fleet.models import (
+    ACTIVE_ALARM_STATES,
+    Alarm,
+    AlarmState,
+    Asset,
+    AssetStatus,
+    AssetStatusChange,
+    Device,
+)
 from fleet.selectors import site_list as select_sites
-from portal.roles import Capability
+from portal.roles import Capability, can
 from portal.views import require_capability
 
 
@@ -51,3 +63,70 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
         "q": params.get("q", ""),
     }
     return render(request, "fleet/overview.html", context)
+
+
+@login_required
+def asset_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    require_capability(request, Capability.VIEW_FLEET)
+    actor = request.user
+    asset = get_object_or_404(
+        Asset.objects.visible_to(actor).select_related("site", "model", "customer"),
+        pk=pk,
+    )
+    metrics = list(asset.model.metrics.order_by("kind", "code"))
+    alarms = (
+        Alarm.objects.for_customer(asset.customer_id)
+        .filter(asset=asset)
+        .select_related("acknowledged_by", "cleared_by")
+    )
+    context = {
+        "asset": asset,
+        "gauges": [m for m in metrics if m.kind == "gauge"],
+        "counters": [m for m in metrics if m.kind == "counter"],
+        "metrics": metrics,
+        "active_alarms": alarms.filter(state__in=ACTIVE_ALARM_STATES).order_by("-raised_at"),
+        "past_alarms": alarms.filter(state=AlarmState.CLEARED).order_by("-raised_at")[:10],
+        "history": AssetStatusChange.objects.for_customer(asset.customer_id)
+        .filter(asset=asset)
+        .order_by("-at")[:15],
+        "devices": Device.objects.for_customer(asset.customer_id)
+        .filter(asset=asset)
+        .prefetch_related("credentials")
+        .order_by("-installed_at"),
+        "can_acknowledge": can(actor, Capability.ACKNOWLEDGE_ALARMS),
+        "metric_spec": [
+            {
+                "code": m.code,
+                "label": m.label,
+                "unit": m.unit,
+                "kind": m.kind,
+                "min": float(m.normal_min) if m.normal_min is not None else None,
+                "max": float(m.normal_max) if m.normal_max is not None else None,
+            }
+            for m in metrics
+        ],
+    }
+    return render(request, "fleet/asset_detail.html", context)
+
+
+@login_required
+@require_POST
+def alarm_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBase:
+    require_capability(request, Capability.ACKNOWLEDGE_ALARMS)
+    if action not in ("acknowledge", "clear"):
+        raise Http404
+    actor = request.user
+    alarm = get_object_or_404(Alarm.objects.visible_to(actor), pk=pk)
+    try:
+        if action == "acknowledge":
+            alarms.alarm_acknowledge(alarm=alarm, actor=actor)  # type: ignore[arg-type]
+            messages.success(request, "Alarm acknowledged.")
+        else:
+            alarms.alarm_clear(alarm=alarm, actor=actor)  # type: ignore[arg-type]
+            messages.success(request, "Alarm cleared.")
+    except alarms.AlarmStateError as exc:
+        messages.error(request, str(exc))
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        target = reverse("asset_detail", args=[alarm.asset_id])
+    return redirect(target)

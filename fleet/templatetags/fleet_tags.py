@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Any
 
 from django import template
+from django.utils import timezone
 
-from fleet.models import Asset
+from fleet.models import Asset, Device, DeviceCredential
 
 register = template.Library()
 
@@ -50,3 +51,15 @@ def key_values(asset: Asset, limit: int = 3) -> list[dict[str, Any]]:
         if len(shown) >= limit:
             break
     return shown
+
+
+@register.filter
+def get_item(mapping: dict[str, Any], key: str) -> Any:
+    return mapping.get(key)
+
+
+@register.filter
+def usable_credentials(device: Device) -> list[DeviceCredential]:
+    """Tokens that work now (public prefixes only): not revoked, not past a rotation's overlap."""
+    now = timezone.now()
+    return [c for c in device.credentials.all() if c.is_valid_at(now)]

@@ -64,3 +64,62 @@ def test_a_row_turns_to_fault_without_reload(
     # B's fault never reached A's page.
     assert "LIVE-B1" not in page.content()
     screenshot(page, "fleet-overview-live")
+
+
+def test_the_asset_page_draws_charts_and_takes_live_values(
+    page: Any,
+    asgi_server: str,
+    live_worker: Any,
+    viewer_a: User,
+    customer_a: Customer,
+    compressor: AssetModel,
+) -> None:
+    from datetime import timedelta
+
+    from fleet import pipeline
+    from fleet.models import IngestInbox
+
+    mine = install(customer_a, compressor, "CHART-A1")
+    start = datetime.now(UTC) - timedelta(minutes=50)
+    items = [
+        {"seq": i, "ts": (start + timedelta(minutes=i)).isoformat(), "status": "ok", "fault_code": "",
+         "metrics": {"temp_c": 60 + i % 7, "pressure_bar": 7.0, "run_hours": 100 + i / 60, "energy_kwh": i}}
+        for i in range(40)
+    ]  # fmt: skip
+    IngestInbox.objects.create(device_id=mine.device.pk, count=len(items), items=items)
+    pipeline.drain()
+
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/fleet/assets/{mine.asset.pk}/")
+    page.wait_for_selector('[data-live-state="live"]')
+    page.wait_for_selector('[data-chart="temp_c"] .main-svg')
+    assert page.get_attribute('[data-chart="temp_c"]', "data-points") == "40"
+    page.wait_for_selector('[data-usage-chart="energy_kwh"][data-points]')
+    assert int(page.get_attribute('[data-usage-chart="energy_kwh"]', "data-points") or 0) >= 1
+
+    assert post_heartbeat(asgi_server, mine.token, 100, "ok") == 202
+    page.wait_for_function(
+        """document.querySelector('.value[data-metric="temp_c"] [data-value]').textContent === '71.5'""",
+        timeout=20_000,
+    )
+    page.wait_for_function("""document.querySelector('[data-chart="temp_c"]').dataset.points === '41'""")
+    screenshot(page, "asset-page")
+
+    page.click('[data-range="24h"]')
+    page.wait_for_function(
+        """document.querySelector('[data-chart="temp_c"] .gtitle').textContent.includes('minute')"""
+    )
+    screenshot(page, "asset-page-day")
+
+
+def test_the_asset_page_of_another_customer_is_404(
+    page: Any, asgi_server: str, viewer_a: User, customer_b: Customer, compressor: AssetModel
+) -> None:
+    theirs = install(customer_b, compressor, "CHART-B1")
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    response = page.goto(f"{asgi_server}/fleet/assets/{theirs.asset.pk}/")
+    assert response is not None
+    assert response.status == 404
+    assert "CHART-B1" not in page.content()

@@ -76,6 +76,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     apps.get_model("fleet", "Asset"): Case(
         make=lambda c: AssetFactory(site__customer=c, name=f"Secret machine of {c.name}"),
         detail_urls=[
+            "/fleet/assets/{pk}/",
             "/api/v1/assets/{pk}/",
             "/api/v1/assets/{pk}/heartbeats/",
             "/api/v1/assets/{pk}/usage/?metric=run_hours",
@@ -101,7 +102,12 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     apps.get_model("fleet", "Alarm"): Case(
         make=lambda c: _alarm(c),
         detail_urls=["/api/v1/alarms/{pk}/"],
-        action_urls=["/api/v1/alarms/{pk}/acknowledge/", "/api/v1/alarms/{pk}/clear/"],
+        action_urls=[
+            "/api/v1/alarms/{pk}/acknowledge/",
+            "/api/v1/alarms/{pk}/clear/",
+            "/fleet/alarms/{pk}/acknowledge/",
+            "/fleet/alarms/{pk}/clear/",
+        ],
         list_urls=["/api/v1/alarms/", "/api/v1/alarms/?state=active"],
     ),
     apps.get_model("fleet", "AssetStatusChange"): Case(

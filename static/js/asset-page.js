@@ -1,0 +1,172 @@
+/* The asset page: live values and status, Plotly charts of each gauge over a chosen range
+ * (raw readings, or min/avg/max per bucket), new readings appended live, and usage bars. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  var assetId = script.getAttribute("data-asset");
+  var spec = JSON.parse(document.getElementById("metric-spec").textContent);
+  var gauges = spec.filter(function (m) { return m.kind === "gauge"; });
+  var counters = spec.filter(function (m) { return m.kind === "counter"; });
+  var api = "/api/v1/assets/" + assetId + "/";
+  var zone = document.body.getAttribute("data-time-zone") || "UTC";
+  var RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
+  var current = { range: "1h", raw: {} };
+  var LABELS = { online: "Online", warning: "Warning", fault: "Fault", offline: "Offline",
+                 never_seen: "Never seen", decommissioned: "Decommissioned" };
+  var BADGES = { online: "badge-ok", warning: "badge-warn", fault: "badge-bad", offline: "badge-bad",
+                 never_seen: "badge-muted", decommissioned: "badge-muted" };
+  var layoutBase = {
+    margin: { l: 50, r: 16, t: 32, b: 36 }, height: 260, showlegend: false,
+    xaxis: { type: "date" }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+    font: { family: "system-ui, sans-serif", size: 12 }
+  };
+  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+
+  function fetchJson(url) {
+    return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
+  }
+
+  // Plotly draws dates in the browser's zone; shift to the user's zone for display.
+  function local(iso) {
+    var d = new Date(iso);
+    var parts = new Intl.DateTimeFormat("en-CA", { timeZone: zone, year: "numeric", month: "2-digit",
+      day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false }).formatToParts(d);
+    var p = {}; parts.forEach(function (x) { p[x.type] = x.value; });
+    return p.year + "-" + p.month + "-" + p.day + " " + (p.hour === "24" ? "00" : p.hour) + ":" + p.minute + ":" + p.second;
+  }
+
+  function normalShapes(m) {
+    var shapes = [];
+    [m.min, m.max].forEach(function (y) {
+      if (y !== null) {
+        shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: y, y1: y,
+                      line: { color: "#b45309", width: 1, dash: "dot" } });
+      }
+    });
+    return shapes;
+  }
+
+  function drawGauge(m, data) {
+    var el = document.querySelector('[data-chart="' + m.code + '"]');
+    if (!el) { return; }
+    if (!data.points.length) {
+      Plotly.purge(el);
+      el.innerHTML = '<p class="empty">No ' + m.label.toLowerCase() + " readings in this range.</p>";
+      el.setAttribute("data-points", "0");
+      return;
+    }
+    if (el.querySelector(".empty")) { el.innerHTML = ""; }
+    var title = m.label + (m.unit ? " (" + m.unit + ")" : "");
+    var traces;
+    if (data.resolution === "raw") {
+      current.raw[m.code] = true;
+      traces = [{ x: data.points.map(function (p) { return local(p.t); }),
+                  y: data.points.map(function (p) { return p.value; }),
+                  mode: "lines", line: { color: "#0f766e", width: 2 }, name: m.label }];
+    } else {
+      current.raw[m.code] = false;
+      var x = data.points.map(function (p) { return local(p.t); });
+      traces = [
+        { x: x, y: data.points.map(function (p) { return p.min; }), mode: "lines", line: { width: 0 }, name: "min", hoverinfo: "y" },
+        { x: x, y: data.points.map(function (p) { return p.max; }), mode: "lines", line: { width: 0 }, fill: "tonexty",
+          fillcolor: "rgba(15,118,110,0.15)", name: "max", hoverinfo: "y" },
+        { x: x, y: data.points.map(function (p) { return p.avg; }), mode: "lines", line: { color: "#0f766e", width: 2 }, name: "avg" }
+      ];
+    }
+    var layout = Object.assign({}, layoutBase, { title: { text: title + " · " + data.resolution, x: 0, font: { size: 13 } },
+                                                 shapes: normalShapes(m) });
+    Plotly.react(el, traces, layout, config);
+    el.setAttribute("data-points", String(data.points.length));
+  }
+
+  function loadCharts(fromMs, toMs) {
+    var from = new Date(fromMs).toISOString(), to = new Date(toMs).toISOString();
+    gauges.forEach(function (m) {
+      fetchJson(api + "telemetry/?metric=" + encodeURIComponent(m.code) + "&from=" + from + "&to=" + to)
+        .then(function (data) { drawGauge(m, data); })
+        .catch(function () {
+          var el = document.querySelector('[data-chart="' + m.code + '"]');
+          if (el) { el.textContent = "Could not load " + m.label + "."; }
+        });
+    });
+  }
+
+  function selectRange(range) {
+    current.range = range;
+    document.querySelectorAll("[data-range]").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.getAttribute("data-range") === range));
+    });
+    if (range === "custom") {
+      var f = document.querySelector('[data-custom="from"]').value, t = document.querySelector('[data-custom="to"]').value;
+      if (!f || !t || new Date(f) >= new Date(t)) { return; }
+      loadCharts(new Date(f).getTime(), new Date(t).getTime());
+    } else {
+      var now = Date.now();
+      loadCharts(now - RANGES[range], now + 60e3);
+    }
+  }
+  document.querySelectorAll("[data-range]").forEach(function (b) {
+    b.addEventListener("click", function () { selectRange(b.getAttribute("data-range")); });
+  });
+
+  function loadUsage(resolution) {
+    document.querySelectorAll("[data-usage]").forEach(function (b) {
+      b.setAttribute("aria-pressed", String(b.getAttribute("data-usage") === resolution));
+    });
+    var span = resolution === "hour" ? 2 * 86400e3 : 30 * 86400e3;
+    var from = new Date(Date.now() - span).toISOString(), to = new Date(Date.now() + 3600e3).toISOString();
+    counters.forEach(function (m) {
+      var el = document.querySelector('[data-usage-chart="' + m.code + '"]');
+      fetchJson(api + "usage/?metric=" + encodeURIComponent(m.code) + "&resolution=" + resolution + "&from=" + from + "&to=" + to)
+        .then(function (data) {
+          if (!data.points.length) {
+            el.innerHTML = '<p class="empty">No ' + m.label.toLowerCase() + " recorded in this period yet.</p>";
+            el.setAttribute("data-points", "0");
+            return;
+          }
+          var layout = Object.assign({}, layoutBase, {
+            xaxis: { type: "date", range: [local(from), local(to)] },
+            title: { text: m.label + " used" + (m.unit ? " (" + m.unit + ")" : "") + " · total " + Number(data.total).toLocaleString(), x: 0, font: { size: 13 } } });
+          var width = (resolution === "hour" ? 3600e3 : 86400e3) * 0.8;
+          Plotly.react(el, [{ type: "bar", x: data.points.map(function (p) { return local(p.period); }),
+                              y: data.points.map(function (p) { return Number(p.quantity); }),
+                              width: data.points.map(function () { return width; }), offset: 0,
+                              marker: { color: "#5eead4" } }],
+                       layout, config);
+          el.setAttribute("data-points", String(data.points.length));
+        })
+        .catch(function () { el.textContent = "Could not load usage."; });
+    });
+  }
+  document.querySelectorAll("[data-usage]").forEach(function (b) {
+    b.addEventListener("click", function () { loadUsage(b.getAttribute("data-usage")); });
+  });
+
+  Fleetport.live.on("asset.values", function (m) {
+    if (m.asset !== assetId) { return; }
+    var badge = document.getElementById("asset-status");
+    badge.className = "badge " + (BADGES[m.status] || "badge-muted");
+    badge.textContent = LABELS[m.status] || m.status;
+    badge.setAttribute("data-status", m.status);
+    if (m.last_seen_at) {
+      document.getElementById("asset-last-seen").textContent = Fleetport.formatTime(m.last_seen_at);
+    }
+    Object.keys(m.last_values || {}).forEach(function (code) {
+      var el = document.querySelector('.value[data-metric="' + code + '"] [data-value]');
+      if (el) { el.textContent = String(Math.round(m.last_values[code] * 100) / 100); }
+      // The last-hour view is raw readings: append the new one live.
+      var chart = document.querySelector('[data-chart="' + code + '"]');
+      if (chart && current.range === "1h" && current.raw[code] && m.last_seen_at) {
+        Plotly.extendTraces(chart, { x: [[local(m.last_seen_at)]], y: [[m.last_values[code]]] }, [0]);
+        chart.setAttribute("data-points", String(Number(chart.getAttribute("data-points") || 0) + 1));
+      }
+    });
+  });
+  Fleetport.live.on("alarm.raised", function (m) { if (m.asset === assetId) { window.location.reload(); } });
+
+  Fleetport.live.subscribe("asset", assetId);
+  Fleetport.live.start();
+  if (gauges.length && document.querySelector("[data-chart]")) { selectRange("1h"); }
+  if (counters.length) { loadUsage("hour"); }
+})();
