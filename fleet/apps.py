@@ -19,4 +19,5 @@ class FleetConfig(AppConfig):
         register_panel(home.sites_panel)
         register_seeder(demo.seed)
         add_nav_item("Fleet", "fleet_overview", (Capability.VIEW_FLEET,), 5)
+        add_nav_item("Alarms", "alarm_centre", (Capability.VIEW_FLEET,), 7)
         add_nav_item("Sites", "site_list", (Capability.VIEW_FLEET,), 10)

@@ -5,6 +5,7 @@ from fleet import views
 urlpatterns = [
     path("fleet/", views.fleet_overview, name="fleet_overview"),
     path("fleet/assets/<uuid:pk>/", views.asset_detail, name="asset_detail"),
+    path("alarms/", views.alarm_centre, name="alarm_centre"),
     path("fleet/alarms/<uuid:pk>/<str:action>/", views.alarm_action, name="alarm_action"),
     path("sites/", views.site_list, name="site_list"),
     path("sites/<uuid:pk>/", views.site_detail, name="site_detail"),

@@ -18,8 +18,10 @@ from fleet.models import (
     AssetStatus,
     AssetStatusChange,
     Device,
+    Severity,
 )
 from fleet.selectors import site_list as select_sites
+from portal.models import Customer
 from portal.roles import Capability, can
 from portal.views import require_capability
 
@@ -130,3 +132,35 @@ def alarm_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBase
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("asset_detail", args=[alarm.asset_id])
     return redirect(target)
+
+
+@login_required
+def alarm_centre(request: HttpRequest) -> HttpResponse:
+    """Active alarms across the customers the user may see, for the people who act on them."""
+    require_capability(request, Capability.VIEW_FLEET)
+    params = request.GET
+    severity = params.get("severity") or ""
+    customer = params.get("customer") or ""
+    state = params.get("state") or "active"
+    rows = Alarm.objects.visible_to(request.user).select_related("asset", "customer", "acknowledged_by")
+    rows = (
+        rows.filter(state__in=ACTIVE_ALARM_STATES)
+        if state == "active"
+        else rows.filter(state=AlarmState.CLEARED)
+    )
+    if severity in Severity.values:
+        rows = rows.filter(severity=severity)
+    if customer and selectors._is_uuid(customer):
+        rows = rows.filter(customer_id=customer)
+    page = Paginator(rows.order_by("-raised_at"), 50).get_page(params.get("page"))
+    return render(
+        request,
+        "fleet/alarm_centre.html",
+        {
+            "page": page,
+            "filters": {"severity": severity, "customer": customer, "state": state},
+            "severities": Severity.choices,
+            "customers": Customer.objects.visible_to(request.user).filter(is_active=True),
+            "can_acknowledge": can(request.user, Capability.ACKNOWLEDGE_ALARMS),
+        },
+    )

@@ -191,3 +191,30 @@ def test_asset_models_carry_their_alarm_rules(operator: User) -> None:
     body["code"] = "pump-y"
     body["alarm_rules"][0]["metric"] = "pressure"  # type: ignore[index]
     assert client.post("/api/v1/asset-models/", body, content_type="application/json").status_code == 400
+
+
+def test_the_alarm_centre_lists_acknowledges_and_stays_scoped(
+    support: User, viewer_a: User, fleet_a: Installed, fleet_b: Installed
+) -> None:
+    feed(fleet_a, (1, 0, 60.0, "fault"))
+    feed(fleet_b, (1, 0, 60.0, "fault"))
+    staff_page = client_for(support).get("/alarms/").content.decode()
+    assert fleet_a.asset.name in staff_page
+    assert fleet_b.asset.name in staff_page
+    customer_page = client_for(viewer_a).get("/alarms/").content.decode()
+    assert fleet_a.asset.name in customer_page
+    assert fleet_b.asset.name not in customer_page
+    assert "Acknowledge" not in customer_page
+    only_b = client_for(support).get(f"/alarms/?customer={fleet_b.asset.customer_id}").content.decode()
+    assert fleet_a.asset.name not in only_b
+
+    (alarm,) = active(fleet_a)
+    response = client_for(support).post(f"/fleet/alarms/{alarm.pk}/acknowledge/", {"next": "/alarms/"})
+    assert response.status_code == 302
+    assert response["Location"] == "/alarms/"
+    alarm.refresh_from_db()
+    assert alarm.state == AlarmState.ACKNOWLEDGED
+    # An open redirect is not: foreign hosts fall back to the asset page.
+    response = client_for(support).post(f"/fleet/alarms/{alarm.pk}/clear/", {"next": "https://evil.example/"})
+    assert response["Location"] == f"/fleet/assets/{fleet_a.asset.pk}/"
+    assert client_for(support).post(f"/fleet/alarms/{alarm.pk}/explode/").status_code == 404

@@ -79,6 +79,7 @@ PAGES: list[tuple[str | UrlFor, dict[Role, int]]] = [
     ("/activity/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/sites/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/fleet/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
+    ("/alarms/", {VIEWER: OK, ADMIN: OK, SUPPORT: OK, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/accounts/profile/", dict.fromkeys(ROLES, OK)),
     ("/accounts/password/", dict.fromkeys(ROLES, OK)),
     ("/admin/", {VIEWER: REDIRECT, ADMIN: REDIRECT, SUPPORT: REDIRECT, FINANCE: REDIRECT, OPERATOR: OK}),

@@ -108,7 +108,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             "/fleet/alarms/{pk}/acknowledge/",
             "/fleet/alarms/{pk}/clear/",
         ],
-        list_urls=["/api/v1/alarms/", "/api/v1/alarms/?state=active"],
+        list_urls=["/api/v1/alarms/", "/api/v1/alarms/?state=active", "/alarms/"],
     ),
     apps.get_model("fleet", "AssetStatusChange"): Case(
         make=lambda c: _status_change(c),
