@@ -16,6 +16,7 @@ class FleetConfig(AppConfig):
         from portal.roles import Capability
 
         register_topic("asset", asset_topic)
+        register_panel(home.fleet_panel)
         register_panel(home.sites_panel)
         register_seeder(demo.seed)
         add_nav_item("Fleet", "fleet_overview", (Capability.VIEW_FLEET,), 5)
