@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
@@ -9,7 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from fleet import alarms, selectors
+from fleet import alarms, credentials, selectors, services
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -96,6 +99,7 @@ def asset_detail(request: HttpRequest, pk: str) -> HttpResponse:
         .prefetch_related("credentials")
         .order_by("-installed_at"),
         "can_acknowledge": can(actor, Capability.ACKNOWLEDGE_ALARMS),
+        "can_manage": can(actor, Capability.MANAGE_FLEET),
         "metric_spec": [
             {
                 "code": m.code,
@@ -164,3 +168,55 @@ def alarm_centre(request: HttpRequest) -> HttpResponse:
             "can_acknowledge": can(request.user, Capability.ACKNOWLEDGE_ALARMS),
         },
     )
+
+
+def _token_page(request: HttpRequest, device: Device, token: str, what: str) -> HttpResponse:
+    """Show a device token once. Never stored, never put in a message or a redirect."""
+    response = render(request, "fleet/device_token.html", {"device": device, "token": token, "what": what})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def device_install(request: HttpRequest, pk: str) -> HttpResponse:
+    require_capability(request, Capability.MANAGE_FLEET)
+    asset = get_object_or_404(Asset.objects.visible_to(request.user), pk=pk)
+    serial = request.POST.get("serial_number", "").strip()
+    try:
+        device, token = services.device_install(
+            actor=request.user,  # type: ignore[arg-type]
+            asset=asset,
+            serial_number=serial,
+            firmware=request.POST.get("firmware", "").strip()[:60],
+        )
+    except ValidationError as exc:
+        messages.error(request, " ".join(m for msgs in exc.message_dict.values() for m in msgs))
+        return redirect("asset_detail", pk=asset.pk)
+    return _token_page(request, device, token, "installed")
+
+
+@login_required
+@require_POST
+def device_rotate(request: HttpRequest, pk: str) -> HttpResponse:
+    require_capability(request, Capability.MANAGE_FLEET)
+    device = get_object_or_404(Device.objects.visible_to(request.user).select_related("asset"), pk=pk)
+    try:
+        overlap = timedelta(seconds=max(0, min(int(request.POST.get("overlap_seconds", "3600")), 7 * 86400)))
+    except ValueError:
+        overlap = timedelta(hours=1)
+    token = credentials.device_token_issue(device=device, actor=request.user, overlap=overlap)  # type: ignore[arg-type]
+    return _token_page(request, device, token, "rotated")
+
+
+@login_required
+@require_POST
+def device_revoke(request: HttpRequest, pk: str) -> HttpResponseBase:
+    require_capability(request, Capability.MANAGE_FLEET)
+    device = get_object_or_404(Device.objects.visible_to(request.user), pk=pk)
+    count = credentials.device_revoke(device=device, actor=request.user)  # type: ignore[arg-type]
+    messages.success(
+        request,
+        f"Revoked {count} token{'s' if count != 1 else ''} of {device}. It is refused within seconds.",
+    )
+    return redirect("asset_detail", pk=device.asset_id)

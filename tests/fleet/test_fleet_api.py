@@ -274,3 +274,49 @@ def test_finance_finds_assets_for_their_usage(finance: User, fleet_a: Installed)
     assert [a["id"] for a in assets] == [str(fleet_a.asset.pk)]
     assert client.get(f"/api/v1/assets/{fleet_a.asset.pk}/usage/", {"metric": "run_hours"}).status_code == 200
     assert client.get(f"/api/v1/assets/{fleet_a.asset.pk}/heartbeats/").status_code == 403
+
+
+def test_operator_installs_a_device_from_the_asset_page_and_sees_the_token_once(
+    operator: User, fleet_a: Installed
+) -> None:
+    import re
+
+    from fleet.models import DeviceCredential
+
+    client = client_for(operator)
+    page = client.post(
+        f"/fleet/assets/{fleet_a.asset.pk}/devices/", {"serial_number": "GW-SWAP-1", "firmware": "3.0"}
+    )
+    assert page.status_code == 200
+    assert page["Cache-Control"] == "no-store"
+    token = re.search(r'value="(fpd_[^"]+)"', page.content.decode())
+    assert token is not None
+    new_device = Device.objects.get(serial_number="GW-SWAP-1")
+    assert new_device.is_active
+    assert DeviceCredential.objects.get(device=new_device).token_hash != token.group(1)
+    # The asset page lists prefixes, never the token.
+    assert token.group(1) not in client.get(f"/fleet/assets/{fleet_a.asset.pk}/").content.decode()
+    body = {"seq": 1, "ts": datetime.now(UTC).isoformat(), "status": "ok", "metrics": {}}
+    accepted = Client().post(
+        "/api/v1/ingest/heartbeats",
+        body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Device {token.group(1)}",
+    )
+    assert accepted.status_code == 202
+
+    rotated = client.post(f"/fleet/devices/{new_device.pk}/rotate/", {"overlap_seconds": "0"})
+    assert "fpd_" in rotated.content.decode()
+    revoked = client.post(f"/fleet/devices/{new_device.pk}/revoke/")
+    assert revoked.status_code == 302
+    assert not DeviceCredential.objects.filter(device=new_device, revoked_at__isnull=True).exists()
+
+
+def test_customers_cannot_install_rotate_or_revoke_from_pages(admin_a: User, fleet_a: Installed) -> None:
+    client = client_for(admin_a)
+    assert (
+        client.post(f"/fleet/assets/{fleet_a.asset.pk}/devices/", {"serial_number": "X"}).status_code == 403
+    )
+    assert client.post(f"/fleet/devices/{fleet_a.device.pk}/rotate/").status_code == 403
+    assert client.post(f"/fleet/devices/{fleet_a.device.pk}/revoke/").status_code == 403
+    assert "New token" not in client.get(f"/fleet/assets/{fleet_a.asset.pk}/").content.decode()

@@ -82,12 +82,18 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             "/api/v1/assets/{pk}/usage/?metric=run_hours",
         ],
         list_urls=["/api/v1/assets/", "/api/v1/assets/?q=Secret", "/fleet/", "/fleet/?q=Secret"],
+        action_urls=["/fleet/assets/{pk}/devices/"],
     ),
     apps.get_model("fleet", "Device"): Case(
         make=lambda c: DeviceFactory(asset__site__customer=c),
         detail_urls=["/api/v1/devices/{pk}/"],
         list_urls=["/api/v1/devices/"],
-        action_urls=["/api/v1/devices/{pk}/revoke/", "/api/v1/devices/{pk}/rotate-token/"],
+        action_urls=[
+            "/api/v1/devices/{pk}/revoke/",
+            "/api/v1/devices/{pk}/rotate-token/",
+            "/fleet/devices/{pk}/rotate/",
+            "/fleet/devices/{pk}/revoke/",
+        ],
     ),
     apps.get_model("fleet", "DeviceCredential"): Case(
         make=lambda c: DeviceCredentialFactory(device__asset__site__customer=c),
