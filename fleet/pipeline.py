@@ -196,13 +196,14 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
             "device_id", "seq"
         )
     }
-    new_rows: list[Heartbeat] = []
+    new_rows: list[tuple[Any, ...]] = []  # HEARTBEAT_COLUMNS but received_at
     usage: dict[tuple[str, str, str, datetime], Decimal] = defaultdict(Decimal)
     rollups: dict[telemetry.Key, list[float]] = {}
     for device in devices:
+        device_key, customer_key, asset_key = str(device.pk), str(device.customer_id), str(device.asset_id)
         fresh: dict[int, dict[str, Any]] = {}
-        for item in by_device[str(device.pk)]:
-            if (str(device.pk), item["seq"]) in existing or item["seq"] in fresh:
+        for item in by_device[device_key]:
+            if (device_key, item["seq"]) in existing or item["seq"] in fresh:
                 result.duplicates += 1
                 continue
             fresh[item["seq"]] = item
@@ -212,30 +213,48 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
         increments = _fold_device(device, parsed, counters.get(device.asset.model_id, ()), usage)
         for item, ts in parsed:
             telemetry.accumulate(
-                rollups,
-                customer_id=str(device.customer_id),
-                asset_id=str(device.asset_id),
-                ts=ts,
-                metrics=item["metrics"],
+                rollups, customer_id=customer_key, asset_id=asset_key, ts=ts, metrics=item["metrics"]
             )
             new_rows.append(
-                Heartbeat(
-                    customer_id=device.customer_id,
-                    asset_id=device.asset_id,
-                    device=device,
-                    seq=item["seq"],
-                    ts=ts,
-                    status=item["status"],
-                    fault_code=item["fault_code"],
-                    metrics=item["metrics"],
-                    increments=increments.get(item["seq"], {}),
+                (
+                    device.customer_id, device.asset_id, device.pk, item["seq"], ts, item["status"],
+                    item["fault_code"], item["metrics"], increments.get(item["seq"], {}),
                 )
-            )
+            )  # fmt: skip
         _update_device_and_asset(device, parsed, rules.get(device.asset.model_id, []), result)
-    Heartbeat.objects.bulk_create(new_rows, batch_size=1000)
+    _insert_heartbeats(new_rows)
     result.stored += len(new_rows)
     _add_usage(usage)
     telemetry.write(rollups)
+
+
+HEARTBEAT_COLUMNS = (
+    "customer_id", "asset_id", "device_id", "seq", "ts", "status", "fault_code", "metrics", "increments",
+    "received_at",
+)  # fmt: skip
+
+
+def _insert_heartbeats(rows: list[tuple[Any, ...]]) -> None:
+    """Insert new heartbeats (tuples in HEARTBEAT_COLUMNS order, without received_at).
+
+    On PostgreSQL with COPY: several times faster than a bulk INSERT of parameters, and this
+    is the hot path. Duplicates were dropped under the device locks, so nothing conflicts.
+    """
+    now = timezone.now()
+    if connection.vendor != "postgresql":
+        fields = HEARTBEAT_COLUMNS[:-1]
+        Heartbeat.objects.bulk_create(
+            [Heartbeat(**dict(zip(fields, row, strict=True)), received_at=now) for row in rows],
+            batch_size=1000,
+        )
+        return
+    from psycopg.types.json import Jsonb
+
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        with raw.copy(f"COPY {Heartbeat._meta.db_table} ({', '.join(HEARTBEAT_COLUMNS)}) FROM STDIN") as copy:
+            for *values, metrics, increments in rows:
+                copy.write_row((*values, Jsonb(metrics), Jsonb(increments), now))
 
 
 def _ts(value: str) -> datetime:

@@ -35,10 +35,13 @@ def accumulate(
     rollups: dict[Key, list[float]], *, customer_id: str, asset_id: str, ts: datetime, metrics: dict[str, Any]
 ) -> None:
     """Fold one newly stored reading into the batch's pending rollups [count, sum, min, max]."""
+    minute = ts.replace(second=0, microsecond=0)
+    hour = minute.replace(minute=0)
+    buckets = (("minute", minute), ("hour", hour), ("day", hour.replace(hour=0)))
     for code, value in metrics.items():
         number = float(value)
-        for resolution in (Resolution.MINUTE, Resolution.HOUR, Resolution.DAY):
-            key = (customer_id, asset_id, code, resolution.value, bucket_start(ts, resolution))
+        for resolution, bucket in buckets:
+            key = (customer_id, asset_id, code, resolution, bucket)
             entry = rollups.get(key)
             if entry is None:
                 rollups[key] = [1, number, number, number]
