@@ -46,6 +46,7 @@ def asset_status_changed(*, asset_ids: list[str]) -> None:
         return
     from fleet.models import Asset
 
+    messages: list[tuple[str, dict[str, Any]]] = []
     for asset in Asset.objects.filter(pk__in=set(asset_ids)).only(
         "id", "customer_id", "status", "last_seen_at", "last_values", "last_fault_code"
     ):
@@ -57,11 +58,12 @@ def asset_status_changed(*, asset_ids: list[str]) -> None:
             "last_values": asset.last_values,
             "fault_code": asset.last_fault_code,
         }
-        try:
-            # The overview (customer and staff groups) gets status; an asset page that
-            # subscribed gets the values too. Sockets coalesce both per asset per second.
-            live.publish_for_customer(asset.customer_id, message)
-            live.publish(live.asset_group(asset.pk), {**message, "type": "asset.values"})
-        except Exception:
-            log.warning("live: could not publish asset %s", asset.pk, exc_info=True)
+        # The overview (customer and staff groups) gets status; an asset page that
+        # subscribed gets the values too. Sockets coalesce both per asset per second.
+        messages += live.for_customer(asset.customer_id, message)
+        messages.append((live.asset_group(asset.pk), {**message, "type": "asset.values"}))
+    try:
+        live.publish_many(messages)  # one connection for the whole batch
+    except Exception:
+        log.warning("live: could not publish %d messages", len(messages), exc_info=True)
     emit(ASSET_STATUS_CHANGED, asset_ids=list(set(asset_ids)))

@@ -174,8 +174,11 @@ def process_batch(*, max_rows: int = 500, max_items: int = 10_000) -> BatchResul
 
 def _store(rows: list[IngestInbox], result: BatchResult) -> None:
     by_device: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    received: dict[int, datetime] = {}  # id(item) -> when the ingest view accepted it
     for row in rows:
         by_device[str(row.device_id)].extend(row.items)
+        for item in row.items:
+            received[id(item)] = row.received_at
     # Lock the devices (in a fixed order, so two workers cannot deadlock): folding a counter
     # reads a device's neighbouring readings, which a concurrent batch must not change.
     devices = list(
@@ -218,7 +221,7 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
             new_rows.append(
                 (
                     device.customer_id, device.asset_id, device.pk, item["seq"], ts, item["status"],
-                    item["fault_code"], item["metrics"], increments.get(item["seq"], {}),
+                    item["fault_code"], item["metrics"], increments.get(item["seq"], {}), received[id(item)],
                 )
             )  # fmt: skip
         _update_device_and_asset(device, parsed, rules.get(device.asset.model_id, []), result)
@@ -235,17 +238,15 @@ HEARTBEAT_COLUMNS = (
 
 
 def _insert_heartbeats(rows: list[tuple[Any, ...]]) -> None:
-    """Insert new heartbeats (tuples in HEARTBEAT_COLUMNS order, without received_at).
+    """Insert new heartbeats (tuples in HEARTBEAT_COLUMNS order; received_at is when the
+    ingest view accepted them, not when the worker got to them).
 
     On PostgreSQL with COPY: several times faster than a bulk INSERT of parameters, and this
     is the hot path. Duplicates were dropped under the device locks, so nothing conflicts.
     """
-    now = timezone.now()
     if connection.vendor != "postgresql":
-        fields = HEARTBEAT_COLUMNS[:-1]
         Heartbeat.objects.bulk_create(
-            [Heartbeat(**dict(zip(fields, row, strict=True)), received_at=now) for row in rows],
-            batch_size=1000,
+            [Heartbeat(**dict(zip(HEARTBEAT_COLUMNS, row, strict=True))) for row in rows], batch_size=1000
         )
         return
     from psycopg.types.json import Jsonb
@@ -253,8 +254,8 @@ def _insert_heartbeats(rows: list[tuple[Any, ...]]) -> None:
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
         with raw.copy(f"COPY {Heartbeat._meta.db_table} ({', '.join(HEARTBEAT_COLUMNS)}) FROM STDIN") as copy:
-            for *values, metrics, increments in rows:
-                copy.write_row((*values, Jsonb(metrics), Jsonb(increments), now))
+            for *values, metrics, increments, received_at in rows:
+                copy.write_row((*values, Jsonb(metrics), Jsonb(increments), received_at))
 
 
 def _ts(value: str) -> datetime:

@@ -46,8 +46,17 @@ def database_from_env(default_sqlite: Path) -> dict[str, object]:
             "transaction_mode": "IMMEDIATE",
             "timeout": 20,
         }
-    else:
-        config["CONN_HEALTH_CHECKS"] = True
+    elif config["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", default=True):
+        # A connection pool per process (psycopg_pool): under ASGI, Django's persistent
+        # connections are not an option, and a new PostgreSQL connection per request costs
+        # more than the ingest request itself. DATABASE_POOL=0 turns it off.
+        config["OPTIONS"] = {
+            "pool": {
+                "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
+                "max_size": int(os.environ.get("DATABASE_POOL_MAX", "20")),
+                "timeout": 10,
+            }
+        }
     return config
 
 

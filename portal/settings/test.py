@@ -2,6 +2,10 @@
 
 import os
 
+# The suite creates and flushes its database and hands it to worker and server processes:
+# no connection pool here (production and the benchmarks use one, see base.database_from_env).
+os.environ.setdefault("DATABASE_POOL", "0")
+
 from .base import *  # noqa: F403
 from .base import REST_FRAMEWORK, STATIC_ROOT
 

@@ -167,3 +167,12 @@ def test_hourly_usage_equals_the_truth_under_any_delivery(
     truth = {hour: q for hour, q in usage_truth(history).items() if q}
     assert stored == truth
     assert Heartbeat.objects.filter(device=installed.device).count() == len(history)
+
+
+def test_received_at_is_when_the_view_accepted_it_not_when_the_worker_ran(fleet_a: Installed) -> None:
+    accepted = NOW - timedelta(minutes=7)
+    IngestInbox.objects.create(
+        device_id=fleet_a.device.pk, count=1, items=[item(1, NOW, temp_c=60.0)], received_at=accepted
+    )
+    pipeline.drain()
+    assert Heartbeat.objects.get(device=fleet_a.device).received_at == accepted
