@@ -1,0 +1,292 @@
+"""Shared pieces of the benchmark scripts: processes, /proc readings, the wrk load generator.
+
+Every process a benchmark starts runs in its own session (process group) so that stopping it
+also stops its children (uvicorn's workers, Celery's pool), by that group's id only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV_BIN = ROOT / ".venv" / "bin"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def log(message: str) -> None:
+    """Human progress: stderr only (stdout carries the JSON result)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Process:
+    """A child process in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, argv: Sequence[str], *, env: dict[str, str], log_path: Path) -> None:
+        self.name = name
+        self.log_path = log_path
+        self._log: TextIO = log_path.open("w")
+        self.popen = subprocess.Popen(  # noqa: S603 - our own argv, no shell
+            list(argv),
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def tail(self, lines: int = 30) -> str:
+        with contextlib.suppress(OSError):
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        return ""
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM to the group (a warm shutdown), SIGKILL to the group after `timeout`."""
+        if self.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGTERM)
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.pid, signal.SIGKILL)
+                self.popen.wait()
+        # Children that outlived their parent (none should) are in the same group.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        self._log.close()
+
+
+# ----------------------------------------------------------------------------- /proc readings
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def process_tree(pid: int) -> list[int]:
+    """`pid` and all its live descendants."""
+    children = _children_map()
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        if Path(f"/proc/{current}").exists():
+            found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def _status_kb(pid: int, field: str) -> int:
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _cmdline(pid: int) -> str:
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")[:120]
+    return ""
+
+
+def peak_rss(pid: int) -> dict[str, Any]:
+    """VmHWM (peak resident set) of `pid` and each live descendant, in MiB."""
+    peaks = {p: round(_status_kb(p, "VmHWM") / 1024, 1) for p in process_tree(pid)}
+    processes = [{"pid": p, "peak_rss_mb": mb, "cmd": _cmdline(p)} for p, mb in peaks.items()]
+    values = list(peaks.values())
+    return {
+        "processes": processes,
+        "max_process_mb": max(values, default=0.0),
+        "sum_mb": round(sum(values), 1),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a process tree, including its reaped children
+    (PostgreSQL backends that have exited are counted through the postmaster's cutime)."""
+    total = 0
+    for p in process_tree(pid):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            # utime, stime, cutime, cstime are fields 14..17 of stat(5); index 11..14 here.
+            total += sum(int(v) for v in fields[11:15])
+    return total / CLOCK_TICKS
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy seconds, total seconds) of all cores since boot, from /proc/stat."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    total = sum(values[:8])  # without guest time, which is included in user
+    return (total - idle) / CLOCK_TICKS, total / CLOCK_TICKS
+
+
+@dataclass
+class CpuSample:
+    """CPU seconds used by named process trees (and the machine) between two moments."""
+
+    groups: dict[str, int]
+    start: dict[str, float]
+    machine_start: tuple[float, float]
+    children_start: float
+
+    @classmethod
+    def begin(cls, groups: dict[str, int]) -> CpuSample:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return cls(
+            groups=groups,
+            start={name: cpu_seconds(pid) for name, pid in groups.items()},
+            machine_start=machine_cpu(),
+            children_start=usage.ru_utime + usage.ru_stime,
+        )
+
+    def end(self) -> dict[str, float]:
+        """CPU seconds per group; `load_generator` is the reaped children of this script
+        (wrk); `machine_busy` is all cores' busy seconds, `machine_busy_fraction` their share;
+        `outside_benchmark` the busy seconds none of the measured processes used: other work
+        on the machine, so a large figure means the run was disturbed."""
+        result = {name: round(cpu_seconds(pid) - self.start[name], 2) for name, pid in self.groups.items()}
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        result["load_generator"] = round(usage.ru_utime + usage.ru_stime - self.children_start, 2)
+        busy, total = machine_cpu()
+        busy -= self.machine_start[0]
+        elapsed = total - self.machine_start[1]
+        ours = sum(result.values())
+        result["machine_busy"] = round(busy, 2)
+        result["outside_benchmark"] = round(max(0.0, busy - ours), 2)
+        result["machine_busy_fraction"] = round(busy / elapsed, 3) if elapsed else 0.0
+        return result
+
+
+# ----------------------------------------------------------------------------- load generator
+
+WRK_SCRIPT = BENCH / "wrk_heartbeats.lua"
+
+
+def ensure_wrk() -> str:
+    """The wrk binary; installed from Debian's package when missing and we are root."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("wrk is missing: apt-get install wrk")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        for argv in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "wrk"]):
+            subprocess.run(argv, check=False, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # noqa: S603
+        found = shutil.which("wrk")
+        if found:
+            return found
+    raise SystemExit("The benchmark needs wrk (Debian/Ubuntu: apt-get install wrk; macOS: brew install wrk).")
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    duration: float  # seconds
+    ok: int  # 2xx answers
+    status: dict[str, int]  # other answers by status code class
+    socket_errors: dict[str, int]
+    latency_ms: dict[str, float]
+    wall_start: float  # time.monotonic() just before wrk started
+    wall_end: float
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.duration if self.duration else 0.0
+
+    @property
+    def ok_rate(self) -> float:
+        return self.ok / self.duration if self.duration else 0.0
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    *,
+    tokens_file: Path,
+    batch: int,
+    seq_base: int,
+    seconds: float,
+    connections: int,
+    threads: int = 2,
+    timeout: float = 10.0,
+) -> WrkResult:
+    """Run wrk with the heartbeat script; one device per request, devices spread over threads."""
+    argv = [
+        wrk,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        f"--timeout={timeout:.0f}s",
+        "-s",
+        str(WRK_SCRIPT),
+        url,
+        "--",
+        str(tokens_file),
+        str(batch),
+        str(seq_base),
+        str(threads),
+    ]
+    started = time.monotonic()
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=seconds + 120)  # noqa: S603
+    ended = time.monotonic()
+    line = next((ln for ln in completed.stdout.splitlines() if ln.startswith("WRKJSON ")), None)
+    if completed.returncode != 0 or line is None:
+        raise RuntimeError(
+            f"wrk failed ({completed.returncode}): {completed.stdout[-2000:]}{completed.stderr}"
+        )
+    data = json.loads(line.removeprefix("WRKJSON "))
+    return WrkResult(
+        requests=data["requests"],
+        duration=data["duration_us"] / 1e6,
+        ok=data["ok"],
+        status={k: v for k, v in data["status"].items() if v},
+        socket_errors={k: v for k, v in data["errors"].items() if v},
+        latency_ms={k: round(v / 1000, 2) for k, v in data["latency_us"].items()},
+        wall_start=started,
+        wall_end=ended,
+    )
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so `finally` blocks stop what was started."""
+
+    def raise_interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,62 @@
+"""Create the benchmark's fleet through the project's own services; print the tokens as JSON.
+
+    DJANGO_SETTINGS_MODULE=portal.settings.dev DATABASE_URL=... python bench/_setup_fleet.py 1000
+
+One customer, one site, one asset model (run_hours and energy_kwh counters, pressure_bar and
+temp_c gauges) and N assets with one device each. bench/ingest.py runs this in a subprocess
+against the throwaway database; stdout is one JSON object, progress goes to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import django
+
+django.setup()
+
+from fleet.models import MetricKind  # noqa: E402
+from fleet.services import asset_create, asset_model_create, device_install, metric, site_create  # noqa: E402
+from portal.models import Customer  # noqa: E402
+
+
+def main(count: int) -> None:
+    started = time.monotonic()
+    customer = Customer.objects.create(name="Bench Industries", slug="bench-industries")
+    site = site_create(actor=None, customer=customer, name="Bench plant")
+    model = asset_model_create(
+        actor=None,
+        code="bench-compressor",
+        name="Bench compressor",
+        heartbeat_interval_seconds=60,
+        metrics=[
+            metric("run_hours", "Run hours", "h", MetricKind.COUNTER),
+            metric("energy_kwh", "Energy", "kWh", MetricKind.COUNTER),
+            metric("pressure_bar", "Pressure", "bar", MetricKind.GAUGE),
+            metric("temp_c", "Temperature", "°C", MetricKind.GAUGE),
+        ],
+    )
+    devices = []
+    for number in range(count):
+        asset = asset_create(
+            actor=None,
+            site=site,
+            model=model,
+            serial_number=f"BENCH-A{number:06d}",
+            name=f"Compressor {number}",
+        )
+        device, token = device_install(actor=None, asset=asset, serial_number=f"BENCH-D{number:06d}")
+        devices.append({"device": str(device.pk), "asset": str(asset.pk), "token": token})
+    print(
+        f"setup: {count} assets and devices in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True
+    )
+    json.dump({"customer": str(customer.pk), "devices": devices}, sys.stdout)
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

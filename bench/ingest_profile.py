@@ -1,0 +1,338 @@
+"""Where the ingest path spends its time: the view's parts and one drain batch, in-process.
+
+    .venv/bin/python bench/ingest_profile.py [--devices N] [--requests N]
+
+A companion to bench/ingest.py for docs/performance.md: it starts its own PostgreSQL and
+Redis, migrates, creates a fleet, then — in this one process, no HTTP server — times
+
+- the ingest view through Django's test client: each part (device auth, rate limit, backlog
+  check, validation, inbox insert, commit, nudge, connecting to PostgreSQL) per request,
+  with the database connection kept, and closed after each request as CONN_MAX_AGE=0 does
+  at the end of every real request; with the auth cache hit and missed;
+- `fleet.pipeline.process_batch` on an inbox shaped like S1a (one heartbeat per row, one row
+  per device) and like S1b (rows of 100 heartbeats): wall time, SQL statements and their
+  time, live publishing, and the project functions that take the most (cProfile).
+
+Prints one JSON object; progress goes to stderr. Profiled figures are inflated by the
+profiler; the `wall_s` of each batch is measured on a separate, unprofiled run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from _common import ROOT, VENV_BIN, log, sigterm_as_interrupt
+
+from tests.services import PostgresServer, RedisServer
+
+Timings = defaultdict[str, float]
+
+
+def timed(
+    owner: Any, name: str, timings: Timings, label: str | None = None, *, calls: str | None = None
+) -> Callable[[], None]:
+    """Replace owner.name with a wrapper adding its wall time to timings[label] (and its calls
+    to timings[calls]); returns the undo."""
+    original = getattr(owner, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            timings[label or name] += time.perf_counter() - started
+            if calls:
+                timings[calls] += 1
+
+    setattr(owner, name, wrapper)
+    return lambda: setattr(owner, name, original)
+
+
+@contextmanager
+def sql_counter(timings: Timings) -> Iterator[None]:
+    """Count the statements Django sends and the time spent waiting for them."""
+    from django.db import connection
+
+    def wrapper(execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            timings["sql_statements"] += 1
+            timings["sql_s"] += time.perf_counter() - started
+
+    with connection.execute_wrapper(wrapper):
+        yield
+
+
+# ----------------------------------------------------------------------------- the view
+
+
+def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
+    from django.db import close_old_connections, connections
+    from django.test import Client
+
+    from fleet import credentials, ingest, pipeline
+    from fleet.models import IngestInbox
+
+    client = Client(HTTP_HOST="127.0.0.1")
+    seq = [2_000_000_000]
+
+    def body(batch: int) -> str:
+        now = datetime.now(UTC)
+        items = []
+        for index in range(batch):
+            seq[0] += 1
+            ts = (now - timedelta(seconds=batch - index)).isoformat()
+            metrics = {
+                "run_hours": seq[0] / 60,
+                "energy_kwh": seq[0] / 4,
+                "pressure_bar": 7.1,
+                "temp_c": 61.0,
+            }
+            items.append({"seq": seq[0], "ts": ts, "status": "ok", "metrics": metrics})
+        return json.dumps(items[0] if batch == 1 else items)
+
+    def run(case: str, *, batch: int, close: bool, miss: bool, count: int) -> dict[str, Any]:
+        timings: Timings = defaultdict(float)
+        wrapper_class = type(connections["default"])
+        nested = {"auth cache misses", "of which: auth lookup", "of which: connect to PostgreSQL"}
+        undo = [
+            timed(ingest, "authenticate_device", timings, "device auth"),
+            timed(credentials, "_lookup", timings, "of which: auth lookup", calls="auth cache misses"),
+            timed(pipeline, "rate_limit_hit", timings, "rate limit (Redis)"),
+            timed(pipeline, "backlog_exceeded", timings, "backlog check"),
+            timed(ingest, "validate_items", timings, "validation"),
+            timed(wrapper_class, "set_autocommit", timings, "transaction begin/end"),
+            timed(IngestInbox.objects, "create", timings, "inbox INSERT"),
+            timed(wrapper_class, "commit", timings, "COMMIT"),
+            timed(pipeline, "nudge", timings, "nudge (Redis, Celery)"),
+            timed(wrapper_class, "connect", timings, "of which: connect to PostgreSQL"),
+        ]
+        # The auth cache lasts DEVICE_AUTH_CACHE_SECONDS: a few devices in turn hit it.
+        keys = tokens if miss else tokens[:10]
+        try:
+            for round_ in (0, 1):  # a warm-up round, then the measured one
+                timings.clear()
+                started = time.perf_counter()
+                for number in range(count):
+                    if miss:
+                        credentials.clear_auth_cache()
+                    response = client.post(
+                        "/api/v1/ingest/heartbeats",
+                        body(batch),
+                        content_type="application/json",
+                        HTTP_AUTHORIZATION=f"Device {keys[number % len(keys)]}",
+                    )
+                    assert response.status_code == 202, response.content
+                    if close:
+                        close_old_connections()  # what request_finished does with CONN_MAX_AGE=0
+                total = time.perf_counter() - started
+                if round_ == 0:
+                    pipeline.drain(time_budget=120)  # keep the inbox small between cases
+        finally:
+            for step in undo:
+                step()
+        per_request = {k: round(v / count * 1000, 3) for k, v in timings.items() if k not in nested}
+        per_request["rest: middleware, Django request and response"] = round(
+            total / count * 1000 - sum(per_request.values()), 3
+        )
+        log(f"view, {case}: {total / count * 1000:.2f} ms per request")
+        return {
+            "ms_per_request": round(total / count * 1000, 3),
+            "parts_ms": per_request,
+            # Nested in the parts above: the lookup in device auth; connecting in device auth
+            # (on a cache miss) or else in the transaction's begin.
+            "auth_cache_miss_share": round(timings["auth cache misses"] / count, 3),
+            "auth_lookup_ms": round(timings["of which: auth lookup"] / count * 1000, 3),
+            "connect_ms": round(timings["of which: connect to PostgreSQL"] / count * 1000, 3),
+        }
+
+    result = {
+        "1 heartbeat, connection kept, auth cached": run(
+            "kept", batch=1, close=False, miss=False, count=requests
+        ),
+        "1 heartbeat, connection closed after the request (CONN_MAX_AGE=0), auth cached": run(
+            "closed", batch=1, close=True, miss=False, count=requests
+        ),
+        "1 heartbeat, connection closed, auth cache missed (a device sending once a minute)": run(
+            "closed+miss", batch=1, close=True, miss=True, count=requests
+        ),
+        "100 heartbeats, connection closed, auth cached": run(
+            "batch", batch=100, close=True, miss=False, count=max(10, requests // 3)
+        ),
+    }
+    pipeline.drain(time_budget=120)
+    return result
+
+
+# ----------------------------------------------------------------------------- the drain
+
+
+def fill_inbox(devices: list[str], *, rows_per_device: int, items_per_row: int, seq_base: int) -> int:
+    from fleet.models import IngestInbox
+
+    now = datetime.now(UTC)
+    rows = []
+    for device in devices:
+        seq = seq_base
+        for _ in range(rows_per_device):
+            items = []
+            for index in range(items_per_row):
+                ts = (now - timedelta(seconds=items_per_row - index)).isoformat()
+                metrics = {"run_hours": seq / 60, "energy_kwh": seq / 4, "pressure_bar": 7.1, "temp_c": 61.0}
+                items.append({"seq": seq, "ts": ts, "status": "ok", "fault_code": "", "metrics": metrics})
+                seq += 1
+            rows.append(IngestInbox(device_id=device, count=len(items), items=items))
+    IngestInbox.objects.bulk_create(rows)
+    return sum(row.count for row in rows)
+
+
+def top_project_functions(profile: cProfile.Profile, limit: int = 14) -> dict[str, dict[str, float]]:
+    stats = pstats.Stats(profile)
+    entries = []
+    for (filename, line, name), (_cc, calls, _tt, cumtime, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+        if filename.startswith(str(ROOT)) and "/.venv/" not in filename and "/bench/" not in filename:
+            label = f"{Path(filename).relative_to(ROOT)}:{line}({name})"
+            entries.append((cumtime, label, calls))
+    entries.sort(reverse=True)
+    return {label: {"calls": calls, "cum_s": round(cum, 3)} for cum, label, calls in entries[:limit]}
+
+
+def profile_drain(
+    devices: list[str], *, name: str, rows_per_device: int, items_per_row: int, seq_base: int
+) -> dict[str, Any]:
+    from fleet import pipeline
+    from portal import live
+
+    result: dict[str, Any] = {}
+    base = seq_base
+    for profiled in (False, True):
+        base += 10_000_000
+        items = fill_inbox(
+            devices, rows_per_device=rows_per_device, items_per_row=items_per_row, seq_base=base
+        )
+        timings: Timings = defaultdict(float)
+        undo = timed(live, "publish", timings, "live_publish_s", calls="live_publish_calls")
+        profile = cProfile.Profile()
+        try:
+            with sql_counter(timings):
+                started = time.perf_counter()
+                if profiled:
+                    profile.enable()
+                batch = pipeline.process_batch()
+                if profiled:
+                    profile.disable()
+                wall = time.perf_counter() - started
+        finally:
+            undo()
+        if profiled:
+            result["profiled_wall_s"] = round(wall, 3)
+            result["top_project_functions"] = top_project_functions(profile)
+        else:
+            result.update(
+                {
+                    "inbox_rows": batch.rows,
+                    "heartbeats": items,
+                    "stored": batch.stored,
+                    "duplicates": batch.duplicates,
+                    "wall_s": round(wall, 3),
+                    "heartbeats_per_s": round(batch.stored / wall, 1),
+                    "sql_statements": int(timings["sql_statements"]),
+                    "sql_wait_s": round(timings["sql_s"], 3),
+                    "live_publish_calls": int(timings["live_publish_calls"]),
+                    "live_publish_s": round(timings["live_publish_s"], 3),
+                }
+            )
+        pipeline.drain(time_budget=120)
+    log(f"drain, {name}: {result['heartbeats_per_s']:,.0f} heartbeats/s ({result['wall_s']:.2f}s a batch)")
+    return result
+
+
+# ----------------------------------------------------------------------------- the run
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=500, help="devices in the fleet (default 500)")
+    parser.add_argument("--requests", type=int, default=300, help="requests per view case (default 300)")
+    args = parser.parse_args()
+    folder = Path(tempfile.mkdtemp(prefix="fleetport-profile-"))
+    postgres, redis = PostgresServer(), RedisServer()
+    with sigterm_as_interrupt():
+        try:
+            log("starting PostgreSQL and Redis")
+            postgres.start()
+            redis.start()
+            env = {
+                "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
+                "DEBUG": "0",
+                "DATABASE_URL": postgres.url,
+                "REDIS_URL": redis.url,
+                "INGEST_DEVICE_RATE_PER_MINUTE": "100000000",
+                "FLEETPORT_VAR_DIR": str(folder / "var"),
+                "LOG_LEVEL": "WARNING",
+            }
+            os.environ.update(env)
+            python = str(VENV_BIN / "python")
+            log("migrate, and create the fleet")
+            for argv in ([python, "manage.py", "migrate", "--noinput"],):
+                subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
+            created = subprocess.run(  # noqa: S603
+                [python, "bench/_setup_fleet.py", str(args.devices)],
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            devices = json.loads(created.stdout)["devices"]
+            import django
+
+            django.setup()
+            tokens = [d["token"] for d in devices]
+            ids = [d["device"] for d in devices]
+            result = {
+                "machine": {"nproc": os.cpu_count(), "load_average_at_start": os.getloadavg()},
+                "view": profile_view(tokens, args.requests),
+                "drain": {
+                    "S1a-shaped: 500 rows of 1 heartbeat, 500 devices": profile_drain(
+                        ids[:500], name="S1a-shaped", rows_per_device=1, items_per_row=1, seq_base=3 * 10**9
+                    ),
+                    "S1b-shaped: 100 rows of 100 heartbeats, 100 devices": profile_drain(
+                        ids[:100], name="S1b-shaped", rows_per_device=1, items_per_row=100, seq_base=4 * 10**9
+                    ),
+                },
+            }
+        except KeyboardInterrupt:
+            return 130
+        finally:
+            if "django.db" in sys.modules:
+                from django.db import connections
+
+                connections.close_all()
+            redis.stop()
+            postgres.stop()
+            shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
