@@ -154,14 +154,6 @@ def alarm_clear(*, alarm: Alarm, actor: User, reason: str = "cleared by hand") -
     return _clear(alarm, reason=reason, actor=actor)
 
 
-def active_keys(asset: Asset) -> set[str]:
-    return set(
-        Alarm.objects.for_customer(asset.customer_id)
-        .filter(asset=asset, state__in=ACTIVE_ALARM_STATES)
-        .values_list("key", flat=True)
-    )
-
-
 def evaluate_reading(
     *,
     asset: Asset,

@@ -30,9 +30,12 @@ from django.utils.dateparse import parse_datetime
 
 from fleet import alarms, events, telemetry
 from fleet.models import (
+    ACTIVE_ALARM_STATES,
+    Alarm,
     AlarmRule,
     Asset,
     AssetStatus,
+    AssetStatusChange,
     Device,
     FailedBatch,
     Heartbeat,
@@ -202,6 +205,12 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
     new_rows: list[tuple[Any, ...]] = []  # HEARTBEAT_COLUMNS but received_at
     usage: dict[tuple[str, str, str, datetime], Decimal] = defaultdict(Decimal)
     rollups: dict[telemetry.Key, list[float]] = {}
+    changes = StateChanges()
+    # Active alarm keys of every asset in the batch, in one query (not one per device).
+    for asset_id, key in Alarm.objects.filter(
+        asset_id__in={d.asset_id for d in devices}, state__in=ACTIVE_ALARM_STATES
+    ).values_list("asset_id", "key"):
+        changes.active_alarms.setdefault(asset_id, set()).add(key)
     for device in devices:
         device_key, customer_key, asset_key = str(device.pk), str(device.customer_id), str(device.asset_id)
         fresh: dict[int, dict[str, Any]] = {}
@@ -224,7 +233,8 @@ def _store(rows: list[IngestInbox], result: BatchResult) -> None:
                     item["fault_code"], item["metrics"], increments.get(item["seq"], {}), received[id(item)],
                 )
             )  # fmt: skip
-        _update_device_and_asset(device, parsed, rules.get(device.asset.model_id, []), result)
+        _update_device_and_asset(device, parsed, rules.get(device.asset.model_id, []), changes, result)
+    changes.write()
     _insert_heartbeats(new_rows)
     result.stored += len(new_rows)
     _add_usage(usage)
@@ -352,15 +362,46 @@ def _stored_neighbours(
 STATUS_FROM_HEARTBEAT = {"ok": AssetStatus.ONLINE, "warning": AssetStatus.WARNING, "fault": AssetStatus.FAULT}
 
 
+@dataclass
+class StateChanges:
+    """Device and asset rows a batch changes, written with one bulk UPDATE each at the end."""
+
+    devices: list[Device] = field(default_factory=list)
+    assets: list[Asset] = field(default_factory=list)
+    status_changes: list[AssetStatusChange] = field(default_factory=list)
+    active_alarms: dict[Any, set[str]] = field(default_factory=dict)
+
+    def write(self) -> None:
+        if self.devices:
+            Device.objects.bulk_update(self.devices, ["last_seq", "last_seen_at", "counter_state"])
+        if self.assets:
+            Asset.objects.bulk_update(
+                self.assets,
+                [
+                    "last_seen_at",
+                    "last_values",
+                    "last_fault_code",
+                    "status",
+                    "status_changed_at",
+                    "rule_state",
+                ],
+            )
+        AssetStatusChange.objects.bulk_create(self.status_changes)
+
+
 def _update_device_and_asset(
-    device: Device, parsed: list[tuple[dict[str, Any], datetime]], rules: list[AlarmRule], result: BatchResult
+    device: Device,
+    parsed: list[tuple[dict[str, Any], datetime]],
+    rules: list[AlarmRule],
+    changes: StateChanges,
+    result: BatchResult,
 ) -> None:
     newest_item, newest_ts = parsed[-1]
-    device_fields = []
+    touched = False
     if device.last_seq is None or newest_item["seq"] > device.last_seq:
         device.last_seq = newest_item["seq"]
         device.last_seen_at = newest_ts
-        device_fields += ["last_seq", "last_seen_at"]
+        touched = True
     state = dict(device.counter_state)
     for item, _moment in parsed:
         for code, value in item["metrics"].items():
@@ -369,9 +410,9 @@ def _update_device_and_asset(
             state[code] = [item["seq"], value]
     if state != device.counter_state:
         device.counter_state = state
-        device_fields.append("counter_state")
-    if device_fields:
-        device.save(update_fields=device_fields)
+        touched = True
+    if touched:
+        changes.devices.append(device)
 
     asset = device.asset
     if not device.is_active or asset.decommissioned_at is not None:
@@ -382,7 +423,7 @@ def _update_device_and_asset(
     if not newer:
         return
     rule_state = dict(asset.rule_state)
-    active = alarms.active_keys(asset)
+    active = changes.active_alarms.setdefault(asset.pk, set())
     for item, ts in newer:
         alarms.evaluate_reading(
             asset=asset, rules=rules, item=item, ts=ts, rule_state=rule_state, active=active
@@ -391,16 +432,20 @@ def _update_device_and_asset(
     status = AssetStatus(STATUS_FROM_HEARTBEAT[newest_item["status"]])
     if alarms.OFFLINE in active:
         alarms.alarm_clear_key(asset=asset, key=alarms.OFFLINE, reason="heartbeats again")
-    alarms.record_status_change(asset=asset, previous=asset.status, status=status, at=newest_ts)
-    changed = status != asset.status
-    Asset.objects.filter(pk=asset.pk).update(
-        last_seen_at=newest_ts,
-        last_values={**asset.last_values, **newest_item["metrics"]},
-        last_fault_code=newest_item["fault_code"],
-        status=status,
-        rule_state=rule_state,
-        **({"status_changed_at": timezone.now()} if changed else {}),
-    )
+        active.discard(alarms.OFFLINE)
+    if status != asset.status:
+        changes.status_changes.append(
+            AssetStatusChange(
+                customer_id=asset.customer_id, asset=asset, previous=asset.status, status=status, at=newest_ts
+            )
+        )
+        asset.status = status
+        asset.status_changed_at = timezone.now()
+    asset.last_seen_at = newest_ts
+    asset.last_values = {**asset.last_values, **newest_item["metrics"]}
+    asset.last_fault_code = newest_item["fault_code"]
+    asset.rule_state = rule_state
+    changes.assets.append(asset)
     result.changed_assets.append(str(asset.pk))
 
 
