@@ -8,14 +8,17 @@ be accepted anywhere: "within seconds".
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
 import threading
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -68,6 +71,7 @@ def device_token_issue(*, device: Device, actor: User | None, overlap: timedelta
     credential = DeviceCredential.objects.create(
         customer_id=device.customer_id, device=device, prefix=prefix, token_hash=hash_token(token)
     )
+    transaction.on_commit(bump_generation)
     audit_record(
         actor=actor,
         action="device.token_issued",
@@ -85,18 +89,52 @@ def device_revoke(*, device: Device, actor: User | None) -> int:
         .filter(device=device, revoked_at__isnull=True)
         .update(revoked_at=timezone.now())
     )
+    transaction.on_commit(bump_generation)
     audit_record(actor=actor, action="device.revoked", target=device, data={"credentials": count})
     return count
 
 
-_cache: dict[str, tuple[float, DeviceIdentity | None]] = {}
+# token hash -> (monotonic expiry, auth generation when cached, identity or None)
+_cache: dict[str, tuple[float, int | None, DeviceIdentity | None]] = {}
 _cache_lock = threading.Lock()
+GENERATION_KEY = "fleet:device-auth-generation"
+_generation: dict[str, Any] = {"value": None, "read_at": float("-inf")}
 
 
-def _lookup(token: str) -> DeviceIdentity | None:
+def _current_generation() -> int | None:
+    """The shared auth generation, read from Redis at most once a second per process.
+
+    Every revocation, rotation and device swap bumps it, so cached identities everywhere are
+    dropped within about a second; None when Redis cannot be reached.
+    """
+    from fleet.pipeline import redis_client
+
+    now = time.monotonic()
+    if now - _generation["read_at"] >= 1.0:
+        try:
+            _generation["value"] = int(redis_client().get(GENERATION_KEY) or 0)
+        except (redis.RedisError, ValueError):
+            _generation["value"] = None
+        _generation["read_at"] = now
+    return _generation["value"]
+
+
+def bump_generation() -> None:
+    """Invalidate every process's cached device identities (called after commit)."""
+    from fleet.pipeline import redis_client
+
+    # Without Redis the short fallback TTL bounds how long a cached token lives.
+    with contextlib.suppress(redis.RedisError):
+        redis_client().incr(GENERATION_KEY)
+    _generation["read_at"] = float("-inf")
+    clear_auth_cache()
+
+
+def _lookup(token: str) -> tuple[DeviceIdentity | None, datetime | None]:
+    """The identity a token stands for, and when its credential stops being valid."""
     parts = token.split("_")
     if len(parts) < 3 or not token.startswith(TOKEN_PREFIX):
-        return None
+        return None, None
     prefix = parts[1]
     credential = (
         DeviceCredential.objects.select_related("device__asset")
@@ -104,33 +142,47 @@ def _lookup(token: str) -> DeviceIdentity | None:
         .first()
     )
     if credential is None or not hmac.compare_digest(credential.token_hash, hash_token(token)):
-        return None
+        return None, None
     if not credential.is_valid_at(timezone.now()):
-        return None
+        return None, None
     device = credential.device
     metrics = dict(device.asset.model.metrics.values_list("code", "kind"))
-    return DeviceIdentity(
+    identity = DeviceIdentity(
         device_id=str(device.pk),
         customer_id=str(device.customer_id),
         asset_id=str(device.asset_id),
         rate_limit_per_minute=device.rate_limit_per_minute or settings.INGEST_DEVICE_RATE_PER_MINUTE,
         metrics={code: str(kind) for code, kind in metrics.items()},
     )
+    return identity, credential.expires_at
 
 
 def authenticate_device(token: str) -> DeviceIdentity | None:
-    """The device a token belongs to, or None. Cached briefly per process (by hash, not token)."""
+    """The device a token belongs to, or None. Cached per process by the token's hash.
+
+    With Redis reachable an entry lives up to DEVICE_AUTH_CACHE_MAX_SECONDS (never past the
+    credential's own expiry) and is dropped as soon as the auth generation changes; without
+    Redis it lives DEVICE_AUTH_CACHE_SECONDS. Either way a revocation takes seconds.
+    """
     key = hash_token(token)
     now = time.monotonic()
+    generation = _current_generation()
     with _cache_lock:
         hit = _cache.get(key)
-    if hit is not None and hit[0] > now:
-        return hit[1]
-    identity = _lookup(token)
+    if hit is not None and hit[0] > now and hit[1] == generation:
+        return hit[2]
+    identity, expires_at = _lookup(token)
+    ttl = (
+        settings.DEVICE_AUTH_CACHE_MAX_SECONDS
+        if generation is not None
+        else settings.DEVICE_AUTH_CACHE_SECONDS
+    )
+    if expires_at is not None:
+        ttl = min(ttl, max(0.0, (expires_at - timezone.now()).total_seconds()))
     with _cache_lock:
         if len(_cache) > 50_000:
             _cache.clear()
-        _cache[key] = (now + settings.DEVICE_AUTH_CACHE_SECONDS, identity)
+        _cache[key] = (now + ttl, generation, identity)
     return identity
 
 

@@ -26,7 +26,10 @@ class Installed:
 
 @pytest.fixture(autouse=True)
 def _fresh_auth_cache() -> None:
+    from fleet import credentials
+
     clear_auth_cache()
+    credentials._generation["read_at"] = float("-inf")
 
 
 @pytest.fixture

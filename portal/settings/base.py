@@ -274,4 +274,8 @@ INGEST_BACKLOG_LIMIT = int(os.environ.get("INGEST_BACKLOG_LIMIT", "200000"))
 # Raw heartbeats are kept this long (never shorter than the late-arrival window).
 RAW_RETENTION_DAYS = max(int(os.environ.get("RAW_RETENTION_DAYS", "180")), INGEST_MAX_AGE_DAYS)
 DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS = int(os.environ.get("DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS", "3600"))
+# Device identities are cached per process for up to DEVICE_AUTH_CACHE_MAX_SECONDS and dropped
+# within about a second of any revocation, rotation or swap (a generation counter in Redis);
+# without Redis, for DEVICE_AUTH_CACHE_SECONDS.
 DEVICE_AUTH_CACHE_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_SECONDS", "5"))
+DEVICE_AUTH_CACHE_MAX_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_MAX_SECONDS", "300"))

@@ -259,3 +259,31 @@ def test_no_body_ever_gets_a_500(fleet_a: Installed, body: Any) -> None:
     assert response.status_code in (202, 400), response.content
     if response.status_code == 400:
         assert response.json()["detail"]
+
+
+def test_a_cached_device_is_dropped_when_another_process_revokes(
+    fleet_a: Installed, django_assert_num_queries: Any
+) -> None:
+    assert credentials.authenticate_device(fleet_a.token) is not None
+    with django_assert_num_queries(0):  # cached: a device reporting once a minute costs no lookup
+        assert credentials.authenticate_device(fleet_a.token) is not None
+    # Another process revokes: the database changes and the shared generation moves on.
+    from fleet.models import DeviceCredential
+
+    DeviceCredential.objects.filter(device=fleet_a.device).update(revoked_at=timezone.now())
+    pipeline.redis_client().incr(credentials.GENERATION_KEY)
+    credentials._generation["read_at"] = float("-inf")  # a second later, as far as this process knows
+    assert credentials.authenticate_device(fleet_a.token) is None
+
+
+def test_a_rotated_tokens_cache_entry_ends_with_its_overlap(fleet_a: Installed, settings: Any) -> None:
+    from fleet.models import DeviceCredential
+
+    DeviceCredential.objects.filter(device=fleet_a.device).update(
+        expires_at=timezone.now() + timedelta(seconds=1)
+    )
+    assert credentials.authenticate_device(fleet_a.token) is not None
+    entry = credentials._cache[credentials.hash_token(fleet_a.token)]
+    import time as _time
+
+    assert entry[0] - _time.monotonic() <= 1.0  # never cached past the credential's expiry
