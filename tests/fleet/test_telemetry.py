@@ -12,7 +12,8 @@ from portal.models import User
 from tests.conftest import client_for
 from tests.fleet.conftest import Installed
 
-T0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=3)
+# The start of an hour, so readings a minute or two apart share their hour bucket.
+T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
 
 
 def feed(installed: Installed, temps: list[tuple[int, float]], first_seq: int = 0) -> None:
