@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from fleet.models import Device, DeviceCredential, MetricKind
+from fleet.models import Device, DeviceCredential
 from portal.models import User
 from portal.services import audit_record
 
@@ -189,6 +189,3 @@ def authenticate_device(token: str) -> DeviceIdentity | None:
 def clear_auth_cache() -> None:
     with _cache_lock:
         _cache.clear()
-
-
-COUNTER = MetricKind.COUNTER.value

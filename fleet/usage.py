@@ -46,7 +46,6 @@ class Reading:
     value: Decimal
     hour: datetime
     stored_increment: Decimal | None  # None for a reading not stored yet
-    key: object = None  # whatever the caller needs to write the increment back
 
 
 def fold(predecessor: Decimal | None, readings: Iterable[Reading]) -> list[tuple[Reading, Decimal, Decimal]]:

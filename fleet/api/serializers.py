@@ -14,7 +14,6 @@ from fleet.models import (
     Device,
     Heartbeat,
     MetricDefinition,
-    MetricKind,
     Site,
 )
 
@@ -166,9 +165,6 @@ class UsageSeriesSerializer(serializers.Serializer[Any]):
     time_zone = serializers.CharField()
     total = serializers.DecimalField(max_digits=24, decimal_places=6)
     points = UsagePointSerializer(many=True)
-
-
-COUNTER = MetricKind.COUNTER
 
 
 class AlarmSerializer(serializers.ModelSerializer[Alarm]):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -126,6 +126,22 @@ class AssetModelViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
         return Response(AssetModelSerializer(selectors.asset_model_list().get(pk=model.pk)).data, status=201)
 
 
+def _series_query(
+    serializer_class: type[serializers.Serializer[Any]], request: Request, *, default_span: timedelta
+) -> tuple[dict[str, Any], datetime, datetime]:
+    """Validate ?metric=&from=&to=&resolution= and fill the range: `to` now, `from` a span before."""
+    params = request.query_params
+    query = serializer_class(
+        data={k: params[k] for k in ("metric", "from", "to", "resolution") if params.get(k)}
+    )
+    query.is_valid(raise_exception=True)
+    end = query.validated_data.get("to") or timezone.now()
+    start = query.validated_data.get("from") or end - default_span
+    if start >= end:
+        raise serializers.ValidationError({"from": ["Must be before `to`."]})
+    return query.validated_data, start, end
+
+
 class HeartbeatPagination(CursorPagination):
     ordering = ("-ts", "-id")
     page_size = 100
@@ -232,24 +248,16 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
     @action(detail=True, methods=["get"])
     def usage(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = request.query_params
-        query = UsageQuerySerializer(
-            data={k: params[k] for k in ("metric", "from", "to", "resolution") if params.get(k)}
-        )
-        query.is_valid(raise_exception=True)
-        metric = query.validated_data["metric"]
+        query, start, end = _series_query(UsageQuerySerializer, request, default_span=timedelta(days=7))
+        metric = query["metric"]
         if not MetricDefinition.objects.filter(
             asset_model=asset.model, code=metric, kind=MetricKind.COUNTER
         ).exists():
             raise serializers.ValidationError({"metric": ["Not a counter metric of this asset's model."]})
-        end = query.validated_data.get("to") or timezone.now()
-        start = query.validated_data.get("from") or end - timedelta(days=7)
-        if start >= end:
-            raise serializers.ValidationError({"from": ["Must be before `to`."]})
         if end - start > timedelta(days=3 * 366):
             raise serializers.ValidationError({"from": ["At most three years at a time."]})
         series = selectors.usage_series(
-            asset=asset, metric=metric, start=start, end=end, resolution=query.validated_data["resolution"]
+            asset=asset, metric=metric, start=start, end=end, resolution=query["resolution"]
         )
         return Response(UsageSeriesSerializer(series).data)
 
@@ -269,25 +277,17 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
     @action(detail=True, methods=["get"])
     def telemetry(self, request: Request, pk: str | None = None) -> Response:
         asset = self.get_object()
-        params = request.query_params
-        query = TelemetryQuerySerializer(
-            data={k: params[k] for k in ("metric", "from", "to", "resolution") if params.get(k)}
-        )
-        query.is_valid(raise_exception=True)
-        metric = query.validated_data["metric"]
+        query, start, end = _series_query(TelemetryQuerySerializer, request, default_span=timedelta(hours=24))
+        metric = query["metric"]
         if not MetricDefinition.objects.filter(asset_model=asset.model, code=metric).exists():
             raise serializers.ValidationError({"metric": ["Not a metric of this asset's model."]})
-        end = query.validated_data.get("to") or timezone.now()
-        start = query.validated_data.get("from") or end - timedelta(hours=24)
-        if start >= end:
-            raise serializers.ValidationError({"from": ["Must be before `to`."]})
         try:
             data = telemetry.series(
                 asset=asset,
                 metric=metric,
                 start=start,
                 end=end,
-                resolution=query.validated_data.get("resolution"),
+                resolution=query.get("resolution"),
             )
         except telemetry.RangeTooLargeError as exc:
             raise serializers.ValidationError({"resolution": [str(exc)]}) from exc

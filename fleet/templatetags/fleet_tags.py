@@ -19,6 +19,14 @@ STATUS_BADGE = {
 }
 
 
+SEVERITY_BADGE = {"critical": "badge-bad", "warning": "badge-warn"}
+
+
+@register.filter
+def severity_badge(severity: str) -> str:
+    return SEVERITY_BADGE.get(severity, "badge-muted")
+
+
 @register.filter
 def status_badge(status: str) -> str:
     return STATUS_BADGE.get(status, "badge-muted")
