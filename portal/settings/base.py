@@ -279,3 +279,9 @@ DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS = int(os.environ.get("DEVICE_TOKEN_ROTATIO
 # without Redis, for DEVICE_AUTH_CACHE_SECONDS.
 DEVICE_AUTH_CACHE_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_SECONDS", "5"))
 DEVICE_AUTH_CACHE_MAX_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_MAX_SECONDS", "300"))
+
+# Billing: see DESIGN.md's usage and billing semantics and docs/billing.md.
+BILLING_PAYMENT_TERMS_DAYS = int(os.environ.get("BILLING_PAYMENT_TERMS_DAYS", "30"))
+# Invoice runs re-meter finalized periods this many months back for late usage (heartbeats
+# may arrive up to INGEST_MAX_AGE_DAYS late).
+BILLING_LATE_USAGE_MONTHS = int(os.environ.get("BILLING_LATE_USAGE_MONTHS", "4"))

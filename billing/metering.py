@@ -1,0 +1,193 @@
+"""Metering: what a contract used in a period, and how available its assets were.
+
+Periods are calendar months in the customer's time zone. Usage is the sum of the hourly usage
+of the contract's covered assets inside the period, only for the hours each asset was covered
+(an hour belongs to the period its start falls in). Uptime is measured from the assets' status
+history: the share of covered time an asset was not `offline`.
+
+Both are computed for many contracts at once by the database (sums, not rows in Python), so an
+invoice run over ten thousand contracts holds a chunk's totals in memory, never usage rows.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_DOWN, Decimal
+from zoneinfo import ZoneInfo
+
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
+
+from billing.models import Contract, ContractAsset
+from fleet.models import Asset, AssetStatus, AssetStatusChange, HourlyUsage
+
+PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+
+
+@dataclass(frozen=True)
+class Period:
+    """One calendar month in one time zone, with its bounds in UTC (end exclusive)."""
+
+    label: str  # YYYY-MM
+    time_zone: str
+    first_day: date
+    last_day: date
+    start: datetime
+    end: datetime
+
+    @property
+    def days(self) -> int:
+        return (self.last_day - self.first_day).days + 1
+
+    @property
+    def hours(self) -> int:
+        return int((self.end - self.start).total_seconds() // 3600)
+
+    def previous(self) -> Period:
+        first = self.first_day - timedelta(days=1)
+        return period_of(f"{first:%Y-%m}", self.time_zone)
+
+    def next(self) -> Period:
+        return period_of(f"{self.last_day + timedelta(days=1):%Y-%m}", self.time_zone)
+
+
+def parse_period(value: str) -> tuple[int, int]:
+    """`YYYY-MM` as (year, month); ValueError with a readable message otherwise."""
+    match = PERIOD_RE.match(value or "")
+    if not match:
+        raise ValueError("period must be a month as YYYY-MM, e.g. 2026-10")
+    return int(match.group(1)), int(match.group(2))
+
+
+def period_of(label: str, time_zone: str) -> Period:
+    year, month = parse_period(label)
+    zone = ZoneInfo(time_zone)
+    first = date(year, month, 1)
+    last = date(year, month, calendar.monthrange(year, month)[1])
+    start = datetime(year, month, 1, tzinfo=zone).astimezone(UTC)
+    following = last + timedelta(days=1)
+    end = datetime(following.year, following.month, 1, tzinfo=zone).astimezone(UTC)
+    return Period(label, time_zone, first, last, start, end)
+
+
+def period_containing(moment: datetime, time_zone: str) -> Period:
+    return period_of(f"{moment.astimezone(ZoneInfo(time_zone)):%Y-%m}", time_zone)
+
+
+def local_midnight(day: date, time_zone: str) -> datetime:
+    """The start of `day` in `time_zone`, as aware UTC."""
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(time_zone)).astimezone(UTC)
+
+
+def active_days(contract: Contract, period: Period) -> int:
+    """Days of `period` the contract runs (start and end dates inclusive); 0 when none."""
+    first = max(contract.start_date, period.first_day)
+    last = min(contract.end_date or period.last_day, period.last_day)
+    return max((last - first).days + 1, 0)
+
+
+def _covered_hours(contract_ids: Iterable[object], period: Period) -> QuerySet[HourlyUsage]:
+    """Hourly usage rows of the contracts' assets inside the period and their coverage.
+
+    The coverage conditions sit in one `filter()` call, so they apply to the same coverage
+    row (one join), and a row counts once per contract that covered it at that hour.
+    """
+    return HourlyUsage.objects.filter(
+        Q(asset__coverages__covered_until__isnull=True) | Q(hour__lt=F("asset__coverages__covered_until")),
+        asset__coverages__contract_id__in=list(contract_ids),
+        hour__gte=F("asset__coverages__covered_from"),
+        hour__range=(period.start, period.end - timedelta(microseconds=1)),
+    )
+
+
+def quantities(contract_ids: Iterable[object], period: Period) -> dict[str, dict[str, Decimal]]:
+    """{contract id: {metric: quantity}} for contracts whose customers share `period`'s zone."""
+    result: dict[str, dict[str, Decimal]] = defaultdict(dict)
+    rows = (
+        _covered_hours(contract_ids, period)
+        .values("asset__coverages__contract_id", "metric")
+        .annotate(quantity=Sum("quantity"))
+        .order_by()
+    )
+    for row in rows:
+        result[str(row["asset__coverages__contract_id"])][row["metric"]] = Decimal(row["quantity"])
+    return result
+
+
+def hourly_rows(contract: Contract, period: Period, metric: str) -> QuerySet[HourlyUsage]:
+    """The hourly usage behind one meter of one contract's period: billing provenance."""
+    return (
+        _covered_hours([contract.pk], period)
+        .filter(metric=metric)
+        .select_related("asset")
+        .order_by("hour", "asset__serial_number")
+    )
+
+
+def uptime(contract_ids: Iterable[object], period: Period, *, now: datetime) -> dict[str, Decimal | None]:
+    """{contract id: uptime %} over the covered time of the period up to `now`.
+
+    None when nothing was covered yet. Truncated (not rounded) to four decimals, so rounding
+    never lifts a measured uptime over a credit threshold.
+    """
+    until = min(period.end, now)
+    coverages = list(
+        ContractAsset.objects.filter(contract_id__in=list(contract_ids), covered_from__lt=until)
+        .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=period.start))
+        .values_list("contract_id", "asset_id", "covered_from", "covered_until")
+    )
+    asset_ids = {asset_id for _, asset_id, _, _ in coverages}
+    # The status each asset had when the period started, then every change inside it.
+    at_start = dict(
+        Asset.objects.filter(pk__in=asset_ids)
+        .annotate(
+            status_at_start=Subquery(
+                AssetStatusChange.objects.filter(asset_id=OuterRef("pk"), at__lt=period.start)
+                .order_by("-at")
+                .values("status")[:1]
+            )
+        )
+        .values_list("pk", "status_at_start")
+    )
+    offline: dict[object, list[tuple[datetime, datetime]]] = defaultdict(list)
+    opened: dict[object, datetime | None] = {
+        a: (period.start if at_start.get(a) == AssetStatus.OFFLINE else None) for a in asset_ids
+    }
+    changes = (
+        AssetStatusChange.objects.filter(asset_id__in=asset_ids, at__gte=period.start, at__lt=until)
+        .order_by("asset_id", "at")
+        .values_list("asset_id", "status", "at")
+    )
+    for asset_id, status, at in changes.iterator(chunk_size=5000):
+        began = opened.get(asset_id)
+        if status == AssetStatus.OFFLINE and began is None:
+            opened[asset_id] = at
+        elif status != AssetStatus.OFFLINE and began is not None:
+            offline[asset_id].append((began, at))
+            opened[asset_id] = None
+    for still_offline, began in opened.items():
+        if began is not None:
+            offline[still_offline].append((began, until))
+
+    covered: dict[str, float] = defaultdict(float)
+    down: dict[str, float] = defaultdict(float)
+    for contract_id, asset_id, covered_from, covered_until in coverages:
+        window_start = max(covered_from, period.start)
+        window_end = min(covered_until or until, until)
+        if window_end <= window_start:
+            continue
+        key = str(contract_id)
+        covered[key] += (window_end - window_start).total_seconds()
+        for began, ended in offline.get(asset_id, ()):
+            overlap = (min(ended, window_end) - max(began, window_start)).total_seconds()
+            down[key] += max(overlap, 0.0)
+    result: dict[str, Decimal | None] = {str(c): None for c in contract_ids}
+    for key, seconds in covered.items():
+        # Whole seconds as integers: the percentage is exact Decimal arithmetic from here on.
+        total, lost = Decimal(int(seconds)), Decimal(int(down[key]))
+        result[key] = (100 * (total - lost) / total).quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
+    return result

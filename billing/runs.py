@@ -1,0 +1,416 @@
+"""The invoice run: one draft invoice per billable contract and period, idempotently.
+
+    run = invoice_run_start(actor=user, period="2026-10")   # queues billing.invoice_run
+    invoice_run_execute(run.pk)                             # what the Celery task does
+
+Contracts are billed in chunks, each chunk in one transaction:
+
+1. meter the chunk (usage sums and uptime by the database, grouped by customer time zone);
+2. re-meter earlier finalized periods of those contracts for late usage;
+3. insert the missing invoices with ON CONFLICT DO NOTHING — the partial unique index
+   `one_live_invoice_per_contract_period` lets exactly one live invoice exist per contract and
+   period however many runs race — then lock every live invoice of the chunk in a fixed order;
+4. replace the lines of the drafts (finalized and paid invoices are left alone).
+
+Re-running changes nothing when nothing changed; a draft picks up usage that arrived since.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import OperationalError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing import metering
+from billing.metering import Period
+from billing.models import (
+    BILLABLE_CONTRACT_STATUSES,
+    Contract,
+    Invoice,
+    InvoiceLine,
+    InvoiceRun,
+    InvoiceRunStatus,
+    InvoiceStatus,
+)
+from billing.money import ZERO, money_context
+from billing.rating import Line, LineKind, Pricing, rate_period, totals
+from portal import live
+from portal.models import User
+from portal.services import audit_record
+
+log = logging.getLogger(__name__)
+
+CHUNK = 500
+LIVE_INVOICE = ~Q(status=InvoiceStatus.VOID)
+BILLED = Q(status__in=[InvoiceStatus.FINALIZED, InvoiceStatus.PAID])
+
+
+def invoice_run_start(*, actor: User | None, period: str) -> InvoiceRun:
+    """Record a run for `period` (YYYY-MM) and queue it after commit."""
+    from billing.tasks import invoice_run
+
+    metering.parse_period(period)
+    with transaction.atomic():
+        run = InvoiceRun.objects.create(period=period, started_by=actor)
+        audit_record(actor=actor, action="invoice_run.started", target=run, data={"period": period})
+        transaction.on_commit(lambda: invoice_run.delay(str(run.pk)))
+    return run
+
+
+def billable_contracts(period_label: str) -> Any:
+    """Contracts that run on at least one day of the month (dates are the customer's own)."""
+    _year, _month = metering.parse_period(period_label)
+    probe = metering.period_of(period_label, "UTC")  # local dates are the same in every zone
+    return Contract.objects.filter(
+        Q(end_date__isnull=True) | Q(end_date__gte=probe.first_day),
+        status__in=BILLABLE_CONTRACT_STATUSES,
+        start_date__lte=probe.last_day,
+    )
+
+
+def _chunks(period_label: str) -> Iterator[list[Contract]]:
+    last_pk = None
+    base = billable_contracts(period_label).select_related("customer", "plan").order_by("pk")
+    while True:
+        page = base.filter(pk__gt=last_pk) if last_pk is not None else base
+        chunk = list(page.prefetch_related("plan__components")[:CHUNK])
+        if not chunk:
+            return
+        yield chunk
+        last_pk = chunk[-1].pk
+
+
+@dataclass
+class Draft:
+    """The computed content of one contract's invoice for the period."""
+
+    contract: Contract
+    period: Period
+    pricing: Pricing
+    lines: list[tuple[str, Line]]  # (the period each line bills, the line)
+    billed_quantities: dict[str, dict[str, str]]
+    uptime: Decimal | None
+
+
+def _late_usage_lines(
+    contract: Contract,
+    period: Period,
+    earlier: list[Invoice],
+    billed_elsewhere: dict[str, dict[str, Decimal]],
+    current: dict[str, dict[str, Decimal]],
+) -> tuple[list[tuple[str, Line]], dict[str, dict[str, str]]]:
+    """Late usage of earlier finalized periods: the re-rated difference, per period and meter."""
+    lines: list[tuple[str, Line]] = []
+    billed: dict[str, dict[str, str]] = {}
+    for old in sorted(earlier, key=lambda invoice: invoice.period):
+        already = billed_elsewhere.get(old.period, {})
+        now = current.get(old.period, {})
+        delta = {m: now.get(m, ZERO) - already.get(m, ZERO) for m in set(now) | set(already)}
+        delta = {m: d for m, d in delta.items() if d != ZERO}
+        if not delta:
+            continue
+        pricing = old.pricing_snapshot()
+        old_period = metering.period_of(old.period, contract.customer.time_zone)
+        days = metering.active_days(contract, old_period)
+        before = rate_period(pricing, already, active_days=days, days_in_period=old_period.days)
+        after = rate_period(pricing, now, active_days=days, days_in_period=old_period.days)
+        for line_after in after:
+            if line_after.kind != LineKind.USAGE or line_after.metric not in delta:
+                continue
+            line_before = next(
+                x for x in before if x.kind == LineKind.USAGE and x.metric == line_after.metric
+            )
+            lines.append(
+                (
+                    old.period,
+                    Line(
+                        LineKind.LATE_USAGE,
+                        f"Late usage {old.period}: {line_after.description}",
+                        line_after.amount - line_before.amount,
+                        metric=line_after.metric,
+                        quantity=delta[line_after.metric],
+                        detail={
+                            "invoice": old.number,
+                            "billed_quantity": str(already.get(line_after.metric, ZERO)),
+                            "metered_quantity": str(now.get(line_after.metric, ZERO)),
+                            "billed_amount": str(line_before.amount),
+                            "rerated_amount": str(line_after.amount),
+                        },
+                    ),
+                )
+            )
+        true_up = {  # the minimum commitment's true-up moves when late usage changes the total
+            which: sum((x.amount for x in rated if x.kind == LineKind.MINIMUM_TRUE_UP), ZERO)
+            for which, rated in (("before", before), ("after", after))
+        }
+        if true_up["after"] != true_up["before"]:
+            lines.append(
+                (
+                    old.period,
+                    Line(
+                        LineKind.LATE_ADJUSTMENT,
+                        f"Minimum commitment adjustment {old.period}",
+                        true_up["after"] - true_up["before"],
+                        detail={"invoice": old.number, **{k: str(v) for k, v in true_up.items()}},
+                    ),
+                )
+            )
+        billed[old.period] = {m: str(d) for m, d in delta.items()}
+    return lines, billed
+
+
+def _compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> list[Draft]:
+    by_zone: dict[str, list[Contract]] = defaultdict(list)
+    for contract in chunk:
+        by_zone[contract.customer.time_zone].append(contract)
+    ids = [c.pk for c in chunk]
+    # Earlier billed invoices (late usage) and what every live invoice billed for each period.
+    lookback = settings.BILLING_LATE_USAGE_MONTHS
+    earlier: dict[str, list[Invoice]] = defaultdict(list)
+    billed_by: dict[str, dict[str, dict[str, Decimal]]] = defaultdict(lambda: defaultdict(dict))
+    for invoice in Invoice.objects.filter(LIVE_INVOICE, contract_id__in=ids).only(
+        "id", "contract_id", "period", "status", "number", "pricing", "billed_quantities"
+    ):
+        if invoice.period == period_label:
+            continue  # the invoice being computed: its own lines are replaced
+        key = str(invoice.contract_id)
+        if invoice.period < period_label and invoice.status in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID):
+            earlier[key].append(invoice)
+        for billed_period, per_metric in (invoice.billed_quantities or {}).items():
+            for metric, quantity in per_metric.items():
+                billed_by[key][billed_period][metric] = billed_by[key][billed_period].get(
+                    metric, ZERO
+                ) + Decimal(quantity)
+
+    drafts: list[Draft] = []
+    for zone, contracts in by_zone.items():
+        period = metering.period_of(period_label, zone)
+        zone_ids = [c.pk for c in contracts]
+        used = metering.quantities(zone_ids, period)
+        uptime = metering.uptime(zone_ids, period, now=now)
+        # Current quantities of earlier periods with a billed invoice, one query per period.
+        recheck: dict[str, list[Any]] = defaultdict(list)
+        for contract in contracts:
+            for old in earlier.get(str(contract.pk), []):
+                if old.period >= _months_back(period_label, lookback):
+                    recheck[old.period].append(contract.pk)
+        current: dict[str, dict[str, dict[str, Decimal]]] = defaultdict(dict)
+        for old_label, old_ids in recheck.items():
+            for contract_id, per_metric in metering.quantities(
+                old_ids, metering.period_of(old_label, zone)
+            ).items():
+                current[contract_id][old_label] = per_metric
+        for contract in contracts:
+            key = str(contract.pk)
+            days = metering.active_days(contract, period)
+            if days == 0:
+                continue
+            pricing = contract.plan.pricing()
+            quantities = used.get(key, {})
+            lines = rate_period(
+                pricing,
+                quantities,
+                active_days=days,
+                days_in_period=period.days,
+                uptime=uptime.get(key),
+                uptime_target=contract.uptime_target,
+                credit_schedule=contract.credit_schedule(),
+            )
+            recent = [o for o in earlier.get(key, []) if o.period >= _months_back(period_label, lookback)]
+            late, late_billed = _late_usage_lines(contract, period, recent, billed_by[key], current[key])
+            billed = {period_label: {m: str(q) for m, q in quantities.items()}, **late_billed}
+            drafts.append(
+                Draft(
+                    contract,
+                    period,
+                    pricing,
+                    [(period_label, line) for line in lines] + late,
+                    billed,
+                    uptime.get(key),
+                )
+            )
+    return drafts
+
+
+def _months_back(period_label: str, months: int) -> str:
+    year, month = metering.parse_period(period_label)
+    index = year * 12 + (month - 1) - months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _write_chunk(drafts: list[Draft], run: InvoiceRun | None) -> tuple[int, int, int]:
+    """Insert missing invoices, lock all, replace the drafts' lines. (created, updated, skipped)."""
+    if not drafts:
+        return 0, 0, 0
+    period_label = drafts[0].period.label
+    drafts.sort(key=lambda d: str(d.contract.pk))  # one lock order for every run
+    contract_ids = [d.contract.pk for d in drafts]
+    fresh = [
+        Invoice(
+            customer_id=d.contract.customer_id,
+            contract=d.contract,
+            run=run,
+            period=period_label,
+            period_start=d.period.start,
+            period_end=d.period.end,
+            currency=d.pricing.currency,
+            tax_rate=d.contract.customer.tax_rate,
+            pricing=d.pricing.to_json(),
+        )
+        for d in drafts
+    ]
+    existing_before = set(
+        Invoice.objects.filter(LIVE_INVOICE, contract_id__in=contract_ids, period=period_label).values_list(
+            "contract_id", flat=True
+        )
+    )
+    Invoice.objects.bulk_create(
+        [i for i in fresh if i.contract_id not in existing_before], ignore_conflicts=True
+    )
+    locked = {
+        invoice.contract_id: invoice
+        for invoice in Invoice.objects.select_for_update()
+        .filter(LIVE_INVOICE, contract_id__in=contract_ids, period=period_label)
+        .order_by("contract_id")
+    }
+    drafts_to_write = [(d, locked[d.contract.pk]) for d in drafts if locked[d.contract.pk].is_draft]
+    skipped = len(drafts) - len(drafts_to_write)
+    InvoiceLine.objects.filter(invoice__in=[invoice for _, invoice in drafts_to_write]).delete()
+    new_lines: list[InvoiceLine] = []
+    with money_context():
+        for draft, invoice in drafts_to_write:
+            amounts = totals(
+                [line for _, line in draft.lines], draft.contract.customer.tax_rate, draft.pricing.currency
+            )
+            for position, (billed_period, line) in enumerate(draft.lines, start=1):
+                new_lines.append(
+                    InvoiceLine(
+                        invoice=invoice,
+                        position=position,
+                        kind=line.kind,
+                        description=line.description[:300],
+                        metric=line.metric,
+                        period=billed_period,
+                        quantity=line.quantity,
+                        unit_price=line.unit_price,
+                        amount=line.amount,
+                        detail=line.detail,
+                    )
+                )
+            invoice.pricing = draft.pricing.to_json()
+            invoice.billed_quantities = draft.billed_quantities
+            invoice.tax_rate = draft.contract.customer.tax_rate
+            invoice.currency = draft.pricing.currency
+            invoice.uptime = draft.uptime
+            invoice.subtotal, invoice.tax, invoice.total = amounts.subtotal, amounts.tax, amounts.total
+            invoice.updated_at = timezone.now()
+            if run is not None and invoice.run_id is None:
+                invoice.run = run
+    InvoiceLine.objects.bulk_create(new_lines)
+    Invoice.objects.bulk_update(
+        [invoice for _, invoice in drafts_to_write],
+        [
+            "pricing",
+            "billed_quantities",
+            "tax_rate",
+            "currency",
+            "uptime",
+            "subtotal",
+            "tax",
+            "total",
+            "updated_at",
+            "run",
+        ],
+    )
+    ours = {invoice.pk for invoice in fresh}
+    created = sum(1 for _, invoice in drafts_to_write if invoice.pk in ours)
+    return created, len(drafts_to_write) - created, skipped
+
+
+def bill_period(
+    period_label: str, *, run: InvoiceRun | None = None, now: datetime | None = None
+) -> dict[str, int]:
+    """Bill every billable contract for `period_label`; returns counts. Safe to call concurrently."""
+    now = now or timezone.now()
+    counts = {"processed": 0, "created": 0, "updated": 0, "skipped": 0}
+    for chunk in _chunks(period_label):
+        for attempt in range(5):
+            try:
+                with transaction.atomic():
+                    drafts = _compute_chunk(chunk, period_label, now)
+                    created, updated, skipped = _write_chunk(drafts, run)
+                break
+            except OperationalError as error:  # a deadlock or serialization failure: retry the chunk
+                if attempt == 4 or "deadlock" not in str(error).lower():
+                    raise
+                time.sleep(0.05 * (attempt + 1))
+        counts["processed"] += len(chunk)
+        counts["created"] += created
+        counts["updated"] += updated
+        counts["skipped"] += skipped
+        if run is not None:
+            _progress(run, counts)
+    return counts
+
+
+def _progress(run: InvoiceRun, counts: dict[str, int]) -> None:
+    run.processed = counts["processed"]
+    run.created_count, run.updated_count, run.skipped_count = (
+        counts["created"],
+        counts["updated"],
+        counts["skipped"],
+    )
+    run.save(update_fields=["processed", "created_count", "updated_count", "skipped_count"])
+    publish_progress(run)
+
+
+def publish_progress(run: InvoiceRun) -> None:
+    """Tell finance's open pages how far the run got (counts only: no customer data)."""
+    try:
+        live.publish(
+            live.STAFF_GROUP,
+            {
+                "type": "invoice_run.progress",
+                "run": str(run.pk),
+                "period": run.period,
+                "status": run.status,
+                "processed": run.processed,
+                "total": run.total,
+                "percent": run.percent,
+                "created": run.created_count,
+                "updated": run.updated_count,
+                "skipped": run.skipped_count,
+            },
+        )
+    except Exception:
+        log.warning("invoice run %s: could not publish progress", run.pk, exc_info=True)
+
+
+def invoice_run_execute(run_id: str) -> InvoiceRun:
+    run = InvoiceRun.objects.get(pk=run_id)
+    run.status = InvoiceRunStatus.RUNNING
+    run.started_at = timezone.now()
+    run.total = billable_contracts(run.period).count()
+    run.save(update_fields=["status", "started_at", "total"])
+    publish_progress(run)
+    try:
+        bill_period(run.period, run=run, now=run.started_at)
+    except Exception as error:
+        log.exception("invoice run %s failed", run.pk)
+        run.status, run.error = InvoiceRunStatus.FAILED, f"{type(error).__name__}: {error}"[:2000]
+    else:
+        run.status = InvoiceRunStatus.DONE
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "error", "finished_at"])
+    publish_progress(run)
+    return run

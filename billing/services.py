@@ -1,0 +1,328 @@
+"""Writes of billing: plans, contracts and their assets, invoice state changes, credit notes.
+
+The invoice run itself lives in `billing.runs`. Every write here records an audit entry.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.metering import local_midnight
+from billing.models import (
+    Contract,
+    ContractAsset,
+    ContractStatus,
+    CreditNote,
+    DocumentSequence,
+    Invoice,
+    InvoiceLockedError,
+    InvoiceStatus,
+    Plan,
+    PriceComponent,
+)
+from billing.money import ZERO, as_decimal, money_context, round_money
+from fleet.models import Asset, MetricDefinition
+from portal.models import Customer, User
+from portal.services import audit_record
+
+INVOICE_SERIES = "INV"
+CREDIT_NOTE_SERIES = "CN"
+CONTRACT_SERIES = "C"
+
+
+def next_number(series: str, year: int) -> str:
+    """The next number of a gap-free yearly series, e.g. INV-2026-000042.
+
+    Call inside the transaction that uses the number: the sequence row stays locked until it
+    commits, and a rollback gives the number back, so numbers never skip.
+    """
+    try:
+        with transaction.atomic():
+            DocumentSequence.objects.get_or_create(series=series, year=year)
+    except IntegrityError:
+        pass  # a concurrent transaction created the row; lock it below
+    sequence = DocumentSequence.objects.select_for_update().get(series=series, year=year)
+    sequence.last_number += 1
+    sequence.save(update_fields=["last_number"])
+    return f"{series}-{year}-{sequence.last_number:06d}"
+
+
+# Plans ------------------------------------------------------------------------------------
+
+
+def _set_components(plan: Plan, components: list[dict[str, Any]]) -> None:
+    counters = set(MetricDefinition.objects.filter(kind="counter").values_list("code", flat=True))
+    seen: set[str] = set()
+    for spec in components:
+        metric = spec.get("metric", "")
+        if metric not in counters:
+            raise ValidationError({"components": f"{metric!r} is not a counter metric of any asset model."})
+        if metric in seen:
+            raise ValidationError({"components": f"{metric!r} is priced twice."})
+        seen.add(metric)
+        component = PriceComponent(plan=plan, **spec)
+        component.full_clean(exclude=["plan"])
+        component.save()
+
+
+@transaction.atomic
+def plan_create(
+    *,
+    actor: User | None,
+    code: str,
+    name: str,
+    currency: str,
+    period_fee: Decimal,
+    minimum_commitment: Decimal | None = None,
+    description: str = "",
+    components: list[dict[str, Any]] | None = None,
+) -> Plan:
+    plan = Plan(
+        code=code,
+        name=name,
+        currency=currency,
+        period_fee=as_decimal(period_fee),
+        minimum_commitment=None if minimum_commitment is None else as_decimal(minimum_commitment),
+        description=description,
+    )
+    plan.full_clean()
+    plan.save()
+    _set_components(plan, components or [])
+    audit_record(actor=actor, action="plan.created", target=plan)
+    return plan
+
+
+@transaction.atomic
+def plan_update(
+    *, actor: User | None, plan: Plan, components: list[dict[str, Any]] | None = None, **changes: Any
+) -> Plan:
+    """Change a plan. Drafts are re-rated with it on the next run; finalized invoices keep their prices."""
+    for field, value in changes.items():
+        setattr(plan, field, value)
+    plan.full_clean()
+    plan.save()
+    if components is not None:
+        plan.components.all().delete()
+        _set_components(plan, components)
+    audit_record(actor=actor, action="plan.updated", target=plan, data={"fields": sorted(changes)})
+    return plan
+
+
+# Contracts --------------------------------------------------------------------------------
+
+
+def _contract_window(contract: Contract) -> tuple[datetime, datetime | None]:
+    tz = contract.customer.time_zone
+    start = local_midnight(contract.start_date, tz)
+    end = local_midnight(contract.end_date + timedelta(days=1), tz) if contract.end_date else None
+    return start, end
+
+
+def _clip_coverages(contract: Contract) -> None:
+    """Keep every coverage inside the contract's dates (usage is only billed inside both)."""
+    start, end = _contract_window(contract)
+    for coverage in contract.coverages.all():
+        covered_from = max(coverage.covered_from, start)
+        covered_until = coverage.covered_until
+        if end is not None:
+            covered_until = min(covered_until or end, end)
+        if covered_until is not None and covered_until < covered_from:
+            covered_until = covered_from
+        if (covered_from, covered_until) != (coverage.covered_from, coverage.covered_until):
+            coverage.covered_from, coverage.covered_until = covered_from, covered_until
+            coverage.save(update_fields=["covered_from", "covered_until"])
+
+
+def _check_asset_free(contract: Contract, asset: Asset, since: datetime) -> None:
+    if asset.customer_id != contract.customer_id:
+        raise ValidationError({"assets": "An asset can only be covered by a contract of its own customer."})
+    overlapping = (
+        ContractAsset.objects.filter(asset=asset)
+        .exclude(contract=contract)
+        .exclude(contract__status=ContractStatus.DRAFT)
+        .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=since))
+    )
+    if overlapping.exists():
+        raise ValidationError({"assets": f"{asset.serial_number} is already covered by another contract."})
+
+
+@transaction.atomic
+def contract_create(
+    *,
+    actor: User | None,
+    customer: Customer,
+    plan: Plan,
+    start_date: date,
+    end_date: date | None = None,
+    number: str = "",
+    status: str = ContractStatus.ACTIVE,
+    assets: list[Asset] | None = None,
+    first_response_minutes: dict[str, int] | None = None,
+    resolution_minutes: dict[str, int] | None = None,
+    uptime_target: Decimal | None = None,
+    service_credits: list[dict[str, str]] | None = None,
+) -> Contract:
+    if plan.currency != customer.currency:
+        raise ValidationError(
+            {"plan": f"The plan bills in {plan.currency}; {customer.name} pays in {customer.currency}."}
+        )
+    contract = Contract(
+        customer=customer,
+        plan=plan,
+        start_date=start_date,
+        end_date=end_date,
+        number=number or next_number(CONTRACT_SERIES, start_date.year),
+        status=status,
+        first_response_minutes=first_response_minutes or {},
+        resolution_minutes=resolution_minutes or {},
+        uptime_target=uptime_target,
+        service_credits=service_credits or [],
+    )
+    contract.full_clean()
+    contract.save()
+    for asset in assets or []:
+        contract_add_asset(actor=None, contract=contract, asset=asset)
+    audit_record(actor=actor, action="contract.created", target=contract)
+    return contract
+
+
+@transaction.atomic
+def contract_update(*, actor: User | None, contract: Contract, **changes: Any) -> Contract:
+    if "plan" in changes and changes["plan"].currency != contract.customer.currency:
+        raise ValidationError({"plan": "The plan's currency differs from the customer's."})
+    for field, value in changes.items():
+        setattr(contract, field, value)
+    contract.full_clean()
+    contract.save()
+    _clip_coverages(contract)
+    audit_record(actor=actor, action="contract.updated", target=contract, data={"fields": sorted(changes)})
+    return contract
+
+
+@transaction.atomic
+def contract_add_asset(
+    *, actor: User | None, contract: Contract, asset: Asset, covered_from: datetime | None = None
+) -> ContractAsset:
+    """Cover `asset` from `covered_from` (default: the contract's start, or now if that passed)."""
+    start, end = _contract_window(contract)
+    since = max(covered_from or start, start)
+    _check_asset_free(contract, asset, since)
+    if contract.coverages.filter(asset=asset, covered_until__isnull=True).exists():
+        raise ValidationError({"assets": f"{asset.serial_number} is already covered by this contract."})
+    coverage = ContractAsset.objects.create(
+        contract=contract, asset=asset, covered_from=since, covered_until=end
+    )
+    audit_record(actor=actor, action="contract.asset_added", target=contract, data={"asset": str(asset.pk)})
+    return coverage
+
+
+@transaction.atomic
+def contract_remove_asset(
+    *, actor: User | None, contract: Contract, asset: Asset, at: datetime | None = None
+) -> None:
+    """End the asset's coverage at `at` (default now); its usage before stays billable."""
+    at = at or timezone.now()
+    updated = contract.coverages.filter(asset=asset).filter(
+        Q(covered_until__isnull=True) | Q(covered_until__gt=at)
+    )
+    if not updated.exists():
+        raise ValidationError({"assets": f"{asset.serial_number} is not covered by this contract."})
+    for coverage in updated:
+        coverage.covered_until = max(at, coverage.covered_from)
+        coverage.save(update_fields=["covered_until"])
+    audit_record(actor=actor, action="contract.asset_removed", target=contract, data={"asset": str(asset.pk)})
+
+
+# Invoices ---------------------------------------------------------------------------------
+
+
+def _locked(invoice: Invoice) -> Invoice:
+    return Invoice.objects.select_for_update().get(pk=invoice.pk)
+
+
+@transaction.atomic
+def invoice_finalize(*, actor: User | None, invoice: Invoice) -> Invoice:
+    """Draft → finalized: the next number of the gap-free yearly sequence; immutable from here."""
+    invoice = _locked(invoice)
+    if invoice.status != InvoiceStatus.DRAFT:
+        raise InvoiceLockedError(f"Only a draft can be finalized; this invoice is {invoice.status}.")
+    now = timezone.now()
+    invoice.number = next_number(INVOICE_SERIES, now.year)
+    invoice.status = InvoiceStatus.FINALIZED
+    invoice.finalized_at = now
+    invoice.due_date = now.date() + timedelta(days=settings.BILLING_PAYMENT_TERMS_DAYS)
+    invoice.save()
+    audit_record(actor=actor, action="invoice.finalized", target=invoice, customer=invoice.customer)
+    return invoice
+
+
+@transaction.atomic
+def invoice_void(*, actor: User | None, invoice: Invoice, reason: str) -> Invoice:
+    """Finalized → void (a draft is voided too, to be billed afresh). Paid invoices need a credit note."""
+    invoice = _locked(invoice)
+    if invoice.status not in (InvoiceStatus.DRAFT, InvoiceStatus.FINALIZED):
+        raise InvoiceLockedError(f"A {invoice.status} invoice cannot be voided; issue a credit note instead.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say why the invoice is voided."})
+    invoice.status = InvoiceStatus.VOID
+    invoice.voided_at = timezone.now()
+    invoice.void_reason = reason.strip()
+    invoice.save()
+    audit_record(actor=actor, action="invoice.voided", target=invoice, customer=invoice.customer)
+    return invoice
+
+
+@transaction.atomic
+def invoice_mark_paid(*, actor: User | None, invoice: Invoice, paid_at: datetime | None = None) -> Invoice:
+    invoice = _locked(invoice)
+    if invoice.status != InvoiceStatus.FINALIZED:
+        raise InvoiceLockedError(f"Only a finalized invoice can be marked paid, not a {invoice.status} one.")
+    invoice.status = InvoiceStatus.PAID
+    invoice.paid_at = paid_at or timezone.now()
+    invoice.save()
+    audit_record(actor=actor, action="invoice.paid", target=invoice, customer=invoice.customer)
+    return invoice
+
+
+@transaction.atomic
+def credit_note_create(*, actor: User | None, invoice: Invoice, amount: Decimal, reason: str) -> CreditNote:
+    """Credit `amount` (net) of a finalized or paid invoice, never more than is left to credit."""
+    invoice = _locked(invoice)
+    if invoice.status not in (InvoiceStatus.FINALIZED, InvoiceStatus.PAID):
+        raise ValidationError({"invoice": "Credit notes correct finalized or paid invoices only."})
+    if not reason.strip():
+        raise ValidationError({"reason": "Say what the credit note corrects."})
+    with money_context():
+        amount = round_money(as_decimal(amount), invoice.currency)
+        if amount <= ZERO:
+            raise ValidationError({"amount": "The amount to credit must be above zero."})
+        credited = sum((note.amount for note in invoice.credit_notes.all()), ZERO)
+        if amount > invoice.subtotal - credited:
+            raise ValidationError(
+                {"amount": f"At most {invoice.subtotal - credited} {invoice.currency} is left to credit."}
+            )
+        tax = round_money(amount * invoice.tax_rate, invoice.currency)
+    note = CreditNote.objects.create(
+        customer_id=invoice.customer_id,
+        invoice=invoice,
+        number=next_number(CREDIT_NOTE_SERIES, timezone.now().year),
+        reason=reason.strip(),
+        currency=invoice.currency,
+        amount=amount,
+        tax=tax,
+        total=amount + tax,
+        created_by=actor,
+    )
+    audit_record(
+        actor=actor, action="credit_note.created", target=note, customer=invoice.customer,
+        data={"invoice": invoice.number, "amount": str(amount)},
+    )  # fmt: skip
+    return note
