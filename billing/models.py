@@ -35,6 +35,7 @@ def price_field(**options: Any) -> Any:
 def quantity_field(**options: Any) -> Any:
     return models.DecimalField(max_digits=24, decimal_places=6, **options)
 
+
 PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
@@ -89,7 +90,7 @@ class PriceComponent(models.Model):
     tiers = models.JSONField(default=list, blank=True)
 
     class Meta:
-        ordering = ["plan", "metric"]
+        ordering = ["plan", "id"]  # the order the plan lists them in
         constraints = [
             models.UniqueConstraint(fields=["plan", "metric"], name="one_component_per_plan_metric")
         ]
