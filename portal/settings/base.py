@@ -218,6 +218,9 @@ SPECTACULAR_SETTINGS = {
         "AlarmStateEnum": "fleet.models.AlarmState",
         "HeartbeatStatusEnum": "fleet.models.HeartbeatStatus",
         "RoleEnum": "portal.roles.Role",
+        "ContractStatusEnum": "billing.models.ContractStatus",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+        "InvoiceRunStatusEnum": "billing.models.InvoiceRunStatus",
     },
 }
 
@@ -279,9 +282,21 @@ DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS = int(os.environ.get("DEVICE_TOKEN_ROTATIO
 # without Redis, for DEVICE_AUTH_CACHE_SECONDS.
 DEVICE_AUTH_CACHE_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_SECONDS", "5"))
 DEVICE_AUTH_CACHE_MAX_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_MAX_SECONDS", "300"))
+# The lean ASGI path for the ingest endpoint (fleet.ingest.IngestEndpoint, PostgreSQL only):
+# off, every ingest request goes through Django's middleware and view. Its own psycopg pool
+# per server process holds up to INGEST_DATABASE_POOL_SIZE connections.
+INGEST_LEAN_PATH = env_bool("INGEST_LEAN_PATH", default=True)
+INGEST_DATABASE_POOL_SIZE = int(os.environ.get("INGEST_DATABASE_POOL_SIZE", "4"))
 
 # Billing: see DESIGN.md's usage and billing semantics and docs/billing.md.
 BILLING_PAYMENT_TERMS_DAYS = int(os.environ.get("BILLING_PAYMENT_TERMS_DAYS", "30"))
 # Invoice runs re-meter finalized periods this many months back for late usage (heartbeats
 # may arrive up to INGEST_MAX_AGE_DAYS late).
 BILLING_LATE_USAGE_MONTHS = int(os.environ.get("BILLING_LATE_USAGE_MONTHS", "4"))
+# Who the invoices come from (printed on every PDF).
+BILLING_PROVIDER = {
+    "name": os.environ.get("BILLING_PROVIDER_NAME", "Fleetport Equipment Services GmbH"),
+    "address": os.environ.get("BILLING_PROVIDER_ADDRESS", "Hafenstraße 1, 20457 Hamburg, Germany"),
+    "vat_id": os.environ.get("BILLING_PROVIDER_VAT_ID", "DE000000000"),
+    "iban": os.environ.get("BILLING_PROVIDER_IBAN", "DE00 0000 0000 0000 0000 00"),
+}

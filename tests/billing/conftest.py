@@ -44,7 +44,7 @@ def contract_for(customer: Customer, plan: Plan, asset: Asset, start: date, **ex
         service_credits=CREDITS,
         first_response_minutes={"P1": 60, "P2": 240, "P3": 1440, "P4": 2880},
         resolution_minutes={"P1": 480, "P2": 1440, "P3": 4320, "P4": 10080},
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )
 
 

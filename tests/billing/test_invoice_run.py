@@ -60,7 +60,7 @@ def test_a_month_across_a_dst_change_has_its_real_number_of_hours(
     plan: Plan, compressor: object, label: str, hours: int
 ) -> None:
     customer = CustomerFactory(slug="nyc", time_zone="America/New_York", tax_rate=Decimal("0"))
-    installed = install(customer, compressor, "NY-1")  # type: ignore[arg-type]
+    installed = install(customer, compressor, "NY-1")
     contract = contract_for(customer, plan, installed.asset, date(2026, 1, 1))
     period = metering.period_of(label, "America/New_York")
     assert period.hours == hours

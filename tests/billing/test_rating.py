@@ -196,7 +196,7 @@ def test_a_float_never_reaches_a_money_path() -> None:
     with money_context(), pytest.raises(FloatOperation):
         max(D("1.00"), 0.5)
     # A float that slipped into a plan (say, from a careless import) stops the rating.
-    sloppy = Pricing("EUR", 100.5, components=PLAN.components)  # type: ignore[arg-type]
+    sloppy = Pricing("EUR", 100.5, components=PLAN.components)
     with pytest.raises(TypeError):
         rate_period(sloppy, {"run_hours": D("1")}, active_days=31, days_in_period=31)
     with pytest.raises(TypeError):

@@ -131,7 +131,86 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         detail_urls=["/api/v1/assets/{row.asset_id}/usage/?metric=run_hours"],
         list_urls=["/api/v1/assets/"],
     ),
+    apps.get_model("billing", "Contract"): Case(
+        make=lambda c: _contract(c),
+        detail_urls=["/api/v1/contracts/{pk}/", "/api/v1/contracts/{pk}/usage/?period=2026-10"],
+        action_urls=["/api/v1/contracts/{pk}/assets/", "/api/v1/contracts/{pk}/assets/remove/"],
+        list_urls=["/api/v1/contracts/", "/api/v1/plans/"],
+    ),
+    apps.get_model("billing", "Invoice"): Case(
+        make=lambda c: _invoice(c),
+        detail_urls=[
+            "/api/v1/invoices/{pk}/",
+            "/api/v1/invoices/{pk}/pdf/",
+            "/api/v1/invoices/{pk}/credit-notes/",
+            "/api/v1/invoices/{pk}/lines/{row.usage_line_id}/usage/",
+            "/api/v1/invoices/{pk}/lines/{row.usage_line_id}/usage.csv",
+        ],
+        action_urls=[
+            "/api/v1/invoices/{pk}/finalize/",
+            "/api/v1/invoices/{pk}/void/",
+            "/api/v1/invoices/{pk}/mark-paid/",
+            "/api/v1/invoices/{pk}/credit-notes/",
+        ],
+        list_urls=[
+            "/api/v1/invoices/",
+            "/api/v1/invoices/export.csv",
+            "/api/v1/invoices/export.csv?period=2026-10",
+        ],
+    ),
+    apps.get_model("billing", "CreditNote"): Case(
+        make=lambda c: _credit_note(c),
+        detail_urls=["/api/v1/credit-notes/{pk}/"],
+        list_urls=["/api/v1/credit-notes/", "/api/v1/invoices/"],
+        seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
+    ),
 }
+
+
+def _contract(customer: Customer) -> models.Model:
+    from datetime import date
+    from decimal import Decimal
+
+    from billing import services
+    from billing.models import Plan
+
+    plan = Plan.objects.filter(code="iso").first() or services.plan_create(
+        actor=None, code="iso", name="Isolation plan", currency="EUR", period_fee=Decimal("100")
+    )
+    asset = AssetFactory(site__customer=customer, name=f"Covered machine of {customer.name}")
+    return services.contract_create(
+        actor=None, customer=customer, plan=plan, start_date=date(2026, 1, 1), assets=[asset]
+    )
+
+
+def _invoice(customer: Customer) -> models.Model:
+    """A finalized invoice with a usage line (customers never see drafts)."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from billing import services
+    from billing.models import Invoice, PriceComponent
+    from billing.runs import bill_period
+
+    contract: Any = _contract(customer)
+    if not contract.plan.components.exists():
+        PriceComponent.objects.create(
+            plan=contract.plan, metric="run_hours", charge_model="per_unit", unit_price=Decimal("1")
+        )
+    bill_period("2026-10", now=datetime(2026, 11, 2, tzinfo=UTC))
+    invoice: Any = services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract))
+    invoice.usage_line_id = invoice.lines.get(kind="usage").pk
+    return invoice
+
+
+def _credit_note(customer: Customer) -> models.Model:
+    from decimal import Decimal
+
+    from billing import services
+
+    return services.credit_note_create(
+        actor=None, invoice=_invoice(customer), amount=Decimal("1"), reason=f"Goodwill for {customer.name}"
+    )
 
 
 def _alarm(customer: Customer) -> models.Model:
@@ -204,7 +283,7 @@ CUSTOMER_A_ROLES = [Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN]
 
 def _identifying_texts(row: models.Model) -> list[str]:
     texts = [str(row.pk)] if len(str(row.pk)) >= 32 else []  # UUIDs; a small integer id is everywhere
-    for attr in ("name", "email", "target_repr", "serial_number", "prefix", "message"):
+    for attr in ("name", "email", "target_repr", "serial_number", "prefix", "message", "number", "reason"):
         value = getattr(row, attr, "")
         if value:
             texts.append(str(value))
@@ -249,7 +328,8 @@ def test_customer_a_never_sees_customer_b(
         if response.status_code == 403:
             continue
         assert response.status_code == 200, url
-        body = response.content.decode()
+        raw = b"".join(response.streaming_content) if response.streaming else response.content
+        body = raw.decode()
         for text in _identifying_texts(theirs):
             assert text not in body, f"{url} shows {text!r} of customer B"
 

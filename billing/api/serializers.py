@@ -1,0 +1,249 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from rest_framework import serializers
+
+from billing.models import (
+    PRIORITIES,
+    Contract,
+    ContractAsset,
+    ContractStatus,
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    InvoiceRun,
+    Plan,
+    PriceComponent,
+    validate_component,
+)
+from billing.rating import ChargeModel
+
+
+class TierSerializer(serializers.Serializer[dict[str, Any]]):
+    up_to = serializers.DecimalField(max_digits=24, decimal_places=6, allow_null=True, min_value=0)
+    unit_price = serializers.DecimalField(max_digits=18, decimal_places=6, min_value=0)
+    flat_fee = serializers.DecimalField(
+        max_digits=16, decimal_places=2, min_value=0, required=False, default=Decimal("0")
+    )
+
+
+class PriceComponentSerializer(serializers.ModelSerializer[PriceComponent]):
+    tiers = TierSerializer(many=True, required=False)
+    charge_model = serializers.ChoiceField(choices=ChargeModel.ALL)
+
+    class Meta:
+        model = PriceComponent
+        fields = [
+            "metric", "label", "unit", "charge_model", "unit_price", "included_units", "package_size",
+            "package_price", "tiers",
+        ]  # fmt: skip
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        tiers = [
+            {k: (None if v is None else str(v)) for k, v in tier.items()} for tier in attrs.get("tiers") or []
+        ]
+        attrs["tiers"] = tiers
+        errors = validate_component(attrs["charge_model"], tiers, attrs.get("package_size"))
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+class PlanSerializer(serializers.ModelSerializer[Plan]):
+    components = PriceComponentSerializer(many=True, required=False)
+
+    class Meta:
+        model = Plan
+        fields = [
+            "id", "code", "name", "description", "currency", "period_fee", "minimum_commitment",
+            "is_active", "components", "created_at",
+        ]  # fmt: skip
+        read_only_fields = ["id", "created_at"]
+
+
+class CoverageSerializer(serializers.ModelSerializer[ContractAsset]):
+    serial_number = serializers.CharField(source="asset.serial_number", read_only=True)
+    name = serializers.CharField(source="asset.name", read_only=True)
+
+    class Meta:
+        model = ContractAsset
+        fields = ["asset", "serial_number", "name", "covered_from", "covered_until"]
+
+
+class SlaTermsMixin(serializers.Serializer[Contract]):
+    first_response_minutes = serializers.DictField(
+        child=serializers.IntegerField(min_value=1), required=False
+    )
+    resolution_minutes = serializers.DictField(child=serializers.IntegerField(min_value=1), required=False)
+    uptime_target = serializers.DecimalField(
+        max_digits=6, decimal_places=3, min_value=0, max_value=100, allow_null=True, required=False
+    )
+    service_credits = serializers.ListField(child=serializers.DictField(), required=False)
+
+    def validate_first_response_minutes(self, value: dict[str, int]) -> dict[str, int]:
+        return _priorities(value)
+
+    def validate_resolution_minutes(self, value: dict[str, int]) -> dict[str, int]:
+        return _priorities(value)
+
+
+def _priorities(value: dict[str, int]) -> dict[str, int]:
+    unknown = sorted(set(value) - set(PRIORITIES))
+    if unknown:
+        raise serializers.ValidationError(f"Unknown priorities {unknown}; use P1–P4.")
+    return value
+
+
+class ContractSerializer(serializers.ModelSerializer[Contract]):
+    plan_name = serializers.CharField(source="plan.name", read_only=True)
+    customer_name = serializers.CharField(source="customer.name", read_only=True)
+    assets = CoverageSerializer(source="coverages", many=True, read_only=True)
+
+    class Meta:
+        model = Contract
+        fields = [
+            "id", "number", "customer", "customer_name", "plan", "plan_name", "start_date", "end_date",
+            "status", "first_response_minutes", "resolution_minutes", "uptime_target", "service_credits",
+            "assets", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class ContractCreateSerializer(SlaTermsMixin):
+    customer = serializers.UUIDField()
+    plan = serializers.UUIDField()
+    number = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
+    start_date = serializers.DateField()
+    end_date = serializers.DateField(required=False, allow_null=True, default=None)
+    status = serializers.ChoiceField(choices=ContractStatus.choices, default=ContractStatus.ACTIVE)
+    assets = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+
+
+class ContractUpdateSerializer(SlaTermsMixin):
+    plan = serializers.UUIDField(required=False)
+    end_date = serializers.DateField(required=False, allow_null=True)
+    status = serializers.ChoiceField(choices=ContractStatus.choices, required=False)
+
+
+class CoverageChangeSerializer(serializers.Serializer[dict[str, Any]]):
+    asset = serializers.UUIDField()
+    at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+
+
+class PeriodQuerySerializer(serializers.Serializer[dict[str, Any]]):
+    period = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", required=False, error_messages={
+        "invalid": "A month as YYYY-MM, e.g. 2026-10."
+    })  # fmt: skip
+
+
+class MeterUsageSerializer(serializers.Serializer[Any]):
+    metric = serializers.CharField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    unit = serializers.CharField()
+    quantity = serializers.DecimalField(max_digits=24, decimal_places=6)
+    amount = serializers.DecimalField(max_digits=16, decimal_places=2)
+    projected_quantity = serializers.DecimalField(max_digits=24, decimal_places=6)
+    projected_amount = serializers.DecimalField(max_digits=16, decimal_places=2)
+
+
+class ContractUsageSerializer(serializers.Serializer[Any]):
+    contract = serializers.UUIDField(source="contract.pk")
+    period = serializers.CharField(source="period.label")
+    period_start = serializers.DateTimeField(source="period.start")
+    period_end = serializers.DateTimeField(source="period.end")
+    currency = serializers.CharField()
+    elapsed = serializers.DecimalField(max_digits=5, decimal_places=4)
+    meters = MeterUsageSerializer(many=True)
+    period_fee = serializers.DecimalField(max_digits=16, decimal_places=2)
+    subtotal_so_far = serializers.DecimalField(max_digits=16, decimal_places=2)
+    projected_subtotal = serializers.DecimalField(max_digits=16, decimal_places=2)
+    projected_total = serializers.DecimalField(max_digits=16, decimal_places=2)
+    uptime = serializers.DecimalField(max_digits=7, decimal_places=4, allow_null=True)
+    uptime_target = serializers.DecimalField(max_digits=6, decimal_places=3, allow_null=True)
+
+
+class InvoiceRunSerializer(serializers.ModelSerializer[InvoiceRun]):
+    percent = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = InvoiceRun
+        fields = [
+            "id", "period", "status", "total", "processed", "percent", "created_count", "updated_count",
+            "skipped_count", "error", "created_at", "started_at", "finished_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class InvoiceRunCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    period = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", error_messages={
+        "invalid": "A month as YYYY-MM, e.g. 2026-10."
+    })  # fmt: skip
+
+
+class InvoiceLineSerializer(serializers.ModelSerializer[InvoiceLine]):
+    class Meta:
+        model = InvoiceLine
+        fields = [
+            "id",
+            "position",
+            "kind",
+            "description",
+            "metric",
+            "period",
+            "quantity",
+            "unit_price",
+            "amount",
+            "detail",
+        ]
+
+
+class CreditNoteSerializer(serializers.ModelSerializer[CreditNote]):
+    invoice_number = serializers.CharField(source="invoice.number", read_only=True)
+
+    class Meta:
+        model = CreditNote
+        fields = [
+            "id",
+            "number",
+            "invoice",
+            "invoice_number",
+            "reason",
+            "currency",
+            "amount",
+            "tax",
+            "total",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CreditNoteCreateSerializer(serializers.Serializer[dict[str, Any]]):
+    amount = serializers.DecimalField(max_digits=16, decimal_places=2, min_value=0)
+    reason = serializers.CharField(max_length=2000)
+
+
+class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
+    contract_number = serializers.CharField(source="contract.number", read_only=True)
+    customer_name = serializers.CharField(source="customer.name", read_only=True)
+    lines = InvoiceLineSerializer(many=True, read_only=True)
+    credit_notes = CreditNoteSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = Invoice
+        fields = [
+            "id", "number", "status", "customer", "customer_name", "contract", "contract_number", "period",
+            "period_start", "period_end", "currency", "tax_rate", "subtotal", "tax", "total", "uptime",
+            "finalized_at", "due_date", "paid_at", "voided_at", "void_reason", "lines", "credit_notes",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields = fields
+
+
+class VoidSerializer(serializers.Serializer[dict[str, Any]]):
+    reason = serializers.CharField(max_length=2000)
+
+
+class MarkPaidSerializer(serializers.Serializer[dict[str, Any]]):
+    paid_at = serializers.DateTimeField(required=False, allow_null=True, default=None)

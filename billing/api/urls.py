@@ -1,0 +1,28 @@
+from django.urls import path
+from rest_framework.routers import SimpleRouter
+
+from billing.api.views import (
+    ContractViewSet,
+    CreditNoteViewSet,
+    InvoiceRunViewSet,
+    InvoiceViewSet,
+    PlanViewSet,
+)
+
+router = SimpleRouter(trailing_slash=True)
+router.register("plans", PlanViewSet, basename="plan")
+router.register("contracts", ContractViewSet, basename="contract")
+router.register("invoice-runs", InvoiceRunViewSet, basename="invoice-run")
+router.register("invoices", InvoiceViewSet, basename="invoice")
+router.register("credit-notes", CreditNoteViewSet, basename="credit-note")
+
+# Files keep their extension without the router's trailing slash (DESIGN.md names them so).
+urlpatterns = [
+    path("invoices/export.csv", InvoiceViewSet.as_view({"get": "export_csv"}), name="invoice-export-csv"),
+    path(
+        "invoices/<uuid:pk>/lines/<int:line_id>/usage.csv",
+        InvoiceViewSet.as_view({"get": "line_usage_csv"}),
+        name="invoice-line-usage-csv",
+    ),
+    *router.urls,
+]

@@ -1,0 +1,381 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch
+from django.http import HttpResponse, StreamingHttpResponse
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from billing import documents, metering, selectors, services
+from billing.api.serializers import (
+    ContractCreateSerializer,
+    ContractSerializer,
+    ContractUpdateSerializer,
+    ContractUsageSerializer,
+    CoverageChangeSerializer,
+    CreditNoteCreateSerializer,
+    CreditNoteSerializer,
+    InvoiceRunCreateSerializer,
+    InvoiceRunSerializer,
+    InvoiceSerializer,
+    MarkPaidSerializer,
+    PeriodQuerySerializer,
+    PlanSerializer,
+    VoidSerializer,
+)
+from billing.models import Contract, CreditNote, Invoice, InvoiceLine, InvoiceRun, Plan
+from billing.runs import invoice_run_start
+from fleet.models import Asset
+from portal.api.base import TenantScopedViewSet
+from portal.models import Customer
+from portal.roles import Capability
+
+PERIOD = OpenApiParameter("period", OpenApiTypes.STR, description="A month as YYYY-MM (default: this month).")
+
+
+def _unknown(field: str, what: str) -> serializers.ValidationError:
+    return serializers.ValidationError({field: [f"Unknown {what}."]})
+
+
+class PlanViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """Price plans. Staff see the catalogue; a customer sees the plans of its own contracts."""
+
+    model = Plan
+    serializer_class = PlanSerializer
+    capabilities = {
+        "*": (Capability.VIEW_CONTRACTS, Capability.MANAGE_PLANS),
+        "create": (Capability.MANAGE_PLANS,),
+        "partial_update": (Capability.MANAGE_PLANS,),
+    }
+
+    def scoped_queryset(self) -> Any:
+        return selectors.plans_visible_to(self.request.user)
+
+    @extend_schema(request=PlanSerializer, responses={201: PlanSerializer}, summary="Create a plan")
+    def create(self, request: Request) -> Response:
+        data = PlanSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        components = [dict(c) for c in values.pop("components", [])]
+        plan = services.plan_create(actor=self.actor, components=components, **values)
+        return Response(PlanSerializer(plan).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=PlanSerializer, responses=PlanSerializer, summary="Change a plan")
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        plan = self.get_object()
+        data = PlanSerializer(plan, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        components = values.pop("components", None)
+        specs = None if components is None else [dict(c) for c in components]
+        plan = services.plan_update(actor=self.actor, plan=plan, components=specs, **values)
+        return Response(PlanSerializer(selectors.plans_visible_to(self.actor).get(pk=plan.pk)).data)
+
+
+class ContractViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """Service contracts: a customer's assets under a plan, with SLA terms."""
+
+    model = Contract
+    serializer_class = ContractSerializer
+    capabilities = {
+        "*": (Capability.VIEW_CONTRACTS,),
+        "create": (Capability.MANAGE_CONTRACTS,),
+        "partial_update": (Capability.MANAGE_CONTRACTS,),
+        "assets": (Capability.MANAGE_CONTRACTS,),
+        "remove_asset": (Capability.MANAGE_CONTRACTS,),
+        "usage": (Capability.VIEW_USAGE,),
+    }
+
+    def scoped_queryset(self) -> Any:
+        return selectors.contracts_visible_to(self.request.user).prefetch_related("coverages__asset")
+
+    def _asset(self, contract: Contract, asset_id: Any) -> Asset:
+        asset = (
+            Asset.objects.visible_to(self.actor).filter(pk=asset_id, customer_id=contract.customer_id).first()
+        )
+        if asset is None:
+            raise _unknown("asset", "asset")
+        return asset
+
+    def _refreshed(self, contract: Contract) -> dict[str, Any]:
+        return dict(ContractSerializer(self.scoped_queryset().get(pk=contract.pk)).data)
+
+    @extend_schema(
+        request=ContractCreateSerializer, responses={201: ContractSerializer}, summary="Create a contract"
+    )
+    def create(self, request: Request) -> Response:
+        data = ContractCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        customer = Customer.objects.visible_to(self.actor).filter(pk=values.pop("customer")).first()
+        if customer is None:
+            raise _unknown("customer", "customer")
+        plan = Plan.objects.filter(pk=values.pop("plan")).first()
+        if plan is None:
+            raise _unknown("plan", "plan")
+        asset_ids = values.pop("assets")
+        assets = list(Asset.objects.filter(customer=customer, pk__in=asset_ids))
+        if len(assets) != len(set(asset_ids)):
+            raise _unknown("assets", "asset")
+        contract = services.contract_create(
+            actor=self.actor, customer=customer, plan=plan, assets=assets, **values
+        )
+        return Response(self._refreshed(contract), status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=ContractUpdateSerializer, responses=ContractSerializer, summary="Change a contract"
+    )
+    def partial_update(self, request: Request, pk: str | None = None) -> Response:
+        contract = self.get_object()
+        data = ContractUpdateSerializer(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        values = dict(data.validated_data)
+        if "plan" in values:
+            values["plan"] = Plan.objects.filter(pk=values["plan"]).first()
+            if values["plan"] is None:
+                raise _unknown("plan", "plan")
+        contract = services.contract_update(actor=self.actor, contract=contract, **values)
+        return Response(self._refreshed(contract))
+
+    @extend_schema(request=CoverageChangeSerializer, responses=ContractSerializer, summary="Cover an asset")
+    @action(detail=True, methods=["post"])
+    def assets(self, request: Request, pk: str | None = None) -> Response:
+        contract = self.get_object()
+        data = CoverageChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        asset = self._asset(contract, data.validated_data["asset"])
+        services.contract_add_asset(
+            actor=self.actor, contract=contract, asset=asset, covered_from=data.validated_data["at"]
+        )
+        return Response(self._refreshed(contract))
+
+    @extend_schema(
+        request=CoverageChangeSerializer, responses=ContractSerializer, summary="Stop covering an asset"
+    )
+    @action(detail=True, methods=["post"], url_path="assets/remove")
+    def remove_asset(self, request: Request, pk: str | None = None) -> Response:
+        contract = self.get_object()
+        data = CoverageChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        asset = self._asset(contract, data.validated_data["asset"])
+        services.contract_remove_asset(
+            actor=self.actor, contract=contract, asset=asset, at=data.validated_data["at"]
+        )
+        return Response(self._refreshed(contract))
+
+    @extend_schema(
+        parameters=[PERIOD], responses=ContractUsageSerializer, summary="Usage to date and projection"
+    )
+    @action(detail=True, methods=["get"])
+    def usage(self, request: Request, pk: str | None = None) -> Response:
+        contract = self.get_object()
+        query = PeriodQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        now = timezone.now()
+        label = (
+            query.validated_data.get("period")
+            or metering.period_containing(now, contract.customer.time_zone).label
+        )
+        return Response(ContractUsageSerializer(selectors.contract_usage(contract, label, now=now)).data)
+
+
+class InvoiceRunViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """Finance's invoice runs and their progress (also pushed live as `invoice_run.progress`)."""
+
+    model = InvoiceRun
+    serializer_class = InvoiceRunSerializer
+    capabilities = {"*": (Capability.RUN_INVOICES,)}
+
+    def scoped_queryset(self) -> Any:
+        return InvoiceRun.objects.all()
+
+    @extend_schema(
+        request=InvoiceRunCreateSerializer, responses={202: InvoiceRunSerializer}, summary="Start a run"
+    )
+    def create(self, request: Request) -> Response:
+        data = InvoiceRunCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        run = invoice_run_start(actor=self.actor, period=data.validated_data["period"])
+        return Response(InvoiceRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    """Invoices. Customer admins see their finalized invoices; finance sees and changes all."""
+
+    model = Invoice
+    serializer_class = InvoiceSerializer
+    capabilities = {
+        "*": (Capability.VIEW_INVOICES,),
+        "finalize": (Capability.RUN_INVOICES,),
+        "void": (Capability.RUN_INVOICES,),
+        "mark_paid": (Capability.RUN_INVOICES,),
+    }
+
+    def scoped_queryset(self) -> Any:
+        invoices = selectors.invoices_visible_to(self.request.user).prefetch_related(
+            Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")), "credit_notes__invoice"
+        )
+        params = self.request.query_params
+        if self.action == "list":
+            for field in ("period", "status", "customer", "contract"):
+                value = params.get(field)
+                if value:
+                    invoices = invoices.filter(**{field: value})
+        return invoices
+
+    @extend_schema(
+        parameters=[
+            PERIOD,
+            OpenApiParameter("status", OpenApiTypes.STR, enum=["draft", "finalized", "paid", "void"]),
+            OpenApiParameter("customer", OpenApiTypes.UUID),
+            OpenApiParameter("contract", OpenApiTypes.UUID),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        for field in ("customer", "contract"):
+            value = request.query_params.get(field)
+            if value and not _is_uuid(value):
+                raise serializers.ValidationError({field: ["Must be an id."]})
+        PeriodQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
+        return super().list(request, *args, **kwargs)
+
+    def _done(self, invoice: Invoice) -> Response:
+        return Response(InvoiceSerializer(self.scoped_queryset().get(pk=invoice.pk)).data)
+
+    @extend_schema(request=None, responses=InvoiceSerializer, summary="Finalize a draft (numbers it)")
+    @action(detail=True, methods=["post"])
+    def finalize(self, request: Request, pk: str | None = None) -> Response:
+        return self._done(services.invoice_finalize(actor=self.actor, invoice=self.get_object()))
+
+    @extend_schema(request=VoidSerializer, responses=InvoiceSerializer, summary="Void an invoice")
+    @action(detail=True, methods=["post"])
+    def void(self, request: Request, pk: str | None = None) -> Response:
+        data = VoidSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invoice = services.invoice_void(
+            actor=self.actor, invoice=self.get_object(), reason=data.validated_data["reason"]
+        )
+        return self._done(invoice)
+
+    @extend_schema(request=MarkPaidSerializer, responses=InvoiceSerializer, summary="Record the payment")
+    @action(detail=True, methods=["post"], url_path="mark-paid")
+    def mark_paid(self, request: Request, pk: str | None = None) -> Response:
+        data = MarkPaidSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invoice = services.invoice_mark_paid(
+            actor=self.actor, invoice=self.get_object(), paid_at=data.validated_data["paid_at"]
+        )
+        return self._done(invoice)
+
+    @extend_schema(
+        request=CreditNoteCreateSerializer,
+        responses={200: CreditNoteSerializer(many=True), 201: CreditNoteSerializer},
+        summary="List or issue credit notes of an invoice",
+    )
+    @action(detail=True, methods=["get", "post"], url_path="credit-notes")
+    def credit_notes(self, request: Request, pk: str | None = None) -> Response:
+        invoice = self.get_object()
+        if request.method == "GET":
+            notes = selectors.credit_notes_visible_to(self.actor).filter(invoice=invoice)
+            return Response(CreditNoteSerializer(notes, many=True).data)
+        if not self.actor.can(Capability.RUN_INVOICES):
+            self.permission_denied(request, message="Your role does not allow this.")
+        data = CreditNoteCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        note = services.credit_note_create(actor=self.actor, invoice=invoice, **data.validated_data)
+        return Response(CreditNoteSerializer(note).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY)}, summary="The PDF"
+    )
+    @action(detail=True, methods=["get"])
+    def pdf(self, request: Request, pk: str | None = None) -> HttpResponse:
+        invoice = self.get_object()
+        response = HttpResponse(documents.invoice_pdf(invoice), content_type="application/pdf")
+        response["Content-Disposition"] = (
+            f'attachment; filename="{invoice.number or "draft-" + str(invoice.pk)}.pdf"'
+        )
+        return response
+
+    def _usage_line(self, line_id: str | None) -> tuple[Invoice, InvoiceLine, Any]:
+        invoice = self.get_object()
+        line = invoice.lines.filter(pk=line_id).first()
+        if line is None or not line.metric:
+            raise NotFound("No such usage line on this invoice.")
+        period = metering.period_of(line.period, invoice.customer.time_zone)
+        return invoice, line, metering.hourly_rows(invoice.contract, period, line.metric)
+
+    @extend_schema(summary="The hourly usage behind one line (billing provenance)")
+    @action(detail=True, methods=["get"], url_path=r"lines/(?P<line_id>[0-9]+)/usage")
+    def line_usage(self, request: Request, pk: str | None = None, line_id: str | None = None) -> Response:
+        _, line, rows = self._usage_line(line_id)
+        return Response(
+            {
+                "line": line.pk,
+                "metric": line.metric,
+                "period": line.period,
+                "quantity": str(line.quantity),
+                "hours": [
+                    {"hour": r.hour, "asset": str(r.asset_id), "serial_number": r.asset.serial_number,
+                     "quantity": str(r.quantity)}
+                    for r in rows
+                ],
+            }
+        )  # fmt: skip
+
+    @extend_schema(summary="The hourly usage behind one line, as CSV")
+    def line_usage_csv(self, request: Request, pk: str | None = None, line_id: str | None = None) -> Any:
+        invoice, line, rows = self._usage_line(line_id)
+        name = f"{invoice.number or invoice.pk}-line{line.position}-{line.metric}.csv"
+        response = StreamingHttpResponse(
+            documents.csv_rows(
+                ["hour_utc", "asset", "metric", "quantity"], documents.usage_rows(rows.iterator())
+            ),
+            content_type="text/csv",
+        )
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    @extend_schema(parameters=[PERIOD], summary="All invoice lines of a period as CSV")
+    def export_csv(self, request: Request) -> StreamingHttpResponse:
+        query = PeriodQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        invoices = selectors.invoices_visible_to(self.actor).order_by("period", "contract__number")
+        period = query.validated_data.get("period")
+        if period:
+            invoices = invoices.filter(period=period)
+        invoices = invoices.prefetch_related(
+            Prefetch("lines", queryset=InvoiceLine.objects.order_by("position"))
+        )
+        response = StreamingHttpResponse(
+            documents.csv_rows(documents.INVOICE_EXPORT_HEADER, documents.invoice_export_rows(invoices)),
+            content_type="text/csv",
+        )
+        response["Content-Disposition"] = f'attachment; filename="invoices-{period or "all"}.csv"'
+        return response
+
+
+class CreditNoteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+    model = CreditNote
+    serializer_class = CreditNoteSerializer
+    capabilities = {"*": (Capability.VIEW_INVOICES,)}
+
+    def scoped_queryset(self) -> Any:
+        return selectors.credit_notes_visible_to(self.request.user)
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True

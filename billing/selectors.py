@@ -1,0 +1,132 @@
+"""Reads of billing: usage to date with its projection, and scoped querysets for pages and API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import Q, QuerySet
+
+from billing import metering
+from billing.models import Contract, CreditNote, Invoice, InvoiceStatus, Plan
+from billing.money import ZERO, money_context
+from billing.rating import LineKind, rate_period, totals
+from portal.tenancy import customer_id_scope
+
+
+def plans_visible_to(user: Any) -> QuerySet[Plan]:
+    """Staff see the catalogue; a customer sees only the plans of its own contracts."""
+    scope = customer_id_scope(user)
+    if scope is False:
+        return Plan.objects.none()
+    plans = Plan.objects.prefetch_related("components")
+    return plans if scope is None else plans.filter(contracts__customer_id=str(scope)).distinct()
+
+
+def invoices_visible_to(user: Any) -> QuerySet[Invoice]:
+    """Drafts are finance's work in progress: a customer sees an invoice once it is finalized."""
+    invoices = Invoice.objects.visible_to(user).select_related("contract", "customer")
+    if customer_id_scope(user) is not None:
+        invoices = invoices.exclude(status=InvoiceStatus.DRAFT)
+    return invoices
+
+
+def credit_notes_visible_to(user: Any) -> QuerySet[CreditNote]:
+    return CreditNote.objects.visible_to(user).select_related("invoice")
+
+
+def contracts_visible_to(user: Any) -> QuerySet[Contract]:
+    return Contract.objects.visible_to(user).select_related("plan", "customer")
+
+
+@dataclass
+class MeterUsage:
+    metric: str
+    label: str
+    unit: str
+    quantity: Decimal
+    amount: Decimal
+    projected_quantity: Decimal
+    projected_amount: Decimal
+
+
+@dataclass
+class ContractUsage:
+    contract: Contract
+    period: metering.Period
+    currency: str
+    elapsed: Decimal  # share of the period's covered time that has passed, 0–1
+    meters: list[MeterUsage]
+    period_fee: Decimal
+    subtotal_so_far: Decimal
+    projected_subtotal: Decimal
+    projected_total: Decimal
+    uptime: Decimal | None
+    uptime_target: Decimal | None
+
+
+def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> ContractUsage:
+    """Usage of one contract in one period so far, priced, and projected linearly to the period end."""
+    period = metering.period_of(period_label, contract.customer.time_zone)
+    pricing = contract.plan.pricing()
+    days = metering.active_days(contract, period)
+    used = metering.quantities([contract.pk], period).get(str(contract.pk), {})
+    uptime = (
+        metering.uptime([contract.pk], period, now=now).get(str(contract.pk)) if now > period.start else None
+    )
+    with money_context():
+        total_seconds = Decimal(int((period.end - period.start).total_seconds()))
+        passed = Decimal(int((min(max(now, period.start), period.end) - period.start).total_seconds()))
+        elapsed = passed / total_seconds
+        projected = {
+            metric: (quantity / elapsed).quantize(Decimal("0.000001")) if elapsed else ZERO
+            for metric, quantity in used.items()
+        }
+        credits = contract.credit_schedule()
+        so_far = rate_period(pricing, used, active_days=days or 1, days_in_period=period.days)
+        ahead = rate_period(
+            pricing, projected, active_days=days or 1, days_in_period=period.days,
+            uptime=uptime, uptime_target=contract.uptime_target, credit_schedule=credits,
+        )  # fmt: skip
+        meters = []
+        for component in pricing.components:
+            now_line = next(x for x in so_far if x.kind == LineKind.USAGE and x.metric == component.metric)
+            end_line = next(x for x in ahead if x.kind == LineKind.USAGE and x.metric == component.metric)
+            meters.append(
+                MeterUsage(
+                    metric=component.metric,
+                    label=component.label or component.metric,
+                    unit=component.unit,
+                    quantity=used.get(component.metric, ZERO),
+                    amount=now_line.amount,
+                    projected_quantity=projected.get(component.metric, ZERO),
+                    projected_amount=end_line.amount,
+                )
+            )
+        fee = next(x.amount for x in so_far if x.kind == LineKind.PERIOD_FEE) if days else ZERO
+        projected_totals = totals(ahead, contract.customer.tax_rate, pricing.currency)
+        usage_so_far = sum((m.amount for m in meters), ZERO)
+    return ContractUsage(
+        contract=contract,
+        period=period,
+        currency=pricing.currency,
+        elapsed=elapsed.quantize(Decimal("0.0001")),
+        meters=meters,
+        period_fee=fee,
+        subtotal_so_far=fee + usage_so_far,
+        projected_subtotal=projected_totals.subtotal if days else ZERO,
+        projected_total=projected_totals.total if days else ZERO,
+        uptime=uptime,
+        uptime_target=contract.uptime_target,
+    )
+
+
+def contracts_covering(asset_ids: list[str]) -> QuerySet[Contract]:
+    """Contracts that cover any of these assets now (for live usage updates)."""
+    return Contract.objects.filter(
+        Q(coverages__covered_until__isnull=True)
+        | Q(coverages__covered_until__gt=datetime.now().astimezone()),
+        coverages__asset_id__in=asset_ids,
+    ).distinct()
