@@ -316,6 +316,7 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
     @action(detail=True, methods=["get"], url_path=r"lines/(?P<line_id>[0-9]+)/usage")
     def line_usage(self, request: Request, pk: str | None = None, line_id: str | None = None) -> Response:
         _, line, rows = self._usage_line(line_id)
+        as_local = serializers.DateTimeField().to_representation  # in the user's time zone
         return Response(
             {
                 "line": line.pk,
@@ -323,7 +324,8 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
                 "period": line.period,
                 "quantity": str(line.quantity),
                 "hours": [
-                    {"hour": r.hour, "asset": str(r.asset_id), "serial_number": r.asset.serial_number,
+                    {"hour": as_local(r.hour), "asset": str(r.asset_id),
+                     "serial_number": r.asset.serial_number,
                      "quantity": str(r.quantity)}
                     for r in rows
                 ],

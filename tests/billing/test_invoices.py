@@ -133,3 +133,16 @@ def test_credit_notes_correct_finalized_invoices_up_to_their_subtotal(draft: Inv
     services.credit_note_create(actor=None, invoice=invoice, amount=Decimal("94.99"), reason="The rest")
     invoice.refresh_from_db()
     assert invoice.total == draft.total  # the invoice itself never changes
+
+
+def test_the_admin_cannot_change_or_delete_a_finalized_invoice(draft: Invoice, operator: object) -> None:
+    from tests.conftest import client_for
+
+    invoice = services.invoice_finalize(actor=None, invoice=draft)
+    client = client_for(operator)
+    page = client.get(f"/admin/billing/invoice/{invoice.pk}/change/")
+    assert page.status_code == 200  # operators may look
+    assert b'name="_save"' not in page.content
+    assert client.post(f"/admin/billing/invoice/{invoice.pk}/change/", {"total": "0"}).status_code == 403
+    assert client.post(f"/admin/billing/invoice/{invoice.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert Invoice.objects.get(pk=invoice.pk).total == draft.total
