@@ -177,7 +177,7 @@ def _contract(customer: Customer) -> models.Model:
     plan = Plan.objects.filter(code="iso").first() or services.plan_create(
         actor=None, code="iso", name="Isolation plan", currency="EUR", period_fee=Decimal("100")
     )
-    asset = AssetFactory(site__customer=customer, name=f"Covered machine of {customer.name}")
+    asset: Any = AssetFactory(site__customer=customer, name=f"Covered machine of {customer.name}")
     return services.contract_create(
         actor=None, customer=customer, plan=plan, start_date=date(2026, 1, 1), assets=[asset]
     )
