@@ -21,6 +21,7 @@ from decimal import ROUND_DOWN, Decimal
 from zoneinfo import ZoneInfo
 
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import TruncDate
 
 from billing.models import Contract, ContractAsset
 from fleet.models import Asset, AssetStatus, AssetStatusChange, HourlyUsage
@@ -115,6 +116,21 @@ def quantities(contract_ids: Iterable[object], period: Period) -> dict[str, dict
     )
     for row in rows:
         result[str(row["asset__coverages__contract_id"])][row["metric"]] = Decimal(row["quantity"])
+    return result
+
+
+def daily_quantities(contract: Contract, period: Period) -> dict[str, list[tuple[date, Decimal]]]:
+    """{metric: [(local day, quantity), ...]} of one contract's period, for its usage chart."""
+    rows = (
+        _covered_hours([contract.pk], period)
+        .annotate(day=TruncDate("hour", tzinfo=ZoneInfo(period.time_zone)))
+        .values("metric", "day")
+        .annotate(quantity=Sum("quantity"))
+        .order_by("metric", "day")
+    )
+    result: dict[str, list[tuple[date, Decimal]]] = defaultdict(list)
+    for row in rows:
+        result[row["metric"]].append((row["day"], Decimal(row["quantity"])))
     return result
 
 

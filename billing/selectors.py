@@ -65,6 +65,7 @@ class ContractUsage:
     projected_total: Decimal
     uptime: Decimal | None
     uptime_target: Decimal | None
+    daily: list[dict[str, Any]]  # [{"metric", "day", "quantity"}], days in the customer's zone
 
 
 def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> ContractUsage:
@@ -120,6 +121,11 @@ def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> C
         projected_total=projected_totals.total if days else ZERO,
         uptime=uptime,
         uptime_target=contract.uptime_target,
+        daily=[
+            {"metric": metric, "day": day, "quantity": quantity}
+            for metric, days in metering.daily_quantities(contract, period).items()
+            for day, quantity in days
+        ],
     )
 
 

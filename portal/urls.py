@@ -51,6 +51,7 @@ urlpatterns = [
     path("users/<uuid:pk>/active/", views.user_set_active, name="user_set_active"),
     path("activity/", views.activity, name="activity"),
     path("", include("fleet.urls")),
+    path("", include("billing.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/ingest/heartbeats", ingest.heartbeats, name="ingest-heartbeats"),
     path("api/v1/", include("portal.api.urls")),

@@ -148,6 +148,12 @@ class MeterUsageSerializer(serializers.Serializer[Any]):
     projected_amount = serializers.DecimalField(max_digits=16, decimal_places=2)
 
 
+class DailyUsageSerializer(serializers.Serializer[Any]):
+    metric = serializers.CharField()
+    day = serializers.DateField()
+    quantity = serializers.DecimalField(max_digits=24, decimal_places=6)
+
+
 class ContractUsageSerializer(serializers.Serializer[Any]):
     contract = serializers.UUIDField(source="contract.pk")
     period = serializers.CharField(source="period.label")
@@ -162,6 +168,7 @@ class ContractUsageSerializer(serializers.Serializer[Any]):
     projected_total = serializers.DecimalField(max_digits=16, decimal_places=2)
     uptime = serializers.DecimalField(max_digits=7, decimal_places=4, allow_null=True)
     uptime_target = serializers.DecimalField(max_digits=6, decimal_places=3, allow_null=True)
+    daily = DailyUsageSerializer(many=True)
 
 
 class InvoiceRunSerializer(serializers.ModelSerializer[InvoiceRun]):

@@ -1,0 +1,136 @@
+"""The demo's billing: a plan and a contract per demo customer, and usage history to bill.
+
+The simulator only makes live heartbeats, so finance would have nothing to invoice for last
+month; this seeds believable hourly usage from the start of the previous month up to the
+current hour (never overwriting what the pipeline already recorded), and one long outage last
+month so that the demo invoice shows a service credit. Idempotent like the rest of the demo.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+
+from billing import metering, services
+from billing.models import Contract, Plan
+from fleet.models import Asset, AssetStatusChange, HourlyUsage
+from portal.models import Customer
+
+CREDITS = [{"below": "99.5", "credit_percent": "5"}, {"below": "99", "credit_percent": "10"}]
+RESPONSE = {"P1": 60, "P2": 240, "P3": 480, "P4": 1440}
+RESOLUTION = {"P1": 480, "P2": 1440, "P3": 4320, "P4": 10080}
+
+PLANS = {
+    "acme": {
+        "code": "utility-eur",
+        "name": "Air & cold as a service",
+        "currency": "EUR",
+        "period_fee": Decimal("450.00"),
+        "minimum_commitment": Decimal("1500.00"),
+        "components": [
+            {"metric": "run_hours", "label": "Run hours", "unit": "h", "charge_model": "per_unit",
+             "unit_price": Decimal("1.20"), "included_units": Decimal("100")},
+            {"metric": "energy_kwh", "label": "Energy", "unit": "kWh", "charge_model": "graduated",
+             "tiers": [{"up_to": "5000", "unit_price": "0.18"}, {"up_to": "20000", "unit_price": "0.15"},
+                       {"up_to": None, "unit_price": "0.12"}]},
+            {"metric": "cycles", "label": "Pump cycles", "unit": "cycles", "charge_model": "package",
+             "package_size": Decimal("1000"), "package_price": Decimal("4.50")},
+        ],
+    },
+    "borealis": {
+        "code": "cold-usd",
+        "name": "Cold chain as a service",
+        "currency": "USD",
+        "period_fee": Decimal("600.00"),
+        "minimum_commitment": None,
+        "components": [
+            {"metric": "run_hours", "label": "Run hours", "unit": "h", "charge_model": "volume",
+             "tiers": [{"up_to": "500", "unit_price": "1.50"}, {"up_to": "2000", "unit_price": "1.25"},
+                       {"up_to": None, "unit_price": "1.00", "flat_fee": "50"}]},
+            {"metric": "energy_kwh", "label": "Energy", "unit": "kWh", "charge_model": "per_unit",
+             "unit_price": Decimal("0.14")},
+            {"metric": "cycles", "label": "Pump cycles", "unit": "cycles", "charge_model": "per_unit",
+             "unit_price": Decimal("0.004"), "included_units": Decimal("2000")},
+        ],
+    },
+}  # fmt: skip
+
+# Per model: (run share by day, by night, kWh per run hour, cycles per run hour).
+PROFILES = {
+    "aircomp-75": (Decimal("0.85"), Decimal("0.25"), Decimal("58"), Decimal("0")),
+    "frostline-200": (Decimal("0.75"), Decimal("0.6"), Decimal("41"), Decimal("0")),
+    "hydro-p40": (Decimal("0.5"), Decimal("0.1"), Decimal("0"), Decimal("24")),
+}
+OUTAGE_SERIAL = "AC75-1002"  # offline for 20 hours last month: a 5 % service credit
+
+
+def seed(customers: dict[str, Customer]) -> dict[str, int]:
+    now = timezone.now()
+    for slug, spec in PLANS.items():
+        customer = customers[slug]
+        plan = Plan.objects.filter(code=spec["code"]).first() or services.plan_create(actor=None, **spec)  # type: ignore[arg-type]
+        number = f"{slug.upper()}-2026-01"
+        assets = list(Asset.objects.filter(customer=customer).order_by("serial_number"))
+        if not Contract.objects.filter(number=number).exists():
+            services.contract_create(
+                actor=None, customer=customer, plan=plan, number=number, start_date=date(2026, 1, 1),
+                assets=assets, uptime_target=Decimal("99.5"), service_credits=CREDITS,
+                first_response_minutes=RESPONSE, resolution_minutes=RESOLUTION,
+            )  # fmt: skip
+        history_from = metering.period_containing(now, customer.time_zone).previous().start
+        _usage_history(assets, history_from, now)
+        _outage(assets, metering.period_containing(now, customer.time_zone).previous())
+    return {
+        "plans": Plan.objects.count(),
+        "contracts": Contract.objects.filter(customer__in=customers.values()).count(),
+    }
+
+
+def _usage_history(assets: list[Asset], since: datetime, now: datetime) -> None:
+    until = now.replace(minute=0, second=0, microsecond=0)
+    rows: list[HourlyUsage] = []
+    for asset in assets:
+        day_share, night_share, kwh, cycles = PROFILES.get(asset.model.code, PROFILES["aircomp-75"])
+        rng = random.Random(asset.serial_number)  # noqa: S311 - demo data, the same on every machine
+        zone = ZoneInfo(asset.site.time_zone or asset.customer.time_zone)
+        counters = set(asset.model.metrics.filter(kind="counter").values_list("code", flat=True))
+        hour = since
+        while hour < until:
+            local = hour.astimezone(zone)
+            working = local.weekday() < 6 and 6 <= local.hour < 22
+            share = (day_share if working else night_share) * Decimal(rng.randint(70, 100)) / 100
+            run = share.quantize(Decimal("0.001"))
+            metered = {"run_hours": run, "energy_kwh": (run * kwh).quantize(Decimal("0.01")),
+                       "cycles": (run * cycles).quantize(Decimal("1"))}  # fmt: skip
+            for metric, quantity in metered.items():
+                if quantity and metric in counters:
+                    rows.append(
+                        HourlyUsage(
+                            customer_id=asset.customer_id,
+                            asset=asset,
+                            metric=metric,
+                            hour=hour,
+                            quantity=quantity,
+                        )
+                    )
+            hour += timedelta(hours=1)
+    # Hours the ingest pipeline already recorded keep their real figures.
+    HourlyUsage.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+
+
+def _outage(assets: list[Asset], period: metering.Period) -> None:
+    asset = next((a for a in assets if a.serial_number == OUTAGE_SERIAL), None)
+    if asset is None:
+        return
+    went = (period.start + timedelta(days=9, hours=2)).astimezone(UTC)
+    came_back = went + timedelta(hours=20)
+    for status, previous, at in (("offline", "online", went), ("online", "offline", came_back)):
+        AssetStatusChange.objects.get_or_create(
+            asset=asset,
+            at=at,
+            defaults={"customer_id": asset.customer_id, "status": status, "previous": previous},
+        )

@@ -1,0 +1,32 @@
+"""Live usage: when the ingest worker records usage of covered assets, tell their customer's pages.
+
+The message carries the asset (sockets coalesce per asset and second) and the contract; a
+contract page refetches its usage and projection at most every few seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
+
+from billing.models import ContractAsset
+from portal import live
+
+log = logging.getLogger(__name__)
+
+
+def usage_recorded(*, asset_ids: list[str], **_: Any) -> None:
+    covered = (
+        ContractAsset.objects.filter(asset_id__in=asset_ids)
+        .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=timezone.now()))
+        .values_list("asset_id", "contract_id", "contract__customer_id")
+    )
+    messages: list[tuple[str, dict[str, Any]]] = []
+    for asset_id, contract_id, customer_id in covered:
+        payload = {"type": "usage.updated", "asset": str(asset_id), "contract": str(contract_id)}
+        messages += live.for_customer(customer_id, payload)
+    if messages:
+        live.publish_many(messages)

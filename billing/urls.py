@@ -1,0 +1,14 @@
+from django.urls import path
+
+from billing import views
+
+urlpatterns = [
+    path("billing/contracts/", views.contract_list, name="contract_list"),
+    path("billing/contracts/<uuid:pk>/", views.contract_detail, name="contract_detail"),
+    path("billing/invoices/", views.invoice_list, name="invoice_list"),
+    path("billing/invoices/<uuid:pk>/", views.invoice_detail, name="invoice_detail"),
+    path("billing/invoices/<uuid:pk>/<str:action>/", views.invoice_action, name="invoice_action"),
+    path("billing/runs/", views.run_list, name="invoice_run_list"),
+    path("billing/plans/", views.plan_list, name="plan_list"),
+    path("billing/revenue/", views.revenue, name="revenue"),
+]

@@ -1,0 +1,297 @@
+"""Billing pages: contracts with usage to date, invoices, invoice runs, plans and revenue."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal, InvalidOperation
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db.models import Count, Q, Sum
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from billing import metering, selectors, services
+from billing.models import (
+    ContractStatus,
+    Invoice,
+    InvoiceLine,
+    InvoiceRun,
+    InvoiceStatus,
+)
+from billing.runs import invoice_run_start
+from portal.models import Customer, User
+from portal.roles import Capability, can
+from portal.views import require_capability
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def _errors(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return " ".join(f"{m}" for messages_ in exc.message_dict.values() for m in messages_)
+    return " ".join(exc.messages)
+
+
+def _last_month(user: User) -> str:
+    zone = user.customer.time_zone if user.customer else "UTC"
+    return metering.period_containing(timezone.now(), zone).previous().label
+
+
+@login_required
+def contract_list(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.VIEW_CONTRACTS)
+    user = _user(request)
+    contracts = selectors.contracts_visible_to(user).annotate(asset_count=Count("coverages", distinct=True))
+    status = request.GET.get("status", "")
+    if status in ContractStatus.values:
+        contracts = contracts.filter(status=status)
+    search = request.GET.get("q", "").strip()
+    if search:
+        contracts = contracts.filter(Q(number__icontains=search) | Q(customer__name__icontains=search))
+    page = Paginator(contracts.order_by("customer__name", "number"), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "billing/contract_list.html",
+        {"page": page, "status": status, "search": search, "statuses": ContractStatus.choices},
+    )
+
+
+@login_required
+def contract_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    require_capability(request, Capability.VIEW_CONTRACTS)
+    user = _user(request)
+    contract = get_object_or_404(selectors.contracts_visible_to(user), pk=pk)
+    coverages = contract.coverages.select_related("asset").order_by("asset__serial_number")
+    now = timezone.now()
+    current = metering.period_containing(now, contract.customer.time_zone)
+    label = request.GET.get("period") or current.label
+    try:
+        metering.parse_period(label)
+    except ValueError:
+        label = current.label
+    usage = selectors.contract_usage(contract, label, now=now) if can(user, Capability.VIEW_USAGE) else None
+    periods = [current]
+    for _ in range(5):
+        periods.append(periods[-1].previous())
+    invoices = (
+        selectors.invoices_visible_to(user).filter(contract=contract).order_by("-period")[:12]
+        if can(user, Capability.VIEW_INVOICES)
+        else []
+    )
+    sla = [
+        (p, contract.first_response_minutes.get(p), contract.resolution_minutes.get(p))
+        for p in ("P1", "P2", "P3", "P4")
+    ]
+    return render(
+        request,
+        "billing/contract_detail.html",
+        {
+            "contract": contract,
+            "coverages": coverages,
+            "usage": usage,
+            "period": label,
+            "periods": [p.label for p in periods],
+            "is_current": label == current.label,
+            "invoices": invoices,
+            "sla": sla,
+            "components": contract.plan.components.all(),
+            "chart_spec": {
+                "contract": str(contract.pk),
+                "period": label,
+                "customer": str(contract.customer_id),
+                "assets": [str(c.asset_id) for c in coverages],
+                "meters": [
+                    {"metric": c.metric, "label": c.label or c.metric, "unit": c.unit}
+                    for c in contract.plan.components.all()
+                ],
+            },
+        },
+    )
+
+
+@login_required
+def invoice_list(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.VIEW_INVOICES)
+    user = _user(request)
+    invoices = selectors.invoices_visible_to(user)
+    filters = {key: request.GET.get(key, "") for key in ("period", "status", "customer")}
+    if filters["period"]:
+        try:
+            metering.parse_period(filters["period"])
+            invoices = invoices.filter(period=filters["period"])
+        except ValueError:
+            messages.error(request, "Choose a month as YYYY-MM.")
+            filters["period"] = ""
+    if filters["status"] in InvoiceStatus.values:
+        invoices = invoices.filter(status=filters["status"])
+    customers = Customer.objects.visible_to(user).order_by("name") if user.customer_id is None else []
+    if filters["customer"] and user.customer_id is None:
+        invoices = (
+            invoices.filter(customer_id=filters["customer"])
+            if _uuid(filters["customer"])
+            else invoices.none()
+        )
+    totals = invoices.values("currency").annotate(total=Sum("total")).order_by("currency")
+    page = Paginator(invoices.order_by("-period", "customer__name"), 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "billing/invoice_list.html",
+        {
+            "page": page,
+            "filters": filters,
+            "statuses": InvoiceStatus.choices,
+            "customers": customers,
+            "totals": totals,
+            "can_run": can(user, Capability.RUN_INVOICES),
+            "last_month": _last_month(user),
+            "export_query": f"?period={filters['period']}" if filters["period"] else "",
+        },
+    )
+
+
+def _uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+@login_required
+def invoice_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    require_capability(request, Capability.VIEW_INVOICES)
+    user = _user(request)
+    invoice = get_object_or_404(selectors.invoices_visible_to(user), pk=pk)
+    lines = list(invoice.lines.order_by("position"))
+    credited = sum((n.total for n in invoice.credit_notes.all()), Decimal("0"))
+    return render(
+        request,
+        "billing/invoice_detail.html",
+        {
+            "invoice": invoice,
+            "lines": lines,
+            "credit_notes": invoice.credit_notes.order_by("created_at"),
+            "credited": credited,
+            "can_run": can(user, Capability.RUN_INVOICES),
+            "tax_percent": format((invoice.tax_rate * 100).normalize(), "f"),
+            "line_spec": {"invoice": str(invoice.pk)},
+        },
+    )
+
+
+INVOICE_ACTIONS = ("finalize", "void", "mark-paid", "credit-note")
+
+
+@login_required
+@require_POST
+def invoice_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBase:
+    require_capability(request, Capability.RUN_INVOICES)
+    user = _user(request)
+    invoice = get_object_or_404(selectors.invoices_visible_to(user), pk=pk)
+    if action not in INVOICE_ACTIONS:
+        return redirect("invoice_detail", pk=invoice.pk)
+    try:
+        if action == "finalize":
+            invoice = services.invoice_finalize(actor=user, invoice=invoice)
+            messages.success(request, f"Finalized as {invoice.number}.")
+        elif action == "void":
+            services.invoice_void(actor=user, invoice=invoice, reason=request.POST.get("reason", ""))
+            messages.success(request, "Invoice voided. The next run for its period makes a new draft.")
+        elif action == "mark-paid":
+            services.invoice_mark_paid(actor=user, invoice=invoice)
+            messages.success(request, "Payment recorded.")
+        else:
+            try:
+                amount = Decimal(request.POST.get("amount", "").strip().replace(",", "."))
+            except InvalidOperation:
+                raise ValidationError({"amount": "Give the amount as a number, e.g. 25.00."}) from None
+            if not amount.is_finite():
+                raise ValidationError({"amount": "Give the amount as a number, e.g. 25.00."})
+            note = services.credit_note_create(
+                actor=user, invoice=invoice, amount=amount, reason=request.POST.get("reason", "")
+            )
+            messages.success(request, f"Credit note {note.number} issued: {note.total} {note.currency}.")
+    except ValidationError as exc:
+        messages.error(request, _errors(exc))
+    return redirect("invoice_detail", pk=invoice.pk)
+
+
+@login_required
+def run_list(request: HttpRequest) -> HttpResponseBase:
+    require_capability(request, Capability.RUN_INVOICES)
+    user = _user(request)
+    if request.method == "POST":
+        period = request.POST.get("period", "").strip()
+        try:
+            run = invoice_run_start(actor=user, period=period)
+        except ValueError as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Invoice run for {run.period} started.")
+        return redirect("invoice_run_list")
+    runs = InvoiceRun.objects.select_related("started_by").order_by("-created_at")[:50]
+    drafts = (
+        Invoice.objects.filter(status=InvoiceStatus.DRAFT)
+        .values("period")
+        .annotate(n=Count("id"))
+        .order_by("-period")
+    )
+    return render(
+        request, "billing/run_list.html", {"runs": runs, "last_month": _last_month(user), "drafts": drafts}
+    )
+
+
+@login_required
+def plan_list(request: HttpRequest) -> HttpResponse:
+    require_capability(request, Capability.MANAGE_PLANS)
+    plans = selectors.plans_visible_to(request.user).annotate(
+        contract_count=Count("contracts", filter=Q(contracts__status=ContractStatus.ACTIVE), distinct=True)
+    )
+    return render(request, "billing/plan_list.html", {"plans": plans})
+
+
+@login_required
+def revenue(request: HttpRequest) -> HttpResponse:
+    """Billed revenue by customer and billed usage by meter, per month (finalized and paid invoices)."""
+    require_capability(request, Capability.RUN_INVOICES)
+    billed = Invoice.objects.visible_to(request.user).filter(
+        status__in=[InvoiceStatus.FINALIZED, InvoiceStatus.PAID]
+    )
+    by_customer = (
+        billed.values("period", "customer__name", "currency")
+        .annotate(total=Sum("subtotal"))
+        .order_by("period")
+    )
+    by_meter = (
+        InvoiceLine.objects.filter(invoice__in=billed, kind="usage")
+        .values("period", "metric")
+        .annotate(quantity=Sum("quantity"), amount=Sum("amount"))
+        .order_by("period")
+    )
+    revenue_series: dict[str, dict[str, str]] = defaultdict(dict)
+    for row in by_customer:
+        revenue_series[f"{row['customer__name']} ({row['currency']})"][row["period"]] = str(row["total"])
+    usage_series: dict[str, dict[str, str]] = defaultdict(dict)
+    amount_series: dict[str, dict[str, str]] = defaultdict(dict)
+    for meter in by_meter:
+        usage_series[meter["metric"]][meter["period"]] = str(meter["quantity"])
+        amount_series[meter["metric"]][meter["period"]] = str(meter["amount"])
+    return render(
+        request,
+        "billing/revenue.html",
+        {
+            "has_data": bool(revenue_series),
+            "chart_data": {"revenue": revenue_series, "usage": usage_series, "usage_amount": amount_series},
+            "rows": by_customer.order_by("-period", "customer__name")[:200],
+        },
+    )

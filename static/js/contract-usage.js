@@ -1,0 +1,93 @@
+/* A contract's usage this month: daily bars per meter (Plotly) and, for the running month, the
+ * figures refreshed live — a `usage.updated` event for one of the covered assets triggers one
+ * fetch of /api/v1/contracts/<id>/usage/ (at most every few seconds). */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  var spec = JSON.parse(document.getElementById("contract-spec").textContent);
+  var live = script.getAttribute("data-live") === "1";
+  var url = "/api/v1/contracts/" + spec.contract + "/usage/?period=" + encodeURIComponent(spec.period);
+  var charts = document.getElementById("usage-charts");
+  var covered = {};
+  spec.assets.forEach(function (id) { covered[id] = true; });
+  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+
+  function fetchJson(u) {
+    return fetch(u, { credentials: "same-origin", headers: { Accept: "application/json" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
+  }
+
+  function trim(value) {  // "12.500000" -> "12.5"
+    return value.indexOf(".") < 0 ? value : value.replace(/0+$/, "").replace(/\.$/, "");
+  }
+
+  function setField(root, name, text) {
+    var el = root.querySelector('[data-field="' + name + '"]');
+    if (el) { el.textContent = text; }
+  }
+
+  function draw(data) {
+    spec.meters.forEach(function (meter) {
+      var id = "usage-chart-" + meter.metric;
+      var el = document.getElementById(id);
+      if (!el) {
+        el = document.createElement("div");
+        el.id = id;
+        el.className = "chart";
+        el.setAttribute("data-testid", "usage-chart");
+        charts.appendChild(el);
+      }
+      var days = data.daily.filter(function (d) { return d.metric === meter.metric; });
+      var trace = { type: "bar", x: days.map(function (d) { return d.day; }),
+                    y: days.map(function (d) { return Number(d.quantity); }), marker: { color: "#2563eb" },
+                    hovertemplate: "%{x}: %{y} " + meter.unit + "<extra></extra>" };
+      var layout = { title: { text: meter.label + " per day (" + (meter.unit || "units") + ")", font: { size: 14 } },
+                     margin: { l: 50, r: 16, t: 36, b: 36 }, height: 240, showlegend: false,
+                     xaxis: { type: "date" }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+                     font: { family: "system-ui, sans-serif", size: 12 } };
+      if (!days.length) {
+        layout.annotations = [{ text: "No usage metered yet this month", showarrow: false, xref: "paper",
+                                yref: "paper", x: 0.5, y: 0.5 }];
+      }
+      window.Plotly.react(el, [trace], layout, config);
+    });
+  }
+
+  function render(data) {
+    var section = document.getElementById("usage");
+    setField(section, "subtotal_so_far", data.subtotal_so_far);
+    setField(section, "projected_subtotal", data.projected_subtotal);
+    setField(section, "uptime", data.uptime === null ? "—" : data.uptime + " %");
+    data.meters.forEach(function (m) {
+      var row = section.querySelector('tr[data-metric="' + m.metric + '"]');
+      if (!row) { return; }
+      setField(row, "quantity", trim(m.quantity) + " " + m.unit);
+      setField(row, "amount", m.amount);
+      setField(row, "projected_quantity", trim(m.projected_quantity) + " " + m.unit);
+      setField(row, "projected_amount", m.projected_amount);
+    });
+    draw(data);
+  }
+
+  var pending = null;
+  var lastFetch = 0;
+  var MIN_GAP_MS = 3000;
+  function refreshSoon() {
+    if (pending) { return; }
+    var wait = Math.max(0, lastFetch + MIN_GAP_MS - Date.now());
+    pending = setTimeout(function () {
+      pending = null;
+      lastFetch = Date.now();
+      fetchJson(url).then(render).catch(function () { /* the stale indicator tells */ });
+    }, wait);
+  }
+
+  lastFetch = Date.now();
+  fetchJson(url).then(render).catch(function () {
+    charts.innerHTML = '<p class="empty">The usage chart could not be loaded. Reload the page to try again.</p>';
+  });
+  if (live) {
+    window.Fleetport.live.on("usage.updated", function (m) { if (covered[m.asset]) { refreshSoon(); } });
+    window.Fleetport.live.start();
+  }
+})();

@@ -1,0 +1,38 @@
+/* Billing provenance: under a usage line, the hourly usage it was computed from (Plotly). */
+(function () {
+  "use strict";
+  var spec = JSON.parse(document.getElementById("invoice-spec").textContent);
+  var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+
+  document.querySelectorAll("[data-provenance]").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var line = button.getAttribute("data-provenance");
+      var box = document.getElementById("provenance-" + line);
+      if (!box.hidden) { box.hidden = true; return; }
+      box.hidden = false;
+      fetch("/api/v1/invoices/" + spec.invoice + "/lines/" + line + "/usage/",
+            { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
+        .then(function (data) {
+          var byAsset = {};
+          data.hours.forEach(function (h) {
+            (byAsset[h.serial_number] = byAsset[h.serial_number] || { x: [], y: [] });
+            byAsset[h.serial_number].x.push(h.hour.slice(0, 19));
+            byAsset[h.serial_number].y.push(Number(h.quantity));
+          });
+          var traces = Object.keys(byAsset).map(function (serial) {
+            return { type: "bar", name: serial, x: byAsset[serial].x, y: byAsset[serial].y };
+          });
+          var unit = button.getAttribute("data-unit") || "units";
+          Plotly.newPlot(box, traces, {
+            title: { text: data.quantity.replace(/\.?0+$/, "") + " " + unit + " in " + data.hours.length + " metered hours",
+                     font: { size: 13 } },
+            barmode: "stack", height: 240, margin: { l: 50, r: 16, t: 36, b: 36 }, xaxis: { type: "date" },
+            paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: traces.length > 1,
+            font: { family: "system-ui, sans-serif", size: 12 }
+          }, config);
+        })
+        .catch(function () { box.textContent = "The hourly usage could not be loaded."; });
+    });
+  });
+})();
