@@ -80,7 +80,7 @@ def test_customers_never_see_drafts_on_pages(admin_a: User, draft: Invoice) -> N
     services.invoice_finalize(actor=None, invoice=draft)
     page = client.get(f"/billing/invoices/{draft.pk}/").content.decode()
     assert "Usage behind this line" in page
-    assert "data-testid=\"finalize\"" not in page
+    assert 'data-testid="finalize"' not in page
     assert "Issue a credit note" not in page
 
 
