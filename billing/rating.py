@@ -184,17 +184,23 @@ def rate_component(component: Component, quantity: Decimal, currency: str) -> Ch
         return Charge(quantity, billable, round_money(exact, currency), breakdown)
 
 
+def plain(value: Decimal) -> str:
+    """A decimal as people write it: 500, 0.1, 12.5 (no exponent, no trailing zeros)."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 def _tier_row(
     index: int, lower: Decimal, upper: Decimal | None, units: Decimal, tier: Tier, amount: Decimal
 ) -> dict[str, str]:
     return {
         "tier": str(index),
-        "from": str(lower),
-        "up_to": "" if upper is None else str(upper),
-        "units": str(units),
-        "unit_price": str(tier.unit_price),
-        "flat_fee": str(tier.flat_fee),
-        "amount": str(amount),
+        "from": plain(lower),
+        "up_to": "" if upper is None else plain(upper),
+        "units": plain(units),
+        "unit_price": plain(tier.unit_price),
+        "flat_fee": plain(tier.flat_fee),
+        "amount": plain(amount),
     }
 
 

@@ -78,6 +78,7 @@ def contract_detail(request: HttpRequest, pk: str) -> HttpResponse:
     except ValueError:
         label = current.label
     usage = selectors.contract_usage(contract, label, now=now) if can(user, Capability.VIEW_USAGE) else None
+    chosen = metering.period_of(label, contract.customer.time_zone)
     periods = [current]
     for _ in range(5):
         periods.append(periods[-1].previous())
@@ -106,7 +107,7 @@ def contract_detail(request: HttpRequest, pk: str) -> HttpResponse:
             "chart_spec": {
                 "contract": str(contract.pk),
                 "period": label,
-                "customer": str(contract.customer_id),
+                "days": [str(chosen.first_day), str(chosen.last_day)],
                 "assets": [str(c.asset_id) for c in coverages],
                 "meters": [
                     {"metric": c.metric, "label": c.label or c.metric, "unit": c.unit}

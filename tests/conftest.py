@@ -15,7 +15,7 @@ from portal.models import Customer, User
 from portal.roles import Role
 from tests.factories import CustomerFactory, SiteFactory, UserFactory
 
-pytest_plugins = ["tests.integration", "tests.fleet_fixtures"]
+pytest_plugins = ["tests.integration", "tests.fleet_fixtures", "tests.billing_fixtures"]
 
 if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
     raise pytest.UsageError(

@@ -38,12 +38,14 @@
         charts.appendChild(el);
       }
       var days = data.daily.filter(function (d) { return d.metric === meter.metric; });
-      var trace = { type: "bar", x: days.map(function (d) { return d.day; }),
+      var trace = { type: "bar", x: days.map(function (d) { return d.day + " 12:00"; }), width: 0.8 * 86400e3,
                     y: days.map(function (d) { return Number(d.quantity); }), marker: { color: "#2563eb" },
-                    hovertemplate: "%{x}: %{y} " + meter.unit + "<extra></extra>" };
+                    hovertemplate: "%{x|%-d %b}: %{y} " + meter.unit + "<extra></extra>" };
       var layout = { title: { text: meter.label + " per day (" + (meter.unit || "units") + ")", font: { size: 14 } },
                      margin: { l: 50, r: 16, t: 36, b: 36 }, height: 240, showlegend: false,
-                     xaxis: { type: "date" }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
+                     xaxis: { type: "date", range: [spec.days[0] + " 00:00", spec.days[1] + " 23:59"],
+                              tickformat: "%-d %b" },
+                     yaxis: { rangemode: "tozero" }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
                      font: { family: "system-ui, sans-serif", size: 12 } };
       if (!days.length) {
         layout.annotations = [{ text: "No usage metered yet this month", showarrow: false, xref: "paper",

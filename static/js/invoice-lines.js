@@ -8,8 +8,12 @@
     button.addEventListener("click", function () {
       var line = button.getAttribute("data-provenance");
       var box = document.getElementById("provenance-" + line);
-      if (!box.hidden) { box.hidden = true; return; }
-      box.hidden = false;
+      var row = document.getElementById("provenance-row-" + line);
+      var open = row.hidden;
+      row.hidden = !open;
+      button.setAttribute("aria-expanded", open ? "true" : "false");
+      if (!open || box.getAttribute("data-drawn")) { return; }
+      box.setAttribute("data-drawn", "1");
       fetch("/api/v1/invoices/" + spec.invoice + "/lines/" + line + "/usage/",
             { credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })

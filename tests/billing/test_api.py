@@ -16,7 +16,7 @@ from billing import services
 from billing.models import Contract, Invoice, InvoiceRun, InvoiceStatus, Plan
 from billing.runs import bill_period, invoice_run_execute
 from portal.models import User
-from tests.billing.conftest import usage
+from tests.billing_fixtures import usage
 from tests.conftest import client_for
 from tests.fleet_fixtures import Installed
 

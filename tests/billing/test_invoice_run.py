@@ -13,7 +13,7 @@ from billing import metering, services
 from billing.models import Contract, Invoice, InvoiceLine, InvoiceStatus, Plan
 from billing.runs import bill_period
 from portal.models import Customer
-from tests.billing.conftest import contract_for, status_change, usage
+from tests.billing_fixtures import contract_for, status_change, usage
 from tests.factories import CustomerFactory
 from tests.fleet_fixtures import Installed, install
 

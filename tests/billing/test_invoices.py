@@ -16,7 +16,7 @@ from billing.models import Contract, Invoice, InvoiceLine, InvoiceLockedError, I
 from billing.runs import bill_period
 from fleet.models import AssetModel
 from portal.models import Customer
-from tests.billing.conftest import contract_for, usage
+from tests.billing_fixtures import contract_for, usage
 from tests.fleet_fixtures import Installed, install
 
 AFTER_OCTOBER = datetime(2026, 11, 5, tzinfo=UTC)

@@ -11,7 +11,7 @@ from billing.models import Contract, CreditNote, Invoice, InvoiceRun, InvoiceSta
 from billing.runs import bill_period
 from portal.models import User
 from portal.roles import Role
-from tests.billing.conftest import usage
+from tests.billing_fixtures import usage
 from tests.conftest import client_for
 from tests.fleet_fixtures import Installed
 

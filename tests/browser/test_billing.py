@@ -1,0 +1,96 @@
+"""Billing in a real browser: finance runs last month and finalizes; the customer reads usage and bills."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from billing import metering, services
+from billing.models import Contract, Invoice, InvoiceStatus
+from billing.runs import bill_period
+from portal.models import User
+from tests.billing_fixtures import usage
+from tests.factories import PASSWORD
+from tests.fleet_fixtures import Installed
+from tests.integration import login, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def last_month_usage(installed: Installed) -> metering.Period:
+    period = metering.period_containing(timezone.now(), installed.asset.customer.time_zone).previous()
+    usage(installed.asset, period.start + timedelta(days=2, hours=8), "40")
+    usage(installed.asset, period.start + timedelta(days=3, hours=8), "2.5")
+    usage(installed.asset, period.start + timedelta(days=3, hours=9), "1500", metric="energy_kwh")
+    usage(installed.asset, timezone.now() - timedelta(hours=2), "3")  # this month so far
+    return period
+
+
+def test_finance_runs_last_month_reviews_and_finalizes(
+    page: Any, asgi_server: str, live_worker: Any, finance: User, contract_a: Contract, fleet_a: Installed
+) -> None:
+    period = last_month_usage(fleet_a)
+    login(page, asgi_server, finance.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/billing/runs/")
+    page.wait_for_selector('[data-live-state="live"]')
+    page.fill("input[name=period]", period.label)
+    page.click('[data-testid="start-run"]')
+    page.wait_for_selector(f"text=Invoice run for {period.label} started")
+    # The worker's progress arrives over the socket: the row turns to Done without a reload.
+    page.wait_for_selector('[data-live-state="live"]')
+    page.wait_for_function(
+        """document.querySelector('tr[data-run] [data-field="status"]').textContent === 'Done'""",
+        timeout=30_000,
+    )
+    assert page.locator('tr[data-run] [data-field="bar"]').get_attribute("value") == "100"
+    screenshot(page, "billing-invoice-runs")
+
+    invoice = Invoice.objects.get(contract=contract_a, period=period.label)
+    page.goto(f"{asgi_server}/billing/invoices/?period={period.label}")
+    page.click("#invoice-table a")
+    page.wait_for_selector("#lines")
+    assert "Run hours" in page.inner_text("#lines")
+    assert "tier 1" in page.inner_text("#lines")  # the graduated energy breakdown
+    screenshot(page, "billing-invoice-draft")
+    page.click('[data-testid="finalize"]')
+    page.wait_for_selector("text=Finalized as INV-")
+    invoice.refresh_from_db()
+    assert invoice.status == InvoiceStatus.FINALIZED
+    assert page.inner_text('[data-testid="invoice-status"]') == "Finalized"
+    pdf = page.request.get(f"{asgi_server}/api/v1/invoices/{invoice.pk}/pdf/")
+    assert pdf.status == 200
+    assert pdf.body()[:5] == b"%PDF-"
+    screenshot(page, "billing-invoice-finalized")
+
+
+def test_a_customer_admin_reads_usage_projection_and_the_hours_behind_a_line(
+    page: Any, asgi_server: str, admin_a: User, contract_a: Contract, fleet_a: Installed
+) -> None:
+    period = last_month_usage(fleet_a)
+    bill_period(period.label)
+    invoice = services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract_a))
+
+    login(page, asgi_server, admin_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    assert "Usage this month" in page.content()
+    page.goto(f"{asgi_server}/billing/contracts/{contract_a.pk}/")
+    page.wait_for_selector('[data-testid="usage-chart"] .main-svg')
+    assert page.locator('[data-testid="usage-chart"]').count() == 2  # run hours and energy
+    assert page.inner_text('tr[data-metric="run_hours"] [data-field="quantity"]') == "3 h"
+    projected = Decimal(page.inner_text('[data-field="projected_subtotal"]'))
+    assert projected >= Decimal("100.00")  # at least the period fee
+    screenshot(page, "billing-contract-usage")
+
+    page.goto(f"{asgi_server}/billing/invoices/{invoice.pk}/")
+    line = invoice.lines.get(metric="run_hours")
+    page.click(f'[data-provenance="{line.pk}"]')
+    page.wait_for_selector(f"#provenance-{line.pk} .main-svg")
+    assert "42.5 h in 2 metered hours" in page.inner_text(f"#provenance-{line.pk}")
+    screenshot(page, "billing-invoice-provenance")
+    page.set_viewport_size({"width": 390, "height": 844})
+    screenshot(page, "billing-invoice-phone")
