@@ -314,9 +314,17 @@ class InvoiceStatus(models.TextChoices):
     VOID = "void", "Void"
 
 
+# Where an issued invoice may go: finalized → paid or void; nothing after that.
+ISSUED_NEXT = {"finalized": ("paid", "void")}
+
+
 class InvoiceQuerySet(TenantQuerySet["Invoice"]):
     def update(self, **kwargs: Any) -> int:
-        if self.exclude(status=InvoiceStatus.DRAFT).exists() and set(kwargs) - Invoice.MUTABLE_AFTER_FINALIZE:
+        issued = self.exclude(status=InvoiceStatus.DRAFT)
+        if issued.exists() and (
+            set(kwargs) - Invoice.MUTABLE_AFTER_FINALIZE
+            or kwargs.get("status", InvoiceStatus.PAID) == InvoiceStatus.DRAFT
+        ):
             raise InvoiceLockedError("A finalized invoice cannot be changed; issue a credit note instead.")
         return super().update(**kwargs)
 
@@ -392,6 +400,10 @@ class Invoice(TenantOwned):
                     if f.attname not in self.MUTABLE_AFTER_FINALIZE
                     and getattr(self, f.attname) != stored[f.attname]  # type: ignore[literal-required]
                 }
+                if self.status != stored["status"] and self.status not in ISSUED_NEXT.get(
+                    stored["status"], ()
+                ):
+                    changed.add("status")
                 if changed:
                     raise InvoiceLockedError(
                         f"Invoice {stored['number']} is {stored['status']}; it cannot be changed "
@@ -409,6 +421,13 @@ class Invoice(TenantOwned):
 
 
 class InvoiceLineQuerySet(models.QuerySet["InvoiceLine"]):
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> list[InvoiceLine]:  # type: ignore[override]
+        objs = list(objs)
+        invoice_ids = {line.invoice_id for line in objs}
+        if Invoice.objects.filter(pk__in=invoice_ids).exclude(status=InvoiceStatus.DRAFT).exists():
+            raise InvoiceLockedError("The lines of a finalized invoice cannot be changed.")
+        return super().bulk_create(objs, *args, **kwargs)  # type: ignore[return-value]
+
     def _refuse_locked(self) -> None:
         if self.exclude(invoice__status=InvoiceStatus.DRAFT).exists():
             raise InvoiceLockedError("The lines of a finalized invoice cannot be changed.")

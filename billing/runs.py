@@ -68,11 +68,12 @@ def invoice_run_start(*, actor: User | None, period: str) -> InvoiceRun:
 
 
 def billable_contracts(period_label: str) -> Any:
-    """Contracts that run on at least one day of the month (dates are the customer's own)."""
-    _year, _month = metering.parse_period(period_label)
+    """Contracts that run on at least one day of the month (dates are the customer's own), and
+    those that ended within the late-usage lookback (their late usage still gets billed)."""
     probe = metering.period_of(period_label, "UTC")  # local dates are the same in every zone
+    since = metering.period_of(_months_back(period_label, settings.BILLING_LATE_USAGE_MONTHS), "UTC")
     return Contract.objects.filter(
-        Q(end_date__isnull=True) | Q(end_date__gte=probe.first_day),
+        Q(end_date__isnull=True) | Q(end_date__gte=since.first_day),
         status__in=BILLABLE_CONTRACT_STATUSES,
         start_date__lte=probe.last_day,
     )
@@ -213,9 +214,13 @@ def _compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> l
         for contract in contracts:
             key = str(contract.pk)
             days = metering.active_days(contract, period)
-            if days == 0:
-                continue
             pricing = contract.plan.pricing()
+            recent = [o for o in earlier.get(key, []) if o.period >= _months_back(period_label, lookback)]
+            late, late_billed = _late_usage_lines(contract, period, recent, billed_by[key], current[key])
+            if days == 0:  # an ended contract: an invoice only when late usage turned up
+                if late:
+                    drafts.append(Draft(contract, period, pricing, late, late_billed, None))
+                continue
             quantities = used.get(key, {})
             lines = rate_period(
                 pricing,
@@ -226,8 +231,6 @@ def _compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> l
                 uptime_target=contract.uptime_target,
                 credit_schedule=contract.credit_schedule(),
             )
-            recent = [o for o in earlier.get(key, []) if o.period >= _months_back(period_label, lookback)]
-            late, late_billed = _late_usage_lines(contract, period, recent, billed_by[key], current[key])
             billed = {period_label: {m: str(q) for m, q in quantities.items()}, **late_billed}
             drafts.append(
                 Draft(

@@ -29,7 +29,10 @@ def invoices_visible_to(user: Any) -> QuerySet[Invoice]:
     """Drafts are finance's work in progress: a customer sees an invoice once it is finalized."""
     invoices = Invoice.objects.visible_to(user).select_related("contract", "customer")
     if customer_id_scope(user) is not None:
-        invoices = invoices.exclude(status=InvoiceStatus.DRAFT)
+        # Never issued: drafts, and drafts that were discarded (voided before finalizing).
+        invoices = invoices.exclude(status=InvoiceStatus.DRAFT).exclude(
+            status=InvoiceStatus.VOID, number__isnull=True
+        )
     return invoices
 
 
@@ -57,7 +60,7 @@ class ContractUsage:
     contract: Contract
     period: metering.Period
     currency: str
-    elapsed: Decimal  # share of the period's covered time that has passed, 0–1
+    elapsed: Decimal  # share of the period (the whole calendar month) that has passed, 0–1
     meters: list[MeterUsage]
     period_fee: Decimal
     subtotal_so_far: Decimal

@@ -83,6 +83,7 @@ def plan_create(
     period_fee: Decimal,
     minimum_commitment: Decimal | None = None,
     description: str = "",
+    is_active: bool = True,
     components: list[dict[str, Any]] | None = None,
 ) -> Plan:
     plan = Plan(
@@ -92,6 +93,7 @@ def plan_create(
         period_fee=as_decimal(period_fee),
         minimum_commitment=None if minimum_commitment is None else as_decimal(minimum_commitment),
         description=description,
+        is_active=is_active,
     )
     plan.full_clean()
     plan.save()
@@ -105,6 +107,10 @@ def plan_update(
     *, actor: User | None, plan: Plan, components: list[dict[str, Any]] | None = None, **changes: Any
 ) -> Plan:
     """Change a plan. Drafts are re-rated with it on the next run; finalized invoices keep their prices."""
+    if "currency" in changes and changes["currency"] != plan.currency and plan.contracts.exists():
+        raise ValidationError(
+            {"currency": "Contracts bill in this plan's currency; make a new plan instead."}
+        )
     for field, value in changes.items():
         setattr(plan, field, value)
     plan.full_clean()
@@ -141,17 +147,22 @@ def _clip_coverages(contract: Contract) -> None:
             coverage.save(update_fields=["covered_from", "covered_until"])
 
 
-def _check_asset_free(contract: Contract, asset: Asset, since: datetime) -> None:
+def _check_asset_free(contract: Contract, asset: Asset, since: datetime, until: datetime | None) -> None:
+    """Refuse a coverage that overlaps another of the same asset (any contract but drafts):
+    usage is billed once."""
     if asset.customer_id != contract.customer_id:
         raise ValidationError({"assets": "An asset can only be covered by a contract of its own customer."})
     overlapping = (
         ContractAsset.objects.filter(asset=asset)
-        .exclude(contract=contract)
-        .exclude(contract__status=ContractStatus.DRAFT)
+        .filter(Q(contract=contract) | ~Q(contract__status=ContractStatus.DRAFT))
         .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=since))
     )
-    if overlapping.exists():
-        raise ValidationError({"assets": f"{asset.serial_number} is already covered by another contract."})
+    if until is not None:
+        overlapping = overlapping.filter(covered_from__lt=until)
+    clash = overlapping.select_related("contract").first()
+    if clash is not None:
+        which = "this contract" if clash.contract_id == contract.pk else f"contract {clash.contract.number}"
+        raise ValidationError({"assets": f"{asset.serial_number} is already covered by {which} then."})
 
 
 @transaction.atomic
@@ -188,8 +199,9 @@ def contract_create(
     )
     contract.full_clean()
     contract.save()
+    start, _ = _contract_window(contract)
     for asset in assets or []:
-        contract_add_asset(actor=None, contract=contract, asset=asset)
+        contract_add_asset(actor=None, contract=contract, asset=asset, covered_from=start)
     audit_record(actor=actor, action="contract.created", target=contract)
     return contract
 
@@ -198,10 +210,15 @@ def contract_create(
 def contract_update(*, actor: User | None, contract: Contract, **changes: Any) -> Contract:
     if "plan" in changes and changes["plan"].currency != contract.customer.currency:
         raise ValidationError({"plan": "The plan's currency differs from the customer's."})
+    _, old_end = _contract_window(contract)
     for field, value in changes.items():
         setattr(contract, field, value)
     contract.full_clean()
     contract.save()
+    _, new_end = _contract_window(contract)
+    if old_end is not None and (new_end is None or new_end > old_end):
+        # Coverages that ran to the old end run on to the new one (or stay open).
+        contract.coverages.filter(covered_until=old_end).update(covered_until=new_end)
     _clip_coverages(contract)
     audit_record(actor=actor, action="contract.updated", target=contract, data={"fields": sorted(changes)})
     return contract
@@ -211,12 +228,12 @@ def contract_update(*, actor: User | None, contract: Contract, **changes: Any) -
 def contract_add_asset(
     *, actor: User | None, contract: Contract, asset: Asset, covered_from: datetime | None = None
 ) -> ContractAsset:
-    """Cover `asset` from `covered_from` (default: the contract's start, or now if that passed)."""
+    """Cover `asset` from `covered_from` (default: now, or the contract's start if it is later)."""
     start, end = _contract_window(contract)
-    since = max(covered_from or start, start)
-    _check_asset_free(contract, asset, since)
-    if contract.coverages.filter(asset=asset, covered_until__isnull=True).exists():
-        raise ValidationError({"assets": f"{asset.serial_number} is already covered by this contract."})
+    since = max(covered_from or timezone.now(), start)
+    if end is not None and since >= end:
+        raise ValidationError({"assets": "The contract has ended by then."})
+    _check_asset_free(contract, asset, since, end)
     coverage = ContractAsset.objects.create(
         contract=contract, asset=asset, covered_from=since, covered_until=end
     )
@@ -272,6 +289,10 @@ def invoice_void(*, actor: User | None, invoice: Invoice, reason: str) -> Invoic
         raise InvoiceLockedError(f"A {invoice.status} invoice cannot be voided; issue a credit note instead.")
     if not reason.strip():
         raise ValidationError({"reason": "Say why the invoice is voided."})
+    if invoice.credit_notes.exists():
+        raise ValidationError(
+            {"invoice": "This invoice has credit notes; correct it with another credit note."}
+        )
     invoice.status = InvoiceStatus.VOID
     invoice.voided_at = timezone.now()
     invoice.void_reason = reason.strip()

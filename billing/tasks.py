@@ -12,3 +12,15 @@ def invoice_run(run_id: str) -> dict[str, object]:
 
     run = invoice_run_execute(run_id)
     return {"run": run_id, "status": run.status, "processed": run.processed}
+
+
+@shared_task(name="billing.invoice_run_last_month")
+def invoice_run_last_month() -> str:
+    """Celery beat, early on the 2nd of each month: drafts for last month, for finance to review."""
+    from django.utils import timezone
+
+    from billing import metering
+    from billing.runs import invoice_run_start
+
+    label = metering.period_containing(timezone.now(), "UTC").previous().label
+    return str(invoice_run_start(actor=None, period=label).pk)

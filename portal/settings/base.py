@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 import django_stubs_ext
 
 # Lets `admin.ModelAdmin[Customer]` and friends be subscripted at run time (typing only).
@@ -243,6 +244,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "ingest-sweep": {"task": "fleet.ingest_sweep", "schedule": 5.0},
     "offline-sweep": {"task": "fleet.offline_sweep", "schedule": 15.0},
     "prune-raw-heartbeats": {"task": "fleet.prune_raw_heartbeats", "schedule": 24 * 3600.0},
+    # Drafts for last month, early on the 2nd (every customer's month has ended by then).
+    "invoice-run-last-month": {
+        "task": "billing.invoice_run_last_month",
+        "schedule": crontab(minute=0, hour=6, day_of_month=2),
+    },
+    "ticket-sla-sweep": {"task": "support.sla_sweep", "schedule": 60.0},
 }
 CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))
@@ -300,3 +307,25 @@ BILLING_PROVIDER = {
     "vat_id": os.environ.get("BILLING_PROVIDER_VAT_ID", "DE000000000"),
     "iban": os.environ.get("BILLING_PROVIDER_IBAN", "DE00 0000 0000 0000 0000 00"),
 }
+
+# Support: ticket attachments live outside static and media, served by an access-checked view.
+ATTACHMENTS_ROOT = Path(os.environ.get("ATTACHMENTS_ROOT", str(VAR_DIR / "attachments")))
+ATTACHMENT_MAX_BYTES = int(os.environ.get("ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+ATTACHMENT_TYPES = {  # what may be uploaded: checked by extension and by the file's first bytes
+    "image/png": (".png",),
+    "image/jpeg": (".jpg", ".jpeg"),
+    "application/pdf": (".pdf",),
+    "text/plain": (".txt", ".log"),
+    "text/csv": (".csv",),
+}
+# SLA terms for tickets no contract covers, in minutes per priority.
+SUPPORT_DEFAULT_SLA = {
+    "first_response": {"P1": 240, "P2": 480, "P3": 1440, "P4": 2880},
+    "resolution": {"P1": 1440, "P2": 4320, "P3": 7200, "P4": 14400},
+}
+# A ticket is "about to breach" when less than this share of its allowed time is left.
+SUPPORT_AT_RISK_SHARE = 0.2
+# A re-raised alarm reopens its ticket when that was resolved less than this long ago.
+SUPPORT_REOPEN_WITHIN_HOURS = int(os.environ.get("SUPPORT_REOPEN_WITHIN_HOURS", "72"))
+# Built-in alarm kinds that open tickets, with the priority (rules say their own).
+SUPPORT_ALARM_TICKETS = {"device_fault": "P2", "offline": "P2"}

@@ -313,3 +313,25 @@ def test_an_invoice_run_through_the_api_and_a_real_worker(
 
 def services_run(finance: User) -> InvoiceRun:
     return InvoiceRun.objects.create(period="2026-10", started_by=finance)
+
+
+def test_a_plan_can_be_created_retired_and_keeps_its_currency_once_used(
+    finance: User, contract_a: Contract
+) -> None:
+    client = client_for(finance)
+    response = client.post(
+        "/api/v1/plans/",
+        {"code": "old", "name": "Old", "currency": "EUR", "period_fee": "1", "is_active": False},
+        content_type=JSON,
+    )
+    assert response.status_code == 201
+    assert response.json()["is_active"] is False
+    changed = client.patch(f"/api/v1/plans/{contract_a.plan_id}/", {"currency": "USD"}, content_type=JSON)
+    assert changed.status_code == 400
+    assert "currency" in changed.json()
+
+
+def test_a_discarded_draft_is_never_shown_to_the_customer(admin_a: User, contract_a: Contract) -> None:
+    bill_period("2026-10", now=AFTER_OCTOBER)
+    services.invoice_void(actor=None, invoice=Invoice.objects.get(), reason="Discarded draft")
+    assert client_for(admin_a).get("/api/v1/invoices/").json()["count"] == 0

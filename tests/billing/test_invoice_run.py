@@ -265,3 +265,63 @@ def test_twenty_concurrent_runs_leave_one_invoice_per_contract(
     )
     assert InvoiceLine.objects.count() == 6
     assert Invoice.objects.get(contract=contract_a).lines.get(metric="run_hours").amount == Decimal("5.00")
+
+
+def test_an_asset_is_never_covered_twice_at_once(contract_a: Contract, fleet_a: Installed) -> None:
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="already covered by this contract"):
+        services.contract_add_asset(
+            actor=None,
+            contract=contract_a,
+            asset=fleet_a.asset,
+            covered_from=datetime(2026, 3, 1, tzinfo=UTC),
+        )
+    services.contract_remove_asset(
+        actor=None, contract=contract_a, asset=fleet_a.asset, at=datetime(2026, 10, 15, tzinfo=UTC)
+    )
+    with pytest.raises(ValidationError):  # re-adding from before the removal would overlap
+        services.contract_add_asset(
+            actor=None,
+            contract=contract_a,
+            asset=fleet_a.asset,
+            covered_from=datetime(2026, 10, 1, tzinfo=UTC),
+        )
+    services.contract_add_asset(
+        actor=None, contract=contract_a, asset=fleet_a.asset, covered_from=datetime(2026, 10, 20, tzinfo=UTC)
+    )
+    usage(fleet_a.asset, datetime(2026, 10, 10, tzinfo=UTC), "1")
+    usage(fleet_a.asset, datetime(2026, 10, 17, tzinfo=UTC), "10")  # not covered: between the two
+    usage(fleet_a.asset, datetime(2026, 10, 21, tzinfo=UTC), "100")
+    bill_period("2026-10", now=AFTER_OCTOBER)
+    assert Invoice.objects.get().lines.get(metric="run_hours").quantity == Decimal("101")
+
+
+def test_extending_a_contract_extends_its_coverage(
+    customer_a: Customer, plan: Plan, fleet_a: Installed
+) -> None:
+    contract = contract_for(customer_a, plan, fleet_a.asset, date(2026, 1, 1), end_date=date(2026, 10, 10))
+    services.contract_update(actor=None, contract=contract, end_date=None)
+    usage(fleet_a.asset, datetime(2026, 10, 20, tzinfo=UTC), "7")
+    bill_period("2026-10", now=AFTER_OCTOBER)
+    invoice = Invoice.objects.get()
+    assert invoice.lines.get(metric="run_hours").quantity == Decimal("7")
+    assert invoice.lines.get(kind="period_fee").amount == Decimal("100.00")
+
+
+def test_late_usage_of_an_ended_contract_is_still_billed(
+    customer_a: Customer, plan: Plan, fleet_a: Installed
+) -> None:
+    contract = contract_for(customer_a, plan, fleet_a.asset, date(2026, 1, 1), end_date=date(2026, 10, 31))
+    services.contract_update(actor=None, contract=contract, status="ended")
+    bill_period("2026-10", now=AFTER_OCTOBER)
+    services.invoice_finalize(actor=None, invoice=Invoice.objects.get())
+    bill_period("2026-11", now=datetime(2026, 12, 2, tzinfo=UTC))
+    assert Invoice.objects.count() == 1  # nothing late: no invoice for November
+
+    usage(fleet_a.asset, datetime(2026, 10, 20, tzinfo=UTC), "8")  # arrives after October was billed
+    bill_period("2026-12", now=datetime(2027, 1, 2, tzinfo=UTC))
+    late = Invoice.objects.get(period="2026-12")
+    assert [(x.kind, x.period, x.amount) for x in late.lines.all()] == [
+        ("late_usage", "2026-10", Decimal("4.00"))
+    ]

@@ -146,3 +146,28 @@ def test_the_admin_cannot_change_or_delete_a_finalized_invoice(draft: Invoice, o
     assert client.post(f"/admin/billing/invoice/{invoice.pk}/change/", {"total": "0"}).status_code == 403
     assert client.post(f"/admin/billing/invoice/{invoice.pk}/delete/", {"post": "yes"}).status_code == 403
     assert Invoice.objects.get(pk=invoice.pk).total == draft.total
+
+
+def test_an_issued_invoice_never_goes_back_to_draft(draft: Invoice) -> None:
+    invoice = services.invoice_finalize(actor=None, invoice=draft)
+    invoice.status = InvoiceStatus.DRAFT
+    with pytest.raises(InvoiceLockedError):
+        invoice.save()
+    with pytest.raises(InvoiceLockedError):
+        Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.DRAFT)
+    with pytest.raises(InvoiceLockedError):
+        InvoiceLine.objects.bulk_create(
+            [
+                InvoiceLine(
+                    invoice=invoice, position=9, kind="usage", description="x", period="2026-10", amount=1
+                )
+            ]
+        )
+    assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.FINALIZED
+
+
+def test_an_invoice_with_credit_notes_cannot_be_voided(draft: Invoice) -> None:
+    invoice = services.invoice_finalize(actor=None, invoice=draft)
+    services.credit_note_create(actor=None, invoice=invoice, amount=Decimal("1"), reason="Goodwill")
+    with pytest.raises(ValidationError, match="credit notes"):
+        services.invoice_void(actor=None, invoice=invoice, reason="Oops")

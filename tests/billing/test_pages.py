@@ -103,9 +103,10 @@ def test_finance_finalizes_credits_and_voids_from_the_invoice_page(finance: User
 
     response = client.post(f"{url}void/", {"reason": ""}, follow=True)
     assert "Say why" in response.content.decode()
-    client.post(f"{url}void/", {"reason": "Wrong plan"})
+    response = client.post(f"{url}void/", {"reason": "Wrong plan"}, follow=True)
+    assert "correct it with another credit note" in response.content.decode()
     draft.refresh_from_db()
-    assert draft.status == InvoiceStatus.VOID
+    assert draft.status == InvoiceStatus.FINALIZED
 
 
 def test_customer_admins_cannot_act_on_invoices(admin_a: User, draft: Invoice) -> None:
