@@ -15,8 +15,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from celery.schedules import crontab
 import django_stubs_ext
+from celery.schedules import crontab
 
 # Lets `admin.ModelAdmin[Customer]` and friends be subscripted at run time (typing only).
 django_stubs_ext.monkeypatch()
