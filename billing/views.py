@@ -184,6 +184,9 @@ def invoice_detail(request: HttpRequest, pk: str) -> HttpResponse:
             "credit_notes": invoice.credit_notes.order_by("created_at"),
             "credited": credited,
             "can_run": can(user, Capability.RUN_INVOICES),
+            "can_dispute": can(user, Capability.DISPUTE_INVOICES) and invoice.status in ("finalized", "paid"),
+            # Dispute tickets (support links them to the invoice; shown to who may see the invoice).
+            "disputes": invoice.tickets.order_by("created_at") if hasattr(invoice, "tickets") else [],
             "tax_percent": format((invoice.tax_rate * 100).normalize(), "f"),
             "line_spec": {"invoice": str(invoice.pk)},
         },

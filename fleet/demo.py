@@ -49,14 +49,14 @@ MODELS = {
     ),
 }
 
-# model code -> [(name, metric, comparison, threshold, for seconds, severity)]
+# model code -> [(name, metric, comparison, threshold, for seconds, severity, ticket priority)]
 RULES = {
     "aircomp-75": [
-        ("Oil overheating", "temp_c", "gt", "95", 60, "critical"),
-        ("Low outlet pressure", "pressure_bar", "lt", "6.0", 120, "warning"),
+        ("Oil overheating", "temp_c", "gt", "95", 60, "critical", "P1"),
+        ("Low outlet pressure", "pressure_bar", "lt", "6.0", 120, "warning", ""),
     ],
-    "frostline-200": [("Freezer too warm", "supply_temp_c", "gt", "-15", 120, "critical")],
-    "hydro-p40": [("Excessive vibration", "vibration_mm_s", "gt", "7.1", 60, "warning")],
+    "frostline-200": [("Freezer too warm", "supply_temp_c", "gt", "-15", 120, "critical", "P1")],
+    "hydro-p40": [("Excessive vibration", "vibration_mm_s", "gt", "7.1", 60, "warning", "P3")],
 }
 
 # customer slug -> site name -> [(model code, serial, asset name)]
@@ -96,7 +96,7 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
         )
         for spec in metrics:
             MetricDefinition.objects.update_or_create(asset_model=model, code=spec["code"], defaults=spec)
-        for name, metric_code, comparison, threshold, for_seconds, severity in RULES[code]:
+        for name, metric_code, comparison, threshold, for_seconds, severity, ticket in RULES[code]:
             AlarmRule.objects.update_or_create(
                 asset_model=model,
                 name=name,
@@ -106,6 +106,7 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
                     "threshold": Decimal(threshold),
                     "for_seconds": for_seconds,
                     "severity": severity,
+                    "ticket_priority": ticket,
                 },
             )
         models[code] = model

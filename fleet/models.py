@@ -327,6 +327,12 @@ class AlarmRule(models.Model):
     for_seconds = models.PositiveIntegerField(default=0, help_text="How long the condition must hold.")
     severity = models.CharField(max_length=10, choices=Severity.choices, default=Severity.WARNING)
     is_active = models.BooleanField(default=True)
+    ticket_priority = models.CharField(
+        max_length=2,
+        blank=True,
+        choices=[("P1", "P1"), ("P2", "P2"), ("P3", "P3"), ("P4", "P4")],
+        help_text="When set, raising this alarm opens a support ticket with this priority.",
+    )
 
     class Meta:
         ordering = ["asset_model", "name"]

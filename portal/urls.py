@@ -52,6 +52,7 @@ urlpatterns = [
     path("activity/", views.activity, name="activity"),
     path("", include("fleet.urls")),
     path("", include("billing.urls")),
+    path("", include("support.urls")),
     path("admin/", admin.site.urls),
     path("api/v1/ingest/heartbeats", ingest.heartbeats, name="ingest-heartbeats"),
     path("api/v1/", include("portal.api.urls")),

@@ -5,3 +5,18 @@ class SupportConfig(AppConfig):
     name = "support"
     verbose_name = "Support"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from fleet import events
+        from portal.context_processors import add_nav_item
+        from portal.demo import register_seeder
+        from portal.home import register_panel
+        from portal.roles import Capability
+        from support import demo, home, services
+
+        events.subscribe(events.ALARM_RAISED, services.on_alarm_raised)
+        events.subscribe(events.ALARM_CLEARED, services.on_alarm_cleared)
+        register_panel(home.tickets_panel)
+        register_seeder(demo.seed)
+        add_nav_item("Tickets", "ticket_list", (Capability.VIEW_TICKETS, Capability.RUN_INVOICES), 12)
+        add_nav_item("SLA report", "sla_report", (Capability.WORK_TICKETS, Capability.VIEW_TICKETS), 14)

@@ -41,7 +41,10 @@ class MetricSerializer(serializers.ModelSerializer[MetricDefinition]):
 class AlarmRuleSerializer(serializers.ModelSerializer[AlarmRule]):
     class Meta:
         model = AlarmRule
-        fields = ["id", "name", "metric", "comparison", "threshold", "for_seconds", "severity", "is_active"]
+        fields = [
+            "id", "name", "metric", "comparison", "threshold", "for_seconds", "severity", "is_active",
+            "ticket_priority",
+        ]  # fmt: skip
         read_only_fields = ["id"]
 
 

@@ -14,6 +14,7 @@ urlpatterns = [
     path("me/", MeView.as_view(), name="api-me"),
     path("auth/token/", TokenView.as_view(), name="api-token-obtain"),
     path("", include("fleet.api.urls")),
+    path("", include("support.api.urls")),
     path("", include("billing.api.urls")),
     path("", include(router.urls)),
 ]

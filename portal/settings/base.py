@@ -222,6 +222,10 @@ SPECTACULAR_SETTINGS = {
         "ContractStatusEnum": "billing.models.ContractStatus",
         "InvoiceStatusEnum": "billing.models.InvoiceStatus",
         "InvoiceRunStatusEnum": "billing.models.InvoiceRunStatus",
+        "TicketStatusEnum": "support.models.Status",
+        "TicketPriorityEnum": "support.models.Priority",
+        "TicketCategoryEnum": "support.models.Category",
+        "SlaStateEnum": "support.models.SlaState",
     },
 }
 

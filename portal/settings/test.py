@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("DATABASE_POOL", "0")
 
 from .base import *  # noqa: F403
-from .base import REST_FRAMEWORK, STATIC_ROOT
+from .base import REST_FRAMEWORK, STATIC_ROOT, VAR_DIR
 
 DEBUG = False
 SECRET_KEY = "test-insecure-key-only-for-the-test-suite-0123456789abcdefghijklmnop"
@@ -21,3 +21,4 @@ STORAGES = {
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]}
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+ATTACHMENTS_ROOT = VAR_DIR / "test-attachments"

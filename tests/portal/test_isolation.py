@@ -164,7 +164,58 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         list_urls=["/api/v1/credit-notes/", "/api/v1/invoices/"],
         seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
     ),
+    apps.get_model("support", "Ticket"): Case(
+        make=lambda c: _ticket(c),
+        detail_urls=[
+            "/support/tickets/{pk}/",
+            "/support/tickets/{pk}/?partial=timeline",
+            "/api/v1/tickets/{pk}/",
+        ],
+        action_urls=[
+            "/support/tickets/{pk}/comment/",
+            "/support/tickets/{pk}/transition/",
+            "/api/v1/tickets/{pk}/comments/",
+            "/api/v1/tickets/{pk}/transition/",
+            "/api/v1/tickets/{pk}/assign/",
+            "/api/v1/tickets/{pk}/attachments/",
+        ],
+        list_urls=[
+            "/support/tickets/",
+            "/support/tickets/?partial=1",
+            "/api/v1/tickets/",
+            "/support/sla/",
+            "/",
+        ],
+    ),
+    apps.get_model("support", "TicketEvent"): Case(
+        make=lambda c: _ticket(c).events.first(),
+        detail_urls=["/api/v1/tickets/{row.ticket_id}/", "/support/tickets/{row.ticket_id}/"],
+        list_urls=["/api/v1/tickets/", "/support/tickets/"],
+    ),
+    apps.get_model("support", "Attachment"): Case(
+        make=lambda c: _attachment(c),
+        detail_urls=["/api/v1/tickets/{row.ticket_id}/attachments/{pk}/"],
+        list_urls=["/api/v1/tickets/"],
+    ),
 }
+
+
+def _ticket(customer: Customer) -> Any:
+    from support import services
+
+    return services.ticket_open(
+        actor=None, customer=customer, subject=f"Secret trouble of {customer.name}", description="It broke."
+    )
+
+
+def _attachment(customer: Customer) -> models.Model:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from support import services
+
+    ticket = _ticket(customer)
+    upload = SimpleUploadedFile(f"log-{customer.slug}.txt", b"pressure dropped at 10:02\n", "text/plain")
+    return services.attachment_add(actor=UserFactory(role=Role.OPERATOR), ticket=ticket, upload=upload)
 
 
 def _contract(customer: Customer) -> models.Model:
@@ -283,7 +334,17 @@ CUSTOMER_A_ROLES = [Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN]
 
 def _identifying_texts(row: models.Model) -> list[str]:
     texts = [str(row.pk)] if len(str(row.pk)) >= 32 else []  # UUIDs; a small integer id is everywhere
-    for attr in ("name", "email", "target_repr", "serial_number", "prefix", "message", "number", "reason"):
+    for attr in (
+        "name",
+        "email",
+        "target_repr",
+        "serial_number",
+        "prefix",
+        "message",
+        "number",
+        "reason",
+        "subject",
+    ):
         value = getattr(row, attr, "")
         if value:
             texts.append(str(value))

@@ -1,0 +1,443 @@
+"""Writes of the support desk: tickets, comments, transitions, assignment, attachments, disputes.
+
+Who may do what on a ticket (see `support.access`): a customer's users open tickets and write
+public comments on their own; support agents work every ticket (assign, status, internal
+notes); finance works billing tickets (disputes). After each commit the people concerned are
+told: live `ticket.*` events (internal ones to staff only) and e-mail (never an internal note
+to a customer).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.files.uploadedfile import UploadedFile
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import services as billing_services
+from billing.models import Invoice, InvoiceLine
+from fleet.models import Alarm, Asset
+from portal import live
+from portal.models import Customer, User
+from portal.roles import Capability, can
+from portal.services import audit_record
+from support import access, sla
+from support.models import (
+    TRANSITIONS,
+    Attachment,
+    Category,
+    EventKind,
+    Priority,
+    Source,
+    Status,
+    Ticket,
+    TicketEvent,
+)
+
+log = logging.getLogger(__name__)
+TICKET_SERIES = "T"
+
+
+class TransitionError(ValidationError):
+    """A status change the ticket's state machine does not allow."""
+
+
+def _event(
+    ticket: Ticket, kind: str, *, author: User | None, body: str = "", internal: bool = False,
+    from_status: str = "", to_status: str = "", at: datetime | None = None,
+) -> TicketEvent:  # fmt: skip
+    event = TicketEvent.objects.create(
+        customer_id=ticket.customer_id, ticket=ticket, kind=kind, author=author, body=body,
+        internal=internal, from_status=from_status, to_status=to_status, created_at=at or timezone.now(),
+    )  # fmt: skip
+    transaction.on_commit(lambda: _announce(event.pk))
+    return event
+
+
+def _announce(event_id: int) -> None:
+    """After commit: live events (internal ones to staff only) and queued e-mail."""
+    from support.tasks import ticket_notify
+
+    event = TicketEvent.objects.select_related("ticket").filter(pk=event_id).first()
+    if event is None:
+        return
+    ticket = event.ticket
+    payload = {
+        "type": "ticket.comment" if event.kind == EventKind.COMMENT else "ticket.updated",
+        "ticket": str(ticket.pk),
+        "number": ticket.number,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "sla_state": ticket.sla_state,
+        "event": event.pk,
+    }
+    try:
+        if event.internal:
+            live.publish(live.STAFF_GROUP, {**payload, "internal": True})
+        else:
+            live.publish_for_customer(ticket.customer_id, payload)
+    except Exception:
+        log.warning("ticket %s: live event not published", ticket.number, exc_info=True)
+    try:
+        ticket_notify.delay(event_id=event.pk)
+    except Exception:
+        log.warning("ticket %s: notification not queued", ticket.number, exc_info=True)
+
+
+@transaction.atomic
+def ticket_open(
+    *,
+    actor: User | None,
+    customer: Customer,
+    subject: str,
+    description: str,
+    category: str = Category.QUESTION,
+    priority: str = Priority.P3,
+    source: str = Source.PORTAL,
+    asset: Asset | None = None,
+    invoice: Invoice | None = None,
+    invoice_line: InvoiceLine | None = None,
+    alarm_key: str = "",
+    at: datetime | None = None,
+) -> Ticket:
+    if actor is not None and not access.may_open(actor, customer):
+        raise PermissionDenied("Your role may not open tickets for this customer.")
+    for name, linked in (("asset", asset), ("invoice", invoice)):
+        if linked is not None and linked.customer_id != customer.pk:
+            raise ValidationError({name: f"Unknown {name}."})
+    now = at or timezone.now()
+    ticket = Ticket(
+        customer=customer,
+        number=billing_services.next_number(TICKET_SERIES, now.year),
+        subject=subject.strip(),
+        description=description.strip(),
+        category=category,
+        priority=priority,
+        source=source,
+        asset=asset,
+        invoice=invoice,
+        invoice_line=invoice_line,
+        contract=invoice.contract if invoice is not None else None,
+        alarm_key=alarm_key,
+        created_by=actor,
+        created_at=now,
+    )
+    sla.apply_terms(ticket, now)
+    if ticket.asset_id is not None and ticket.contract_id is None and ticket.sla_source != "default":
+        ticket.contract = ticket.customer.contracts.filter(number=ticket.sla_source).first()
+    ticket.full_clean(exclude=["number"])
+    ticket.save()
+    _event(ticket, EventKind.SYSTEM, author=actor, body=f"Opened ({ticket.get_source_display().lower()}).",
+           to_status=Status.NEW, at=now)  # fmt: skip
+    audit_record(actor=actor, action="ticket.opened", target=ticket)
+    return ticket
+
+
+def _locked(ticket: Ticket) -> Ticket:
+    return Ticket.objects.select_for_update().get(pk=ticket.pk)
+
+
+def _move(ticket: Ticket, to: str, actor: User | None, now: datetime, *, note: str = "") -> None:
+    if to not in TRANSITIONS[ticket.status]:
+        now_label, to_label = ticket.get_status_display().lower(), Status(to).label.lower()
+        raise TransitionError({"status": f"A {now_label} ticket cannot become {to_label}."})
+    before = ticket.status
+    if before == Status.PENDING_CUSTOMER and ticket.pending_since is not None:
+        ticket.paused_seconds += int((now - ticket.pending_since).total_seconds())
+        ticket.pending_since = None
+    if to == Status.PENDING_CUSTOMER:
+        ticket.pending_since = now
+    if to == Status.RESOLVED:
+        ticket.resolved_at = now
+    if to == Status.CLOSED:
+        ticket.closed_at = now
+    if before == Status.RESOLVED and to == Status.OPEN:
+        ticket.resolved_at = None
+    ticket.status = to
+    ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state = sla.assess(ticket, now)
+    ticket.save()
+    body = note or f"{Status(before).label} → {Status(to).label}"
+    _event(ticket, EventKind.STATUS, author=actor, body=body, from_status=before, to_status=to, at=now)
+
+
+@transaction.atomic
+def ticket_transition(*, actor: User, ticket: Ticket, to: str, at: datetime | None = None) -> Ticket:
+    ticket = _locked(ticket)
+    if to not in Status.values:
+        raise TransitionError({"status": f"Unknown status {to!r}."})
+    if not access.may_transition(actor, ticket, to):
+        raise PermissionDenied("Your role may not move this ticket to that status.")
+    _move(ticket, to, actor, at or timezone.now())
+    audit_record(actor=actor, action="ticket.status", target=ticket, data={"status": to})
+    return ticket
+
+
+@transaction.atomic
+def ticket_comment(
+    *, actor: User, ticket: Ticket, body: str, internal: bool = False, at: datetime | None = None
+) -> TicketEvent:
+    ticket = _locked(ticket)
+    if not body.strip():
+        raise ValidationError({"body": "Write something."})
+    if internal and not access.may_write_internal(actor, ticket):
+        raise PermissionDenied("Only provider staff write internal notes.")
+    if not access.may_comment(actor, ticket):
+        raise PermissionDenied("Your role may not comment on this ticket.")
+    if ticket.status == Status.CLOSED:
+        raise ValidationError({"body": "This ticket is closed; open a new one."})
+    now = at or timezone.now()
+    staff = access.is_provider(actor)
+    event = _event(ticket, EventKind.COMMENT, author=actor, body=body.strip(), internal=internal, at=now)
+    if staff and not internal and ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+        ticket.first_response_breached = now > ticket.first_response_due
+    if not staff and ticket.status == Status.PENDING_CUSTOMER:
+        _move(ticket, Status.OPEN, actor, now, note="The customer replied.")  # resumes the clock
+    elif staff and not internal and ticket.status == Status.NEW:
+        _move(ticket, Status.OPEN, actor, now)
+    else:
+        ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state = sla.assess(ticket, now)
+        ticket.save()
+    return event
+
+
+@transaction.atomic
+def ticket_assign(*, actor: User, ticket: Ticket, assignee: User | None) -> Ticket:
+    ticket = _locked(ticket)
+    if not access.may_work(actor, ticket):
+        raise PermissionDenied("Your role may not assign tickets.")
+    if assignee is not None and not (assignee.is_active and can(assignee, Capability.WORK_TICKETS)):
+        raise ValidationError({"assignee": "Tickets are assigned to active support agents."})
+    ticket.assignee = assignee
+    ticket.save(update_fields=["assignee", "updated_at"])
+    name = assignee.full_name or assignee.email if assignee else "nobody"
+    _event(ticket, EventKind.ASSIGNMENT, author=actor, body=f"Assigned to {name}.")
+    return ticket
+
+
+@transaction.atomic
+def ticket_set_priority(*, actor: User, ticket: Ticket, priority: str) -> Ticket:
+    """A new priority re-reads the SLA terms (due times from the opening, as before)."""
+    ticket = _locked(ticket)
+    if not access.may_work(actor, ticket):
+        raise PermissionDenied("Your role may not change the priority.")
+    if priority not in Priority.values:
+        raise ValidationError({"priority": "P1, P2, P3 or P4."})
+    before, ticket.priority = ticket.priority, priority
+    sla.apply_terms(ticket, ticket.created_at)
+    ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state = sla.assess(
+        ticket, timezone.now()
+    )
+    ticket.save()
+    _event(ticket, EventKind.SYSTEM, author=actor, body=f"Priority {before} → {priority}.")
+    return ticket
+
+
+# Attachments --------------------------------------------------------------------------------
+
+MAGIC = {
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "application/pdf": (b"%PDF-",),
+}
+
+
+def _sniff(upload: UploadedFile) -> str | None:
+    """The allowed type this file is, by extension and first bytes; None when not allowed."""
+    name = (upload.name or "").lower()
+    upload.seek(0)
+    head = upload.read(512)
+    upload.seek(0)
+    for content_type, extensions in settings.ATTACHMENT_TYPES.items():
+        if not name.endswith(extensions):
+            continue
+        if content_type in MAGIC:
+            return content_type if head.startswith(MAGIC[content_type]) else None
+        try:  # text: must decode, no NUL bytes
+            head.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        return content_type if b"\x00" not in head else None
+    return None
+
+
+@transaction.atomic
+def attachment_add(
+    *, actor: User, ticket: Ticket, upload: UploadedFile, event: TicketEvent | None = None
+) -> Attachment:
+    if not access.may_comment(actor, ticket):
+        raise PermissionDenied("Your role may not add files to this ticket.")
+    if upload.size is None or upload.size > settings.ATTACHMENT_MAX_BYTES:
+        limit = settings.ATTACHMENT_MAX_BYTES // (1024 * 1024)
+        raise ValidationError({"file": f"Files up to {limit} MB."})
+    content_type = _sniff(upload)
+    if content_type is None:
+        raise ValidationError({"file": "PNG, JPEG, PDF, text, log or CSV files only."})
+    name = (upload.name or "file").replace("/", "_").replace("\\", "_")[-200:]
+    attachment = Attachment(
+        customer_id=ticket.customer_id, ticket=ticket, event=event, name=name, content_type=content_type,
+        size=upload.size, uploaded_by=actor,
+    )  # fmt: skip
+    attachment.file.save(name, upload, save=False)
+    attachment.save()
+    if event is None:
+        _event(ticket, EventKind.SYSTEM, author=actor, body=f"Attached {name}.",
+               internal=access.is_provider(actor) and False)  # fmt: skip
+    return attachment
+
+
+# Alarms → tickets -----------------------------------------------------------------------------
+
+
+def _alarm_priority(alarm: Alarm) -> str:
+    if alarm.rule is not None:
+        return alarm.rule.ticket_priority
+    return str(settings.SUPPORT_ALARM_TICKETS.get(alarm.kind, ""))
+
+
+def on_alarm_raised(*, alarm_id: str, **_: Any) -> None:
+    """An alarm whose rule asks for it opens a ticket — or comments on / reopens the one it has."""
+    alarm = Alarm.objects.select_related("rule", "asset", "customer").filter(pk=alarm_id).first()
+    if alarm is None:
+        return
+    priority = _alarm_priority(alarm)
+    if not priority:
+        return
+    severity = alarm.get_severity_display().lower()
+    note = f"Alarm raised: {alarm.message} ({severity}, {alarm.raised_at:%Y-%m-%d %H:%M} UTC)."
+    for _attempt in range(3):
+        try:
+            with transaction.atomic():
+                _ticket_for_alarm(alarm, priority, note)
+            return
+        except IntegrityError:
+            continue  # another worker opened it at the same moment: comment on that one instead
+
+
+def _ticket_for_alarm(alarm: Alarm, priority: str, note: str) -> None:
+    now = timezone.now()
+    open_ticket = (
+        Ticket.objects.select_for_update()
+        .filter(
+            asset=alarm.asset,
+            alarm_key=alarm.key,
+            status__in=[Status.NEW, Status.OPEN, Status.PENDING_CUSTOMER],
+        )
+        .first()
+    )
+    if open_ticket is not None:
+        _event(open_ticket, EventKind.COMMENT, author=None, body=note)
+        return
+    recent = (
+        Ticket.objects.select_for_update()
+        .filter(
+            asset=alarm.asset,
+            alarm_key=alarm.key,
+            status=Status.RESOLVED,
+            resolved_at__gte=now - timedelta(hours=settings.SUPPORT_REOPEN_WITHIN_HOURS),
+        )
+        .order_by("-resolved_at")
+        .first()
+    )
+    if recent is not None:
+        _move(recent, Status.OPEN, None, now, note="Reopened: the alarm came back.")
+        _event(recent, EventKind.COMMENT, author=None, body=note)
+        return
+    with transaction.atomic():  # a savepoint: the unique index may refuse a concurrent twin
+        ticket_open(
+            actor=None, customer=alarm.customer, subject=f"{alarm.asset.name}: {alarm.message}"[:200],
+            description=note, category=Category.BREAKDOWN, priority=priority, source=Source.ALARM,
+            asset=alarm.asset, alarm_key=alarm.key, at=now,
+        )  # fmt: skip
+
+
+def on_alarm_cleared(*, alarm_id: str, **_: Any) -> None:
+    alarm = Alarm.objects.select_related("asset").filter(pk=alarm_id).first()
+    if alarm is None:
+        return
+    with transaction.atomic():
+        ticket = (
+            Ticket.objects.select_for_update()
+            .filter(asset=alarm.asset, alarm_key=alarm.key)
+            .order_by("-created_at")
+            .first()
+        )
+        if ticket is not None and ticket.status != Status.CLOSED:
+            why = f" ({alarm.cleared_reason})" if alarm.cleared_reason else ""
+            _event(ticket, EventKind.COMMENT, author=None, body=f"Alarm cleared{why}: {alarm.message}.")
+
+
+# Billing disputes ---------------------------------------------------------------------------
+
+
+@transaction.atomic
+def dispute_open(*, actor: User, invoice: Invoice, reason: str, line: InvoiceLine | None = None) -> Ticket:
+    if not can(actor, Capability.DISPUTE_INVOICES):
+        raise PermissionDenied("Only a customer admin disputes an invoice.")
+    if not reason.strip():
+        raise ValidationError({"reason": "Say what is wrong with the invoice."})
+    if line is not None and line.invoice_id != invoice.pk:
+        raise ValidationError({"line": "Unknown line."})
+    what = f"line {line.position} ({line.description})" if line else "the invoice"
+    return ticket_open(
+        actor=actor, customer=invoice.customer, subject=f"Dispute of {invoice.number}: {what}"[:200],
+        description=reason, category=Category.BILLING, priority=Priority.P3, source=Source.DISPUTE,
+        invoice=invoice, invoice_line=line,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def dispute_credit(*, actor: User, ticket: Ticket, amount: Decimal, reason: str) -> Ticket:
+    """Finance settles a dispute: a credit note on the invoice, a public reply, the ticket resolved."""
+    ticket = _locked(ticket)
+    if (
+        ticket.invoice is None
+        or not can(actor, Capability.RUN_INVOICES)
+        or not access.may_work(actor, ticket)
+    ):
+        raise PermissionDenied("Finance settles billing disputes with a credit note.")
+    note = billing_services.credit_note_create(
+        actor=actor, invoice=ticket.invoice, amount=amount, reason=reason
+    )
+    ticket.credit_note = note
+    ticket.save(update_fields=["credit_note", "updated_at"])
+    now = timezone.now()
+    body = f"Credit note {note.number} issued: {note.total} {note.currency} ({reason.strip()})."
+    _event(ticket, EventKind.COMMENT, author=actor, at=now, body=body)
+    if ticket.first_responded_at is None:
+        ticket.first_responded_at = now
+        ticket.first_response_breached = now > ticket.first_response_due
+    if ticket.status != Status.RESOLVED:
+        if ticket.status == Status.NEW:
+            _move(ticket, Status.OPEN, actor, now)
+        _move(ticket, Status.RESOLVED, actor, now, note="Resolved with a credit note.")
+    return ticket
+
+
+def sla_sweep(*, now: datetime | None = None) -> int:
+    """Flag breaches and tickets about to breach; each change goes out live. Returns how many changed."""
+    now = now or timezone.now()
+    changed = 0
+    for ticket in Ticket.objects.filter(
+        status__in=[Status.NEW, Status.OPEN, Status.PENDING_CUSTOMER]
+    ).iterator():
+        flags = sla.assess(ticket, now)
+        if flags != (ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state):
+            ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state = flags
+            Ticket.objects.filter(pk=ticket.pk).update(
+                first_response_breached=flags[0], resolution_breached=flags[1], sla_state=flags[2]
+            )
+            changed += 1
+            payload = {"type": "ticket.sla", "ticket": str(ticket.pk), "number": ticket.number,
+                       "sla_state": flags[2], "status": ticket.status}  # fmt: skip
+            try:
+                live.publish_for_customer(ticket.customer_id, payload)
+            except Exception:
+                log.warning("ticket %s: SLA event not published", ticket.number, exc_info=True)
+    return changed
