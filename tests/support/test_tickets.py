@@ -22,7 +22,7 @@ ALL = [s.value for s in Status]
 def open_ticket(customer: Customer, actor: User | None = None, **extra: object) -> Ticket:
     return services.ticket_open(
         actor=actor, customer=customer, subject="Compressor trips", description="Trips every hour.", at=T0,
-        **extra,  # type: ignore[arg-type]
+        **extra,
     )  # fmt: skip
 
 
@@ -89,7 +89,7 @@ def test_customers_cannot_write_internal_notes_or_on_others_tickets(
 
 @pytest.fixture
 def covered(customer_a: Customer, plan: object, fleet_a: Installed) -> Contract:
-    return contract_for(customer_a, plan, fleet_a.asset, date(2026, 1, 1))  # type: ignore[arg-type]
+    return contract_for(customer_a, plan, fleet_a.asset, date(2026, 1, 1))
 
 
 @pytest.mark.parametrize(
