@@ -7,6 +7,7 @@ public or internal: customers never see internal ones, by any channel.
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import datetime, timedelta
 
@@ -197,9 +198,21 @@ class TicketEvent(TenantOwned):
         return f"{self.ticket_id} {self.kind} {self.created_at:%Y-%m-%d %H:%M}"
 
 
+class AttachmentStorage(FileSystemStorage):
+    """Private files under ATTACHMENTS_ROOT: outside static and media, served only through the
+    access-checked view. The root is read from the settings on every use."""
+
+    @property
+    def base_location(self) -> str:
+        return str(settings.ATTACHMENTS_ROOT)
+
+    @property
+    def location(self) -> str:
+        return os.path.abspath(self.base_location)
+
+
 def attachment_storage() -> FileSystemStorage:
-    """Private files: outside static and media, served only through the access-checked view."""
-    return FileSystemStorage(location=settings.ATTACHMENTS_ROOT, base_url=None)
+    return AttachmentStorage()
 
 
 def attachment_path(instance: Attachment, filename: str) -> str:

@@ -131,7 +131,7 @@ def ticket_open(
     sla.apply_terms(ticket, now)
     if ticket.asset_id is not None and ticket.contract_id is None and ticket.sla_source != "default":
         ticket.contract = ticket.customer.contracts.filter(number=ticket.sla_source).first()
-    ticket.full_clean(exclude=["number"])
+    ticket.full_clean(exclude=["number"], validate_constraints=False)  # the database enforces them
     ticket.save()
     _event(ticket, EventKind.SYSTEM, author=actor, body=f"Opened ({ticket.get_source_display().lower()}).",
            to_status=Status.NEW, at=now)  # fmt: skip

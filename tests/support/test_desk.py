@@ -1,0 +1,324 @@
+"""The desk around tickets: alarm tickets, disputes, internal notes by every channel, attachments."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from asgiref.sync import async_to_sync
+from channels.testing import WebsocketCommunicator
+from django.core import mail
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import close_old_connections
+from django.test import Client
+from django.utils import timezone
+
+from billing import services as billing_services
+from billing.models import Contract, CreditNote, Invoice
+from billing.runs import bill_period
+from fleet import alarms
+from fleet.models import AlarmRule, AssetModel
+from portal.asgi import application
+from portal.models import Customer, User
+from support import services
+from support.models import Category, Source, Status, Ticket, TicketEvent
+from support.notifications import notify
+from tests.billing_fixtures import usage
+from tests.conftest import client_for
+from tests.fleet_fixtures import Installed
+
+JSON = "application/json"
+
+
+@pytest.fixture
+def hot_rule(compressor: AssetModel) -> AlarmRule:
+    return AlarmRule.objects.create(
+        asset_model=compressor, name="Oil overheating", metric="temp_c", comparison="gt",
+        threshold=Decimal("95"), severity="critical", ticket_priority="P1",
+    )  # fmt: skip
+
+
+def raise_alarm(installed: Installed, rule: AlarmRule, at: datetime | None = None) -> Any:
+    return alarms.alarm_raise(
+        asset=installed.asset, key=alarms.rule_key(rule), kind="threshold", severity="critical",
+        message="Oil temperature 97 °C", at=at or timezone.now(), rule=rule, value=Decimal("97"),
+    )  # fmt: skip
+
+
+def test_an_alarm_opens_one_ticket_and_a_re_raise_comments_on_it(
+    fleet_a: Installed, hot_rule: AlarmRule, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        first = raise_alarm(fleet_a, hot_rule)
+    ticket = Ticket.objects.get()
+    assert (ticket.source, ticket.priority, ticket.category) == (Source.ALARM, "P1", Category.BREAKDOWN)
+    assert ticket.first_response_due == ticket.created_at + timedelta(minutes=240)  # default P1: no contract
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alarms.alarm_clear_key(asset=fleet_a.asset, key=alarms.rule_key(hot_rule), reason="back to normal")
+    with django_capture_on_commit_callbacks(execute=True):
+        raise_alarm(fleet_a, hot_rule)
+    assert Ticket.objects.count() == 1
+    bodies = list(ticket.events.filter(kind="comment").values_list("body", flat=True))
+    assert bodies[0].startswith("Alarm cleared (back to normal)")
+    assert bodies[1].startswith("Alarm raised: Oil temperature 97")
+    assert first is not None
+
+
+def test_a_recently_resolved_alarm_ticket_is_reopened_an_old_one_is_not(
+    fleet_a: Installed, hot_rule: AlarmRule, support: User, django_capture_on_commit_callbacks: Any
+) -> None:
+    key = alarms.rule_key(hot_rule)
+    with django_capture_on_commit_callbacks(execute=True):
+        raise_alarm(fleet_a, hot_rule)
+        alarms.alarm_clear_key(asset=fleet_a.asset, key=key, reason="fixed")
+    ticket = Ticket.objects.get()
+    services.ticket_transition(actor=support, ticket=ticket, to=Status.RESOLVED)
+    with django_capture_on_commit_callbacks(execute=True):
+        raise_alarm(fleet_a, hot_rule)
+    ticket.refresh_from_db()
+    assert (Ticket.objects.count(), ticket.status) == (1, Status.OPEN)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        alarms.alarm_clear_key(asset=fleet_a.asset, key=key, reason="fixed")
+    services.ticket_transition(actor=support, ticket=ticket, to=Status.RESOLVED)
+    Ticket.objects.filter(pk=ticket.pk).update(resolved_at=timezone.now() - timedelta(days=5))
+    with django_capture_on_commit_callbacks(execute=True):
+        raise_alarm(fleet_a, hot_rule)
+    assert Ticket.objects.count() == 2
+
+
+def test_alarms_of_rules_without_a_ticket_priority_open_nothing(
+    fleet_a: Installed, hot_rule: AlarmRule, django_capture_on_commit_callbacks: Any
+) -> None:
+    hot_rule.ticket_priority = ""
+    hot_rule.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        raise_alarm(fleet_a, hot_rule)
+    assert not Ticket.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_alarm_events_open_exactly_one_ticket(fleet_a: Installed, hot_rule: AlarmRule) -> None:
+    alarm = raise_alarm(fleet_a, hot_rule)  # autocommit: its own handler already ran
+    Ticket.objects.all().delete()
+    barrier = threading.Barrier(8)
+    errors: list[BaseException] = []
+
+    def handle() -> None:
+        try:
+            barrier.wait()
+            services.on_alarm_raised(alarm_id=str(alarm.pk))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=handle) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ticket = Ticket.objects.get()
+    assert ticket.events.filter(kind="comment").count() == 7  # the other seven commented on it
+
+
+# --- disputes ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def invoice_a(contract_a: Contract, fleet_a: Installed) -> Invoice:
+    usage(fleet_a.asset, datetime(2026, 10, 3, 10, tzinfo=UTC), "10")
+    bill_period("2026-10", now=datetime(2026, 11, 5, tzinfo=UTC))
+    return billing_services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract_a))
+
+
+def test_a_dispute_becomes_a_billing_ticket_that_finance_settles_with_a_credit_note(
+    admin_a: User, viewer_a: User, admin_b: User, finance: User, invoice_a: Invoice
+) -> None:
+    line = invoice_a.lines.get(metric="run_hours")
+    url = f"/api/v1/invoices/{invoice_a.pk}/dispute/"
+    body = {"reason": "We were down three days", "line": line.pk}
+    assert client_for(viewer_a).post(url, body, content_type=JSON).status_code == 403
+    assert client_for(admin_b).post(url, body, content_type=JSON).status_code == 404
+    response = client_for(admin_a).post(url, body, content_type=JSON)
+    assert response.status_code == 201
+    ticket = Ticket.objects.get(pk=response.json()["id"])
+    assert (ticket.category, ticket.source, ticket.invoice, ticket.invoice_line) == (
+        Category.BILLING, Source.DISPUTE, invoice_a, line,
+    )  # fmt: skip
+
+    # Finance sees billing tickets only, and settles this one.
+    services.ticket_open(actor=None, customer=invoice_a.customer, subject="Noise", description="Loud.")
+    listed = client_for(finance).get("/api/v1/tickets/").json()
+    assert [t["number"] for t in listed["results"]] == [ticket.number]
+    settled = client_for(finance).post(
+        f"/api/v1/tickets/{ticket.pk}/credit-note/",
+        {"amount": "5.00", "reason": "Downtime"},
+        content_type=JSON,
+    )
+    assert settled.status_code == 200
+    note = CreditNote.objects.get()
+    assert (note.invoice, note.amount, settled.json()["status"], settled.json()["credit_note"]) == (
+        invoice_a, Decimal("5.00"), "resolved", str(note.pk),
+    )  # fmt: skip
+    visible = client_for(admin_a).get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert any(note.number in e["body"] for e in visible["events"])
+
+
+def test_support_cannot_issue_credit_notes(support: User, admin_a: User, invoice_a: Invoice) -> None:
+    ticket = services.dispute_open(actor=admin_a, invoice=invoice_a, reason="Too high")
+    response = client_for(support).post(
+        f"/api/v1/tickets/{ticket.pk}/credit-note/", {"amount": "5", "reason": "x"}, content_type=JSON
+    )
+    assert response.status_code == 403
+    assert not CreditNote.objects.exists()
+
+
+# --- internal notes never reach a customer -------------------------------------------------
+
+
+@pytest.fixture
+def noted(customer_a: Customer, viewer_a: User, support: User) -> Ticket:
+    ticket = services.ticket_open(
+        actor=viewer_a, customer=customer_a, subject="Leak", description="Oil on floor"
+    )
+    services.ticket_assign(actor=support, ticket=ticket, assignee=support)
+    services.ticket_comment(actor=support, ticket=ticket, body="We send a technician tomorrow.")
+    services.ticket_comment(actor=support, ticket=ticket, body="SECRET: warranty expired", internal=True)
+    return ticket
+
+
+def test_internal_notes_are_invisible_to_customers_in_pages_and_api(
+    noted: Ticket, viewer_a: User, admin_a: User, support: User
+) -> None:
+    for user in (viewer_a, admin_a):
+        client = client_for(user)
+        for url in (f"/support/tickets/{noted.pk}/", f"/support/tickets/{noted.pk}/?partial=timeline"):
+            page = client.get(url).content.decode()
+            assert "technician tomorrow" in page
+            assert "SECRET" not in page
+        api = client.get(f"/api/v1/tickets/{noted.pk}/").json()
+        assert [e for e in api["events"] if e["internal"]] == []
+        assert "SECRET" not in str(api)
+    staff = client_for(support).get(f"/api/v1/tickets/{noted.pk}/").json()
+    assert any(e["internal"] and "SECRET" in e["body"] for e in staff["events"])
+
+
+def test_internal_notes_are_never_mailed_to_customers(noted: Ticket, viewer_a: User, support: User) -> None:
+    mail.outbox.clear()
+    for event in TicketEvent.objects.filter(ticket=noted).order_by("id"):
+        notify(event.pk)
+    to_customer = [m for m in mail.outbox if viewer_a.email in m.to]
+    assert to_customer, "the public reply is mailed to the customer"
+    assert all("SECRET" not in m.body for m in to_customer)
+    assert any("We send a technician tomorrow." in m.body for m in to_customer)
+    # A customer's own comment goes to the assignee.
+    mail.outbox.clear()
+    event = services.ticket_comment(actor=viewer_a, ticket=noted, body="Thanks!")
+    notify(event.pk)
+    assert [m.to for m in mail.outbox] == [[support.email]]
+
+
+def _socket_headers(user: User) -> list[tuple[bytes, bytes]]:
+    client = Client()
+    client.force_login(user)
+    return [(b"origin", b"http://testserver"), (b"host", b"testserver"),
+            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+def test_internal_notes_are_never_sent_to_customer_sockets(
+    customer_a: Customer, viewer_a: User, support: User
+) -> None:
+    ticket = services.ticket_open(actor=viewer_a, customer=customer_a, subject="Leak", description="Oil")
+    customer_headers, staff_headers = _socket_headers(viewer_a), _socket_headers(support)
+
+    async def scenario() -> None:
+        from asgiref.sync import sync_to_async
+
+        customer = WebsocketCommunicator(application, "/ws/live/", headers=customer_headers)
+        staff = WebsocketCommunicator(application, "/ws/live/", headers=staff_headers)
+        assert (await customer.connect(timeout=5))[0]
+        assert (await staff.connect(timeout=5))[0]
+        for socket in (customer, staff):  # whatever a socket says on connect
+            while not await socket.receive_nothing(timeout=0.3):
+                await socket.receive_json_from()
+        await sync_to_async(services.ticket_comment)(
+            actor=support, ticket=ticket, body="SECRET", internal=True
+        )
+        got = await staff.receive_json_from(timeout=5)
+        assert (got["type"], got.get("internal"), got["ticket"]) == (
+            "ticket.comment",
+            True,
+            str(ticket.pk),
+        ), got
+        assert await customer.receive_nothing(timeout=1)
+        await sync_to_async(services.ticket_comment)(actor=support, ticket=ticket, body="On our way")
+        public = await customer.receive_json_from(timeout=5)
+        assert (public["type"], public["ticket"]) == ("ticket.comment", str(ticket.pk))
+        assert "internal" not in public
+        await customer.disconnect()
+        await staff.disconnect()
+
+    async_to_sync(scenario)()
+
+
+# --- attachments -----------------------------------------------------------------------------
+
+
+def test_attachments_are_checked_by_size_and_content(
+    customer_a: Customer, viewer_a: User, viewer_b: User, settings: Any, tmp_path: Any
+) -> None:
+    settings.ATTACHMENTS_ROOT = tmp_path
+    ticket = services.ticket_open(
+        actor=viewer_a, customer=customer_a, subject="Photo", description="See photo"
+    )
+    client = client_for(viewer_a)
+    url = f"/api/v1/tickets/{ticket.pk}/attachments/"
+    fake_png = SimpleUploadedFile("photo.png", b"MZ\x90\x00 this is an exe", "image/png")
+    assert client.post(url, {"file": fake_png}).status_code == 400
+    exe = SimpleUploadedFile("tool.exe", b"MZ\x90\x00", "application/octet-stream")
+    assert "PNG, JPEG, PDF" in str(client.post(url, {"file": exe}).json())
+    settings.ATTACHMENT_MAX_BYTES = 1000
+    big = SimpleUploadedFile("big.txt", b"x" * 1001, "text/plain")
+    assert "up to" in str(client.post(url, {"file": big}).json())
+    png = SimpleUploadedFile("../../etc/photo.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "image/png")
+    created = client.post(url, {"file": png})
+    assert created.status_code == 201
+    stored = ticket.attachments.get()
+    assert "photo" not in str(stored.file.name)  # a random name on disk
+    assert stored.file.path.startswith(str(tmp_path))
+    assert stored.name == "photo.png"  # the path part of the name is dropped
+
+    download = client.get(created.json()["url"])
+    assert download.status_code == 200
+    assert download["Content-Disposition"].startswith("attachment")
+    assert b"".join(download.streaming_content).startswith(b"\x89PNG")
+    assert client_for(viewer_b).get(created.json()["url"]).status_code == 404
+    assert ticket.attachments.count() == 1
+
+
+def test_a_covered_asset_links_its_contract_and_terms(
+    customer_a: Customer, plan: Any, fleet_a: Installed, viewer_a: User
+) -> None:
+    from tests.billing_fixtures import contract_for
+
+    contract = contract_for(customer_a, plan, fleet_a.asset, date(2026, 1, 1))
+    response = client_for(viewer_a).post(
+        "/api/v1/tickets/",
+        {"subject": "Noise", "description": "Rattles", "priority": "P2", "asset": str(fleet_a.asset.pk)},
+        content_type=JSON,
+    )
+    assert response.status_code == 201
+    data = response.json()
+    assert (data["contract"], data["sla_source"], data["first_response_minutes"]) == (
+        str(contract.pk),
+        contract.number,
+        240,
+    )
+    assert data["source"] == "portal"
