@@ -108,6 +108,17 @@ def ticket_open(
 ) -> Ticket:
     if actor is not None and not access.may_open(actor, customer):
         raise PermissionDenied("Your role may not open tickets for this customer.")
+    errors = {}
+    if priority not in Priority.values:
+        errors["priority"] = "P1, P2, P3 or P4."
+    if category not in Category.values:
+        errors["category"] = f"One of: {', '.join(Category.values)}."
+    if not subject.strip():
+        errors["subject"] = "Give the ticket a subject."
+    if not description.strip():
+        errors["description"] = "Say what happened."
+    if errors:
+        raise ValidationError(errors)
     for name, linked in (("asset", asset), ("invoice", invoice)):
         if linked is not None and linked.customer_id != customer.pk:
             raise ValidationError({name: f"Unknown {name}."})
