@@ -331,5 +331,7 @@ SUPPORT_DEFAULT_SLA = {
 SUPPORT_AT_RISK_SHARE = 0.2
 # A re-raised alarm reopens its ticket when that was resolved less than this long ago.
 SUPPORT_REOPEN_WITHIN_HOURS = int(os.environ.get("SUPPORT_REOPEN_WITHIN_HOURS", "72"))
-# Built-in alarm kinds that open tickets, with the priority (rules say their own).
-SUPPORT_ALARM_TICKETS = {"device_fault": "P2", "offline": "P2"}
+# Built-in alarm kinds that open tickets, with the priority (rules say their own). "offline" is
+# left out by default: a site losing its network would open a ticket per machine; add it per
+# deployment (e.g. {"device_fault": "P2", "offline": "P2"}).
+SUPPORT_ALARM_TICKETS = {"device_fault": "P2"}
