@@ -4,7 +4,10 @@
   public comments, reopen a resolved ticket or close it;
 - support agents and operators (WORK_TICKETS): every ticket; assign, change status and
   priority, write internal notes;
-- finance (RUN_INVOICES): billing tickets only (disputes) — comment, internal notes, status.
+- finance (RUN_INVOICES): billing tickets only (disputes) — comment, internal notes, status,
+  assignment and priority, and settling with a credit note.
+
+Files attached to an internal note are as internal as the note.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from django.db.models import QuerySet
 from portal.models import Customer, User
 from portal.roles import Capability, can
 from portal.tenancy import customer_id_scope
-from support.models import Category, Status, Ticket
+from support.models import Attachment, Category, Status, Ticket
 
 
 def is_provider(user: Any) -> bool:
@@ -38,6 +41,13 @@ def tickets_visible_to(user: Any) -> QuerySet[Ticket]:
     if handles_disputes(user):
         tickets = tickets.filter(category=Category.BILLING)
     return tickets
+
+
+def attachments_visible_to(user: Any, ticket: Ticket) -> QuerySet[Attachment]:
+    attachments = ticket.attachments.all()
+    if not may_see_internal(user):
+        attachments = attachments.exclude(event__internal=True)
+    return attachments
 
 
 def may_open(user: User, customer: Customer) -> bool:

@@ -48,11 +48,12 @@ class Source(models.TextChoices):
     DISPUTE = "dispute", "Billing dispute"
 
 
-# The legal transitions: new → open → pending_customer ⇄ open → resolved → closed, and reopen.
+# The legal transitions, exactly: new → open → pending_customer ⇄ open → resolved → closed,
+# and reopen (resolved → open). Everything else is refused.
 TRANSITIONS: dict[str, frozenset[str]] = {
-    Status.NEW: frozenset({Status.OPEN, Status.PENDING_CUSTOMER, Status.RESOLVED}),
+    Status.NEW: frozenset({Status.OPEN}),
     Status.OPEN: frozenset({Status.PENDING_CUSTOMER, Status.RESOLVED}),
-    Status.PENDING_CUSTOMER: frozenset({Status.OPEN, Status.RESOLVED}),
+    Status.PENDING_CUSTOMER: frozenset({Status.OPEN}),
     Status.RESOLVED: frozenset({Status.CLOSED, Status.OPEN}),
     Status.CLOSED: frozenset(),
 }

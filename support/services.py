@@ -9,6 +9,7 @@ to a customer).
 
 from __future__ import annotations
 
+import codecs
 import logging
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -159,6 +160,8 @@ def _move(ticket: Ticket, to: str, actor: User | None, now: datetime, *, note: s
         now_label, to_label = ticket.get_status_display().lower(), Status(to).label.lower()
         raise TransitionError({"status": f"A {now_label} ticket cannot become {to_label}."})
     before = ticket.status
+    if ticket.is_unresolved:  # settle the clocks up to this moment before they stop or restart
+        ticket.first_response_breached, ticket.resolution_breached, _ = sla.assess(ticket, now)
     if before == Status.PENDING_CUSTOMER and ticket.pending_since is not None:
         ticket.paused_seconds += int((now - ticket.pending_since).total_seconds())
         ticket.pending_since = None
@@ -270,8 +273,8 @@ def _sniff(upload: UploadedFile) -> str | None:
             continue
         if content_type in MAGIC:
             return content_type if head.startswith(MAGIC[content_type]) else None
-        try:  # text: must decode, no NUL bytes
-            head.decode("utf-8")
+        try:  # text: must decode (a character cut at the end of the sample is fine), no NUL bytes
+            codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
         except UnicodeDecodeError:
             return None
         return content_type if b"\x00" not in head else None
@@ -284,6 +287,8 @@ def attachment_add(
 ) -> Attachment:
     if not access.may_comment(actor, ticket):
         raise PermissionDenied("Your role may not add files to this ticket.")
+    if ticket.status == Status.CLOSED:
+        raise ValidationError({"file": "This ticket is closed; open a new one."})
     if upload.size is None or upload.size > settings.ATTACHMENT_MAX_BYTES:
         limit = settings.ATTACHMENT_MAX_BYTES // (1024 * 1024)
         raise ValidationError({"file": f"Files up to {limit} MB."})
@@ -298,8 +303,7 @@ def attachment_add(
     attachment.file.save(name, upload, save=False)
     attachment.save()
     if event is None:
-        _event(ticket, EventKind.SYSTEM, author=actor, body=f"Attached {name}.",
-               internal=access.is_provider(actor) and False)  # fmt: skip
+        _event(ticket, EventKind.SYSTEM, author=actor, body=f"Attached {name}.")
     return attachment
 
 
@@ -424,9 +428,9 @@ def dispute_credit(*, actor: User, ticket: Ticket, amount: Decimal, reason: str)
     if ticket.first_responded_at is None:
         ticket.first_responded_at = now
         ticket.first_response_breached = now > ticket.first_response_due
-    if ticket.status != Status.RESOLVED:
-        if ticket.status == Status.NEW:
-            _move(ticket, Status.OPEN, actor, now)
+    if ticket.status in (Status.NEW, Status.PENDING_CUSTOMER):
+        _move(ticket, Status.OPEN, actor, now)
+    if ticket.status == Status.OPEN:
         _move(ticket, Status.RESOLVED, actor, now, note="Resolved with a credit note.")
     return ticket
 

@@ -41,7 +41,7 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
     resolution_due = serializers.DateTimeField(read_only=True)
     next_due = serializers.DateTimeField(read_only=True)
     events = serializers.SerializerMethodField()
-    attachments = AttachmentSerializer(many=True, read_only=True)
+    attachments = serializers.SerializerMethodField()
 
     class Meta:
         model = Ticket
@@ -54,6 +54,11 @@ class TicketSerializer(serializers.ModelSerializer[Ticket]):
             "first_response_breached", "resolution_breached", "sla_state", "events", "attachments",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def get_attachments(self, ticket: Ticket) -> list[dict[str, Any]]:
+        request = self.context.get("request")
+        user = request.user if request is not None else None
+        return list(AttachmentSerializer(access.attachments_visible_to(user, ticket), many=True).data)
 
     def get_events(self, ticket: Ticket) -> list[dict[str, Any]]:
         if not self.context.get("with_events"):

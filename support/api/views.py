@@ -114,7 +114,8 @@ class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         scope = customer_id_scope(self.actor)
-        customer_id = values.pop("customer", None) if scope is None else scope
+        requested = values.pop("customer", None)  # a customer's users always open their own
+        customer_id = requested if scope is None else scope
         customers = Customer.objects.visible_to(self.actor)
         customer = customers.filter(pk=str(customer_id)).first() if customer_id else None
         if customer is None:
@@ -205,7 +206,7 @@ class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         self, request: Request, pk: str | None = None, attachment_id: str | None = None
     ) -> FileResponse:
         ticket = self.get_object()
-        found = ticket.attachments.filter(pk=attachment_id).first()
+        found = access.attachments_visible_to(self.actor, ticket).filter(pk=str(attachment_id)).first()
         if found is None:
             raise NotFound()
         response = FileResponse(

@@ -9,19 +9,27 @@ import pytest
 from portal.models import Customer, User
 from support import services
 from tests.factories import PASSWORD
+from tests.fleet_fixtures import Installed
 from tests.integration import login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def test_an_agent_answers_and_the_customer_sees_the_reply_arrive(
-    browser: Any, page: Any, asgi_server: str, viewer_a: User, support: User, customer_a: Customer
+    browser: Any,
+    page: Any,
+    asgi_server: str,
+    viewer_a: User,
+    support: User,
+    customer_a: Customer,
+    fleet_a: Installed,
 ) -> None:
     ticket = services.ticket_open(
         actor=viewer_a,
         customer=customer_a,
         subject="Compressor 2 trips",
         description="Every hour since Monday.",
+        asset=fleet_a.asset,
     )
     login(page, asgi_server, viewer_a.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
@@ -37,6 +45,8 @@ def test_an_agent_answers_and_the_customer_sees_the_reply_arrive(
         agent.wait_for_url(f"{asgi_server}/")
         agent.goto(f"{asgi_server}/support/tickets/")
         agent.click(f"text={ticket.number}")
+        agent.wait_for_selector("#ticket-charts .main-svg")  # the machine's telemetry, next to the ticket
+        assert "Asset A-0001" in agent.inner_text("#asset-card")
         agent.fill("#reply-body", "Internal: check the warranty first")
         agent.check('input[name="internal"]')
         agent.click('[data-testid="send-reply"]')

@@ -76,6 +76,7 @@ def test_a_recently_resolved_alarm_ticket_is_reopened_an_old_one_is_not(
         raise_alarm(fleet_a, hot_rule)
         alarms.alarm_clear_key(asset=fleet_a.asset, key=key, reason="fixed")
     ticket = Ticket.objects.get()
+    services.ticket_transition(actor=support, ticket=ticket, to=Status.OPEN)
     services.ticket_transition(actor=support, ticket=ticket, to=Status.RESOLVED)
     with django_capture_on_commit_callbacks(execute=True):
         raise_alarm(fleet_a, hot_rule)
@@ -322,3 +323,44 @@ def test_a_covered_asset_links_its_contract_and_terms(
         240,
     )
     assert data["source"] == "portal"
+
+
+def test_files_of_internal_notes_are_as_internal_as_the_notes(
+    customer_a: Customer, viewer_a: User, support: User, settings: Any, tmp_path: Any
+) -> None:
+    settings.ATTACHMENTS_ROOT = tmp_path
+    ticket = services.ticket_open(actor=viewer_a, customer=customer_a, subject="Leak", description="Oil")
+    note = services.ticket_comment(actor=support, ticket=ticket, body="Warranty papers", internal=True)
+    secret = services.attachment_add(
+        actor=support, ticket=ticket, event=note,
+        upload=SimpleUploadedFile("warranty.txt", "Garantie bis März".encode(), "text/plain"),
+    )  # fmt: skip
+    customer_view = client_for(viewer_a).get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert customer_view["attachments"] == []
+    assert (
+        client_for(viewer_a).get(f"/api/v1/tickets/{ticket.pk}/attachments/{secret.pk}/").status_code == 404
+    )
+    staff_view = client_for(support).get(f"/api/v1/tickets/{ticket.pk}/").json()
+    assert [a["name"] for a in staff_view["attachments"]] == ["warranty.txt"]
+
+
+def test_text_cut_inside_a_character_at_the_sniffing_boundary_is_still_text(
+    customer_a: Customer, viewer_a: User, settings: Any, tmp_path: Any
+) -> None:
+    settings.ATTACHMENTS_ROOT = tmp_path
+    ticket = services.ticket_open(actor=viewer_a, customer=customer_a, subject="Log", description="See log")
+    text = ("x" * 511 + "ä" + "more").encode()  # byte 512 is the first half of "ä"
+    services.attachment_add(
+        actor=viewer_a, ticket=ticket, upload=SimpleUploadedFile("run.log", text, "text/plain")
+    )
+    assert ticket.attachments.count() == 1
+
+
+def test_a_customer_naming_a_customer_opens_for_their_own(viewer_a: User, customer_b: Customer) -> None:
+    response = client_for(viewer_a).post(
+        "/api/v1/tickets/",
+        {"subject": "Hi", "description": "Question", "customer": str(customer_b.pk)},
+        content_type=JSON,
+    )
+    assert response.status_code == 201
+    assert response.json()["customer"] == str(viewer_a.customer_id)

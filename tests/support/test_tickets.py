@@ -171,3 +171,14 @@ def test_a_late_first_reply_is_recorded_as_breached(
     with time_machine.travel(T0 + timedelta(minutes=90), tick=False):
         services.ticket_comment(actor=support, ticket=ticket, body="Sorry for the wait.")
     assert Ticket.objects.get(pk=ticket.pk).first_response_breached
+
+
+def test_resolving_late_records_the_breach_at_once(
+    covered: Contract, fleet_a: Installed, support: User
+) -> None:
+    ticket = open_ticket(covered.customer, asset=fleet_a.asset, priority="P1")  # resolve within 480 min
+    with time_machine.travel(T0 + timedelta(minutes=20), tick=False):
+        services.ticket_comment(actor=support, ticket=ticket, body="On it.")
+    with time_machine.travel(T0 + timedelta(minutes=500), tick=False):
+        ticket = services.ticket_transition(actor=support, ticket=ticket, to=Status.RESOLVED)
+    assert (ticket.resolution_breached, ticket.first_response_breached) == (True, False)
