@@ -296,14 +296,14 @@ def attachment_add(
     if content_type is None:
         raise ValidationError({"file": "PNG, JPEG, PDF, text, log or CSV files only."})
     name = (upload.name or "file").replace("/", "_").replace("\\", "_")[-200:]
+    if event is None:  # a file on its own gets its own line in the timeline, with the link
+        event = _event(ticket, EventKind.SYSTEM, author=actor, body=f"Attached {name}.")
     attachment = Attachment(
         customer_id=ticket.customer_id, ticket=ticket, event=event, name=name, content_type=content_type,
         size=upload.size, uploaded_by=actor,
     )  # fmt: skip
     attachment.file.save(name, upload, save=False)
     attachment.save()
-    if event is None:
-        _event(ticket, EventKind.SYSTEM, author=actor, body=f"Attached {name}.")
     return attachment
 
 
