@@ -103,3 +103,12 @@ def test_the_sla_report_charts_each_customer(
     mine = client_for(viewer_a).get("/support/sla/").content.decode()
     assert "Alpha Dairy" in mine
     assert "Bravo" not in mine
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(45, "45 min"), (240, "4 h"), (1440, "1 d"), (1830, "1 d 6 h 30 min"), (None, "—")]
+)
+def test_sla_minutes_read_as_people_say_them(value: int | None, text: str) -> None:
+    from portal.templatetags.portal_tags import minutes
+
+    assert minutes(value) == text
