@@ -4,6 +4,7 @@ from billing import views
 
 urlpatterns = [
     path("billing/contracts/", views.contract_list, name="contract_list"),
+    path("billing/contracts/new/", views.contract_new, name="contract_new"),
     path("billing/contracts/<uuid:pk>/", views.contract_detail, name="contract_detail"),
     path("billing/invoices/", views.invoice_list, name="invoice_list"),
     path("billing/invoices/<uuid:pk>/", views.invoice_detail, name="invoice_detail"),

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from billing import metering, selectors, services
+from billing.forms import ContractForm
 from billing.models import (
     ContractStatus,
     Invoice,
@@ -60,8 +61,30 @@ def contract_list(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "billing/contract_list.html",
-        {"page": page, "status": status, "search": search, "statuses": ContractStatus.choices},
+        {
+            "page": page,
+            "status": status,
+            "search": search,
+            "statuses": ContractStatus.choices,
+            "perms_manage": can(user, Capability.MANAGE_CONTRACTS),
+        },
     )
+
+
+@login_required
+def contract_new(request: HttpRequest) -> HttpResponseBase:
+    require_capability(request, Capability.MANAGE_CONTRACTS)
+    user = _user(request)
+    form = ContractForm(request.POST or None, user=user)
+    if request.method == "POST" and form.is_valid():
+        try:
+            contract = services.contract_create(actor=user, **form.service_kwargs())
+        except ValidationError as exc:
+            form.add_error(None, _errors(exc))
+        else:
+            messages.success(request, f"Contract {contract.number} created.")
+            return redirect("contract_detail", pk=contract.pk)
+    return render(request, "billing/contract_new.html", {"form": form})
 
 
 @login_required

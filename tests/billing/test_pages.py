@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -138,3 +139,35 @@ def test_home_pages_show_usage_and_the_billing_desk(viewer_a: User, finance: Use
     assert "Usage this month" in client_for(viewer_a).get("/").content.decode()
     desk = client_for(finance).get("/").content.decode()
     assert "2 drafts</strong> for 2026-10" in desk
+
+
+def test_finance_creates_a_contract_from_the_form(
+    finance: User, plan: Any, fleet_a: Installed, fleet_b: Installed
+) -> None:
+    client = client_for(finance)
+    assert "New contract" in client.get("/billing/contracts/").content.decode()
+    form = {
+        "customer": str(fleet_a.asset.customer_id), "plan": str(plan.pk), "start_date": "2026-11-01",
+        "status": "active", "assets": [str(fleet_a.asset.pk), str(fleet_b.asset.pk)], "uptime_target": "99.5",
+        "service_credits": "99.5:5, 99:10",
+        **{f"respond_P{n}": "60" for n in range(1, 5)}, **{f"resolve_P{n}": "480" for n in range(1, 5)},
+    }  # fmt: skip
+    refused = client.post("/billing/contracts/new/", form)
+    assert "belongs to Bravo Breweries" in refused.content.decode()
+    assert not Contract.objects.exists()
+    form["assets"] = [str(fleet_a.asset.pk)]
+    form["service_credits"] = "99.5:five"
+    assert "Write steps as" in client.post("/billing/contracts/new/", form).content.decode()
+    form["service_credits"] = "99.5:5, 99:10"
+    response = client.post("/billing/contracts/new/", form, follow=True)
+    contract = Contract.objects.get()
+    assert "created" in response.content.decode()
+    assert (contract.customer_id, contract.first_response_minutes["P2"], contract.service_credits[1]) == (
+        fleet_a.asset.customer_id, 60, {"below": "99", "credit_percent": "10"},
+    )  # fmt: skip
+    assert [c.asset for c in contract.coverages.all()] == [fleet_a.asset]
+
+
+def test_only_finance_and_operators_create_contracts(support: User, admin_a: User) -> None:
+    assert client_for(support).get("/billing/contracts/new/").status_code == 403
+    assert client_for(admin_a).get("/billing/contracts/new/").status_code == 403
