@@ -130,6 +130,37 @@ def peak_rss(pid: int) -> dict[str, Any]:
     }
 
 
+def resident_kib(pid: int) -> int:
+    """VmRSS (resident set now) of one process, in KiB; 0 when it is gone."""
+    return _status_kb(pid, "VmRSS")
+
+
+def socket_count(pid: int) -> int:
+    """Open sockets of one process (its /proc/<pid>/fd entries that are sockets)."""
+    count = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(entry.path).startswith("socket:"):
+                    count += 1
+    return count
+
+
+def raise_open_files_limit(wanted: int) -> int:
+    """Raise this process's RLIMIT_NOFILE soft limit towards `wanted` (children started
+    afterwards inherit it); root may raise the hard limit too. Returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    if hard != resource.RLIM_INFINITY and hard < wanted and os.geteuid() == 0:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, wanted))
+            return wanted
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return target
+
+
 def cpu_seconds(pid: int) -> float:
     """CPU time (user + system) of a process tree, including its reaped children
     (PostgreSQL backends that have exited are counted through the postmaster's cutime)."""

@@ -48,6 +48,21 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.send_json({"type": "hello", "role": user.role})
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Relayed events skip Channels' per-message `aclose_old_connections()`.
+
+        Channels runs `close_old_connections` through `sync_to_async` before every handler:
+        a hop to the process's one thread for sync code (the thread Django's sync views run
+        in) for each event and socket, so every frame of a fan-out queued behind the HTTP
+        requests and the requests behind thousands of frames. `live_event` touches no
+        database; the handlers that do (connect, subscribe) use `database_sync_to_async`,
+        which closes old connections itself. Every other message keeps the default.
+        """
+        if message.get("type") == "live.event":
+            await self.live_event(message)
+        else:
+            await super().dispatch(message)
+
     async def disconnect(self, code: int) -> None:
         for name in self.groups_joined:
             await self.channel_layer.group_discard(name, self.channel_name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -32,16 +33,40 @@ def publish(group: str, payload: dict[str, Any]) -> None:
         async_to_sync(layer.group_send)(group, {"type": "live.event", "payload": payload})
 
 
+# Groups published to at once by publish_many: each group_send is several Redis round trips,
+# so a batch's messages overlap them; kept well below the channel layer's Redis connection
+# pool (redis-py's default is 100 connections per event loop).
+PUBLISH_CONCURRENCY = 16
+
+
 def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
     """Send many (group, payload) messages in one event loop: one channel-layer connection
-    for a whole batch instead of one per message (several ms each through async_to_sync)."""
+    pool for a whole batch instead of one per message (several ms each through async_to_sync).
+
+    Different groups are sent to concurrently (at most PUBLISH_CONCURRENCY at once); the
+    messages of one group keep their order. A failure is raised after the others were sent.
+    """
     layer = get_channel_layer()
     if layer is None or not messages:
         return
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for group, payload in messages:
+        by_group.setdefault(group, []).append(payload)
 
     async def send_all() -> None:
-        for group, payload in messages:
-            await layer.group_send(group, {"type": "live.event", "payload": payload})
+        gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
+
+        async def send_group(group: str, payloads: list[dict[str, Any]]) -> None:
+            async with gate:
+                for payload in payloads:
+                    await layer.group_send(group, {"type": "live.event", "payload": payload})
+
+        results = await asyncio.gather(
+            *(send_group(group, payloads) for group, payloads in by_group.items()), return_exceptions=True
+        )
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        if failure is not None:
+            raise failure
 
     async_to_sync(send_all)()
 
