@@ -95,7 +95,9 @@ def _covered_hours(contract_ids: Iterable[object], period: Period) -> QuerySet[H
     """Hourly usage rows of the contracts' assets inside the period and their coverage.
 
     The coverage conditions sit in one `filter()` call, so they apply to the same coverage
-    row (one join), and a row counts once per contract that covered it at that hour.
+    row (one join), and a row counts once per contract that covered it at that hour. On
+    PostgreSQL the sums read the covering index `usage_asset_hour_covering` (billing migration
+    0002) only: (asset_id, hour) with metric and quantity, no heap fetch per usage row.
     """
     return HourlyUsage.objects.filter(
         Q(asset__coverages__covered_until__isnull=True) | Q(hour__lt=F("asset__coverages__covered_until")),
