@@ -8,14 +8,14 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from billing import demo, home
-        from billing.live import usage_recorded
+        from billing.live import assets_reported
         from fleet import events
         from portal.context_processors import add_nav_item
         from portal.demo import register_seeder
         from portal.home import register_panel
         from portal.roles import Capability
 
-        events.subscribe(events.USAGE_RECORDED, usage_recorded)
+        events.subscribe(events.ASSET_STATUS_CHANGED, assets_reported)
         register_panel(home.usage_panel)
         register_panel(home.billing_desk_panel)
         register_seeder(demo.seed)

@@ -1,4 +1,5 @@
-"""Live usage: when the ingest worker records usage of covered assets, tell their customer's pages.
+"""Live usage: when covered assets report (fleet's `asset_status_changed`, once per asset per
+ingest batch, after commit — their hourly usage may have grown), tell their customer's pages.
 
 The message carries the asset (sockets coalesce per asset and second) and the contract; a
 contract page refetches its usage and projection at most every few seconds.
@@ -18,7 +19,7 @@ from portal import live
 log = logging.getLogger(__name__)
 
 
-def usage_recorded(*, asset_ids: list[str], **_: Any) -> None:
+def assets_reported(*, asset_ids: list[str], **_: Any) -> None:
     covered = (
         ContractAsset.objects.filter(asset_id__in=asset_ids)
         .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=timezone.now()))

@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 ASSET_STATUS_CHANGED = "fleet.asset_status_changed"  # asset_ids: list[str]
 ALARM_RAISED = "fleet.alarm_raised"  # alarm_id: str
 ALARM_CLEARED = "fleet.alarm_cleared"  # alarm_id: str
-USAGE_RECORDED = "fleet.usage_recorded"  # asset_ids: list[str] whose hourly usage grew in a batch
 
 Handler = Callable[..., None]
 _handlers: dict[str, list[Handler]] = defaultdict(list)

@@ -7,7 +7,7 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from billing.live import usage_recorded
+from billing.live import assets_reported
 from billing.models import Contract
 from fleet import events
 from portal.asgi import application
@@ -27,7 +27,7 @@ def _headers(user: User) -> list[tuple[bytes, bytes]]:
 def test_usage_updates_go_to_the_covered_assets_customer_only(
     viewer_a: User, viewer_b: User, contract_a: Contract, contract_b: Contract, fleet_a: Installed
 ) -> None:
-    assert usage_recorded in events._handlers[events.USAGE_RECORDED]  # billing subscribed at start-up
+    assert assets_reported in events._handlers[events.ASSET_STATUS_CHANGED]  # billing subscribed at start-up
     a_headers, b_headers = _headers(viewer_a), _headers(viewer_b)
 
     async def scenario() -> None:
@@ -38,7 +38,7 @@ def test_usage_updates_go_to_the_covered_assets_customer_only(
         for socket in (mine, theirs):
             while not await socket.receive_nothing(timeout=0.3):
                 await socket.receive_json_from()
-        await sync_to_async(events.emit)(events.USAGE_RECORDED, asset_ids=[str(fleet_a.asset.pk)])
+        await sync_to_async(events.emit)(events.ASSET_STATUS_CHANGED, asset_ids=[str(fleet_a.asset.pk)])
         message = await mine.receive_json_from(timeout=5)
         assert message == {
             "type": "usage.updated",
