@@ -94,3 +94,23 @@ def test_a_customer_admin_reads_usage_projection_and_the_hours_behind_a_line(
     screenshot(page, "billing-invoice-provenance")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "billing-invoice-phone")
+
+
+def test_usage_to_date_moves_live_as_heartbeats_arrive(
+    page: Any, asgi_server: str, live_worker: Any, viewer_a: User, contract_a: Contract, fleet_a: Installed
+) -> None:
+    from tests.browser.test_fleet_live import post_counter
+
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/billing/contracts/{contract_a.pk}/")
+    page.wait_for_selector('[data-live-state="live"]')
+    page.wait_for_selector('[data-testid="usage-chart"] .main-svg')
+    cell = 'tr[data-metric="run_hours"] [data-field="quantity"]'
+    assert page.inner_text(cell) == "0 h"
+    page.evaluate("window.__noReload = 1")
+    assert post_counter(asgi_server, fleet_a.token, 1, 100.0) == 202
+    assert post_counter(asgi_server, fleet_a.token, 2, 104.5) == 202  # 4.5 run hours
+    page.wait_for_function(f"document.querySelector('{cell}').textContent === '4.5 h'", timeout=20_000)
+    assert page.evaluate("window.__noReload") == 1
+    screenshot(page, "billing-contract-usage-live")

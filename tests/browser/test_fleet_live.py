@@ -30,6 +30,24 @@ def post_heartbeat(base: str, token: str, seq: int, status: str) -> int:
         return int(response.status)
 
 
+def post_counter(base: str, token: str, seq: int, run_hours: float) -> int:
+    """A heartbeat carrying only the run-hours counter (billing's live usage test)."""
+    body = {
+        "seq": seq,
+        "ts": datetime.now(UTC).isoformat(),
+        "status": "ok",
+        "metrics": {"run_hours": run_hours},
+    }
+    request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
+        f"{base}/api/v1/ingest/heartbeats",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return int(response.status)
+
+
 def test_a_row_turns_to_fault_without_reload(
     page: Any,
     asgi_server: str,
