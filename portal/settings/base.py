@@ -258,9 +258,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
 CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))
 
+# The pub/sub layer: live messages are fire-and-forget (a page refetches what it missed on
+# reconnect), and unlike the list-based core layer it neither caps a socket's queue at 100
+# messages nor drops them silently under fan-out (bench/live.py, docs/performance.md).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "CONFIG": {"hosts": [REDIS_URL]},
     },
 }
