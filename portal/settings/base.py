@@ -264,7 +264,9 @@ AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL]},
+        # A read timeout above Channels' own 5 s wait (else idle sockets die), and a pool that
+        # waits for a connection instead of failing when many sockets (dis)connect at once.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 10, "max_connections": 1000}]},
     },
 }
 
