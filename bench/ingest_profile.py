@@ -5,6 +5,8 @@
 A companion to bench/ingest.py for docs/performance.md: it starts its own PostgreSQL and
 Redis, migrates, creates a fleet, then — in this one process, no HTTP server — times
 
+- the lean ASGI path (fleet.ingest.IngestEndpoint), called in-process the way uvicorn calls
+  it: CPU and wall time per request, one at a time and many at once;
 - the ingest view through Django's test client: each part (device auth, rate limit, backlog
   check, validation, inbox insert, commit, nudge, connecting to PostgreSQL) per request,
   with the database connection kept, and closed after each request as CONN_MAX_AGE=0 does
@@ -183,6 +185,101 @@ def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
     return result
 
 
+# ----------------------------------------------------------------------------- the lean path
+
+
+def profile_lean(tokens: list[str], requests: int) -> dict[str, Any]:
+    """The lean ASGI path (fleet.ingest.IngestEndpoint) called in-process as uvicorn calls it:
+    CPU and wall time per request, one at a time and 64 at once (the inbox rows of concurrent
+    requests share one INSERT and commit), auth cached; plus the validation alone."""
+    import asyncio
+
+    from fleet import ingest, pipeline
+
+    seq = [2_500_000_000]  # above the view cases, below the drain cases: always in order
+
+    def body(batch: int) -> bytes:
+        now = datetime.now(UTC)
+        items = []
+        for index in range(batch):
+            seq[0] += 1
+            ts = (now - timedelta(seconds=batch - index)).strftime("%Y-%m-%dT%H:%M:%SZ")
+            metrics = {
+                "run_hours": seq[0] / 60,
+                "energy_kwh": seq[0] / 4,
+                "pressure_bar": 7.1,
+                "temp_c": 61.0,
+            }
+            items.append({"seq": seq[0], "ts": ts, "status": "ok", "metrics": metrics})
+        return json.dumps(items[0] if batch == 1 else items).encode()
+
+    async def call(endpoint: ingest.IngestEndpoint, token: str, data: bytes) -> int:
+        sent: list[dict[str, Any]] = []
+        incoming = [{"type": "http.request", "body": data, "more_body": False}]
+
+        async def receive() -> dict[str, Any]:
+            return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        headers = [
+            (b"host", b"127.0.0.1"),
+            (b"authorization", f"Device {token}".encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(data)).encode()),
+        ]
+        scope = {"type": "http", "method": "POST", "path": ingest.PATH, "root_path": "", "scheme": "http",
+                 "headers": headers, "query_string": b""}  # fmt: skip
+        await endpoint(scope, receive, send)
+        return int(sent[0]["status"])
+
+    async def run_case(batch: int, concurrency: int, count: int) -> dict[str, Any]:
+        async def django(*_: Any) -> None:  # never reached: every request is the ingest path's
+            raise AssertionError("handed to Django")
+
+        endpoint = ingest.IngestEndpoint(django)
+        keys = tokens[:10]  # auth cached after the first round
+        try:
+            result: dict[str, Any] = {}
+            for round_ in (0, 1):  # a warm-up round, then the measured one
+                bodies = [body(batch) for _ in range(count)]
+                cpu, wall = time.process_time(), time.perf_counter()
+                for start in range(0, count, concurrency):
+                    codes = await asyncio.gather(
+                        *(
+                            call(endpoint, keys[n % len(keys)], bodies[n])
+                            for n in range(start, min(count, start + concurrency))
+                        )
+                    )
+                    assert set(codes) == {202}, codes
+                cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+                if round_:
+                    result = {"cpu_ms_per_request": round(cpu / count * 1000, 3),
+                              "wall_ms_per_request": round(wall / count * 1000, 3)}  # fmt: skip
+            return result
+        finally:
+            await endpoint.close()
+
+    identities = {"run_hours": "counter", "energy_kwh": "counter", "pressure_bar": "gauge", "temp_c": "gauge"}
+    validation = {}
+    for batch in (1, 100):
+        data = body(batch)
+        started = time.process_time()
+        for _ in range(200):
+            ingest._parse_and_validate(data, identities)
+        validation[f"{batch} heartbeat(s)"] = round((time.process_time() - started) / 200 * 1000, 3)
+    result = {
+        "1 heartbeat, one request at a time": asyncio.run(run_case(1, 1, requests)),
+        "1 heartbeat, 64 requests at a time": asyncio.run(run_case(1, 64, requests * 2)),
+        "100 heartbeats, 32 requests at a time": asyncio.run(run_case(100, 32, max(64, requests // 3))),
+        "parse and validate only, cpu ms": validation,
+    }
+    log(f"lean path: {result['1 heartbeat, 64 requests at a time']['cpu_ms_per_request']} ms CPU a request")
+    pipeline.drain(time_budget=120)
+    return result
+
+
 # ----------------------------------------------------------------------------- the drain
 
 
@@ -311,6 +408,7 @@ def main() -> int:
             result = {
                 "machine": {"nproc": os.cpu_count(), "load_average_at_start": os.getloadavg()},
                 "view": profile_view(tokens, args.requests),
+                "lean_path": profile_lean(tokens, args.requests),
                 "drain": {
                     "S1a-shaped: 500 rows of 1 heartbeat, 500 devices": profile_drain(
                         ids[:500], name="S1a-shaped", rows_per_device=1, items_per_row=1, seq_base=3 * 10**9

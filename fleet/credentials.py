@@ -2,8 +2,9 @@
 
 A token is `fpd_<prefix>_<secret>`: the 8-hex-character prefix is stored in clear for the
 lookup, the whole token only as SHA-256. Authentication results are cached in each process
-for `DEVICE_AUTH_CACHE_SECONDS` (default 5), which bounds how long a revoked token can still
-be accepted anywhere: "within seconds".
+for up to `DEVICE_AUTH_CACHE_MAX_SECONDS` and dropped within about a second of a revocation,
+rotation or swap (a generation counter in Redis; `DEVICE_AUTH_CACHE_SECONDS` without Redis),
+which bounds how long a revoked token can still be accepted anywhere: "within seconds".
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import json
 import secrets
 import threading
 import time
@@ -157,21 +159,18 @@ def _lookup(token: str) -> tuple[DeviceIdentity | None, datetime | None]:
     return identity, credential.expires_at
 
 
-def authenticate_device(token: str) -> DeviceIdentity | None:
-    """The device a token belongs to, or None. Cached per process by the token's hash.
-
-    With Redis reachable an entry lives up to DEVICE_AUTH_CACHE_MAX_SECONDS (never past the
-    credential's own expiry) and is dropped as soon as the auth generation changes; without
-    Redis it lives DEVICE_AUTH_CACHE_SECONDS. Either way a revocation takes seconds.
-    """
-    key = hash_token(token)
-    now = time.monotonic()
-    generation = _current_generation()
+def _cached(key: str, now: float, generation: int | None) -> tuple[bool, DeviceIdentity | None]:
+    """(True, identity) when the cache holds a live answer for this token hash."""
     with _cache_lock:
         hit = _cache.get(key)
     if hit is not None and hit[0] > now and hit[1] == generation:
-        return hit[2]
-    identity, expires_at = _lookup(token)
+        return True, hit[2]
+    return False, None
+
+
+def _remember(
+    key: str, now: float, generation: int | None, identity: DeviceIdentity | None, expires_at: datetime | None
+) -> None:
     ttl = (
         settings.DEVICE_AUTH_CACHE_MAX_SECONDS
         if generation is not None
@@ -183,6 +182,89 @@ def authenticate_device(token: str) -> DeviceIdentity | None:
         if len(_cache) > 50_000:
             _cache.clear()
         _cache[key] = (now + ttl, generation, identity)
+
+
+def authenticate_device(token: str) -> DeviceIdentity | None:
+    """The device a token belongs to, or None. Cached per process by the token's hash.
+
+    With Redis reachable an entry lives up to DEVICE_AUTH_CACHE_MAX_SECONDS (never past the
+    credential's own expiry) and is dropped as soon as the auth generation changes; without
+    Redis it lives DEVICE_AUTH_CACHE_SECONDS. Either way a revocation takes seconds.
+    """
+    key = hash_token(token)
+    now = time.monotonic()
+    generation = _current_generation()
+    found, identity = _cached(key, now, generation)
+    if found:
+        return identity
+    identity, expires_at = _lookup(token)
+    _remember(key, now, generation, identity, expires_at)
+    return identity
+
+
+async def _current_generation_async() -> int | None:
+    """`_current_generation` for an event loop: the Redis read does not block the loop."""
+    from fleet.pipeline import async_redis_client
+
+    now = time.monotonic()
+    if now - _generation["read_at"] >= 1.0:
+        _generation["read_at"] = now  # one reader at a time; the others use the value they have
+        try:
+            _generation["value"] = int(await async_redis_client().get(GENERATION_KEY) or 0)
+        except (redis.RedisError, OSError, ValueError):
+            _generation["value"] = None
+    return _generation["value"]
+
+
+# `_lookup` in one statement, for the lean ingest path's own psycopg pool (PostgreSQL).
+LOOKUP_SQL = """
+SELECT c.token_hash, c.revoked_at, c.expires_at, d.id, d.customer_id, d.asset_id, d.rate_limit_per_minute,
+       coalesce((SELECT json_agg(json_build_array(m.code, m.kind)) FROM fleet_metricdefinition m
+                 WHERE m.asset_model_id = a.model_id), '[]')
+FROM fleet_devicecredential c
+JOIN fleet_device d ON d.id = c.device_id
+JOIN fleet_asset a ON a.id = d.asset_id
+WHERE c.prefix = %s AND d.is_active
+"""
+
+
+async def _lookup_async(token: str, pool: Any) -> tuple[DeviceIdentity | None, datetime | None]:
+    """`_lookup` through an async psycopg pool: the same rules, one round trip."""
+    parts = token.split("_")
+    if len(parts) < 3 or not token.startswith(TOKEN_PREFIX):
+        return None, None
+    async with pool.connection() as conn:
+        row = await (await conn.execute(LOOKUP_SQL, [parts[1]])).fetchone()
+    if row is None:
+        return None, None
+    token_hash, revoked_at, expires_at, device_id, customer_id, asset_id, rate, metrics = row
+    if not hmac.compare_digest(token_hash, hash_token(token)):
+        return None, None
+    if revoked_at is not None or (expires_at is not None and expires_at <= timezone.now()):
+        return None, None  # DeviceCredential.is_valid_at
+    if isinstance(metrics, str):
+        metrics = json.loads(metrics)
+    identity = DeviceIdentity(
+        device_id=str(device_id),
+        customer_id=str(customer_id),
+        asset_id=str(asset_id),
+        rate_limit_per_minute=rate or settings.INGEST_DEVICE_RATE_PER_MINUTE,
+        metrics={str(code): str(kind) for code, kind in metrics},
+    )
+    return identity, expires_at
+
+
+async def authenticate_device_async(token: str, pool: Any) -> DeviceIdentity | None:
+    """`authenticate_device` for the lean ASGI ingest path: the same cache and rules; a miss
+    is looked up through `pool` (an async psycopg pool), never blocking the event loop."""
+    key = hash_token(token)
+    now = time.monotonic()
+    generation = await _current_generation_async()
+    found, identity = _cached(key, now, generation)
+    if found:
+        return identity
+    identity, expires_at = await _lookup_async(token, pool)
+    _remember(key, now, generation, identity, expires_at)
     return identity
 
 

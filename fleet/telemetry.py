@@ -28,54 +28,115 @@ def bucket_start(moment: datetime, resolution: str) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-Key = tuple[str, str, str, str, datetime]  # customer, asset, metric, resolution, bucket
+Key = tuple[str, str, str, datetime]  # customer, asset, metric, minute
 
 
 def accumulate(
     rollups: dict[Key, list[float]], *, customer_id: str, asset_id: str, ts: datetime, metrics: dict[str, Any]
 ) -> None:
-    """Fold one newly stored reading into the batch's pending rollups [count, sum, min, max]."""
+    """Fold one newly stored reading into the batch's pending minute rollups [count, sum, min,
+    max]; `write` derives the hour and day buckets from them (one dict update per value)."""
     minute = ts.replace(second=0, microsecond=0)
-    hour = minute.replace(minute=0)
-    buckets = (("minute", minute), ("hour", hour), ("day", hour.replace(hour=0)))
     for code, value in metrics.items():
         number = float(value)
-        for resolution, bucket in buckets:
-            key = (customer_id, asset_id, code, resolution, bucket)
-            entry = rollups.get(key)
-            if entry is None:
-                rollups[key] = [1, number, number, number]
+        key = (customer_id, asset_id, code, minute)
+        entry = rollups.get(key)
+        if entry is None:
+            rollups[key] = [1, number, number, number]
+        else:
+            entry[0] += 1
+            entry[1] += number
+            if number < entry[2]:
+                entry[2] = number
+            elif number > entry[3]:
+                entry[3] = number
+
+
+def _all_resolutions(
+    rollups: dict[Key, list[float]],
+) -> list[tuple[str, str, str, str, datetime, list[float]]]:
+    """The minute rollups plus the hour and day buckets merged from them."""
+    coarse: dict[tuple[str, str, str, str, datetime], list[float]] = {}
+    rows = []
+    for (customer, asset, metric, minute), entry in rollups.items():
+        rows.append((customer, asset, metric, "minute", minute, entry))
+        hour = minute.replace(minute=0)
+        for resolution, bucket in (("hour", hour), ("day", hour.replace(hour=0))):
+            key = (customer, asset, metric, resolution, bucket)
+            merged = coarse.get(key)
+            if merged is None:
+                coarse[key] = list(entry)
             else:
-                entry[0] += 1
-                entry[1] += number
-                entry[2] = min(entry[2], number)
-                entry[3] = max(entry[3], number)
+                merged[0] += entry[0]
+                merged[1] += entry[1]
+                merged[2] = min(merged[2], entry[2])
+                merged[3] = max(merged[3], entry[3])
+    rows.extend((*key, entry) for key, entry in coarse.items())
+    return rows
+
+
+UPSERT_SET = (
+    "ON CONFLICT (asset_id, metric, resolution, bucket) DO UPDATE SET "
+    "count = {table}.count + excluded.count, total = {table}.total + excluded.total, "
+    "minimum = {least}({table}.minimum, excluded.minimum), "
+    "maximum = {greatest}({table}.maximum, excluded.maximum)"
+)
+
+
+STAGE = "fleet_rollup_stage"  # a temporary table per PostgreSQL session
 
 
 def write(rollups: dict[Key, list[float]]) -> None:
-    """Merge the batch's rollups into the table with one upsert."""
+    """Merge the batch's rollups (every resolution) into the table with one upsert.
+
+    On PostgreSQL the minute rollups are COPYed into a temporary table and one statement
+    derives the hour and day buckets from them (date_trunc in UTC) and upserts all three;
+    elsewhere an executemany of the same upsert over rows merged in Python.
+    """
     if not rollups:
         return
-    least, greatest = ("LEAST", "GREATEST") if connection.vendor == "postgresql" else ("MIN", "MAX")
     table = TelemetryRollup._meta.db_table
+    columns = "(customer_id, asset_id, metric, resolution, bucket, count, total, minimum, maximum)"
+    if connection.vendor == "postgresql":
+        conflict = UPSERT_SET.format(table=table, least="LEAST", greatest="GREATEST")
+        with connection.cursor() as cursor:
+            raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+            # Each time: a rolled-back transaction takes a table it created with it.
+            raw.execute(
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} (customer_id uuid, asset_id uuid, "
+                "metric text, bucket timestamptz, count integer, total float8, minimum float8, "
+                "maximum float8)"
+            )
+            with raw.copy(f"COPY {STAGE} FROM STDIN") as copy:
+                for (customer, asset, metric, minute), (count, total, least, greatest) in rollups.items():
+                    copy.write_row((customer, asset, metric, minute, int(count), total, least, greatest))
+            raw.execute(
+                f"WITH m AS (DELETE FROM {STAGE} RETURNING *) "  # noqa: S608 - our table names
+                f"INSERT INTO {table} {columns} "
+                "SELECT customer_id, asset_id, metric, 'minute', bucket, count, total, minimum, maximum "
+                "FROM m UNION ALL "
+                "SELECT customer_id, asset_id, metric, r.resolution, "
+                "date_trunc(r.resolution, bucket, 'UTC'), "
+                "sum(count), sum(total), min(minimum), max(maximum) "
+                "FROM m CROSS JOIN (VALUES ('hour'), ('day')) AS r(resolution) "
+                f"GROUP BY 1, 2, 3, 4, 5 {conflict}"
+            )
+        return
+    rows = _all_resolutions(rollups)
     pk = Asset._meta.pk
     assert pk is not None
     ops = connection.ops
+    conflict = UPSERT_SET.format(table=table, least="MIN", greatest="MAX")
     with connection.cursor() as cursor:
         cursor.executemany(
-            f"INSERT INTO {table} "  # noqa: S608 - the table name is ours, the values are parameters
-            "(customer_id, asset_id, metric, resolution, bucket, count, total, minimum, maximum) "
-            "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) "
-            "ON CONFLICT (asset_id, metric, resolution, bucket) DO UPDATE SET "
-            f"count = {table}.count + excluded.count, total = {table}.total + excluded.total, "
-            f"minimum = {least}({table}.minimum, excluded.minimum), "
-            f"maximum = {greatest}({table}.maximum, excluded.maximum)",
+            f"INSERT INTO {table} {columns} "  # noqa: S608 - the table name is ours, the values are parameters
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) {conflict}",
             [
                 (
                     pk.get_db_prep_value(customer, connection), pk.get_db_prep_value(asset, connection),
                     metric, resolution, ops.adapt_datetimefield_value(bucket), int(v[0]), v[1], v[2], v[3],
                 )
-                for (customer, asset, metric, resolution, bucket), v in rollups.items()
+                for customer, asset, metric, resolution, bucket, v in rows
             ],
         )  # fmt: skip
 

@@ -1,4 +1,9 @@
-"""The ASGI application: Django for HTTP, Channels for WebSockets behind the origin check."""
+"""The ASGI application: Django for HTTP, Channels for WebSockets behind the origin check.
+
+The device ingest endpoint (`POST /api/v1/ingest/heartbeats`) is answered by a lean ASGI app
+in front of Django (fleet.ingest.IngestEndpoint: no middleware, no thread hop, the inbox rows
+of concurrent requests committed together); every other request goes on to Django.
+"""
 
 import os
 
@@ -12,11 +17,12 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from fleet.ingest import IngestEndpoint  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": IngestEndpoint(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

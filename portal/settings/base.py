@@ -305,6 +305,18 @@ DEVICE_AUTH_CACHE_MAX_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_MAX_SECO
 # per server process holds up to INGEST_DATABASE_POOL_SIZE connections.
 INGEST_LEAN_PATH = env_bool("INGEST_LEAN_PATH", default=True)
 INGEST_DATABASE_POOL_SIZE = int(os.environ.get("INGEST_DATABASE_POOL_SIZE", "4"))
+# One worker batch (one transaction): at most this many inbox rows, or heartbeats.
+INGEST_BATCH_MAX_ROWS = int(os.environ.get("INGEST_BATCH_MAX_ROWS", "5000"))
+INGEST_BATCH_MAX_ITEMS = int(os.environ.get("INGEST_BATCH_MAX_ITEMS", "10000"))
+# Under load, the share of a worker process's time its live publishing may take (the rest of
+# the time it pauses and coalesces; see fleet.pipeline.LivePublisher).
+INGEST_LIVE_PUBLISH_SHARE = float(os.environ.get("INGEST_LIVE_PUBLISH_SHARE", "0.1"))
+# A drain task is only a trigger: what it drains is durable in the inbox, a killed drain's rows
+# are claimed again by the next one (a nudge, or beat's sweep within 5 s). So it is acked when
+# it starts, not late: a broker connection lost while a drain runs then leaves no unacked
+# message to restore, the path on which Celery's worker crashes (kombu's restore_unacked
+# after a Redis restart: "'NoneType' object has no attribute 'hostname'").
+CELERY_TASK_ANNOTATIONS = {"fleet.ingest_drain": {"acks_late": False}}
 
 # Billing: see DESIGN.md's usage and billing semantics and docs/billing.md.
 BILLING_PAYMENT_TERMS_DAYS = int(os.environ.get("BILLING_PAYMENT_TERMS_DAYS", "30"))

@@ -1,0 +1,246 @@
+"""The lean ASGI ingest path (fleet.ingest.IngestEndpoint) answers exactly like the Django view.
+
+Each request goes through the endpoint as an ASGI server would call it; the same request
+through Django's test client (the view) is the reference: status, JSON body, the headers a
+device can see, and the inbox row it leaves behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from fleet import credentials, pipeline
+from fleet.ingest import IngestEndpoint
+from fleet.models import IngestInbox
+from tests.fleet.conftest import Installed
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the endpoint has connections of its own
+
+URL = "/api/v1/ingest/heartbeats"
+HEADERS = ("content-type", "retry-after", "www-authenticate", "x-frame-options", "x-content-type-options")
+
+
+def beat(seq: int = 1, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "seq": seq,
+        "ts": (timezone.now() - timedelta(seconds=10)).isoformat().replace("+00:00", "Z"),
+        "status": "ok",
+        "metrics": {"run_hours": 1532.25, "pressure_bar": 7.1, "temp_c": 61.0},
+        "fault_code": None,
+    }
+    body.update(overrides)
+    return body
+
+
+class Handed:
+    """The fallback app: records what the endpoint handed on to Django."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.paths.append(scope["path"])
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+Request = tuple[str, str, dict[str, str], bytes]  # method, path, headers, body
+Answer = tuple[int, dict[str, str], bytes]
+
+
+async def _call(endpoint: IngestEndpoint, request: Request) -> Answer:
+    method, path, headers, body = request
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method,
+        "scheme": "http", "path": path, "root_path": "", "query_string": b"",
+        "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        "server": ("testserver", 80), "client": ("127.0.0.1", 40000),
+    }  # fmt: skip
+    await endpoint(scope, receive, send)
+    start = sent[0]
+    return (
+        start["status"],
+        {k.decode(): v.decode() for k, v in start["headers"]},
+        b"".join(m.get("body", b"") for m in sent[1:]),
+    )
+
+
+def lean(*requests: Request, fallback: Handed | None = None) -> list[Answer]:
+    """Send requests through a fresh endpoint, concurrently, on one event loop."""
+    endpoint = IngestEndpoint(fallback or Handed())
+
+    async def run() -> list[Answer]:
+        try:
+            return list(await asyncio.gather(*(_call(endpoint, r) for r in requests)))
+        finally:
+            await endpoint.close()
+
+    return asyncio.run(run())
+
+
+def post(installed: Installed | None, body: Any, *, raw: bytes | None = None, **headers: str) -> Request:
+    data = raw if raw is not None else json.dumps(body).encode()
+    sent = {"Host": "testserver", "Content-Type": "application/json", "Content-Length": str(len(data))}
+    if installed is not None:
+        sent["Authorization"] = f"Device {installed.token}"
+    sent.update(headers)
+    return ("POST", URL, sent, data)
+
+
+def via_view(request: Request) -> Answer:
+    method, _path, headers, body = request
+    extra = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    extra.pop("HTTP_CONTENT_TYPE", None)
+    extra.pop("HTTP_CONTENT_LENGTH", None)
+    extra.pop("HTTP_HOST", None)
+    client = Client(HTTP_HOST="testserver")
+    call: Callable[..., Any] = client.post if method == "POST" else client.get
+    kwargs = {"data": body, "content_type": headers.get("Content-Type", "")} if method == "POST" else {}
+    response = call(URL, **kwargs, **extra)
+    return response.status_code, {k.lower(): v for k, v in response.items()}, response.content
+
+
+def same(a: Answer, b: Answer) -> None:
+    assert a[0] == b[0]
+    assert json.loads(a[2]) == json.loads(b[2])
+    assert {h: a[1].get(h) for h in HEADERS} == {h: b[1].get(h) for h in HEADERS}
+
+
+def inbox_items() -> list[Any]:
+    return [row.items for row in IngestInbox.objects.order_by("id")]
+
+
+@pytest.fixture
+def unlimited(fleet_a: Installed) -> Installed:
+    fleet_a.device.rate_limit_per_minute = 10**6
+    fleet_a.device.save()
+    credentials.clear_auth_cache()
+    return fleet_a
+
+
+CASES: list[tuple[str, Callable[[Installed], Request]]] = [
+    ("one heartbeat", lambda f: post(f, beat(1, ts="2026-11-25T10:00:00+05:30"))),
+    ("an array", lambda f: post(f, [beat(seq, fault_code="E1") for seq in range(2, 5)])),
+    ("bad items", lambda f: post(f, [beat(9, status="nope"), beat(10, metrics={"rpm": 1})])),
+    ("not JSON", lambda f: post(f, None, raw=b"{not json")),
+    ("NaN", lambda f: post(f, None, raw=b'{"seq": NaN}')),
+    ("a huge integer", lambda f: post(f, beat(seq=2**64))),
+    ("NUL in a fault code", lambda f: post(f, beat(12, fault_code="E\u0000"))),  # PostgreSQL stores no NUL
+    ("a lone surrogate", lambda f: post(f, beat(13, fault_code="\ud800"))),  # json.dumps escapes it
+    ("wrong content type", lambda f: post(f, beat(), **{"Content-Type": "text/plain"})),
+    ("with a charset", lambda f: post(f, beat(11), **{"Content-Type": "application/json; charset=utf-8"})),
+    ("unknown token", lambda f: post(None, beat(), Authorization="Device fpd_00000000_nope")),
+    ("no token", lambda f: post(None, beat())),
+    ("GET", lambda f: ("GET", URL, {"Host": "testserver", "Authorization": f"Device {f.token}"}, b"")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "make"), CASES, ids=[c[0] for c in CASES])
+def test_the_lean_path_answers_as_the_view_does(
+    unlimited: Installed, name: str, make: Callable[[Installed], Request]
+) -> None:
+    request = make(unlimited)
+    reference = via_view(request)
+    stored_by_view = inbox_items()
+    IngestInbox.objects.all().delete()
+    (answer,) = lean(request)
+    same(answer, reference)
+    assert inbox_items() == stored_by_view
+
+
+def test_a_body_over_the_limit_gets_413_without_reading_it(unlimited: Installed, settings: Any) -> None:
+    settings.INGEST_MAX_BODY_BYTES = 2000
+    big = post(unlimited, [beat(seq) for seq in range(30)])
+    lying = ("POST", URL, {**big[2], "Content-Length": "10"}, big[3])  # announces less than it sends
+    for request in (big, lying):
+        (answer,) = lean(request)
+        same(answer, via_view(request))
+        assert answer[0] == 413
+    assert not IngestInbox.objects.exists()
+
+
+def test_concurrent_requests_are_each_committed_before_their_202(unlimited: Installed) -> None:
+    answers = lean(*(post(unlimited, beat(seq)) for seq in range(40)))
+    assert [a[0] for a in answers] == [202] * 40
+    assert sorted(item["seq"] for items in inbox_items() for item in items) == list(range(40))
+
+
+def test_a_device_over_its_rate_gets_429(fleet_a: Installed) -> None:
+    pipeline.redis_client().flushdb()
+    fleet_a.device.rate_limit_per_minute = 3
+    fleet_a.device.save()
+    credentials.clear_auth_cache()
+    answers = lean(*(post(fleet_a, beat(seq)) for seq in range(5)))
+    assert sorted(a[0] for a in answers) == [202, 202, 202, 429, 429]
+    limited = next(a for a in answers if a[0] == 429)
+    assert 1 <= int(limited[1]["retry-after"]) <= 60
+    assert IngestInbox.objects.count() == 3
+
+
+def test_a_backlog_past_its_bound_gets_503(unlimited: Installed, settings: Any) -> None:
+    settings.INGEST_BACKLOG_LIMIT = 5
+    assert lean(post(unlimited, [beat(seq) for seq in range(6)]))[0][0] == 202
+    pipeline._backlog["checked"] = 0.0  # the endpoint re-reads the backlog at most once a second
+    (answer,) = lean(post(unlimited, beat(99)))
+    assert answer[0] == 503
+    assert answer[1]["retry-after"] == "5"
+    assert IngestInbox.objects.count() == 1
+
+
+def test_a_revoked_token_gets_401_on_the_lean_path(unlimited: Installed) -> None:
+    assert lean(post(unlimited, beat(1)))[0][0] == 202
+    credentials.device_revoke(device=unlimited.device, actor=None)  # bumps the generation
+    credentials._generation["read_at"] = float("-inf")  # a second later, as far as this process knows
+    assert lean(post(unlimited, beat(2)))[0][0] == 401
+
+
+def test_other_requests_go_on_to_django(unlimited: Installed) -> None:
+    handed = Handed()
+    other_path = ("GET", "/healthz", {"Host": "testserver"}, b"")
+    bad_host = post(unlimited, beat(), Host="evil.example")
+    no_host = ("POST", URL, {k: v for k, v in post(unlimited, beat())[2].items() if k != "Host"}, b"{}")
+    answers = lean(other_path, bad_host, no_host, fallback=handed)
+    assert [a[0] for a in answers] == [299, 299, 299]
+    assert handed.paths == ["/healthz", URL, URL]
+    assert not IngestInbox.objects.exists()
+
+
+def test_an_https_redirect_is_left_to_django(unlimited: Installed, settings: Any) -> None:
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_HSTS_SECONDS = 3600
+    handed = Handed()
+    assert lean(post(unlimited, beat()), fallback=handed)[0][0] == 299
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    answers = lean(post(unlimited, beat(), **{"X-Forwarded-Proto": "https"}), fallback=handed)
+    assert answers[0][0] == 202
+    assert answers[0][1]["strict-transport-security"].startswith("max-age=")
+    assert handed.paths == [URL]
+
+
+def test_a_database_failure_is_a_500_page_not_a_crash(
+    unlimited: Installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(self: Any, rows: Any) -> None:
+        raise OSError("the database went away")
+
+    monkeypatch.setattr("fleet.ingest.InboxWriter._write", broken)
+    (answer,) = lean(post(unlimited, beat()))
+    assert answer[0] == 500
+    assert not IngestInbox.objects.exists()
