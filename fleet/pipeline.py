@@ -842,6 +842,8 @@ class LivePublisher:
     def __init__(self) -> None:
         self._pending: dict[str, None] = {}  # insertion-ordered set of asset ids
         self._wake = threading.Condition()
+        self._idle = threading.Event()  # set while no round is pending or running
+        self._idle.set()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
@@ -850,12 +852,17 @@ class LivePublisher:
             return
         with self._wake:
             self._pending.update(dict.fromkeys(asset_ids))
+            self._idle.clear()
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 # First use in this process (a Celery pool child forks without the thread).
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="fleet-live-publisher", daemon=True)
                 self._thread.start()
             self._wake.notify()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every submitted round has run (tests, before they flush the database)."""
+        return self._idle.wait(timeout)
 
     def _run(self) -> None:
         from django.db import connections
@@ -880,6 +887,9 @@ class LivePublisher:
                     log.exception("live: publishing %d assets failed", len(asset_ids))
                 break
             connections["default"].close()  # this thread's connection, back to the pool
+            with self._wake:
+                if not self._pending:
+                    self._idle.set()
             elapsed = time.monotonic() - started
             if elapsed > self.FREE_ROUND:
                 share = min(1.0, max(0.01, settings.INGEST_LIVE_PUBLISH_SHARE))

@@ -89,6 +89,15 @@ def cast(
     }
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Before a test's database is flushed, let this process's live-publisher thread finish its
+    round: its queries (joins over several tables) could otherwise deadlock with the TRUNCATE."""
+    from fleet.pipeline import live_publisher
+
+    live_publisher.wait_idle(10)
+
+
 def client_for(user: User) -> Client:
     client = Client()
     client.force_login(user)
