@@ -27,18 +27,13 @@ from billing.models import (
 from billing.runs import invoice_run_start
 from portal.models import Customer, User
 from portal.roles import Capability, can
+from portal.validation import error_text, is_uuid
 from portal.views import require_capability
 
 
 def _user(request: HttpRequest) -> User:
     assert isinstance(request.user, User)
     return request.user
-
-
-def _errors(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return " ".join(f"{m}" for messages_ in exc.message_dict.values() for m in messages_)
-    return " ".join(exc.messages)
 
 
 def _last_month(user: User) -> str:
@@ -80,7 +75,7 @@ def contract_new(request: HttpRequest) -> HttpResponseBase:
         try:
             contract = services.contract_create(actor=user, **form.service_kwargs())
         except ValidationError as exc:
-            form.add_error(None, _errors(exc))
+            form.add_error(None, error_text(exc))
         else:
             messages.success(request, f"Contract {contract.number} created.")
             return redirect("contract_detail", pk=contract.pk)
@@ -160,7 +155,7 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
     if filters["customer"] and user.customer_id is None:
         invoices = (
             invoices.filter(customer_id=filters["customer"])
-            if _uuid(filters["customer"])
+            if is_uuid(filters["customer"])
             else invoices.none()
         )
     totals = invoices.values("currency").annotate(total=Sum("total")).order_by("currency")
@@ -179,16 +174,6 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
             "export_query": f"?period={filters['period']}" if filters["period"] else "",
         },
     )
-
-
-def _uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 @login_required
@@ -249,7 +234,7 @@ def invoice_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBa
             )
             messages.success(request, f"Credit note {note.number} issued: {note.total} {note.currency}.")
     except ValidationError as exc:
-        messages.error(request, _errors(exc))
+        messages.error(request, error_text(exc))
     return redirect("invoice_detail", pk=invoice.pk)
 
 

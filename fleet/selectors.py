@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from fleet.models import Asset, AssetModel, Device, DeviceCredential, HourlyUsage, MetricDefinition, Site
 from portal.models import User
+from portal.validation import is_uuid
 
 
 def site_list(*, actor: User, search: str = "") -> QuerySet[Site]:
@@ -59,14 +60,7 @@ def device_list(*, actor: User) -> QuerySet[Device]:
     )
 
 
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
+_is_uuid = is_uuid
 
 
 TRUNC = {"day": TruncDay, "month": TruncMonth}

@@ -17,6 +17,7 @@ from portal.forms import ProfileForm, UserInviteForm, UserRoleForm
 from portal.home import panels_for
 from portal.models import User
 from portal.roles import Capability, Role, can
+from portal.validation import error_text
 
 HOME_TEMPLATES = {
     Role.CUSTOMER_VIEWER: "portal/home_customer.html",
@@ -38,10 +39,7 @@ def _user(request: HttpRequest) -> User:
     return request.user
 
 
-def _form_errors(exc: ValidationError) -> str:
-    if hasattr(exc, "message_dict"):
-        return " ".join(m for msgs in exc.message_dict.values() for m in msgs)
-    return " ".join(exc.messages)
+_form_errors = error_text
 
 
 @login_required

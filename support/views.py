@@ -23,6 +23,7 @@ from fleet.models import ACTIVE_ALARM_STATES, Alarm, Asset
 from portal.models import Customer, User
 from portal.roles import Capability, Role, can
 from portal.tenancy import customer_id_scope
+from portal.validation import error_text, is_uuid
 from support import access, services
 from support.api.views import filter_tickets
 from support.models import TRANSITIONS, Category, Priority, SlaState, Status, Ticket
@@ -38,12 +39,6 @@ def _require_tickets(request: HttpRequest) -> User:
     if not access.may_view_tickets(user):
         raise PermissionDenied
     return user
-
-
-def _errors(exc: ValidationError) -> str:
-    if hasattr(exc, "error_dict"):
-        return " ".join(str(m) for items in exc.message_dict.values() for m in items)
-    return " ".join(exc.messages)
 
 
 @login_required
@@ -94,11 +89,11 @@ def ticket_new(request: HttpRequest) -> HttpResponseBase:
     if request.method == "POST":
         values = request.POST.dict()
         customer_id = str(values.get("customer", "")) if scope is None else str(scope)
-        asset = assets.filter(pk=values["asset"]).first() if _is_uuid(values.get("asset", "")) else None
+        asset = assets.filter(pk=values["asset"]).first() if is_uuid(values.get("asset", "")) else None
         if scope is None and asset is not None:
             customer_id = str(asset.customer_id)
         customers = Customer.objects.visible_to(user)
-        customer = customers.filter(pk=customer_id).first() if _is_uuid(customer_id) else None
+        customer = customers.filter(pk=customer_id).first() if is_uuid(customer_id) else None
         try:
             if customer is None:
                 raise ValidationError({"customer": "Choose the customer (or one of its assets)."})
@@ -112,7 +107,7 @@ def ticket_new(request: HttpRequest) -> HttpResponseBase:
                 asset=asset,
             )
         except ValidationError as exc:
-            error = _errors(exc)
+            error = error_text(exc)
         else:
             due = f"{ticket.first_response_due:%Y-%m-%d %H:%M} UTC"
             messages.success(request, f"Ticket {ticket.number} opened. We reply by {due} at the latest.")
@@ -129,16 +124,6 @@ def ticket_new(request: HttpRequest) -> HttpResponseBase:
             "priorities": Priority.choices,
         },
     )
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _ticket_context(user: User, ticket: Ticket) -> dict[str, Any]:
@@ -231,7 +216,7 @@ def ticket_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBas
         elif action == "assign":
             agent = (
                 User.objects.filter(pk=post.get("assignee", ""), customer__isnull=True).first()
-                if _is_uuid(post.get("assignee", ""))
+                if is_uuid(post.get("assignee", ""))
                 else None
             )
             services.ticket_assign(actor=user, ticket=ticket, assignee=agent)
@@ -252,7 +237,7 @@ def ticket_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBas
             services.dispute_credit(actor=user, ticket=ticket, amount=amount, reason=post.get("reason", ""))
             messages.success(request, "Credit note issued and the dispute resolved.")
     except ValidationError as exc:
-        messages.error(request, _errors(exc))
+        messages.error(request, error_text(exc))
     return redirect("ticket_detail", pk=ticket.pk)
 
 
@@ -271,7 +256,7 @@ def dispute_new(request: HttpRequest, invoice_pk: str) -> HttpResponseBase:
                 actor=user, invoice=invoice, reason=request.POST.get("reason", ""), line=line
             )
         except ValidationError as exc:
-            error = _errors(exc)
+            error = error_text(exc)
         else:
             messages.success(request, f"Dispute {ticket.number} opened. Finance will answer here.")
             return redirect("ticket_detail", pk=ticket.pk)

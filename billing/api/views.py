@@ -36,6 +36,7 @@ from fleet.models import Asset
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
+from portal.validation import is_uuid
 
 PERIOD = OpenApiParameter("period", OpenApiTypes.STR, description="A month as YYYY-MM (default: this month).")
 
@@ -241,7 +242,7 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         for field in ("customer", "contract"):
             value = request.query_params.get(field)
-            if value and not _is_uuid(value):
+            if value and not is_uuid(value):
                 raise serializers.ValidationError({field: ["Must be an id."]})
         PeriodQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
         return super().list(request, *args, **kwargs)
@@ -371,13 +372,3 @@ class CreditNoteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
 
     def scoped_queryset(self) -> Any:
         return selectors.credit_notes_visible_to(self.request.user)
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return True
