@@ -311,11 +311,3 @@ def totals(lines: list[Line], tax_rate: Decimal, currency: str) -> Totals:
         subtotal = sum((line.amount for line in lines), ZERO)
         tax = round_money(subtotal * as_decimal(tax_rate), currency)
         return Totals(subtotal, tax, subtotal + tax)
-
-
-def usage_subtotal(pricing: Pricing, quantities: dict[str, Decimal], active_days: int, days: int) -> Decimal:
-    """Usage lines plus the minimum true-up of a period: what late usage re-rates."""
-    lines = rate_period(pricing, quantities, active_days=active_days, days_in_period=days)
-    return sum(
-        (line.amount for line in lines if line.kind in (LineKind.USAGE, LineKind.MINIMUM_TRUE_UP)), ZERO
-    )

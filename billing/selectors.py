@@ -7,7 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
 from billing import metering
 from billing.models import Contract, CreditNote, Invoice, InvoiceStatus, Plan
@@ -130,12 +130,3 @@ def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> C
             for day, quantity in days
         ],
     )
-
-
-def contracts_covering(asset_ids: list[str]) -> QuerySet[Contract]:
-    """Contracts that cover any of these assets now (for live usage updates)."""
-    return Contract.objects.filter(
-        Q(coverages__covered_until__isnull=True)
-        | Q(coverages__covered_until__gt=datetime.now().astimezone()),
-        coverages__asset_id__in=asset_ids,
-    ).distinct()
