@@ -24,6 +24,16 @@ from tests.fleet.conftest import Installed
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the endpoint has connections of its own
 
+
+@pytest.fixture(autouse=True)
+def _no_worker_nudges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check answers and inbox rows only. A session-wide Celery worker started by an
+    earlier integration test would otherwise drain the rows while the test database is flushed
+    (a deadlock with the TRUNCATE); the nudge itself is tested in tests/fleet/test_ingest_live.py."""
+    monkeypatch.setattr(pipeline.Nudger, "nudge", lambda self: None)
+    monkeypatch.setattr(pipeline, "nudge", lambda: None)
+
+
 URL = "/api/v1/ingest/heartbeats"
 HEADERS = ("content-type", "retry-after", "www-authenticate", "x-frame-options", "x-content-type-options")
 
