@@ -423,6 +423,8 @@ def publish_progress(run: InvoiceRun) -> None:
                 "type": "invoice_run.progress",
                 "run": str(run.pk),
                 "period": run.period,
+                "started": run.created_at.isoformat(),
+                "started_by": run.started_by.email if run.started_by else None,
                 "status": run.status,
                 "processed": run.processed,
                 "total": run.total,
@@ -437,7 +439,7 @@ def publish_progress(run: InvoiceRun) -> None:
 
 
 def invoice_run_execute(run_id: str) -> InvoiceRun:
-    run = InvoiceRun.objects.get(pk=run_id)
+    run = InvoiceRun.objects.select_related("started_by").get(pk=run_id)
     run.status = InvoiceRunStatus.RUNNING
     run.started_at = timezone.now()
     run.total = billable_contracts(run.period).count()

@@ -37,6 +37,54 @@ CHROMIUM_ARGS = [
 ]
 
 
+def wait_for_quiet_database(timeout: float = 15) -> None:
+    """Wait until no other session on the test database is inside a statement or transaction.
+
+    The worker and server processes keep working after a test's last assertion (an e-mail
+    task, a live message); their queries take table locks in another order than the TRUNCATE
+    that flushes the database, which PostgreSQL can resolve by aborting the flush.
+    """
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.05)
+
+
+def flush_with_retry(original: Any) -> Any:
+    """Wrap TransactionTestCase._fixture_teardown: wait for a quiet database, and flush again
+    when a process that was still working made PostgreSQL abort the flush (a deadlock or a
+    lock timeout). Any other failure is raised as it is."""
+    from django.core.management.base import CommandError
+    from django.db import OperationalError
+
+    def _fixture_teardown(self: Any) -> None:
+        for attempt in range(4):
+            wait_for_quiet_database()
+            try:
+                original(self)
+                return
+            except CommandError as error:
+                if attempt == 3 or not isinstance(error.__cause__, OperationalError):
+                    raise
+                time.sleep(0.2)
+
+    return _fixture_teardown
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from django.test import TransactionTestCase
+
+    TransactionTestCase._fixture_teardown = flush_with_retry(  # type: ignore[method-assign]
+        TransactionTestCase._fixture_teardown
+    )
+
+
 def _test_database_url() -> str:
     s = connection.settings_dict
     return f"postgres://{s['USER']}@{s['HOST']}:{s['PORT']}/{s['NAME']}"

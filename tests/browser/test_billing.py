@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from billing import metering, services
 from billing.models import Contract, Invoice, InvoiceStatus
-from billing.runs import bill_period
+from billing.runs import bill_period, invoice_run_start
 from portal.models import User
 from tests.billing_fixtures import usage
 from tests.factories import PASSWORD
@@ -66,6 +66,31 @@ def test_finance_runs_last_month_reviews_and_finalizes(
     assert pdf.status == 200
     assert pdf.body()[:5] == b"%PDF-"
     screenshot(page, "billing-invoice-finalized")
+
+
+def test_a_run_started_elsewhere_gets_its_row_without_a_reload(
+    page: Any, asgi_server: str, live_worker: Any, finance: User, contract_a: Contract, fleet_a: Installed
+) -> None:
+    """A colleague's run (or the monthly beat task) appears on an open runs page; the page never
+    reloads for it, which would cancel a form the user is submitting at that moment."""
+    period = last_month_usage(fleet_a)
+    login(page, asgi_server, finance.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/billing/runs/")
+    page.wait_for_selector('[data-live-state="live"]')
+    assert page.is_visible("#no-runs")
+    page.evaluate("window.__noReload = 1")
+
+    run = invoice_run_start(actor=finance, period=period.label)
+    row = f'tr[data-run="{run.pk}"]'
+    page.wait_for_function(
+        f"""document.querySelector('{row} [data-field="status"]')?.textContent === 'Done'""", timeout=30_000
+    )
+    assert page.evaluate("window.__noReload") == 1
+    assert page.inner_text(f'{row} [data-field="period"]') == period.label
+    assert page.inner_text(f'{row} [data-field="by"]') == finance.email
+    assert page.inner_text(f'{row} [data-field="created"]') == "1"
+    assert not page.is_visible("#no-runs")
 
 
 def test_a_customer_admin_reads_usage_projection_and_the_hours_behind_a_line(
