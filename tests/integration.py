@@ -80,9 +80,7 @@ def flush_with_retry(original: Any) -> Any:
 def pytest_configure(config: pytest.Config) -> None:
     from django.test import TransactionTestCase
 
-    TransactionTestCase._fixture_teardown = flush_with_retry(
-        TransactionTestCase._fixture_teardown
-    )
+    TransactionTestCase._fixture_teardown = flush_with_retry(TransactionTestCase._fixture_teardown)
 
 
 def _test_database_url() -> str:
