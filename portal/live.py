@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import os
+import threading
+from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
@@ -26,11 +28,36 @@ def user_group(user_id: UUID | str) -> str:
     return f"user.{user_id}"
 
 
+_thread_loops = threading.local()
+
+
+def _run(send: Callable[[], Awaitable[None]]) -> None:
+    """Run `send()` to completion from sync code, on an event loop this thread keeps.
+
+    The channel layer keeps its Redis connections per event loop; async_to_sync would make a
+    new loop, so a new connection and its handshake, for every call (tens of ms each for the
+    worker's live messages). A thread that already runs a loop (sync code called from async
+    code in the same thread) goes through async_to_sync, which refuses that case clearly.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        async_to_sync(send)()
+        return
+    loop = getattr(_thread_loops, "loop", None)
+    if loop is None or loop.is_closed() or _thread_loops.pid != os.getpid():  # new thread or forked child
+        loop = _thread_loops.loop = asyncio.new_event_loop()
+        _thread_loops.pid = os.getpid()
+    loop.run_until_complete(send())
+
+
 def publish(group: str, payload: dict[str, Any]) -> None:
     """Send `payload` (JSON with a `type`) to every socket in `group`."""
     layer = get_channel_layer()
     if layer is not None:
-        async_to_sync(layer.group_send)(group, {"type": "live.event", "payload": payload})
+        _run(lambda: layer.group_send(group, {"type": "live.event", "payload": payload}))
 
 
 # Groups published to at once by publish_many: each group_send is several Redis round trips,
@@ -40,8 +67,7 @@ PUBLISH_CONCURRENCY = 16
 
 
 def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """Send many (group, payload) messages in one event loop: one channel-layer connection
-    pool for a whole batch instead of one per message (several ms each through async_to_sync).
+    """Send many (group, payload) messages in one go on this thread's event loop (see _run).
 
     Different groups are sent to concurrently (at most PUBLISH_CONCURRENCY at once); the
     messages of one group keep their order. A failure is raised after the others were sent.
@@ -68,7 +94,7 @@ def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
         if failure is not None:
             raise failure
 
-    async_to_sync(send_all)()
+    _run(send_all)
 
 
 def for_customer(customer_id: UUID | str, payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
@@ -84,7 +110,7 @@ def publish_for_customer(customer_id: UUID | str, payload: dict[str, Any]) -> No
 def close_user_sockets(user_id: UUID | str) -> None:
     layer = get_channel_layer()
     if layer is not None:
-        async_to_sync(layer.group_send)(user_group(user_id), {"type": "live.close"})
+        _run(lambda: layer.group_send(user_group(user_id), {"type": "live.close"}))
 
 
 # topic -> resolver(user, object id) -> group name, or None when the user may not see it.
