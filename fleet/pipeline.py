@@ -102,19 +102,37 @@ def backlog_exceeded() -> bool:
     return backlog_pending() > settings.INGEST_BACKLOG_LIMIT
 
 
+# The key says "a drain will look at the inbox after now": set with a drain task queued, and
+# deleted by a drain only when it has found the inbox empty, after which it looks once more
+# (drain()). A nudge that finds the key set needs no task of its own: the drain behind the key
+# looks after this request's commit. The expiry bounds how long a lost task (a Redis restart)
+# keeps nudges quiet; the beat sweep drains meanwhile.
 NUDGE_KEY = "fleet:drain-nudged"
-NUDGE_MS = 200
+NUDGE_MS = 1000
 
 
 def nudge() -> None:
-    """Ask a worker to drain, at most a few times a second however fast requests come."""
+    """Make sure a worker drains after this commit: queue a drain task unless one is due."""
     from fleet.tasks import ingest_drain
 
+    client = redis_client()
     try:
-        if redis_client().set(NUDGE_KEY, 1, nx=True, px=NUDGE_MS):
-            ingest_drain.delay()
+        if client.set(NUDGE_KEY, 1, nx=True, px=NUDGE_MS):
+            try:
+                ingest_drain.delay()
+            except Exception:
+                client.delete(NUDGE_KEY)  # no task behind the key: let the next one try
+                raise
     except Exception as exc:  # noqa: BLE001 - the heartbeat is durable; the sweep will drain it
         log.warning("ingest: could not nudge a worker (%s); the sweep will drain", type(exc).__name__)
+
+
+def nudge_clear() -> None:
+    """A drain found the inbox empty: later commits must queue a task (see NUDGE_KEY)."""
+    try:
+        redis_client().delete(NUDGE_KEY)
+    except Exception as exc:  # noqa: BLE001 - the key expires; the sweep drains meanwhile
+        log.warning("ingest: could not clear the nudge key (%s)", type(exc).__name__)
 
 
 # ----------------------------------------------------------------------------- the lean ASGI path
@@ -200,41 +218,55 @@ async def backlog_exceeded_async(read_pending: Any) -> bool:
 
 
 class Nudger:
-    """`nudge` on an event loop, without a Redis round trip per request.
+    """`nudge` on an event loop, with one Redis round trip for many requests.
 
-    The shared key `fleet:drain-nudged` (SET NX PX 200) still decides who sends a drain task;
-    this process only skips asking while it knows the key is set (its remaining PTTL), which
-    is when SET NX would refuse anyway. The Celery publish runs in a thread.
+    Requests that commit while a round is in flight ask for another round, which starts when
+    that one ends (at most one every NUDGE_PAUSE seconds while the key is set): every commit
+    is followed by a SET NX of its own, which a drain clearing the key cannot have overtaken.
+    The Celery publish runs in a thread.
     """
 
+    NUDGE_PAUSE = 0.005
+
     def __init__(self) -> None:
-        self._quiet_until = 0.0
+        self._wanted = False
         self._busy = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def nudge(self) -> None:
-        if self._busy or time.monotonic() < self._quiet_until:
+        self._wanted = True
+        if self._busy:
             return
         self._busy = True
-        task = asyncio.create_task(self._nudge())
+        task = asyncio.create_task(self._rounds())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _nudge(self) -> None:
-        from fleet.tasks import ingest_drain
-
+    async def _rounds(self) -> None:
         try:
-            pipe = async_redis_client().pipeline(transaction=False)
-            pipe.set(NUDGE_KEY, 1, nx=True, px=NUDGE_MS)
-            pipe.pttl(NUDGE_KEY)
-            was_set, pttl = await pipe.execute()
-            self._quiet_until = time.monotonic() + max(0, int(pttl)) / 1000
-            if was_set:
-                await asyncio.to_thread(ingest_drain.delay)
-        except Exception as exc:  # noqa: BLE001 - the heartbeat is durable; the sweep will drain it
-            log.warning("ingest: could not nudge a worker (%s); the sweep will drain", type(exc).__name__)
+            while self._wanted:
+                self._wanted = False
+                if not await self._round():
+                    await asyncio.sleep(self.NUDGE_PAUSE)
         finally:
             self._busy = False
+
+    async def _round(self) -> bool:
+        """SET NX; queue a drain task when it was not set. True when a task was queued."""
+        from fleet.tasks import ingest_drain
+
+        client = async_redis_client()
+        try:
+            if await client.set(NUDGE_KEY, 1, nx=True, px=NUDGE_MS):
+                try:
+                    await asyncio.to_thread(ingest_drain.delay)
+                except Exception:
+                    await client.delete(NUDGE_KEY)  # no task behind the key: let the next one try
+                    raise
+                return True
+        except Exception as exc:  # noqa: BLE001 - the heartbeat is durable; the sweep will drain it
+            log.warning("ingest: could not nudge a worker (%s); the sweep will drain", type(exc).__name__)
+        return False
 
 
 @dataclass
@@ -249,13 +281,23 @@ class BatchResult:
 def drain(
     *, max_rows: int | None = None, max_items: int | None = None, time_budget: float = 20.0
 ) -> BatchResult:
-    """Process inbox batches until it is empty or the time budget is spent."""
+    """Process inbox batches until it is empty or the time budget is spent.
+
+    Empty, it clears the nudge key and looks once more: a request that committed before the
+    key was cleared is stored by this drain, one after it queues a task (see NUDGE_KEY).
+    """
     total = BatchResult()
     deadline = time.monotonic() + time_budget
+    cleared = False
     while time.monotonic() < deadline:
         result = process_batch(max_rows=max_rows, max_items=max_items)
         if result.rows == 0:
-            break
+            if cleared:
+                break
+            nudge_clear()
+            cleared = True
+            continue
+        cleared = False
         total.rows += result.rows
         total.stored += result.stored
         total.duplicates += result.duplicates

@@ -215,3 +215,49 @@ def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fl
             if process is not None:
                 stop_process(process)
         redis_server.stop()
+
+
+def test_every_heartbeat_is_drained_promptly_without_the_sweep(
+    live_worker: Any, asgi_server: str, fleet_live: Installed
+) -> None:
+    """Heartbeats one at a time, some while a drain is just ending: each request's nudge must
+    reach a worker (no beat sweep runs here, so a nudge skipped in error leaves a row for good).
+    """
+    sent = 0
+    for seq in range(60):
+        assert _post_http(asgi_server, fleet_live.token, history(1, offset=seq)) == 202
+        sent += 1
+        time.sleep(0.015 * (seq % 4))  # 0-45 ms apart: drains end between requests
+    wait_until(lambda: not IngestInbox.objects.exists(), timeout=5, what="every row to be drained")
+    assert Heartbeat.objects.filter(device=fleet_live.device).count() == sent
+
+
+def test_a_nudge_after_a_drain_ended_queues_the_next_drain(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The nudge key means "a drain will look at the inbox after now": a request committing
+    after a drain ended (and cleared the key) must queue another task, even right after a
+    nudge of the same process found the key set."""
+    import asyncio
+
+    from fleet import pipeline, tasks
+
+    queued: list[int] = []
+    monkeypatch.setattr(tasks.ingest_drain, "delay", lambda: queued.append(1))  # no real worker here
+    client = pipeline.redis_client()
+    client.delete(pipeline.NUDGE_KEY)
+
+    async def scenario() -> None:
+        nudger = pipeline.Nudger()
+        for _ in range(5):  # a burst: one task
+            nudger.nudge()
+        await asyncio.sleep(0.1)
+        assert queued == [1]
+        nudger.nudge()  # the key is set: the queued task will see this commit
+        await asyncio.sleep(0.1)
+        assert queued == [1]
+        pipeline.nudge_clear()  # a drain found the inbox empty
+        nudger.nudge()
+        await asyncio.sleep(0.1)
+        assert queued == [1, 1]
+
+    asyncio.run(scenario())
+    client.delete(pipeline.NUDGE_KEY)
