@@ -866,31 +866,50 @@ def _add_usage(usage: dict[tuple[str, str, str, datetime], Decimal]) -> None:
 
 
 class LivePublisher:
-    """Live messages of committed batches, sent from a thread of their own, coalesced under load.
+    """Live messages of committed batches, coalesced under load.
 
-    A batch hands over the assets it changed and goes on to the next batch. The thread sends
-    `events.asset_status_changed` for everything handed over since its last round: each
-    asset once, with its state as committed by then (the function reads it), so a message
-    per asset per batch at most. A round that took more than FREE_ROUND seconds is followed
-    by a pause, so that publishing takes at most INGEST_LIVE_PUBLISH_SHARE of the time: at
-    ~1 ms of CPU per asset (three Channels group messages), a backlog of a thousand devices
-    would otherwise cost the worker a core; under overload the browsers get fewer, fresher
-    messages instead of the storing falling behind. At light load rounds are short and
-    nothing waits.
+    A batch hands over the assets it changed. When nothing is waiting and publishing is not
+    pausing, a small batch's messages go out at once from the batch's own thread (at light
+    load the shortest way to the browsers: no hop to another thread, which under load would
+    have to win the interpreter lock from the storing thread for every Redis round trip).
+    Otherwise they go to a thread of their own, which sends `events.asset_status_changed`
+    for everything handed over since its last round: each asset once, with its state as
+    committed by then (the function reads it), so a message per asset per batch at most.
+
+    Rounds, here or in the thread, never overlap (so a later round never sends older state
+    than an earlier one). A round that took more than FREE_ROUND seconds is followed by a
+    pause, so that publishing takes at most INGEST_LIVE_PUBLISH_SHARE of the time: at ~1 ms
+    of CPU per asset, a backlog of a thousand devices would otherwise cost the worker a
+    core; under overload the browsers get fewer, fresher messages instead of the storing
+    falling behind. At light load rounds are short and nothing waits.
     """
 
     FREE_ROUND = 0.05
+    INLINE_MAX = 50  # assets a batch publishes itself when nothing waits
 
     def __init__(self) -> None:
         self._pending: dict[str, None] = {}  # insertion-ordered set of asset ids
         self._wake = threading.Condition()
+        self._round = threading.Lock()  # held by whoever runs a round
         self._idle = threading.Event()  # set while no round is pending or running
         self._idle.set()
+        self._pause_until = 0.0
         self._thread: threading.Thread | None = None
         self._pid = 0
 
     def submit(self, asset_ids: list[str]) -> None:
         if not asset_ids:
+            return
+        if (
+            len(asset_ids) <= self.INLINE_MAX
+            and not self._pending
+            and time.monotonic() >= self._pause_until
+            and self._round.acquire(blocking=False)
+        ):
+            try:
+                self._publish(asset_ids)
+            finally:
+                self._round.release()
             return
         with self._wake:
             self._pending.update(dict.fromkeys(asset_ids))
@@ -906,6 +925,29 @@ class LivePublisher:
         """Wait until every submitted round has run (tests, before they flush the database)."""
         return self._idle.wait(timeout)
 
+    def _publish(self, asset_ids: list[str]) -> None:
+        """One round (the caller holds `_round`); then the pause it earned, if any."""
+        from django.db import connections
+
+        started = time.monotonic()
+        for attempt in (1, 2):
+            try:
+                events.asset_status_changed(asset_ids=asset_ids)
+            except DatabaseError:
+                # Celery's Django fixup closes the connection pool around every task; a
+                # round that met a pool being closed tries once more on a fresh one.
+                if attempt == 2:
+                    log.exception("live: publishing %d assets failed", len(asset_ids))
+                connections["default"].close()
+                continue
+            except Exception:
+                log.exception("live: publishing %d assets failed", len(asset_ids))
+            break
+        elapsed = time.monotonic() - started
+        if elapsed > self.FREE_ROUND:
+            share = min(1.0, max(0.01, settings.INGEST_LIVE_PUBLISH_SHARE))
+            self._pause_until = time.monotonic() + elapsed * (1 / share - 1)
+
     def _run(self) -> None:
         from django.db import connections
 
@@ -913,29 +955,15 @@ class LivePublisher:
             with self._wake:
                 while not self._pending:
                     self._wake.wait()
-                asset_ids, self._pending = list(self._pending), {}
-            started = time.monotonic()
-            for attempt in (1, 2):
-                try:
-                    events.asset_status_changed(asset_ids=asset_ids)
-                except DatabaseError:
-                    # Celery's Django fixup closes the connection pool around every task; a
-                    # round that met a pool being closed tries once more on a fresh one.
-                    if attempt == 2:
-                        log.exception("live: publishing %d assets failed", len(asset_ids))
-                    connections["default"].close()
-                    continue
-                except Exception:
-                    log.exception("live: publishing %d assets failed", len(asset_ids))
-                break
+            time.sleep(max(0.0, self._pause_until - time.monotonic()))
+            with self._round:
+                with self._wake:
+                    asset_ids, self._pending = list(self._pending), {}
+                self._publish(asset_ids)
             connections["default"].close()  # this thread's connection, back to the pool
             with self._wake:
                 if not self._pending:
                     self._idle.set()
-            elapsed = time.monotonic() - started
-            if elapsed > self.FREE_ROUND:
-                share = min(1.0, max(0.01, settings.INGEST_LIVE_PUBLISH_SHARE))
-                time.sleep(elapsed * (1 / share - 1))
 
 
 live_publisher = LivePublisher()
