@@ -21,9 +21,11 @@ project's ASGI application with one timestamp added, bench/_live_asgi.py), the C
   process; a frame that never came counts as infinitely late. The stages (view, waiting for
   the worker, the batch, publishing, the channel layer, consumer → client) come from the
   timestamps of the traced worker and web processes and of the stored heartbeat rows.
-- S3: one uvicorn process (stock `portal.asgi:application`, --workers 1) and as many idle
-  sockets as asked (default 10,000, opened in steps): its VmRSS before, at each step and
-  after; KiB per socket; sockets still answering a ping at the end.
+- S3: one uvicorn process (`portal.asgi:application --workers 1` with the Procfile's options,
+  i.e. without permessage-deflate) and as many idle sockets as asked (default 10,000, opened
+  in steps): its VmRSS before, at each step and after; KiB per socket; sockets still
+  answering a ping at the end. Then the same under stock uvicorn, which accepts the deflate
+  offer, for comparison (--no-s3-compare skips it).
 
 Prints one JSON object on stdout; progress goes to stderr. Everything it starts is stopped on
 the way out, Ctrl-C and SIGTERM included. Wrap a run in `flock /tmp/fleetport-bench.lock` so it
@@ -84,6 +86,26 @@ TARGETS = {
     "s3_sockets": 5_000,
     "s3_kib_per_socket": 64.0,
 }
+
+
+def procfile_web_flags() -> tuple[str, ...]:
+    """The uvicorn options of the Procfile's `web:` line, less --host/--port (the bench's own)."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("web:"))
+    words = line.split()
+    words = words[words.index("portal.asgi:application") + 1 :]
+    flags: list[str] = []
+    skip = False
+    for word in words:
+        if skip:
+            skip = False
+        elif word in ("--host", "--port"):
+            skip = True
+        else:
+            flags.append(word)
+    return tuple(flags)
+
+
+PROCFILE_WEB_FLAGS = procfile_web_flags()  # e.g. --ws-per-message-deflate false
 DEFAULT_S1A_RATE = 100.0  # bench/ingest.py S1a: 72 (end to end) to 125 (accepted) heartbeats/s
 SEQ_WARMUP, SEQ_TIMED = 1, 1_000
 DRAIN_TIMEOUT = 300.0
@@ -616,6 +638,15 @@ class TraceIndex:
         at = bisect.bisect_left(entries, moment, key=lambda entry: entry[0])
         return entries[at][1] if at < len(entries) else None
 
+    def first_ending_after(self, asset: str, moment: float) -> dict[str, Any] | None:
+        """The first record with this asset that ended after `moment`: for a batch, the one that
+        stored a row accepted at `moment` (a device's batches never overlap; a batch may have
+        started before the row was accepted, while it waited for the device's lock)."""
+        for _, record in self.by_asset.get(asset, []):
+            if record["end"] > moment:
+                return record
+        return None
+
 
 def frame_latencies(
     timed: list[Sent], frames: Frames, recipients: dict[str, tuple[list[int], list[int]]]
@@ -710,7 +741,7 @@ def stage_breakdown(
         if accepted is None or not values_frames or consumer is None:
             incomplete += 1
             continue
-        batch = batches.first_after(record.asset.asset_id, accepted - 0.005)
+        batch = batches.first_ending_after(record.asset.asset_id, accepted)
         publish = publishes.first_after(record.asset.asset_id, batch["start"]) if batch else None
         if batch is None or publish is None:
             incomplete += 1
@@ -1035,7 +1066,9 @@ async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     result: dict[str, Any] = {}
     celery = str(VENV_BIN / "celery")
     python = str(VENV_BIN / "python")
-    web, port = start_web(stack, "web", "_live_asgi:application", 2, "--app-dir", "bench")
+    web, port = start_web(
+        stack, "web", "_live_asgi:application", 2, "--app-dir", "bench", *PROCFILE_WEB_FLAGS
+    )
     worker = stack.start(
         "worker",
         [
@@ -1070,10 +1103,10 @@ async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     result["peak_rss_mb"] = {"web": peak_rss(web.pid), "worker": peak_rss(worker.pid)}
     web.stop()
 
-    # S3: the stock command (browsers offer permessage-deflate and it accepts), then the same
-    # with --ws-per-message-deflate false, to show what the compression costs per socket.
-    for key, extra in (("s3", ()), ("s3_without_deflate", ("--ws-per-message-deflate", "false"))):
-        if key == "s3_without_deflate" and not config.s3_compare:
+    # S3: the Procfile's command, then stock uvicorn (which accepts the permessage-deflate
+    # every browser offers), to show what the compression would cost per socket.
+    for key, extra in (("s3", PROCFILE_WEB_FLAGS), ("s3_with_deflate", ())):
+        if key == "s3_with_deflate" and not config.s3_compare:
             continue
         s3_web, s3_port = start_web(stack, f"web-{key}", "portal.asgi:application", 1, *extra)
         log(f"{key}: {' '.join(('uvicorn portal.asgi:application --workers 1', *extra))}")
@@ -1157,8 +1190,9 @@ def run(config: Config) -> dict[str, Any]:
             "assets_per_customer": config.assets_per_customer,
             "s3_sockets": config.s3_sockets,
             "profiled": bool(config.py_spy),
-            "web_s2": "uvicorn _live_asgi:application (= portal.asgi + one timestamp) --workers 2",
-            "web_s3": "uvicorn portal.asgi:application --workers 1",
+            "web_s2": "uvicorn _live_asgi:application (= portal.asgi + one timestamp) --workers 2 "
+            + " ".join(PROCFILE_WEB_FLAGS),
+            "web_s3": " ".join(("uvicorn portal.asgi:application --workers 1", *PROCFILE_WEB_FLAGS)),
             "worker": "bench/_live_worker.py (= celery -A portal worker + timestamps) "
             "--queues default,ingest --concurrency 2, plus celery beat",
             "settings": "portal.settings.dev, DEBUG=0, INGEST_DEVICE_RATE_PER_MINUTE=100000000",
@@ -1168,7 +1202,7 @@ def run(config: Config) -> dict[str, Any]:
         "targets": TARGETS,
         "s2": s2,
         "s3": s3,
-        "s3_without_deflate": measured.get("s3_without_deflate"),
+        "s3_with_deflate": measured.get("s3_with_deflate"),
         "peak_rss_mb": {
             "web": measured["peak_rss_mb"]["web"]["sum_mb"],
             "worker": measured["peak_rss_mb"]["worker"]["sum_mb"],
@@ -1205,7 +1239,7 @@ def main() -> int:
     parser.add_argument(
         "--no-s3-compare",
         action="store_true",
-        help="skip the second S3 run (server with --ws-per-message-deflate false)",
+        help="skip the second S3 run (stock uvicorn, permessage-deflate accepted)",
     )
     parser.add_argument(
         "--profile",
