@@ -266,7 +266,8 @@ AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))
 # messages nor drops them silently under fan-out (bench/live.py, docs/performance.md).
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        # channels_redis's pub/sub layer, with pipelined group_send_many (portal/channel_layer.py).
+        "BACKEND": "portal.channel_layer.LiveChannelLayer",
         # A read timeout above Channels' own 5 s wait (else idle sockets die), and a pool that
         # waits for a connection instead of failing when many sockets (dis)connect at once.
         "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 10, "max_connections": 1000}]},

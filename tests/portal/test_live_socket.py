@@ -86,6 +86,40 @@ def test_a_socket_gets_its_customers_events_and_never_anothers(
     async_to_sync(scenario)()
 
 
+def test_many_messages_go_out_in_one_pipeline_each_to_its_groups_in_order(
+    viewer_a: User, viewer_b: User, customer_a: Customer, customer_b: Customer, support: User
+) -> None:
+    from channels.layers import get_channel_layer
+
+    from portal.channel_layer import LiveChannelLayer
+
+    assert isinstance(get_channel_layer(), LiveChannelLayer)  # publish_many pipelines
+    headers_a, headers_b, headers_staff = _headers(viewer_a), _headers(viewer_b), _headers(support)
+    messages: list[tuple[str, dict[str, Any]]] = []
+    for n in range(30):
+        for customer, name in ((customer_a, "A"), (customer_b, "B")):
+            messages += live.for_customer(customer.pk, {"type": "test.event", "of": name, "n": n})
+
+    async def scenario() -> None:
+        sockets = [await _connect(headers) for headers in (headers_a, headers_b, headers_staff)]
+        for sock, connected, _ in sockets:
+            assert connected
+            assert (await sock.receive_json_from(timeout=5))["type"] == "hello"
+        await asyncio.to_thread(live.publish_many, messages)
+        (sock_a, _, _), (sock_b, _, _), (sock_staff, _, _) = sockets
+        got_a = [await sock_a.receive_json_from(timeout=5) for _ in range(30)]
+        got_b = [await sock_b.receive_json_from(timeout=5) for _ in range(30)]
+        got_staff = [await sock_staff.receive_json_from(timeout=5) for _ in range(60)]
+        assert [(m["of"], m["n"]) for m in got_a] == [("A", n) for n in range(30)]
+        assert [(m["of"], m["n"]) for m in got_b] == [("B", n) for n in range(30)]
+        assert [(m["of"], m["n"]) for m in got_staff] == [(o, n) for n in range(30) for o in "AB"]
+        for sock, _, _ in sockets:
+            assert await sock.receive_nothing(timeout=0.3)
+            await sock.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_ping_pong_and_unknown_messages(viewer_a: User) -> None:
     headers = _headers(viewer_a)
 

@@ -1,0 +1,37 @@
+"""The channel layer: channels_redis's pub/sub layer, with many group messages in one round trip.
+
+`RedisPubSubChannelLayer.group_send` is one PUBLISH and one round trip per message, one at a
+time per Redis connection. A worker's batch publishes three messages per changed asset; sent
+one by one from a thread that shares the interpreter with the storing thread, each round trip
+waited for the lock again (up to the 5-ms switch interval), so a round of 3,000 messages took
+seconds. `group_send_many` sends them as one pipeline per shard: the same PUBLISH commands,
+in the same order, on the layer's own connection.
+
+It reaches into channels_redis's per-loop layer (`_get_layer`, `_get_group_channel_name`,
+`_get_shard`, the shard's `_lock`, `_ensure_redis` and `_redis`), pinned in
+requirements/lock.txt; tests/portal/test_live_socket.py sends through it to real consumers.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+from channels_redis.pubsub import RedisPubSubChannelLayer
+
+
+class LiveChannelLayer(RedisPubSubChannelLayer):
+    async def group_send_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send each (group, message), in order, pipelined: one round trip per shard."""
+        layer = self._get_layer()
+        by_shard: dict[Any, list[tuple[str, bytes]]] = defaultdict(list)
+        for group, message in messages:
+            channel = layer._get_group_channel_name(group)
+            by_shard[layer._get_shard(channel)].append((channel, self.serialize(message)))
+        for shard, items in by_shard.items():
+            async with shard._lock:
+                shard._ensure_redis()
+                pipe = shard._redis.pipeline(transaction=False)
+                for channel, data in items:
+                    pipe.publish(channel, data)
+                await pipe.execute()
