@@ -7,6 +7,11 @@ waited for the lock again (up to the 5-ms switch interval), so a round of 3,000 
 seconds. `group_send_many` sends them as one pipeline per shard: the same PUBLISH commands,
 in the same order, on the layer's own connection.
 
+A process's consumers in one group get the same message: it is decoded once per process
+(`deserialize` remembers the last few hundred), so what a consumer receives is shared with
+the other consumers of the process and must be treated as read-only (LiveConsumer only adds
+the JSON text it sends, the same for every socket).
+
 It reaches into channels_redis's per-loop layer (`_get_layer`, `_get_group_channel_name`,
 `_get_shard`, the shard's `_lock`, `_ensure_redis` and `_redis`), pinned in
 requirements/lock.txt; tests/portal/test_live_socket.py sends through it to real consumers.
@@ -14,13 +19,28 @@ requirements/lock.txt; tests/portal/test_live_socket.py sends through it to real
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from typing import Any
 
 from channels_redis.pubsub import RedisPubSubChannelLayer
 
 
 class LiveChannelLayer(RedisPubSubChannelLayer):
+    DECODED_KEPT = 512
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._decoded: OrderedDict[bytes, Any] = OrderedDict()
+
+    def deserialize(self, message: bytes) -> Any:
+        """Decode a message once for all the process's channels that receive it."""
+        decoded = self._decoded.get(message)
+        if decoded is None:
+            decoded = self._decoded[message] = super().deserialize(message)
+            if len(self._decoded) > self.DECODED_KEPT:
+                self._decoded.popitem(last=False)
+        return decoded
+
     async def group_send_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         """Send each (group, message), in order, pipelined: one round trip per shard."""
         layer = self._get_layer()

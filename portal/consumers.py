@@ -16,6 +16,7 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -97,22 +98,30 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 self.groups_joined.remove(group)
             await self.send_json({"type": "unsubscribed", "topic": topic, "id": object_id})
 
+    async def _relay(self, event: dict[str, Any]) -> None:
+        """Send an event's payload. The event is shared with the process's other sockets that
+        got it (portal.channel_layer): the JSON text is made once and kept on it."""
+        text = event.get("json")
+        if text is None:
+            text = event["json"] = orjson.dumps(event["payload"]).decode()
+        await self.send(text_data=text)
+
     async def live_event(self, event: dict[str, Any]) -> None:
         """Relay an event a publisher sent with `portal.live.publish`, coalescing per object."""
         payload = event["payload"]
         subject = payload.get("asset")
         if subject is None:
-            await self.send_json(payload)
+            await self._relay(event)
             return
         key = (str(payload.get("type")), str(subject))
         now = time.monotonic()
         due = self.last_sent.get(key, 0.0) + COALESCE_SECONDS
         if now >= due and key not in self.pending:
             self.last_sent[key] = now
-            await self.send_json(payload)
+            await self._relay(event)
             return
         first = key not in self.pending
-        self.pending[key] = payload  # the newest wins
+        self.pending[key] = event  # the newest wins
         if first:
             asyncio.get_running_loop().call_later(max(0.0, due - now), self._flush_soon, key)
 
@@ -122,10 +131,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         task.add_done_callback(self.flushes.discard)
 
     async def _flush(self, key: tuple[str, str]) -> None:
-        payload = self.pending.pop(key, None)
-        if payload is not None:
+        event = self.pending.pop(key, None)
+        if event is not None:
             self.last_sent[key] = time.monotonic()
-            await self.send_json(payload)
+            await self._relay(event)
 
     async def live_close(self, event: dict[str, Any]) -> None:
         """A logout or deactivation closes the user's sockets."""

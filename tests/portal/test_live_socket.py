@@ -120,6 +120,19 @@ def test_many_messages_go_out_in_one_pipeline_each_to_its_groups_in_order(
     async_to_sync(scenario)()
 
 
+def test_a_group_message_is_decoded_once_per_process() -> None:
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    data = layer.serialize({"type": "live.event", "payload": {"type": "test.event", "n": 1}})
+    first = layer.deserialize(data)
+    assert first == {"type": "live.event", "payload": {"type": "test.event", "n": 1}}
+    assert layer.deserialize(data) is first  # every socket of the group gets this one object
+    for n in range(layer.DECODED_KEPT):  # bounded: old messages are forgotten
+        layer.deserialize(layer.serialize({"type": "live.event", "payload": {"n": n + 2}}))
+    assert layer.deserialize(data) is not first
+
+
 def test_ping_pong_and_unknown_messages(viewer_a: User) -> None:
     headers = _headers(viewer_a)
 
