@@ -452,6 +452,28 @@ def dispute_credit(*, actor: User, ticket: Ticket, amount: Decimal, reason: str)
     return ticket
 
 
+def auto_close(*, now: datetime | None = None) -> int:
+    """Close tickets resolved more than SUPPORT_AUTO_CLOSE_DAYS ago (each in its own
+    transaction; a ticket someone is changing right now is left for the next run). Returns
+    how many were closed."""
+    days = settings.SUPPORT_AUTO_CLOSE_DAYS
+    if days <= 0:
+        return 0
+    now = now or timezone.now()
+    closed = 0
+    due = Ticket.objects.filter(status=Status.RESOLVED, resolved_at__lt=now - timedelta(days=days))
+    for pk in list(due.values_list("pk", flat=True)[:5000]):
+        with transaction.atomic():
+            ticket = Ticket.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if ticket is None or ticket.status != Status.RESOLVED:
+                continue
+            note = f"Closed automatically {days} day{'s' if days != 1 else ''} after it was resolved."
+            _move(ticket, Status.CLOSED, None, now, note=note)
+            audit_record(actor=None, action="ticket.auto_closed", target=ticket, data={"days": days})
+            closed += 1
+    return closed
+
+
 def sla_sweep(*, now: datetime | None = None) -> int:
     """Flag breaches and tickets about to breach; each change goes out live. Returns how many changed."""
     now = now or timezone.now()

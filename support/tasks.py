@@ -12,6 +12,13 @@ def sla_sweep() -> int:
     return sweep()
 
 
+@shared_task(name="support.auto_close")
+def auto_close() -> int:
+    from support.services import auto_close as close
+
+    return close()
+
+
 @shared_task(name="support.ticket_notify", acks_late=True)
 def ticket_notify(event_id: int) -> int:
     from support.notifications import notify

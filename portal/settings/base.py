@@ -257,6 +257,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(minute=0, hour=6, day_of_month=2),
     },
     "ticket-sla-sweep": {"task": "support.sla_sweep", "schedule": 60.0},
+    "ticket-auto-close": {"task": "support.auto_close", "schedule": 3600.0},
 }
 CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))
@@ -354,6 +355,8 @@ SUPPORT_DEFAULT_SLA = {
 SUPPORT_AT_RISK_SHARE = 0.2
 # A re-raised alarm reopens its ticket when that was resolved less than this long ago.
 SUPPORT_REOPEN_WITHIN_HOURS = int(os.environ.get("SUPPORT_REOPEN_WITHIN_HOURS", "72"))
+# A resolved ticket nobody reopened is closed this many days after it was resolved (0: never).
+SUPPORT_AUTO_CLOSE_DAYS = int(os.environ.get("SUPPORT_AUTO_CLOSE_DAYS", "7"))
 # Built-in alarm kinds that open tickets, with the priority (rules say their own). "offline" is
 # left out by default: a site losing its network would open a ticket per machine; add it per
 # deployment (e.g. {"device_fault": "P2", "offline": "P2"}).

@@ -182,3 +182,36 @@ def test_resolving_late_records_the_breach_at_once(
     with time_machine.travel(T0 + timedelta(minutes=500), tick=False):
         ticket = services.ticket_transition(actor=support, ticket=ticket, to=Status.RESOLVED)
     assert (ticket.resolution_breached, ticket.first_response_breached) == (True, False)
+
+
+def test_resolved_tickets_close_themselves_after_the_configured_days(
+    customer_a: Customer, support: User, settings: object
+) -> None:
+    from support.models import EventKind
+
+    settings.SUPPORT_AUTO_CLOSE_DAYS = 7
+    with time_machine.travel(T0, tick=False):
+        old = walk_to(open_ticket(customer_a), Status.RESOLVED, support)
+        reopened = walk_to(open_ticket(customer_a), Status.RESOLVED, support)
+    with time_machine.travel(T0 + timedelta(days=5), tick=False):
+        recent = walk_to(open_ticket(customer_a), Status.RESOLVED, support)
+        services.ticket_transition(actor=support, ticket=reopened, to=Status.OPEN)
+
+    assert services.auto_close(now=T0 + timedelta(days=6, hours=23)) == 0
+    assert services.auto_close(now=T0 + timedelta(days=7, hours=1)) == 1
+    old.refresh_from_db()
+    assert (old.status, old.closed_at) == (Status.CLOSED, T0 + timedelta(days=7, hours=1))
+    last = old.events.order_by("created_at", "pk").last()
+    assert last is not None
+    assert (last.kind, last.author, last.to_status) == (EventKind.STATUS, None, Status.CLOSED)
+    assert last.body == "Closed automatically 7 days after it was resolved."
+    assert Ticket.objects.get(pk=reopened.pk).status == Status.OPEN
+    assert Ticket.objects.get(pk=recent.pk).status == Status.RESOLVED
+    assert services.auto_close(now=T0 + timedelta(days=13)) == 1  # `recent`, 8 days on
+    assert services.auto_close(now=T0 + timedelta(days=30)) == 0  # nothing left; closed is final
+
+    settings.SUPPORT_AUTO_CLOSE_DAYS = 0
+    with time_machine.travel(T0, tick=False):
+        kept = walk_to(open_ticket(customer_a), Status.RESOLVED, support)
+    assert services.auto_close(now=T0 + timedelta(days=365)) == 0
+    assert Ticket.objects.get(pk=kept.pk).status == Status.RESOLVED
