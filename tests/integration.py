@@ -49,7 +49,8 @@ def wait_for_quiet_database(timeout: float = 15) -> None:
         while time.monotonic() < deadline:
             cursor.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-                " AND pid <> pg_backend_pid() AND state IS NOT NULL AND state <> 'idle'"
+                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                " AND state IS NOT NULL AND state <> 'idle'"
             )
             if cursor.fetchone()[0] == 0:
                 return
