@@ -242,6 +242,8 @@ def test_a_nudge_after_a_drain_ended_queues_the_next_drain(monkeypatch: pytest.M
 
     queued: list[int] = []
     monkeypatch.setattr(tasks.ingest_drain, "delay", lambda: queued.append(1))  # no real worker here
+    # A key of its own: a session-wide worker finishing an earlier test's drain clears the real one.
+    monkeypatch.setattr(pipeline, "NUDGE_KEY", f"{pipeline.NUDGE_KEY}:test-{os.getpid()}")
     client = pipeline.redis_client()
     client.delete(pipeline.NUDGE_KEY)
 
