@@ -16,9 +16,14 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from tests.services import PostgresServer, RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -78,6 +83,52 @@ class Process:
 
 
 # ----------------------------------------------------------------------------- /proc readings
+
+
+@dataclass
+class Stack:
+    """What a benchmark started, for the measurements and for stopping it all."""
+
+    folder: Path
+    env: dict[str, str]
+    postgres: PostgresServer
+    redis: RedisServer
+    processes: list[Process] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str]) -> Process:
+        process = Process(name, argv, env=self.env, log_path=self.folder / f"{name}.log")
+        self.processes.append(process)
+        return process
+
+    def postmaster_pid(self) -> int:
+        return int((self.postgres.data / "postmaster.pid").read_text().splitlines()[0])
+
+    def connect(self) -> psycopg.Connection[Any]:
+        import psycopg
+
+        return psycopg.connect(self.postgres.url, autocommit=True)
+
+
+def uvicorn_argv(app: str, port: int, workers: int, *extra: str) -> list[str]:
+    """The one uvicorn command the benchmarks serve with (uvloop, httptools, websockets)."""
+    return [
+        str(VENV_BIN / "uvicorn"),
+        app,
+        *extra,
+        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
+        *("--no-access-log", "--log-level", "warning"),
+    ]
+
+
+def wait_for_log(process: Process, needle: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if needle in process.log_path.read_text(errors="replace"):
+            return
+        if not process.alive():
+            break
+        time.sleep(0.2)
+    raise RuntimeError(f"{process.name} did not log {needle!r}:\n{process.tail()}")
 
 
 def _children_map() -> dict[int, list[int]]:

@@ -34,7 +34,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,15 @@ from _common import (
     VENV_BIN,
     CpuSample,
     Process,
+    Stack,
     WrkResult,
     ensure_wrk,
     log,
     peak_rss,
     run_wrk,
     sigterm_as_interrupt,
+    uvicorn_argv,
+    wait_for_log,
 )
 
 from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
@@ -85,60 +88,9 @@ class Config:
     batch: int = 100
 
 
-@dataclass
-class Stack:
-    """What the benchmark started, for the measurements and for stopping it all."""
-
-    folder: Path
-    env: dict[str, str]
-    postgres: PostgresServer
-    redis: RedisServer
-    processes: list[Process] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str]) -> Process:
-        process = Process(name, argv, env=self.env, log_path=self.folder / f"{name}.log")
-        self.processes.append(process)
-        return process
-
-    def postmaster_pid(self) -> int:
-        return int((self.postgres.data / "postmaster.pid").read_text().splitlines()[0])
-
-    def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.postgres.url, autocommit=True)
-
-
-def uvicorn_argv(app: str, port: int, *extra: str) -> list[str]:
-    """The one uvicorn command both the bare app and the portal are served with."""
-    return [
-        str(VENV_BIN / "uvicorn"),
-        app,
-        *extra,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-
-
-def wait_for_log(process: Process, needle: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if needle in process.log_path.read_text(errors="replace"):
-            return
-        if not process.alive():
-            break
-        time.sleep(0.2)
-    raise RuntimeError(f"{process.name} did not log {needle!r}:\n{process.tail()}")
-
-
 def start_web(stack: Stack, name: str, app: str, *extra: str) -> tuple[Process, str]:
     port = free_port()
-    process = stack.start(name, uvicorn_argv(app, port, *extra))
+    process = stack.start(name, uvicorn_argv(app, port, 2, *extra))
     try:
         wait_for_port(port, timeout=60)
     except TimeoutError as exc:

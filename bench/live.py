@@ -50,7 +50,7 @@ import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,7 @@ from _common import (
     VENV_BIN,
     CpuSample,
     Process,
+    Stack,
     cpu_seconds,
     log,
     peak_rss,
@@ -74,6 +75,8 @@ from _common import (
     resident_kib,
     sigterm_as_interrupt,
     socket_count,
+    uvicorn_argv,
+    wait_for_log,
 )
 
 from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
@@ -136,39 +139,6 @@ class Config:
         return self.sockets - self.staff_sockets
 
 
-@dataclass
-class Stack:
-    """What the benchmark started, for the measurements and for stopping it all."""
-
-    folder: Path
-    env: dict[str, str]
-    postgres: PostgresServer
-    redis: RedisServer
-    processes: list[Process] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str]) -> Process:
-        process = Process(name, argv, env=self.env, log_path=self.folder / f"{name}.log")
-        self.processes.append(process)
-        return process
-
-    def postmaster_pid(self) -> int:
-        return int((self.postgres.data / "postmaster.pid").read_text().splitlines()[0])
-
-    def connect(self) -> psycopg.Connection[Any]:
-        return psycopg.connect(self.postgres.url, autocommit=True)
-
-
-def uvicorn_argv(app: str, port: int, workers: int, *extra: str) -> list[str]:
-    """The uvicorn command of bench/ingest.py (uvloop, httptools, websockets), N workers."""
-    return [
-        str(VENV_BIN / "uvicorn"),
-        app,
-        *extra,
-        *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
-        *("--no-access-log", "--log-level", "warning"),
-    ]
-
-
 def start_web(stack: Stack, name: str, app: str, workers: int, *extra: str) -> tuple[Process, int]:
     port = free_port()
     process = stack.start(name, uvicorn_argv(app, port, workers, *extra))
@@ -177,17 +147,6 @@ def start_web(stack: Stack, name: str, app: str, workers: int, *extra: str) -> t
     except TimeoutError as exc:
         raise RuntimeError(f"{name} did not start:\n{process.tail()}") from exc
     return process, port
-
-
-def wait_for_log(process: Process, needle: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if needle in process.log_path.read_text(errors="replace"):
-            return
-        if not process.alive():
-            break
-        time.sleep(0.2)
-    raise RuntimeError(f"{process.name} did not log {needle!r}:\n{process.tail()}")
 
 
 # ----------------------------------------------------------------------------- the fleet
@@ -1255,7 +1214,9 @@ def main() -> int:
         quick=args.quick,
         seconds=args.seconds or (10.0 if args.quick else 60.0),
         s1a_rate=args.s1a_rate,
-        rate=args.rate or args.s1a_rate / 2,
+        # Quick mode has 200 assets: at 500/s each would report within the consumers' 1-s
+        # coalescing window, so it keeps every asset 4 s apart (50/s) unless told otherwise.
+        rate=args.rate or (50.0 if args.quick else args.s1a_rate / 2),
         sockets=sockets,
         staff_sockets=args.staff_sockets if args.staff_sockets is not None else max(1, sockets // 100),
         customers=20 if args.quick else 100,
