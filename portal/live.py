@@ -44,7 +44,11 @@ def _run(send: Callable[[], Awaitable[None]]) -> None:
     except RuntimeError:
         pass
     else:
-        async_to_sync(send)()
+
+        async def call() -> None:
+            await send()
+
+        async_to_sync(call)()
         return
     loop = getattr(_thread_loops, "loop", None)
     if loop is None or loop.is_closed() or _thread_loops.pid != os.getpid():  # new thread or forked child
