@@ -2,7 +2,7 @@
 
     LIVE_TRACE_DIR=/tmp/x uvicorn _live_asgi:application --app-dir bench ...
 
-The application is the project's own object; only `LiveConsumer.live_event` is wrapped, so
+The application is the project's own object; only `LiveConsumer.take` is wrapped, so
 that each `asset.values` event (one per timed heartbeat: it goes to the one socket that
 subscribed to the asset) appends the moment the consumer got it from the channel layer to
 `$LIVE_TRACE_DIR/web-<pid>.jsonl`. That splits "published" → "frame received" into the channel
@@ -17,7 +17,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -40,18 +40,18 @@ def trace(record: dict[str, Any]) -> None:
     handle.write(json.dumps(record) + "\n")
 
 
-def traced_event(
-    original: Callable[[LiveConsumer, dict[str, Any]], Coroutine[Any, Any, None]],
-) -> Callable[[LiveConsumer, dict[str, Any]], Coroutine[Any, Any, None]]:
+def traced_take(
+    original: Callable[[LiveConsumer, dict[str, Any]], bool],
+) -> Callable[[LiveConsumer, dict[str, Any]], bool]:
     @functools.wraps(original)
-    async def wrapper(self: LiveConsumer, event: dict[str, Any]) -> None:
+    def wrapper(self: LiveConsumer, event: dict[str, Any]) -> bool:
         payload = event.get("payload", {})
         if payload.get("type") == "asset.values":
             values = payload.get("last_values") or {}
             trace({"at": time.time(), "asset": payload.get("asset"), "marker": values.get("temp_c")})
-        await original(self, event)
+        return original(self, event)
 
     return wrapper
 
 
-LiveConsumer.live_event = traced_event(LiveConsumer.live_event)  # type: ignore[method-assign,assignment]
+LiveConsumer.take = traced_take(LiveConsumer.take)  # type: ignore[method-assign,assignment]

@@ -19,10 +19,18 @@ requirements/lock.txt; tests/portal/test_live_socket.py sends through it to real
 
 from __future__ import annotations
 
+import functools
+import logging
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from channels_redis.pubsub import RedisPubSubChannelLayer
+
+log = logging.getLogger(__name__)
+
+
+Sink = Callable[[dict[str, Any]], bool]
 
 
 class LiveChannelLayer(RedisPubSubChannelLayer):
@@ -31,6 +39,49 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._decoded: OrderedDict[bytes, Any] = OrderedDict()
+        self._sinks: dict[str, Sink] = {}
+
+    def add_sink(self, channel: str, sink: Sink) -> None:
+        """Hand group messages for `channel` to `sink` as they arrive, in the receiving task,
+        instead of queueing them for the consumer's receive loop (a queue, a task and an
+        `asyncio.wait` per message and socket). The sink returns False for a message it does
+        not take, which then goes to the queue as before."""
+        self._sinks[channel] = sink
+
+    def remove_sink(self, channel: str) -> None:
+        self._sinks.pop(channel, None)
+
+    def _get_layer(self) -> Any:
+        layer = super()._get_layer()
+        for shard in layer._shards:
+            if "_receive_message" not in vars(shard):
+                shard._receive_message = functools.partial(self._receive_message, layer)
+        return layer
+
+    def _receive_message(self, layer: Any, message: dict[str, Any] | None) -> None:
+        """channels_redis's shard `_receive_message`, with sinks for group messages."""
+        if message is None:
+            return
+        name, data = message["channel"], message["data"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        if name in layer.channels:
+            layer.channels[name].put_nowait(data)
+            return
+        decoded = None
+        for channel in layer.groups.get(name, ()):
+            sink = self._sinks.get(channel)
+            if sink is not None:
+                if decoded is None:
+                    decoded = self.deserialize(data)
+                try:
+                    if sink(decoded):
+                        continue
+                except Exception:
+                    log.exception("live: a socket's sink failed")
+                    continue
+            if channel in layer.channels:
+                layer.channels[channel].put_nowait(data)
 
     def deserialize(self, message: bytes) -> Any:
         """Decode a message once for all the process's channels that receive it."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from typing import Any
 
 import orjson
@@ -35,7 +36,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = []
         self.last_sent: dict[tuple[str, str], float] = {}
         self.pending: dict[tuple[str, str], dict[str, Any]] = {}
-        self.flushes: set[asyncio.Future[None]] = set()
+        self.outbox: deque[str] = deque()
+        self.writer: asyncio.Future[None] | None = None
         scope = await database_sync_to_async(customer_id_scope)(user)
         if scope is False:
             await self.close(code=4401)
@@ -48,6 +50,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = names
         await self.accept()
         await self.send_json({"type": "hello", "role": user.role})
+        add_sink = getattr(self.channel_layer, "add_sink", None)
+        if add_sink is not None:  # group events straight from the layer (portal.channel_layer)
+            add_sink(self.channel_name, self.take)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Relayed events skip Channels' per-message `aclose_old_connections()`.
@@ -65,7 +70,10 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def disconnect(self, code: int) -> None:
-        for name in self.groups_joined:
+        remove_sink = getattr(self.channel_layer, "remove_sink", None)
+        if remove_sink is not None:
+            remove_sink(self.channel_name)
+        for name in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(name, self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
@@ -98,43 +106,60 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 self.groups_joined.remove(group)
             await self.send_json({"type": "unsubscribed", "topic": topic, "id": object_id})
 
-    async def _relay(self, event: dict[str, Any]) -> None:
-        """Send an event's payload. The event is shared with the process's other sockets that
-        got it (portal.channel_layer): the JSON text is made once and kept on it."""
-        text = event.get("json")
-        if text is None:
-            text = event["json"] = orjson.dumps(event["payload"]).decode()
-        await self.send(text_data=text)
-
     async def live_event(self, event: dict[str, Any]) -> None:
-        """Relay an event a publisher sent with `portal.live.publish`, coalescing per object."""
+        """A relayed event that came through the channel queue (a layer without sinks)."""
+        self.take(event)
+
+    def take(self, event: dict[str, Any]) -> bool:
+        """Relay an event a publisher sent with `portal.live.publish`, coalescing per object.
+
+        Called by the channel layer for every group message to this socket (True: taken), or
+        by `live_event`. It only queues the frame; a writer task sends it.
+        """
+        if event.get("type") != "live.event":
+            return False
         payload = event["payload"]
         subject = payload.get("asset")
         if subject is None:
-            await self._relay(event)
-            return
+            self._queue(event)
+            return True
         key = (str(payload.get("type")), str(subject))
         now = time.monotonic()
         due = self.last_sent.get(key, 0.0) + COALESCE_SECONDS
         if now >= due and key not in self.pending:
             self.last_sent[key] = now
-            await self._relay(event)
-            return
+            self._queue(event)
+            return True
         first = key not in self.pending
         self.pending[key] = event  # the newest wins
         if first:
-            asyncio.get_running_loop().call_later(max(0.0, due - now), self._flush_soon, key)
+            asyncio.get_running_loop().call_later(max(0.0, due - now), self._flush, key)
+        return True
 
-    def _flush_soon(self, key: tuple[str, str]) -> None:
-        task = asyncio.ensure_future(self._flush(key))
-        self.flushes.add(task)  # keep a reference until it ran
-        task.add_done_callback(self.flushes.discard)
-
-    async def _flush(self, key: tuple[str, str]) -> None:
+    def _flush(self, key: tuple[str, str]) -> None:
         event = self.pending.pop(key, None)
         if event is not None:
             self.last_sent[key] = time.monotonic()
-            await self._relay(event)
+            self._queue(event)
+
+    def _queue(self, event: dict[str, Any]) -> None:
+        """The event is shared with the process's other sockets that got it
+        (portal.channel_layer): its JSON text is made once and kept on it."""
+        text = event.get("json")
+        if text is None:
+            text = event["json"] = orjson.dumps(event["payload"]).decode()
+        self.outbox.append(text)
+        if self.writer is None:
+            self.writer = asyncio.ensure_future(self._write())
+
+    async def _write(self) -> None:
+        try:
+            while self.outbox:
+                await self.send(text_data=self.outbox.popleft())
+        except Exception:  # noqa: BLE001 - the socket went away; its disconnect cleans up
+            self.outbox.clear()
+        finally:
+            self.writer = None
 
     async def live_close(self, event: dict[str, Any]) -> None:
         """A logout or deactivation closes the user's sockets."""
