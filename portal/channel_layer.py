@@ -7,7 +7,9 @@ waited for the lock again (up to the 5-ms switch interval), so a round of 3,000 
 seconds. `group_send_many` sends them as one pipeline per shard: the same PUBLISH commands,
 in the same order, on the layer's own connection.
 
-A process's consumers in one group get the same message: it is decoded once per process
+Sinks: a consumer may register a callable for its channel (`add_sink`); the layer's receiving
+task then hands it each group message directly instead of queueing it for the consumer's
+receive loop. A process's consumers in one group get the same message: it is decoded once per process
 (`deserialize` remembers the last few hundred), so what a consumer receives is shared with
 the other consumers of the process and must be treated as read-only (LiveConsumer only adds
 the JSON text it sends, the same for every socket).
