@@ -7,11 +7,14 @@ rows are committed and visible to the other processes.
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -214,6 +217,22 @@ def page(browser: Any) -> Iterator[Any]:
     page.set_default_timeout(15_000)
     yield page
     context.close()
+
+
+def post_ingest(base_url: str, token: str, body: Any) -> int:
+    """POST heartbeats (one object or a list) to a running server's ingest endpoint as a device
+    does; returns the status code."""
+    request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
+        f"{base_url}/api/v1/ingest/heartbeats",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
 
 
 def screenshot(page: Any, name: str) -> Path:

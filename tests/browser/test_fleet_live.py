@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,21 +11,14 @@ from fleet.models import AssetModel
 from portal.models import Customer, User
 from tests.factories import PASSWORD
 from tests.fleet.conftest import install
-from tests.integration import login, screenshot
+from tests.integration import login, post_ingest, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def post_heartbeat(base: str, token: str, seq: int, status: str) -> int:
     body = {"seq": seq, "ts": datetime.now(UTC).isoformat(), "status": status, "metrics": {"temp_c": 71.5}}
-    request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
-        f"{base}/api/v1/ingest/heartbeats",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return int(response.status)
+    return post_ingest(base, token, body)
 
 
 def post_counter(base: str, token: str, seq: int, run_hours: float) -> int:
@@ -38,14 +29,7 @@ def post_counter(base: str, token: str, seq: int, run_hours: float) -> int:
         "status": "ok",
         "metrics": {"run_hours": run_hours},
     }
-    request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
-        f"{base}/api/v1/ingest/heartbeats",
-        data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
-        method="POST",
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return int(response.status)
+    return post_ingest(base, token, body)
 
 
 def test_a_row_turns_to_fault_without_reload(

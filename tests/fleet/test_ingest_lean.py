@@ -10,17 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.test import Client
-from django.utils import timezone
 
 from fleet import credentials, pipeline
 from fleet.ingest import IngestEndpoint
 from fleet.models import IngestInbox
 from tests.fleet.conftest import Installed
+from tests.fleet.test_ingest_api import beat
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the endpoint has connections of its own
 
@@ -36,18 +35,6 @@ def _no_worker_nudges(monkeypatch: pytest.MonkeyPatch) -> None:
 
 URL = "/api/v1/ingest/heartbeats"
 HEADERS = ("content-type", "retry-after", "www-authenticate", "x-frame-options", "x-content-type-options")
-
-
-def beat(seq: int = 1, **overrides: Any) -> dict[str, Any]:
-    body = {
-        "seq": seq,
-        "ts": (timezone.now() - timedelta(seconds=10)).isoformat().replace("+00:00", "Z"),
-        "status": "ok",
-        "metrics": {"run_hours": 1532.25, "pressure_bar": 7.1, "temp_c": 61.0},
-        "fault_code": None,
-    }
-    body.update(overrides)
-    return body
 
 
 class Handed:

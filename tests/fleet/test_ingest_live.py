@@ -12,8 +12,6 @@ import os
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -28,7 +26,7 @@ from fleet.tasks import ingest_sweep
 from fleet.usage import usage_truth
 from portal.models import Customer
 from tests.fleet.conftest import Installed, install
-from tests.integration import start_asgi, start_worker, stop_process
+from tests.integration import post_ingest, start_asgi, start_worker, stop_process
 from tests.services import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -157,20 +155,6 @@ def test_kill_9_of_a_worker_loses_and_duplicates_nothing(
     assert stored_usage(fleet_live) == expected_usage(items)
 
 
-def _post_http(base: str, token: str, items: list[dict[str, Any]]) -> int:
-    request = urllib.request.Request(  # noqa: S310 - a loopback URL the test built
-        base + URL,
-        data=json.dumps(items).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
-
-
 def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fleet_live: Installed) -> None:
     redis_server = RedisServer().start()
     env = {**service_env, "REDIS_URL": redis_server.url}
@@ -185,7 +169,7 @@ def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fl
 
         def burst() -> None:
             for chunk in chunks:
-                code = _post_http(base, fleet_live.token, chunk)
+                code = post_ingest(base, fleet_live.token, chunk)
                 codes.append(code)
                 if code == 202:
                     accepted.extend(chunk)
@@ -204,7 +188,7 @@ def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fl
         assert set(codes) <= {202, 503}
         assert len(accepted) > 0
         # After the restart, the next accepted request nudges the same worker, unrestarted.
-        assert _post_http(base, fleet_live.token, history(1, offset=6000)) == 202
+        assert post_ingest(base, fleet_live.token, history(1, offset=6000)) == 202
         accepted.extend(history(1, offset=6000))
         wait_until(lambda: not IngestInbox.objects.exists(), timeout=120, what="the drain after the restart")
         assert Heartbeat.objects.filter(device=fleet_live.device).count() == len(accepted)
@@ -225,7 +209,7 @@ def test_every_heartbeat_is_drained_promptly_without_the_sweep(
     """
     sent = 0
     for seq in range(60):
-        assert _post_http(asgi_server, fleet_live.token, history(1, offset=seq)) == 202
+        assert post_ingest(asgi_server, fleet_live.token, history(1, offset=seq)) == 202
         sent += 1
         time.sleep(0.015 * (seq % 4))  # 0-45 ms apart: drains end between requests
     wait_until(lambda: not IngestInbox.objects.exists(), timeout=5, what="every row to be drained")
