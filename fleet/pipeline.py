@@ -289,12 +289,12 @@ def drain(
     total = BatchResult()
     deadline = time.monotonic() + time_budget
     cleared = False
-    while time.monotonic() < deadline:
+    while True:
         result = process_batch(max_rows=max_rows, max_items=max_items)
         if result.rows == 0:
             if cleared:
                 break
-            nudge_clear()
+            nudge_clear()  # then always one more look, whatever the budget says
             cleared = True
             continue
         cleared = False
@@ -302,6 +302,8 @@ def drain(
         total.stored += result.stored
         total.duplicates += result.duplicates
         total.failed_rows += result.failed_rows
+        if time.monotonic() >= deadline:
+            break  # rows may be left: the task hands over to a new one
     return total
 
 
@@ -367,7 +369,6 @@ class InboxRow:
     pk: int
     device_id: str
     received_at: datetime
-    count: int
     items: list[dict[str, Any]]
 
 
@@ -383,7 +384,7 @@ def _claim(max_rows: int, max_items: int) -> list[InboxRow]:
     items = 0
     if connection.vendor != "postgresql":
         for row in IngestInbox.objects.select_for_update(skip_locked=True).order_by("id")[:max_rows]:
-            claimed.append(InboxRow(row.pk, str(row.device_id), row.received_at, row.count, row.items))
+            claimed.append(InboxRow(row.pk, str(row.device_id), row.received_at, row.items))
             items += row.count
             if items >= max_items:
                 break
@@ -403,7 +404,7 @@ def _claim(max_rows: int, max_items: int) -> list[InboxRow]:
                 break
             for pk, device_id, received_at, count, body in fetched:
                 items_ = _json_loads(body) if isinstance(body, str) else body
-                claimed.append(InboxRow(pk, str(device_id), received_at, count, items_))
+                claimed.append(InboxRow(pk, str(device_id), received_at, items_))
                 items += count
                 if items >= max_items:
                     break

@@ -45,7 +45,7 @@ def asset_list(
         assets = assets.filter(status=status)
     if model:
         assets = assets.filter(
-            Q(model__code=model) | Q(model_id=model) if _is_uuid(model) else Q(model__code=model)
+            Q(model__code=model) | Q(model_id=model) if is_uuid(model) else Q(model__code=model)
         )
     if search:
         assets = assets.filter(Q(name__icontains=search) | Q(serial_number__icontains=search))
@@ -58,9 +58,6 @@ def device_list(*, actor: User) -> QuerySet[Device]:
         .select_related("asset")
         .prefetch_related(Prefetch("credentials", DeviceCredential.objects.order_by("-created_at")))
     )
-
-
-_is_uuid = is_uuid
 
 
 TRUNC = {"day": TruncDay, "month": TruncMonth}

@@ -26,6 +26,7 @@ from fleet.models import (
 from fleet.selectors import site_list as select_sites
 from portal.models import Customer
 from portal.roles import Capability, can
+from portal.validation import is_uuid
 from portal.views import require_capability
 
 
@@ -52,7 +53,7 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
     if status not in (None, *AssetStatus.values):
         status = None
     site = params.get("site") or None
-    if site and not selectors._is_uuid(site):
+    if site and not is_uuid(site):
         site = None
     context = selectors.fleet_overview(
         actor=request.user,  # type: ignore[arg-type]
@@ -154,7 +155,7 @@ def alarm_centre(request: HttpRequest) -> HttpResponse:
     )
     if severity in Severity.values:
         rows = rows.filter(severity=severity)
-    if customer and selectors._is_uuid(customer):
+    if customer and is_uuid(customer):
         rows = rows.filter(customer_id=customer)
     page = Paginator(rows.order_by("-raised_at"), 50).get_page(params.get("page"))
     return render(

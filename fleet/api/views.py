@@ -53,6 +53,7 @@ from fleet.models import (
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
+from portal.validation import is_uuid
 
 VIEW = (Capability.VIEW_FLEET,)
 MANAGE = (Capability.MANAGE_FLEET,)
@@ -193,7 +194,7 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
         if status_filter and status_filter not in AssetStatus.values:
             raise serializers.ValidationError({"status": [f"One of {', '.join(AssetStatus.values)}."]})
         site = params.get("site")
-        if site and not selectors._is_uuid(site):
+        if site and not is_uuid(site):
             raise serializers.ValidationError({"site": ["Must be a site id."]})
         return selectors.asset_list(
             actor=self.actor,
@@ -341,7 +342,7 @@ class AlarmViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
             alarms_qs = alarms_qs.filter(severity=severity)
         for name in ("asset", "customer"):
             if value := params.get(name):
-                if not selectors._is_uuid(value):
+                if not is_uuid(value):
                     raise serializers.ValidationError({name: ["Must be an id."]})
                 alarms_qs = alarms_qs.filter(**{f"{name}_id": value})
         return alarms_qs.order_by("-raised_at")
