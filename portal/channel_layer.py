@@ -72,6 +72,9 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
             return
         decoded = None
         for channel in layer.groups.get(name, ()):
+            if channel not in layer.channels:  # its consumer is gone: forget its sink too
+                self._sinks.pop(channel, None)
+                continue
             sink = self._sinks.get(channel)
             if sink is not None:
                 if decoded is None:
@@ -82,8 +85,7 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
                 except Exception:
                     log.exception("live: a socket's sink failed")
                     continue
-            if channel in layer.channels:
-                layer.channels[channel].put_nowait(data)
+            layer.channels[channel].put_nowait(data)
 
     def deserialize(self, message: bytes) -> Any:
         """Decode a message once for all the process's channels that receive it."""

@@ -64,46 +64,22 @@ def publish(group: str, payload: dict[str, Any]) -> None:
         _run(lambda: layer.group_send(group, {"type": "live.event", "payload": payload}))
 
 
-# Groups published to at once by publish_many on a layer without group_send_many (each
-# group_send is a round trip or more); kept well below the layer's Redis connection pool.
-PUBLISH_CONCURRENCY = 16
-
-
 def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """Send many (group, payload) messages in one go on this thread's event loop (see _run).
-
-    With `portal.channel_layer.LiveChannelLayer` (the settings' layer) they are one Redis
-    pipeline. Otherwise different groups are sent to concurrently (at most
-    PUBLISH_CONCURRENCY at once); the messages of one group keep their order, and a failure
-    is raised after the others were sent.
-    """
+    """Send many (group, payload) messages in one go on this thread's event loop (see _run):
+    with `portal.channel_layer.LiveChannelLayer` (the settings' layer) one Redis pipeline,
+    with another layer one group_send after the other, in order."""
     layer = get_channel_layer()
     if layer is None or not messages:
         return
     events = [(group, {"type": "live.event", "payload": payload}) for group, payload in messages]
     send_many = getattr(layer, "group_send_many", None)
-    if send_many is not None:
-        _run(lambda: send_many(events))
-        return
-    by_group: dict[str, list[dict[str, Any]]] = {}
-    for group, event in events:
-        by_group.setdefault(group, []).append(event)
 
     async def send_all() -> None:
-        gate = asyncio.Semaphore(PUBLISH_CONCURRENCY)
-
-        async def send_group(group: str, group_events: list[dict[str, Any]]) -> None:
-            async with gate:
-                for event in group_events:
-                    await layer.group_send(group, event)
-
-        results = await asyncio.gather(
-            *(send_group(group, group_events) for group, group_events in by_group.items()),
-            return_exceptions=True,
-        )
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
-        if failure is not None:
-            raise failure
+        if send_many is not None:
+            await send_many(events)
+            return
+        for group, event in events:
+            await layer.group_send(group, event)
 
     _run(send_all)
 

@@ -464,8 +464,8 @@ def auto_close(*, now: datetime | None = None) -> int:
     due = Ticket.objects.filter(status=Status.RESOLVED, resolved_at__lt=now - timedelta(days=days))
     for pk in list(due.values_list("pk", flat=True)[:5000]):
         with transaction.atomic():
-            ticket = Ticket.objects.select_for_update(skip_locked=True).filter(pk=pk).first()
-            if ticket is None or ticket.status != Status.RESOLVED:
+            ticket = due.select_for_update(skip_locked=True).filter(pk=pk).first()
+            if ticket is None:  # reopened (or resolved again) meanwhile, or being changed
                 continue
             note = f"Closed automatically {days} day{'s' if days != 1 else ''} after it was resolved."
             _move(ticket, Status.CLOSED, None, now, note=note)

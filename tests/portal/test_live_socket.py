@@ -133,6 +133,35 @@ def test_a_group_message_is_decoded_once_per_process() -> None:
     assert layer.deserialize(data) is not first
 
 
+def test_invoice_run_progress_reaches_staff_sockets_only(admin_a: User, finance: User) -> None:
+    from billing.models import InvoiceRun
+    from billing.runs import publish_progress
+
+    run = InvoiceRun.objects.create(period="2026-10", started_by=finance)
+    headers_customer, headers_finance = _headers(admin_a), _headers(finance)
+
+    async def scenario() -> None:
+        (customer, ok_c, _), (staff, ok_s, _) = (
+            await _connect(headers_customer),
+            await _connect(headers_finance),
+        )
+        assert (ok_c, ok_s) == (True, True)
+        for sock in (customer, staff):
+            assert (await sock.receive_json_from(timeout=5))["type"] == "hello"
+        await asyncio.to_thread(publish_progress, run)
+        got = await staff.receive_json_from(timeout=5)
+        assert (got["type"], got["run"], got["started_by"]) == (
+            "invoice_run.progress",
+            str(run.pk),
+            finance.email,
+        )
+        assert await customer.receive_nothing(timeout=0.5)
+        for sock in (customer, staff):
+            await sock.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_ping_pong_and_unknown_messages(viewer_a: User) -> None:
     headers = _headers(viewer_a)
 
