@@ -3,7 +3,7 @@
     LIVE_TRACE_DIR=/tmp/x uvicorn _live_asgi:application --app-dir bench ...
 
 The application is the project's own object; only `LiveConsumer.take` is wrapped, so
-that each `asset.values` event (one per timed heartbeat: it goes to the one socket that
+that each `asset.values` event a socket keeps (one per timed heartbeat: the one socket that
 subscribed to the asset) appends the moment the consumer got it from the channel layer to
 `$LIVE_TRACE_DIR/web-<pid>.jsonl`. That splits "published" → "frame received" into the channel
 layer's part and the consumer + socket + client part. `asset.status` events (20 times as
@@ -44,12 +44,12 @@ def traced_take(
     original: Callable[[LiveConsumer, dict[str, Any]], bool],
 ) -> Callable[[LiveConsumer, dict[str, Any]], bool]:
     @functools.wraps(original)
-    def wrapper(self: LiveConsumer, event: dict[str, Any]) -> bool:
-        payload = event.get("payload", {})
-        if payload.get("type") == "asset.values":
-            values = payload.get("last_values") or {}
-            trace({"at": time.time(), "asset": payload.get("asset"), "marker": values.get("temp_c")})
-        return original(self, event)
+    def wrapper(self: LiveConsumer, message: dict[str, Any]) -> bool:
+        for topic, kind, subject, text in message.get("events", ()):
+            if kind == "asset.values" and topic in self.topics:
+                values = json.loads(text).get("last_values") or {}
+                trace({"at": time.time(), "asset": subject, "marker": values.get("temp_c")})
+        return original(self, message)
 
     return wrapper
 

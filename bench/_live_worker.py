@@ -83,10 +83,10 @@ def traced_commit(original: Callable[..., None]) -> Callable[..., None]:
 
 def traced_publish(original: Callable[..., None]) -> Callable[..., None]:
     @functools.wraps(original)
-    def wrapper(messages: list[tuple[str, dict[str, Any]]]) -> None:
+    def wrapper(messages: list[live.Message]) -> None:
         started = time.time()
         original(messages)
-        assets = sorted({str(p["asset"]) for _, p in messages if "asset" in p})
+        assets = sorted({str(p["asset"]) for _, p, _ in messages if "asset" in p})
         trace(
             {
                 "kind": "publish",

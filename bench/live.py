@@ -55,6 +55,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -369,16 +370,18 @@ class Frames:
         self.last_frame = 0.0
 
     def add(self, socket: int, raw: str | bytes, at: float) -> None:
+        """A frame: one message, or an array of the messages the server had ready together."""
         self.last_frame = at
-        message = json.loads(raw)
-        kind = str(message.get("type"))
-        self.by_type[kind] += 1
-        if kind in ("asset.status", "asset.values"):
-            marker = (message.get("last_values") or {}).get("temp_c")
-            if isinstance(marker, int) and marker in self.markers:
-                self.deliveries[marker].append((socket, kind, at))
-            else:
-                self.unmatched += 1
+        data = orjson.loads(raw)
+        for message in data if isinstance(data, list) else (data,):
+            kind = str(message.get("type"))
+            self.by_type[kind] += 1
+            if kind in ("asset.status", "asset.values"):
+                marker = (message.get("last_values") or {}).get("temp_c")
+                if isinstance(marker, int) and marker in self.markers:
+                    self.deliveries[marker].append((socket, kind, at))
+                else:
+                    self.unmatched += 1
 
 
 async def read_frames(sock: LiveSocket, frames: Frames) -> None:
@@ -409,13 +412,12 @@ async def expect(ws: ClientConnection, kind: str, timeout: float = 30.0) -> dict
     """Read until a message of type `kind` (others, e.g. an offline sweep's status, are skipped)."""
     deadline = time.monotonic() + timeout
     while True:
-        message = json.loads(
-            await asyncio.wait_for(ws.recv(), timeout=max(0.01, deadline - time.monotonic()))
-        )
-        if message.get("type") == kind:
-            return dict(message)
-        if message.get("type") == "error":
-            raise RuntimeError(f"socket error while waiting for {kind}: {message}")
+        data = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=max(0.01, deadline - time.monotonic())))
+        for message in data if isinstance(data, list) else (data,):
+            if message.get("type") == kind:
+                return dict(message)
+            if message.get("type") == "error":
+                raise RuntimeError(f"socket error while waiting for {kind}: {message}")
 
 
 async def bounded(concurrency: int, jobs: Iterable[Awaitable[Any]]) -> list[Any]:

@@ -25,7 +25,7 @@ def assets_reported(*, asset_ids: list[str], **_: Any) -> None:
         .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=timezone.now()))
         .values_list("asset_id", "contract_id", "contract__customer_id")
     )
-    messages: list[tuple[str, dict[str, Any]]] = []
+    messages: list[live.Message] = []
     for asset_id, contract_id, customer_id in covered:
         payload = {"type": "usage.updated", "asset": str(asset_id), "contract": str(contract_id)}
         messages += live.for_customer(customer_id, payload)

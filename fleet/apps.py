@@ -8,14 +8,14 @@ class FleetConfig(AppConfig):
 
     def ready(self) -> None:
         from fleet import demo, home
-        from fleet.live import asset_topic
+        from fleet.live import resolve_asset_topic
         from portal.context_processors import add_nav_item
         from portal.demo import register_seeder
         from portal.home import register_panel
         from portal.live import register_topic
         from portal.roles import Capability
 
-        register_topic("asset", asset_topic)
+        register_topic("asset", resolve_asset_topic)
         register_panel(home.fleet_panel)
         register_panel(home.sites_panel)
         register_seeder(demo.seed)

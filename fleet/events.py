@@ -46,22 +46,24 @@ def asset_status_changed(*, asset_ids: list[str]) -> None:
         return
     from fleet.models import Asset
 
-    messages: list[tuple[str, dict[str, Any]]] = []
-    for asset in Asset.objects.filter(pk__in=set(asset_ids)).only(
+    messages: list[live.Message] = []
+    rows = Asset.objects.filter(pk__in=set(asset_ids)).values_list(
         "id", "customer_id", "status", "last_seen_at", "last_values", "last_fault_code"
-    ):
+    )
+    for asset_id, customer_id, status, last_seen_at, last_values, fault_code in rows:
         message = {
             "type": "asset.status",
-            "asset": str(asset.pk),
-            "status": asset.status,
-            "last_seen_at": asset.last_seen_at.isoformat() if asset.last_seen_at else None,
-            "last_values": asset.last_values,
-            "fault_code": asset.last_fault_code,
+            "asset": str(asset_id),
+            "status": status,
+            "last_seen_at": last_seen_at.isoformat() if last_seen_at else None,
+            "last_values": last_values,
+            "fault_code": fault_code,
         }
         # The overview (customer and staff groups) gets status; an asset page that
         # subscribed gets the values too. Sockets coalesce both per asset per second.
-        messages += live.for_customer(asset.customer_id, message)
-        messages.append((live.asset_group(asset.pk), {**message, "type": "asset.values"}))
+        messages += live.for_customer(customer_id, message)
+        values = {**message, "type": "asset.values"}
+        messages += live.for_customer(customer_id, values, topic=live.asset_topic(asset_id))
     try:
         live.publish_many(messages)  # one connection for the whole batch
     except Exception:

@@ -1,11 +1,11 @@
 """The channel layer: channels_redis's pub/sub layer, with many group messages in one round trip.
 
 `RedisPubSubChannelLayer.group_send` is one PUBLISH and one round trip per message, one at a
-time per Redis connection. A worker's batch publishes three messages per changed asset; sent
-one by one from a thread that shares the interpreter with the storing thread, each round trip
-waited for the lock again (up to the 5-ms switch interval), so a round of 3,000 messages took
-seconds. `group_send_many` sends them as one pipeline per shard: the same PUBLISH commands,
-in the same order, on the layer's own connection.
+time per Redis connection. A worker's batch publishes a message per group it has events for
+(portal.live.publish_many: a customer's, staff); sent one by one from a thread that shares
+the interpreter with the storing thread, each round trip waited for the lock again (up to the
+5-ms switch interval). `group_send_many` sends them as one pipeline per shard: the same
+PUBLISH commands, in the same order, on the layer's own connection.
 
 Sinks: a consumer may register a callable for its channel (`add_sink`); the layer's receiving
 task then hands it each group message directly instead of queueing it for the consumer's

@@ -4,10 +4,14 @@ On connect: customer users join their customer's group, provider staff the staff
 everyone their own user group (so a logout or deactivation can close their sockets). A
 client may then subscribe to a topic (`{"type": "subscribe", "topic": "asset", "id": …}`);
 the app that owns the topic checks access with the same scoped queryset its pages use, and a
-foreign id is answered exactly like a missing one.
+foreign id is answered exactly like a missing one. A topic's events come on the groups the
+socket is in already (portal.live.asset_topic); the socket keeps those of its topics.
 
 Events about one object (they carry `"asset": id`) are coalesced per socket: at most one per
 (type, object) per second, the newest winning, however fast the object reports.
+
+A frame is one JSON message, or a JSON array of messages: the events that were ready for the
+socket at the same moment (an ingest batch's changes reach a support agent's socket together).
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import time
 from collections import deque
 from typing import Any
 
-import orjson
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
@@ -26,6 +29,7 @@ from portal.tenancy import customer_id_scope
 
 COALESCE_SECONDS = 1.0
 MAX_SUBSCRIPTIONS = 200
+EVENTS_PER_FRAME = 256
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -34,8 +38,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.groups_joined = []
+        self.topics: set[str] = set()
         self.last_sent: dict[tuple[str, str], float] = {}
-        self.pending: dict[tuple[str, str], dict[str, Any]] = {}
+        self.pending: dict[tuple[str, str], str] = {}
         self.outbox: deque[str] = deque()
         self.writer: asyncio.Future[None] | None = None
         scope = await database_sync_to_async(customer_id_scope)(user)
@@ -60,12 +65,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         Channels runs `close_old_connections` through `sync_to_async` before every handler:
         a hop to the process's one thread for sync code (the thread Django's sync views run
         in) for each event and socket, so every frame of a fan-out queued behind the HTTP
-        requests and the requests behind thousands of frames. `live_event` touches no
+        requests and the requests behind thousands of frames. `take` touches no
         database; the handlers that do (connect, subscribe) use `database_sync_to_async`,
         which closes old connections itself. Every other message keeps the default.
         """
-        if message.get("type") == "live.event":
-            await self.live_event(message)
+        if message.get("type") == live.EVENTS:
+            self.take(message)
         else:
             await super().dispatch(message)
 
@@ -87,75 +92,76 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     async def _subscription(self, kind: str, content: dict[str, Any]) -> None:
         topic, object_id = str(content.get("topic", "")), str(content.get("id", ""))[:64]
-        group = await database_sync_to_async(live.resolve_topic)(self.scope["user"], topic, object_id)
-        if group is None:
+        key = await database_sync_to_async(live.resolve_topic)(self.scope["user"], topic, object_id)
+        if key is None:
             # Missing, foreign or unknown topic: one answer for all.
             await self.send_json({"type": "error", "detail": "Not found.", "topic": topic, "id": object_id})
             return
         if kind == "subscribe":
-            if group not in self.groups_joined:
-                if len(self.groups_joined) >= MAX_SUBSCRIPTIONS:
-                    await self.send_json({"type": "error", "detail": "Too many subscriptions."})
-                    return
-                await self.channel_layer.group_add(group, self.channel_name)
-                self.groups_joined.append(group)
+            if key not in self.topics and len(self.topics) >= MAX_SUBSCRIPTIONS:
+                await self.send_json({"type": "error", "detail": "Too many subscriptions."})
+                return
+            self.topics.add(key)
             await self.send_json({"type": "subscribed", "topic": topic, "id": object_id})
         else:
-            if group in self.groups_joined:
-                await self.channel_layer.group_discard(group, self.channel_name)
-                self.groups_joined.remove(group)
+            self.topics.discard(key)
             await self.send_json({"type": "unsubscribed", "topic": topic, "id": object_id})
 
-    async def live_event(self, event: dict[str, Any]) -> None:
-        """A relayed event that came through the channel queue (a layer without sinks)."""
-        self.take(event)
+    async def live_events(self, message: dict[str, Any]) -> None:
+        """Events that came through the channel queue (a layer without sinks)."""
+        self.take(message)
 
-    def take(self, event: dict[str, Any]) -> bool:
-        """Relay an event a publisher sent with `portal.live.publish`, coalescing per object.
+    def take(self, message: dict[str, Any]) -> bool:
+        """Relay the events a publisher sent with `portal.live.publish_many`: those without a
+        topic and those of the socket's topics, coalescing per object.
 
         Called by the channel layer for every group message to this socket (True: taken), or
-        by `live_event`. It only queues the frame; a writer task sends it.
+        by `live_events`. The message is shared with the process's other sockets (read-only).
+        It only queues the frames; a writer task sends them.
         """
-        if event.get("type") != "live.event":
+        if message.get("type") != live.EVENTS:
             return False
-        payload = event["payload"]
-        subject = payload.get("asset")
-        if subject is None:
-            self._queue(event)
-            return True
-        key = (str(payload.get("type")), str(subject))
-        now = time.monotonic()
-        due = self.last_sent.get(key, 0.0) + COALESCE_SECONDS
-        if now >= due and key not in self.pending:
-            self.last_sent[key] = now
-            self._queue(event)
-            return True
-        first = key not in self.pending
-        self.pending[key] = event  # the newest wins
-        if first:
-            asyncio.get_running_loop().call_later(max(0.0, due - now), self._flush, key)
+        for topic, kind, subject, text in message["events"]:
+            if topic is not None and topic not in self.topics:
+                continue
+            if subject is None:
+                self._queue(text)
+                continue
+            key = (kind, subject)
+            now = time.monotonic()
+            due = self.last_sent.get(key, 0.0) + COALESCE_SECONDS
+            if now >= due and key not in self.pending:
+                self.last_sent[key] = now
+                self._queue(text)
+                continue
+            first = key not in self.pending
+            self.pending[key] = text  # the newest wins
+            if first:
+                asyncio.get_running_loop().call_later(max(0.0, due - now), self._flush, key)
         return True
 
     def _flush(self, key: tuple[str, str]) -> None:
-        event = self.pending.pop(key, None)
-        if event is not None:
+        text = self.pending.pop(key, None)
+        if text is not None:
             self.last_sent[key] = time.monotonic()
-            self._queue(event)
+            self._queue(text)
 
-    def _queue(self, event: dict[str, Any]) -> None:
-        """The event is shared with the process's other sockets that got it
-        (portal.channel_layer): its JSON text is made once and kept on it."""
-        text = event.get("json")
-        if text is None:
-            text = event["json"] = orjson.dumps(event["payload"]).decode()
+    def _queue(self, text: str) -> None:
         self.outbox.append(text)
         if self.writer is None:
             self.writer = asyncio.ensure_future(self._write())
 
     async def _write(self) -> None:
+        """Send what is queued: one event as it is, several (up to EVENTS_PER_FRAME) as one
+        JSON array: one frame, one write, one message for the browser to parse."""
+        outbox = self.outbox
         try:
-            while self.outbox:
-                await self.send(text_data=self.outbox.popleft())
+            while outbox:
+                if len(outbox) == 1:
+                    await self.send(text_data=outbox.popleft())
+                    continue
+                texts = [outbox.popleft() for _ in range(min(len(outbox), EVENTS_PER_FRAME))]
+                await self.send(text_data="[" + ",".join(texts) + "]")
         except Exception:  # noqa: BLE001 - the socket went away; its disconnect cleans up
             self.outbox.clear()
         finally:

@@ -9,18 +9,31 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID
 
+import orjson
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 STAFF_GROUP = "staff"
+EVENTS = "live.events"  # the channel-layer message type: a list of events for one group
+EVENTS_PER_MESSAGE = 256
+
+# (group, payload, topic): the payload goes to the sockets in `group`; with a topic, only to
+# those of them that subscribed to it (see `asset_topic`).
+Message = tuple[str, dict[str, Any], str | None]
 
 
 def customer_group(customer_id: UUID | str) -> str:
     return f"customer.{customer_id}"
 
 
-def asset_group(asset_id: UUID | str) -> str:
-    """Sockets that subscribed to one asset (after the same access check the pages use)."""
+def asset_topic(asset_id: UUID | str) -> str:
+    """The topic of one asset's detail events (`asset.values`).
+
+    A topic is not a group of its own: its events travel on the groups that may see the
+    object anyway (its customer's and staff), and each socket keeps those of the topics it
+    subscribed to (after the same access check the pages use; `resolve_topic`) and drops the
+    rest. One group message per group and publish then carries every event of a batch.
+    """
     return f"asset.{asset_id}"
 
 
@@ -57,21 +70,39 @@ def _run(send: Callable[[], Awaitable[None]]) -> None:
     loop.run_until_complete(send())
 
 
-def publish(group: str, payload: dict[str, Any]) -> None:
-    """Send `payload` (JSON with a `type`) to every socket in `group`."""
-    layer = get_channel_layer()
-    if layer is not None:
-        _run(lambda: layer.group_send(group, {"type": "live.event", "payload": payload}))
+def publish(group: str, payload: dict[str, Any], topic: str | None = None) -> None:
+    """Send `payload` (JSON with a `type`) to every socket in `group` (that follows `topic`)."""
+    publish_many([(group, payload, topic)])
 
 
-def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
-    """Send many (group, payload) messages in one go on this thread's event loop (see _run):
-    with `portal.channel_layer.LiveChannelLayer` (the settings' layer) one Redis pipeline,
-    with another layer one group_send after the other, in order."""
+def publish_many(messages: list[Message]) -> None:
+    """Send many messages in one go on this thread's event loop (see _run).
+
+    Each group gets one channel-layer message (`EVENTS`) with its events in order (at most
+    EVENTS_PER_MESSAGE in each), every payload's JSON made once here, whatever the number of
+    groups and sockets it goes to. An event is `[topic, type, subject, json]`: the subject
+    (the payload's `asset`) is what sockets coalesce by. With
+    `portal.channel_layer.LiveChannelLayer` (the settings' layer) all messages go in one
+    Redis pipeline; with another layer one group_send after the other, in order.
+    """
     layer = get_channel_layer()
     if layer is None or not messages:
         return
-    events = [(group, {"type": "live.event", "payload": payload}) for group, payload in messages]
+    texts: dict[int, str] = {}  # id(payload) -> JSON: one payload often goes to two groups
+    by_group: dict[str, list[list[str | None]]] = {}
+    for group, payload, topic in messages:
+        text = texts.get(id(payload))
+        if text is None:
+            text = texts[id(payload)] = orjson.dumps(payload).decode()
+        subject = payload.get("asset")
+        by_group.setdefault(group, []).append(
+            [topic, str(payload.get("type")), None if subject is None else str(subject), text]
+        )
+    events = [
+        (group, {"type": EVENTS, "events": entries[start : start + EVENTS_PER_MESSAGE]})
+        for group, entries in by_group.items()
+        for start in range(0, len(entries), EVENTS_PER_MESSAGE)
+    ]
     send_many = getattr(layer, "group_send_many", None)
 
     async def send_all() -> None:
@@ -84,14 +115,15 @@ def publish_many(messages: list[tuple[str, dict[str, Any]]]) -> None:
     _run(send_all)
 
 
-def for_customer(customer_id: UUID | str, payload: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """The messages that tell a customer's sockets and staff about `payload`."""
-    return [(customer_group(customer_id), payload), (STAFF_GROUP, payload)]
+def for_customer(customer_id: UUID | str, payload: dict[str, Any], topic: str | None = None) -> list[Message]:
+    """The messages that tell a customer's sockets and staff about `payload` (those that
+    follow `topic`, if given)."""
+    return [(customer_group(customer_id), payload, topic), (STAFF_GROUP, payload, topic)]
 
 
-def publish_for_customer(customer_id: UUID | str, payload: dict[str, Any]) -> None:
+def publish_for_customer(customer_id: UUID | str, payload: dict[str, Any], topic: str | None = None) -> None:
     """An event about one customer's data: to that customer's sockets and to staff."""
-    publish_many(for_customer(customer_id, payload))
+    publish_many(for_customer(customer_id, payload, topic))
 
 
 def close_user_sockets(user_id: UUID | str) -> None:
@@ -100,7 +132,8 @@ def close_user_sockets(user_id: UUID | str) -> None:
         _run(lambda: layer.group_send(user_group(user_id), {"type": "live.close"}))
 
 
-# topic -> resolver(user, object id) -> group name, or None when the user may not see it.
+# topic -> resolver(user, object id) -> the topic key (e.g. `asset_topic(id)`), or None when the
+# user may not see the object.
 TopicResolver = Callable[[Any, str], str | None]
 _topics: dict[str, TopicResolver] = {}
 

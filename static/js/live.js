@@ -39,9 +39,10 @@
     };
     socket.onmessage = function (event) {
       lastMessageAt = Date.now();
-      var message;
-      try { message = JSON.parse(event.data); } catch (e) { return; }
-      dispatch(message);
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; }
+      // A frame is one message or an array of the messages that were ready together.
+      (Array.isArray(data) ? data : [data]).forEach(dispatch);
     };
     socket.onclose = function (event) {
       if (event.code === 4401 || event.code === 4403) {

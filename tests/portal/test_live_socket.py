@@ -35,6 +35,16 @@ async def _connect(headers: list[tuple[bytes, bytes]]) -> tuple[WebsocketCommuni
     return communicator, connected, detail
 
 
+async def _events(sock: WebsocketCommunicator, count: int, timeout: float = 5) -> list[dict[str, Any]]:
+    """The next `count` messages, whether they came one per frame or several in an array."""
+    events: list[dict[str, Any]] = []
+    while len(events) < count:
+        frame = await sock.receive_json_from(timeout=timeout)
+        events += frame if isinstance(frame, list) else [frame]
+    assert len(events) == count, f"more messages than expected: {events[count:]}"
+    return events
+
+
 def test_anonymous_sockets_are_refused(db: None) -> None:
     headers = _headers(None)
 
@@ -76,7 +86,7 @@ def test_a_socket_gets_its_customers_events_and_never_anothers(
 
         assert await sock_a.receive_json_from(timeout=5) == {"type": "test.event", "of": "A"}
         assert await sock_b.receive_json_from(timeout=5) == {"type": "test.event", "of": "B"}
-        staff_seen = [await sock_staff.receive_json_from(timeout=5) for _ in range(2)]
+        staff_seen = await _events(sock_staff, 2)
         assert sorted(e["of"] for e in staff_seen) == ["A", "B"]
         # A's socket got A's event only: nothing else is waiting for it.
         assert await sock_a.receive_nothing(timeout=0.5)
@@ -86,7 +96,7 @@ def test_a_socket_gets_its_customers_events_and_never_anothers(
     async_to_sync(scenario)()
 
 
-def test_many_messages_go_out_in_one_pipeline_each_to_its_groups_in_order(
+def test_many_events_go_out_in_one_pipeline_each_to_its_groups_in_order(
     viewer_a: User, viewer_b: User, customer_a: Customer, customer_b: Customer, support: User
 ) -> None:
     from channels.layers import get_channel_layer
@@ -95,7 +105,7 @@ def test_many_messages_go_out_in_one_pipeline_each_to_its_groups_in_order(
 
     assert isinstance(get_channel_layer(), LiveChannelLayer)  # publish_many pipelines
     headers_a, headers_b, headers_staff = _headers(viewer_a), _headers(viewer_b), _headers(support)
-    messages: list[tuple[str, dict[str, Any]]] = []
+    messages: list[live.Message] = []
     for n in range(30):
         for customer, name in ((customer_a, "A"), (customer_b, "B")):
             messages += live.for_customer(customer.pk, {"type": "test.event", "of": name, "n": n})
@@ -107,9 +117,11 @@ def test_many_messages_go_out_in_one_pipeline_each_to_its_groups_in_order(
             assert (await sock.receive_json_from(timeout=5))["type"] == "hello"
         await asyncio.to_thread(live.publish_many, messages)
         (sock_a, _, _), (sock_b, _, _), (sock_staff, _, _) = sockets
-        got_a = [await sock_a.receive_json_from(timeout=5) for _ in range(30)]
-        got_b = [await sock_b.receive_json_from(timeout=5) for _ in range(30)]
-        got_staff = [await sock_staff.receive_json_from(timeout=5) for _ in range(60)]
+        got_a, got_b, got_staff = (
+            await _events(sock_a, 30),
+            await _events(sock_b, 30),
+            await _events(sock_staff, 60),
+        )
         assert [(m["of"], m["n"]) for m in got_a] == [("A", n) for n in range(30)]
         assert [(m["of"], m["n"]) for m in got_b] == [("B", n) for n in range(30)]
         assert [(m["of"], m["n"]) for m in got_staff] == [(o, n) for n in range(30) for o in "AB"]
@@ -124,12 +136,12 @@ def test_a_group_message_is_decoded_once_per_process() -> None:
     from channels.layers import get_channel_layer
 
     layer = get_channel_layer()
-    data = layer.serialize({"type": "live.event", "payload": {"type": "test.event", "n": 1}})
+    data = layer.serialize({"type": live.EVENTS, "events": [[None, "test.event", None, '{"n":1}']]})
     first = layer.deserialize(data)
-    assert first == {"type": "live.event", "payload": {"type": "test.event", "n": 1}}
+    assert first == {"type": live.EVENTS, "events": [[None, "test.event", None, '{"n":1}']]}
     assert layer.deserialize(data) is first  # every socket of the group gets this one object
     for n in range(layer.DECODED_KEPT):  # bounded: old messages are forgotten
-        layer.deserialize(layer.serialize({"type": "live.event", "payload": {"n": n + 2}}))
+        layer.deserialize(layer.serialize({"type": live.EVENTS, "events": [[None, "t", None, str(n)]]}))
     assert layer.deserialize(data) is not first
 
 
@@ -192,17 +204,21 @@ def test_deactivation_closes_the_users_sockets(viewer_a: User, admin_a: User) ->
     async_to_sync(scenario)()
 
 
-def test_subscribing_to_an_asset_checks_access_like_the_pages(viewer_a: User, customer_b: Customer) -> None:
+def test_subscribing_to_an_asset_checks_access_like_the_pages(
+    viewer_a: User, admin_a: User, customer_b: Customer
+) -> None:
     from tests.factories import AssetFactory
 
     mine = AssetFactory(site__customer=viewer_a.customer)
     theirs = AssetFactory(site__customer=customer_b)
-    headers = _headers(viewer_a)
+    headers, headers_other = _headers(viewer_a), _headers(admin_a)
 
     async def scenario() -> None:
         sock, ok, _ = await _connect(headers)
-        assert ok
+        other, ok_other, _ = await _connect(headers_other)
+        assert (ok, ok_other) == (True, True)
         await sock.receive_json_from(timeout=5)
+        await other.receive_json_from(timeout=5)
         await sock.send_json_to({"type": "subscribe", "topic": "asset", "id": str(mine.pk)})
         assert await sock.receive_json_from(timeout=5) == {
             "type": "subscribed",
@@ -220,15 +236,53 @@ def test_subscribing_to_an_asset_checks_access_like_the_pages(viewer_a: User, cu
             answer = await sock.receive_json_from(timeout=5)
             answers.append((answer["type"], answer["detail"]))
         assert set(answers) == {("error", "Not found.")}
-        # Events for B's asset never reach this socket, subscribed or not.
+        # Events for B's asset never reach this socket, subscribed or not; A's topic events
+        # reach the sockets that follow the topic only.
+        theirs_values = {"type": "asset.values", "asset": str(theirs.pk)}
+        mine_values = {"type": "asset.values", "asset": str(mine.pk)}
         await asyncio.to_thread(
-            live.publish, live.asset_group(theirs.pk), {"type": "asset.values", "asset": "x"}
+            live.publish_many,
+            [
+                *live.for_customer(customer_b.pk, theirs_values, topic=live.asset_topic(theirs.pk)),
+                *live.for_customer(viewer_a.customer_id, mine_values, topic=live.asset_topic(mine.pk)),
+            ],
         )
-        await asyncio.to_thread(
-            live.publish, live.asset_group(mine.pk), {"type": "asset.values", "asset": str(mine.pk)}
-        )
-        assert (await sock.receive_json_from(timeout=5))["asset"] == str(mine.pk)
+        assert await _events(sock, 1) == [mine_values]
         assert await sock.receive_nothing(timeout=0.5)
+        assert await other.receive_nothing(timeout=0.1)  # same customer, not subscribed
+        await sock.send_json_to({"type": "unsubscribe", "topic": "asset", "id": str(mine.pk)})
+        assert (await sock.receive_json_from(timeout=5))["type"] == "unsubscribed"
+        await asyncio.to_thread(
+            live.publish_for_customer,
+            viewer_a.customer_id,
+            {**mine_values, "n": 2},
+            live.asset_topic(mine.pk),
+        )
+        assert await sock.receive_nothing(timeout=0.5)
+        for each in (sock, other):
+            await each.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_events_ready_together_go_out_as_one_array_frame(support: User, customer_a: Customer) -> None:
+    headers = _headers(support)
+    payloads = [{"type": "asset.status", "asset": f"a{n}", "n": n} for n in range(300)]
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        await asyncio.to_thread(
+            live.publish_many, [m for p in payloads for m in live.for_customer(customer_a.pk, p)]
+        )
+        first = await sock.receive_json_from(timeout=5)
+        second = await sock.receive_json_from(timeout=5)
+        # One batch, two frames: at most EVENTS_PER_FRAME events in one, in order.
+        assert isinstance(first, list)
+        assert len(first) == 256
+        assert first + (second if isinstance(second, list) else [second]) == payloads
+        assert await sock.receive_nothing(timeout=0.3)
         await sock.disconnect()
 
     async_to_sync(scenario)()
@@ -249,7 +303,7 @@ def test_updates_are_coalesced_to_one_per_asset_per_second(viewer_a: User, custo
             live.publish_for_customer, customer_a.pk, {"type": "asset.status", "asset": "two", "n": 0}
         )
         # (A timed-out receive cancels the application under test, so wait for exactly three.)
-        received = [await sock.receive_json_from(timeout=3) for _ in range(3)]
+        received = await _events(sock, 3, timeout=3)
         assert await sock.receive_nothing(timeout=1.5)
         ones = [m["n"] for m in received if m["asset"] == "one"]
         assert ones == [0, 9]  # the first at once, the newest a second later, nothing between
