@@ -191,11 +191,17 @@ class HeartbeatStatus(models.TextChoices):
 
 
 class Heartbeat(TenantOwned):
-    """One report of a device, stored once per (device, seq)."""
+    """One report of a device, stored once per (device, seq).
+
+    Every index costs each stored heartbeat an insert: `customer` and `device` have no index
+    of their own, the composite indexes below lead with them."""
 
     id = models.BigAutoField(primary_key=True)
+    customer = models.ForeignKey(
+        "portal.Customer", on_delete=models.PROTECT, related_name="heartbeats", db_index=False
+    )
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="heartbeats")
-    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="heartbeats")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="heartbeats", db_index=False)
     seq = models.BigIntegerField()
     ts = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
@@ -220,10 +226,17 @@ class Heartbeat(TenantOwned):
 
 
 class HourlyUsage(TenantOwned):
-    """Usage of one counter metric of one asset in one UTC hour: what invoices read."""
+    """Usage of one counter metric of one asset in one UTC hour: what invoices read.
+
+    The ingest worker updates the current hour's rows with every heartbeat, and `quantity` is
+    in billing's covering index, so each update writes every index: `customer` and `asset`
+    have none of their own (the composite indexes lead with them)."""
 
     id = models.BigAutoField(primary_key=True)
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="hourly_usage")
+    customer = models.ForeignKey(
+        "portal.Customer", on_delete=models.PROTECT, related_name="hourlyusages", db_index=False
+    )
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="hourly_usage", db_index=False)
     metric = models.CharField(max_length=60)
     hour = models.DateTimeField(help_text="The hour's start, UTC.")
     quantity = models.DecimalField(max_digits=24, decimal_places=6, default=Decimal("0"))
@@ -423,7 +436,8 @@ class TelemetryRollup(TenantOwned):
     """
 
     id = models.BigAutoField(primary_key=True)
-    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="rollups")
+    # No index of its own: `rollup_once_per_bucket` leads with it.
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="rollups", db_index=False)
     metric = models.CharField(max_length=60)
     resolution = models.CharField(max_length=6, choices=Resolution.choices)
     bucket = models.DateTimeField()
