@@ -1,11 +1,26 @@
 """The Celery app: Redis broker, JSON only, late acks; settings under CELERY_* in Django."""
 
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
 
 app = Celery("fleetport")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@task_prerun.connect
+@task_postrun.connect
+def release_connections(task: Any = None, **_: Any) -> None:
+    """Around each task, as Django does around each request: its database connections go back
+    to the pool (CELERY_DB_REUSE_MAX keeps Celery from closing the pool itself); a broken
+    one is closed. Not for eager tasks: they run inside their caller's transaction."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()

@@ -241,6 +241,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Take a message only when a pool process is free: no reserved, unacked messages sit in the
 # worker (kombu's restore of those on a lost Redis connection crashes the worker).
 CELERY_WORKER_DISABLE_PREFETCH = True
+# Celery's Django fixup closes a prefork child's connection pool before and after every task
+# unless told to reuse it: each ingest drain then opened new PostgreSQL connections (a server
+# process each, its caches cold, the rollup staging table made again). This keeps the pool
+# for the child's life; portal.celery hands a task's connections back to it instead.
+CELERY_DB_REUSE_MAX = 2**62
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
