@@ -878,14 +878,17 @@ class LivePublisher:
     committed by then (the function reads it), so a message per asset per batch at most.
 
     Rounds, here or in the thread, never overlap (so a later round never sends older state
-    than an earlier one). A round that took more than FREE_ROUND seconds of CPU is followed by
-    a pause, so that publishing takes at most INGEST_LIVE_PUBLISH_SHARE of the time: at ~1 ms
-    of CPU per asset, a backlog of a thousand devices would otherwise cost the worker a
-    core; under overload the browsers get fewer, fresher messages instead of the storing
-    falling behind. At light load rounds are short and nothing waits.
+    than an earlier one). Publishing may take INGEST_LIVE_PUBLISH_SHARE of the time, counted
+    in CPU with a budget (a token bucket): it earns that share of each second passed, up to
+    BURST seconds of CPU, and each round spends what it took. A round that overdraws it is
+    followed by a pause until the budget is back at zero, during which everything goes to the
+    thread: under overload (a backlog of thousands of devices) the browsers get fewer,
+    fresher messages instead of the storing falling behind. A steady load within the share
+    never pauses; a pause after every large round made publishing bursty (a pause, then a
+    larger round, then a longer pause), which the sockets felt as seconds of lag.
     """
 
-    FREE_ROUND = 0.05
+    BURST = 0.2  # seconds of CPU the budget can hold
     INLINE_MAX = 50  # assets a batch publishes itself when nothing waits
 
     def __init__(self) -> None:
@@ -895,6 +898,8 @@ class LivePublisher:
         self._idle = threading.Event()  # set while no round is pending or running
         self._idle.set()
         self._pause_until = 0.0
+        self._budget = self.BURST
+        self._earned_at = time.monotonic()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
@@ -944,10 +949,15 @@ class LivePublisher:
             except Exception:
                 log.exception("live: publishing %d assets failed", len(asset_ids))
             break
-        elapsed = time.thread_time() - started
-        if elapsed > self.FREE_ROUND:
-            share = min(1.0, max(0.01, settings.INGEST_LIVE_PUBLISH_SHARE))
-            self._pause_until = time.monotonic() + elapsed * (1 / share - 1)
+        self._spend(time.thread_time() - started, time.monotonic())
+
+    def _spend(self, cpu: float, now: float) -> None:
+        """Take a round's CPU from the budget; overdrawn, pause until it is earned back."""
+        share = min(1.0, max(0.01, settings.INGEST_LIVE_PUBLISH_SHARE))
+        self._budget = min(self.BURST, self._budget + (now - self._earned_at) * share) - cpu
+        self._earned_at = now
+        if self._budget < 0:
+            self._pause_until = now - self._budget / share
 
     def _run(self) -> None:
         from django.db import connections

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
+from django.test import override_settings
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -176,3 +178,23 @@ def test_received_at_is_when_the_view_accepted_it_not_when_the_worker_ran(fleet_
     )
     pipeline.drain()
     assert Heartbeat.objects.get(device=fleet_a.device).received_at == accepted
+
+
+@override_settings(INGEST_LIVE_PUBLISH_SHARE=0.1)
+def test_live_publishing_pauses_only_when_it_overdraws_its_share() -> None:
+    publisher = pipeline.LivePublisher()
+    start = publisher._earned_at
+    # Half the share, round after round (50 ms of CPU a second): never a pause.
+    for second in range(1, 60):
+        publisher._spend(0.05, start + second)
+    assert publisher._pause_until == 0.0
+    # A burst within the budget (200 ms) passes too; the next round overdraws it by 0.3 s,
+    # which at a tenth of the time takes 3 s to earn back.
+    publisher._spend(0.2, start + 60)
+    assert publisher._pause_until == 0.0
+    publisher._spend(0.3, start + 60)
+    assert publisher._pause_until == pytest.approx(start + 63)
+    # Earned back, it publishes freely again.
+    publisher._spend(0.01, start + 64)
+    assert publisher._pause_until == pytest.approx(start + 63)
+    assert publisher._budget > 0
