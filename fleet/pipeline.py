@@ -30,7 +30,7 @@ import redis
 import redis.asyncio
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
-from django.db.models import Sum
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -413,6 +413,24 @@ def _claim(max_rows: int, max_items: int) -> list[InboxRow]:
     return claimed
 
 
+# What storing reads of a device and its asset: a batch loads one of each per device, so the
+# columns it never reads (and their parsing) are left out. `asset.name` is for alarm texts.
+DEVICE_FIELDS = ("id", "customer", "asset", "is_active", "last_seq", "last_seen_at", "counter_state")
+ASSET_FIELDS = (
+    "id", "customer", "model", "name", "decommissioned_at", "status", "status_changed_at", "last_seen_at",
+    "last_values", "last_fault_code", "rule_state",
+)  # fmt: skip
+
+
+def _devices_to_store() -> QuerySet[Device]:
+    """Devices with their assets, in id order (the order they are locked in)."""
+    return (
+        Device.objects.select_related("asset")
+        .only(*DEVICE_FIELDS, *(f"asset__{name}" for name in ASSET_FIELDS))
+        .order_by("pk")
+    )
+
+
 def _lock_devices(device_ids: set[str], *, wait: bool) -> tuple[list[Device], set[str]]:
     """Lock the batch's devices (in id order, so two workers cannot deadlock); returns them
     and the ids of those another worker holds.
@@ -422,12 +440,8 @@ def _lock_devices(device_ids: set[str], *, wait: bool) -> tuple[list[Device], se
     LOCKED: a device that another batch holds is left out instead of waited for. (A device id
     with no device row is neither: its heartbeats are dropped, as they always were.)
     """
-    devices = list(
-        Device.objects.select_for_update(of=("self",), skip_locked=not wait)
-        .select_related("asset__model")
-        .filter(pk__in=device_ids)
-        .order_by("pk")
-    )
+    locking = _devices_to_store().select_for_update(of=("self",), skip_locked=not wait)
+    devices = list(locking.filter(pk__in=device_ids))
     missing = device_ids - {str(device.pk) for device in devices}
     busy = (
         {str(pk) for pk in Device.objects.filter(pk__in=missing).values_list("pk", flat=True)}
@@ -445,12 +459,7 @@ def _store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | Non
         received_at = row.received_at  # when the ingest view accepted it, not when the worker ran
         by_device[row.device_id].extend((item, received_at) for item in row.items)
     if locked is None:
-        locked = list(
-            Device.objects.select_for_update(of=("self",))
-            .select_related("asset__model")
-            .filter(pk__in=by_device)
-            .order_by("pk")
-        )
+        locked = list(_devices_to_store().select_for_update(of=("self",)).filter(pk__in=by_device))
     devices = [device for device in locked if str(device.pk) in by_device]
     model_ids = {d.asset.model_id for d in devices}
     counters = _counter_metrics(model_ids)

@@ -198,3 +198,30 @@ def test_live_publishing_pauses_only_when_it_overdraws_its_share() -> None:
     publisher._spend(0.01, start + 64)
     assert publisher._pause_until == pytest.approx(start + 63)
     assert publisher._budget > 0
+
+
+def test_a_batch_costs_as_many_queries_for_eight_devices_as_for_two(
+    customer_a: Customer, compressor: AssetModel
+) -> None:
+    """No query per device: storing reads what it needs of devices and assets in one go (a
+    column it left out would cost a query per device on first use)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    fleet = [install(customer_a, compressor, f"Q-{n:04d}") for n in range(8)]
+    for installed in fleet:  # first reports: every asset comes online
+        enqueue(installed, [item(1, NOW - timedelta(seconds=30), temp_c=60.0, run_hours=1.0)])
+    pipeline.drain()
+
+    def batch_queries(devices: list[Installed], seq: int) -> int:
+        for installed in devices:
+            enqueue(
+                installed,
+                [item(seq, NOW - timedelta(seconds=30 - seq), temp_c=60.0, run_hours=1.0 + seq)],
+            )
+        with CaptureQueriesContext(connection) as queries:
+            result = pipeline.process_batch()
+        assert result.stored == len(devices)
+        return len(queries)
+
+    assert batch_queries(fleet[:2], 2) == batch_queries(fleet, 3)
