@@ -2,13 +2,16 @@
 
     .venv/bin/python bench/live.py [--quick] [--seconds N] [--s1a-rate R | --rate R]
                                    [--sockets N] [--s3-sockets N] [--keep-logs]
+                                   [--web-workers N] [--worker-concurrency N]
 
 Starts its own PostgreSQL and Redis (tests/services.py), migrates, and creates through the
 project's services (bench/_live_setup.py) 100 customers with 10 assets each (one device and
 token per asset), one customer viewer per customer socket and a few support agents, each
-with a logged-in database session. Then the real processes: uvicorn (2 workers, the
-project's ASGI application with one timestamp added, bench/_live_asgi.py), the Celery worker
-(queues default,ingest, concurrency 2, with timestamps, bench/_live_worker.py) and beat.
+with a logged-in database session. Then the real processes: uvicorn (one process, as the
+Procfile runs it, with its options; --web-workers N for more; the project's ASGI
+application with one timestamp added, bench/_live_asgi.py), the Celery worker
+(queues default,ingest, concurrency 2 as in the Procfile, with timestamps,
+bench/_live_worker.py) and beat.
 
 - S2: 1,000 WebSocket clients (asyncio, this process) on /ws/live/ with their session
   cookie and an allowed Origin: 990 customer viewers (9–10 per customer, each also
@@ -134,6 +137,8 @@ class Config:
     py_spy: str | None = None  # profile the web and worker processes during the S2 load
     http_connections: int = 32
     connect_concurrency: int = 50
+    web_workers: int = 1  # the Procfile's web: one uvicorn process
+    worker_concurrency: int = 2
 
     @property
     def customer_sockets(self) -> int:
@@ -1028,12 +1033,13 @@ async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     celery = str(VENV_BIN / "celery")
     python = str(VENV_BIN / "python")
     web, port = start_web(
-        stack, "web", "_live_asgi:application", 2, "--app-dir", "bench", *PROCFILE_WEB_FLAGS
+        stack, "web", "_live_asgi:application", config.web_workers, "--app-dir", "bench", *PROCFILE_WEB_FLAGS
     )
     worker = stack.start(
         "worker",
         [
-            *(python, "bench/_live_worker.py", "--queues", "default,ingest", "--concurrency", "2"),
+            *(python, "bench/_live_worker.py", "--queues", "default,ingest"),
+            *("--concurrency", str(config.worker_concurrency)),
             *("--loglevel", "INFO", "--hostname", "bench@%h"),
         ],
     )
@@ -1151,11 +1157,11 @@ def run(config: Config) -> dict[str, Any]:
             "assets_per_customer": config.assets_per_customer,
             "s3_sockets": config.s3_sockets,
             "profiled": bool(config.py_spy),
-            "web_s2": "uvicorn _live_asgi:application (= portal.asgi + one timestamp) --workers 2 "
-            + " ".join(PROCFILE_WEB_FLAGS),
+            "web_s2": "uvicorn _live_asgi:application (= portal.asgi + one timestamp) "
+            + " ".join((f"--workers {config.web_workers}", *PROCFILE_WEB_FLAGS)),
             "web_s3": " ".join(("uvicorn portal.asgi:application --workers 1", *PROCFILE_WEB_FLAGS)),
             "worker": "bench/_live_worker.py (= celery -A portal worker + timestamps) "
-            "--queues default,ingest --concurrency 2, plus celery beat",
+            f"--queues default,ingest --concurrency {config.worker_concurrency}, plus celery beat",
             "settings": "portal.settings.dev, DEBUG=0, INGEST_DEVICE_RATE_PER_MINUTE=100000000",
             "clients": "one asyncio (uvloop) process: websockets client (permessage-deflate offered, like "
             "browsers) and a keep-alive HTTP/1.1 client for the POSTs",
@@ -1208,6 +1214,12 @@ def main() -> int:
         help="sample the web and worker processes with py-spy during the S2 load (py-spy on PATH or "
         "$PY_SPY); the profiler's own cost makes that run's latencies a little worse",
     )
+    parser.add_argument(
+        "--web-workers", type=int, default=1, help="S2 uvicorn processes (default 1, as the Procfile runs)"
+    )
+    parser.add_argument(
+        "--worker-concurrency", type=int, default=2, help="S2 Celery worker processes (default 2)"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep logs and traces (folder on stderr)")
     args = parser.parse_args()
     sockets = args.sockets or (200 if args.quick else 1000)
@@ -1228,6 +1240,8 @@ def main() -> int:
         keep_logs=args.keep_logs,
         s3_compare=not args.no_s3_compare,
         py_spy=(os.environ.get("PY_SPY") or shutil.which("py-spy")) if args.profile else None,
+        web_workers=args.web_workers,
+        worker_concurrency=args.worker_concurrency,
     )
     if args.profile and not config.py_spy:
         parser.error("--profile needs py-spy on PATH or in $PY_SPY")
