@@ -2,12 +2,13 @@
 
     LIVE_TRACE_DIR=/tmp/x uvicorn _live_asgi:application --app-dir bench ...
 
-The application is the project's own object; only `LiveConsumer.take` is wrapped, so
-that each `asset.values` event a socket keeps (one per timed heartbeat: the one socket that
-subscribed to the asset) appends the moment the consumer got it from the channel layer to
-`$LIVE_TRACE_DIR/web-<pid>.jsonl`. That splits "published" → "frame received" into the channel
-layer's part and the consumer + socket + client part. `asset.status` events (20 times as
-many) are not traced, to keep the cost out of the measurement.
+The application is the project's own object; only the channel layer's receiving step
+(`LiveChannelLayer._receive_message`) is wrapped, so that each `asset.values` event arriving
+on a customer's group (one per timed heartbeat) appends the moment the web process took it
+from Redis, before handing it to its sockets, to `$LIVE_TRACE_DIR/web-<pid>.jsonl`. That
+splits "published" → "frame received" into the channel layer's part and the consumers +
+sockets + client part. Once per event and process, not per socket, to keep the cost out of
+the measurement; `asset.status` events are not traced.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any, TextIO
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from portal.asgi import application
-from portal.consumers import LiveConsumer
+from portal.channel_layer import LiveChannelLayer
 
 TRACE_DIR = Path(os.environ["LIVE_TRACE_DIR"])
 _files: dict[int, TextIO] = {}
@@ -40,18 +41,24 @@ def trace(record: dict[str, Any]) -> None:
     handle.write(json.dumps(record) + "\n")
 
 
-def traced_take(
-    original: Callable[[LiveConsumer, dict[str, Any]], bool],
-) -> Callable[[LiveConsumer, dict[str, Any]], bool]:
+Receive = Callable[[LiveChannelLayer, Any, dict[str, Any] | None], None]
+
+
+def traced_receive(original: Receive) -> Receive:
     @functools.wraps(original)
-    def wrapper(self: LiveConsumer, message: dict[str, Any]) -> bool:
-        for topic, kind, subject, text in message.get("events", ()):
-            if kind == "asset.values" and topic in self.topics:
-                values = json.loads(text).get("last_values") or {}
-                trace({"at": time.time(), "asset": subject, "marker": values.get("temp_c")})
-        return original(self, message)
+    def wrapper(self: LiveChannelLayer, layer: Any, message: dict[str, Any] | None) -> None:
+        name = message["channel"] if message is not None else ""
+        if isinstance(name, bytes):
+            name = name.decode()
+        if message is not None and "__group__customer." in str(name):
+            at = time.time()
+            for _, kind, subject, text in self.deserialize(message["data"]).get("events", ()):
+                if kind == "asset.values":
+                    values = json.loads(text).get("last_values") or {}
+                    trace({"at": at, "asset": subject, "marker": values.get("temp_c")})
+        original(self, layer, message)
 
     return wrapper
 
 
-LiveConsumer.take = traced_take(LiveConsumer.take)  # type: ignore[method-assign,assignment]
+LiveChannelLayer._receive_message = traced_receive(LiveChannelLayer._receive_message)  # type: ignore[method-assign,assignment]

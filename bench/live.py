@@ -22,7 +22,7 @@ bench/_live_worker.py) and beat.
   (customer + staff sockets) and asset.values (the asset's subscribers) frames. Latency =
   frame received − moment just before the POST was written, one clock (time.time()) in one
   process; a frame that never came counts as infinitely late. The stages (view, waiting for
-  the worker, the batch, publishing, the channel layer, consumer → client) come from the
+  the worker, the batch, publishing, the channel layer, web process → client) come from the
   timestamps of the traced worker and web processes and of the stored heartbeat rows.
 - S3: one uvicorn process (`portal.asgi:application --workers 1` with the Procfile's options,
   i.e. without permessage-deflate) and as many idle sockets as asked (default 10,000, opened
@@ -718,8 +718,8 @@ def stage_breakdown(
             "2_accepted_to_batch_claimed": batch["start"] - accepted,
             "3_batch_claimed_to_committed": publish["commit"] - batch["start"],
             "4_committed_to_publish_start": publish["start"] - publish["commit"],
-            "5_publish_start_to_consumer": consumer - publish["start"],
-            "6_consumer_to_client_frame": frame - consumer,
+            "5_publish_start_to_web_process": consumer - publish["start"],
+            "6_web_process_to_client_frame": frame - consumer,
             "total_post_to_values_frame": frame - record.sent,
             "post_to_202_answer": record.acked - record.sent,
             "publish_call_duration": publish["end"] - publish["start"],

@@ -330,3 +330,18 @@ def test_logging_out_closes_the_users_sockets(viewer_a: User) -> None:
         assert await sock.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
 
     async_to_sync(scenario)()
+
+
+def test_event_frames_skip_the_session_wrapper_and_nothing_else() -> None:
+    from channels.sessions import InstanceSessionWrapper
+
+    from portal.consumers import LiveConsumer
+
+    async def server_send(message: dict[str, Any]) -> None:
+        raise AssertionError("not called here")
+
+    consumer = LiveConsumer()
+    consumer.base_send = InstanceSessionWrapper({"cookies": {}}, server_send).send
+    assert consumer._frame_send() is server_send
+    consumer.base_send = server_send  # another stack: its send as it is
+    assert consumer._frame_send() is server_send
