@@ -4,11 +4,12 @@
 
 The application is the project's own object; only the channel layer's receiving step
 (`LiveChannelLayer._receive_message`) is wrapped, so that each `asset.values` event arriving
-on a customer's group (one per timed heartbeat) appends the moment the web process took it
-from Redis, before handing it to its sockets, to `$LIVE_TRACE_DIR/web-<pid>.jsonl`. That
-splits "published" → "frame received" into the channel layer's part and the consumers +
-sockets + client part. Once per event and process, not per socket, to keep the cost out of
-the measurement; `asset.status` events are not traced.
+for a customer's group (one per timed heartbeat; in a broadcast or a group message) appends
+the moment the web process took it from Redis, before handing it to its sockets, to
+`$LIVE_TRACE_DIR/web-<pid>.jsonl`. That splits "published" → "frame received" into the
+channel layer's part and the consumers + sockets + client part. Once per event and process,
+not per socket, to keep the cost out of the measurement; `asset.status` events are not
+traced.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any, TextIO
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from portal.asgi import application
-from portal.channel_layer import LiveChannelLayer
+from portal.channel_layer import BROADCAST, LiveChannelLayer
 
 TRACE_DIR = Path(os.environ["LIVE_TRACE_DIR"])
 _files: dict[int, TextIO] = {}
@@ -47,15 +48,21 @@ Receive = Callable[[LiveChannelLayer, Any, dict[str, Any] | None], None]
 def traced_receive(original: Receive) -> Receive:
     @functools.wraps(original)
     def wrapper(self: LiveChannelLayer, layer: Any, message: dict[str, Any] | None) -> None:
-        name = message["channel"] if message is not None else ""
-        if isinstance(name, bytes):
-            name = name.decode()
-        if message is not None and "__group__customer." in str(name):
+        if message is not None:
             at = time.time()
-            for _, kind, subject, text in self.deserialize(message["data"]).get("events", ()):
-                if kind == "asset.values":
-                    values = json.loads(text).get("last_values") or {}
-                    trace({"at": at, "asset": subject, "marker": values.get("temp_c")})
+            name = message["channel"]
+            name = name.decode() if isinstance(name, bytes) else str(name)
+            decoded = self.deserialize(message["data"])
+            # A broadcast (portal.channel_layer) carries many groups' messages, a group
+            # message one group's.
+            groups = decoded.get("groups", ()) if decoded.get("type") == BROADCAST else [(name, decoded)]
+            for group, each in groups:
+                if "customer." not in group:
+                    continue
+                for _, kind, subject, text in each.get("events", ()):
+                    if kind == "asset.values":
+                        values = json.loads(text).get("last_values") or {}
+                        trace({"at": at, "asset": subject, "marker": values.get("temp_c")})
         original(self, layer, message)
 
     return wrapper

@@ -7,6 +7,12 @@ the interpreter with the storing thread, each round trip waited for the lock aga
 5-ms switch interval). `group_send_many` sends them as one pipeline per shard: the same
 PUBLISH commands, in the same order, on the layer's own connection.
 
+Broadcasts: `broadcast_many` sends many (group, message) pairs as one Redis message on one
+channel (`BROADCAST_GROUP`) that every process with a sink subscribes to; each process hands
+each message to its own members of that group, exactly as if it had been sent to the group.
+A publish round of an ingest batch touches a group per customer: one PUBLISH and one
+message to receive and decode per process, instead of one per group.
+
 Sinks: a consumer may register a callable for its channel (`add_sink`); the layer's receiving
 task then hands it each group message directly instead of queueing it for the consumer's
 receive loop. A process's consumers in one group get the same message: it is decoded once per process
@@ -34,6 +40,10 @@ log = logging.getLogger(__name__)
 
 Sink = Callable[[dict[str, Any]], bool]
 
+BROADCAST_GROUP = "live.broadcast"
+BROADCAST = "live.broadcast"  # the message type on it: {"groups": [[group, message], ...]}
+BROADCAST_MAX = 1024  # events (or messages) per broadcast message
+
 
 class LiveChannelLayer(RedisPubSubChannelLayer):
     DECODED_KEPT = 512
@@ -43,15 +53,18 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
         self._decoded: OrderedDict[bytes, Any] = OrderedDict()
         self._sinks: dict[str, Sink] = {}
 
-    def add_sink(self, channel: str, sink: Sink) -> None:
+    async def add_sink(self, channel: str, sink: Sink) -> None:
         """Hand group messages for `channel` to `sink` as they arrive, in the receiving task,
         instead of queueing them for the consumer's receive loop (a queue, a task and an
         `asyncio.wait` per message and socket). The sink returns False for a message it does
-        not take, which then goes to the queue as before."""
+        not take, which then goes to the queue as before. The channel joins the broadcast
+        group, so the process receives broadcasts (delivered by group, never to all members)."""
         self._sinks[channel] = sink
+        await self.group_add(BROADCAST_GROUP, channel)
 
-    def remove_sink(self, channel: str) -> None:
+    async def remove_sink(self, channel: str) -> None:
         self._sinks.pop(channel, None)
+        await self.group_discard(BROADCAST_GROUP, channel)
 
     def _get_layer(self) -> Any:
         layer = super()._get_layer()
@@ -61,7 +74,7 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
         return layer
 
     def _receive_message(self, layer: Any, message: dict[str, Any] | None) -> None:
-        """channels_redis's shard `_receive_message`, with sinks for group messages."""
+        """channels_redis's shard `_receive_message`, with sinks and broadcasts."""
         if message is None:
             return
         name, data = message["channel"], message["data"]
@@ -70,7 +83,16 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
         if name in layer.channels:
             layer.channels[name].put_nowait(data)
             return
-        decoded = None
+        if name == layer._get_group_channel_name(BROADCAST_GROUP):
+            broadcast = self.deserialize(data)
+            if broadcast.get("type") == BROADCAST:
+                for group, each in broadcast["groups"]:
+                    self._deliver(layer, layer._get_group_channel_name(group), each, None)
+                return
+        self._deliver(layer, name, None, data)
+
+    def _deliver(self, layer: Any, name: str, decoded: dict[str, Any] | None, data: bytes | None) -> None:
+        """A group message to the process's members of the group: their sinks, else their queues."""
         for channel in layer.groups.get(name, ()):
             if channel not in layer.channels:  # its consumer is gone: forget its sink too
                 self._sinks.pop(channel, None)
@@ -78,6 +100,7 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
             sink = self._sinks.get(channel)
             if sink is not None:
                 if decoded is None:
+                    assert data is not None  # one of the two is given
                     decoded = self.deserialize(data)
                 try:
                     if sink(decoded):
@@ -85,6 +108,8 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
                 except Exception:
                     log.exception("live: a socket's sink failed")
                     continue
+            if data is None:
+                data = self.serialize(decoded)
             layer.channels[channel].put_nowait(data)
 
     def deserialize(self, message: bytes) -> Any:
@@ -110,3 +135,20 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
                 for channel, data in items:
                     pipe.publish(channel, data)
                 await pipe.execute()
+
+    async def broadcast_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
+        """Send each (group, message), in order, as few broadcast messages (BROADCAST_MAX events
+        each, a message without `events` counting one): every process delivers them to its
+        members of each group, like `group_send`."""
+        chunks: list[list[tuple[str, dict[str, Any]]]] = [[]]
+        size = 0
+        for group, message in messages:
+            weight = len(message.get("events", ())) or 1
+            if chunks[-1] and size + weight > BROADCAST_MAX:
+                chunks.append([])
+                size = 0
+            chunks[-1].append((group, message))
+            size += weight
+        await self.group_send_many(
+            [(BROADCAST_GROUP, {"type": BROADCAST, "groups": chunk}) for chunk in chunks if chunk]
+        )

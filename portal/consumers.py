@@ -58,7 +58,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.send_json({"type": "hello", "role": user.role})
         add_sink = getattr(self.channel_layer, "add_sink", None)
         if add_sink is not None:  # group events straight from the layer (portal.channel_layer)
-            add_sink(self.channel_name, self.take)
+            await add_sink(self.channel_name, self.take)
 
     def _frame_send(self) -> Any:
         """The server's `send` for event frames, from under Channels' session wrapper.
@@ -91,7 +91,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         remove_sink = getattr(self.channel_layer, "remove_sink", None)
         if remove_sink is not None:
-            remove_sink(self.channel_name)
+            await remove_sink(self.channel_name)
         for name in getattr(self, "groups_joined", []):
             await self.channel_layer.group_discard(name, self.channel_name)
 

@@ -82,8 +82,9 @@ def publish_many(messages: list[Message]) -> None:
     EVENTS_PER_MESSAGE in each), every payload's JSON made once here, whatever the number of
     groups and sockets it goes to. An event is `[topic, type, subject, json]`: the subject
     (the payload's `asset`) is what sockets coalesce by. With
-    `portal.channel_layer.LiveChannelLayer` (the settings' layer) all messages go in one
-    Redis pipeline; with another layer one group_send after the other, in order.
+    `portal.channel_layer.LiveChannelLayer` (the settings' layer) they all go as one
+    broadcast (`broadcast_many`: one Redis message for every group, up to a size); with
+    another layer one group_send after the other, in order.
     """
     layer = get_channel_layer()
     if layer is None or not messages:
@@ -103,7 +104,7 @@ def publish_many(messages: list[Message]) -> None:
         for group, entries in by_group.items()
         for start in range(0, len(entries), EVENTS_PER_MESSAGE)
     ]
-    send_many = getattr(layer, "group_send_many", None)
+    send_many = getattr(layer, "broadcast_many", None)
 
     async def send_all() -> None:
         if send_many is not None:

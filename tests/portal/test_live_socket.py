@@ -345,3 +345,32 @@ def test_event_frames_skip_the_session_wrapper_and_nothing_else() -> None:
     assert consumer._frame_send() is server_send
     consumer.base_send = server_send  # another stack: its send as it is
     assert consumer._frame_send() is server_send
+
+
+def test_a_large_round_is_split_into_broadcasts_and_arrives_whole_and_in_order(
+    support: User, viewer_a: User, customer_a: Customer, customer_b: Customer
+) -> None:
+    from portal.channel_layer import BROADCAST_MAX
+
+    headers_staff, headers_a = _headers(support), _headers(viewer_a)
+    count = BROADCAST_MAX * 2  # per customer; staff gets both customers' events
+    messages: list[live.Message] = []
+    for n in range(count):
+        for customer, name in ((customer_a, "A"), (customer_b, "B")):
+            messages += live.for_customer(customer.pk, {"type": "test.event", "of": name, "n": n})
+
+    async def scenario() -> None:
+        (staff, ok_s, _), (sock_a, ok_a, _) = await _connect(headers_staff), await _connect(headers_a)
+        assert (ok_s, ok_a) == (True, True)
+        for sock in (staff, sock_a):
+            await sock.receive_json_from(timeout=5)
+        await asyncio.to_thread(live.publish_many, messages)
+        got_staff = await _events(staff, 2 * count, timeout=10)
+        got_a = await _events(sock_a, count, timeout=10)
+        assert [(m["of"], m["n"]) for m in got_staff] == [(o, n) for n in range(count) for o in "AB"]
+        assert [(m["of"], m["n"]) for m in got_a] == [("A", n) for n in range(count)]
+        for sock in (staff, sock_a):
+            assert await sock.receive_nothing(timeout=0.3)
+            await sock.disconnect()
+
+    async_to_sync(scenario)()
