@@ -23,6 +23,7 @@ def assets_reported(*, asset_ids: list[str], **_: Any) -> None:
     covered = (
         ContractAsset.objects.filter(asset_id__in=asset_ids)
         .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=timezone.now()))
+        .order_by()  # the default ordering joins and sorts the contracts (once per ingest batch)
         .values_list("asset_id", "contract_id", "contract__customer_id")
     )
     messages: list[live.Message] = []

@@ -47,8 +47,10 @@ def asset_status_changed(*, asset_ids: list[str]) -> None:
     from fleet.models import Asset
 
     messages: list[live.Message] = []
-    rows = Asset.objects.filter(pk__in=set(asset_ids)).values_list(
-        "id", "customer_id", "status", "last_seen_at", "last_values", "last_fault_code"
+    rows = (
+        Asset.objects.filter(pk__in=set(asset_ids))
+        .order_by()
+        .values_list("id", "customer_id", "status", "last_seen_at", "last_values", "last_fault_code")
     )
     for asset_id, customer_id, status, last_seen_at, last_values, fault_code in rows:
         message = {

@@ -464,7 +464,8 @@ def _store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | Non
     model_ids = {d.asset.model_id for d in devices}
     counters = _counter_metrics(model_ids)
     rules: dict[Any, list[AlarmRule]] = defaultdict(list)
-    for rule in AlarmRule.objects.filter(asset_model_id__in=model_ids, is_active=True):
+    # order_by: the models' default orderings join and sort the asset model (per batch)
+    for rule in AlarmRule.objects.filter(asset_model_id__in=model_ids, is_active=True).order_by("pk"):
         rules[rule.asset_model_id].append(rule)
     existing = _already_stored(devices, by_device)
     new_rows: list[tuple[Any, ...]] = []  # HEARTBEAT_COLUMNS
@@ -473,9 +474,11 @@ def _store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | Non
     changes = StateChanges()
     moments: dict[str, datetime] = {}  # ts text -> datetime: a batch repeats timestamps a lot
     # Active alarm keys of every asset in the batch, in one query (not one per device).
-    for asset_id, key in Alarm.objects.filter(
-        asset_id__in={d.asset_id for d in devices}, state__in=ACTIVE_ALARM_STATES
-    ).values_list("asset_id", "key"):
+    for asset_id, key in (
+        Alarm.objects.filter(asset_id__in={d.asset_id for d in devices}, state__in=ACTIVE_ALARM_STATES)
+        .order_by()
+        .values_list("asset_id", "key")
+    ):
         changes.active_alarms.setdefault(asset_id, set()).add(key)
     for device in devices:
         device_key = str(device.pk)
@@ -605,9 +608,11 @@ def _counter_metrics(model_ids: set[Any]) -> dict[Any, tuple[str, ...]]:
     from fleet.models import MetricDefinition
 
     found: dict[Any, list[str]] = defaultdict(list)
-    for model_id, code in MetricDefinition.objects.filter(
-        asset_model_id__in=model_ids, kind=MetricKind.COUNTER
-    ).values_list("asset_model_id", "code"):
+    for model_id, code in (
+        MetricDefinition.objects.filter(asset_model_id__in=model_ids, kind=MetricKind.COUNTER)
+        .order_by()  # the default ordering joins the asset model
+        .values_list("asset_model_id", "code")
+    ):
         found[model_id].append(code)
     return {k: tuple(sorted(v)) for k, v in found.items()}
 
