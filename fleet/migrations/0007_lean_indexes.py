@@ -3,6 +3,11 @@
 leads with (each is one more insert for every stored heartbeat and every non-HOT update), and
 room on the pages of the rows the worker updates with every heartbeat (rollups, assets,
 devices) so that most updates are HOT: a new row version on the same page, no index entries.
+
+The indexes go with DROP INDEX CONCURRENTLY, outside a transaction: Django's own AlterField
+would drop and re-add each foreign key constraint, which re-checks every heartbeat row while
+it blocks writes to the table (ingest would stall for the length of that check). The
+constraints themselves stay as they are; only the model state learns `db_index=False`.
 """
 
 from typing import Any
@@ -11,6 +16,30 @@ import django.db.models.deletion
 from django.db import migrations, models
 
 FILLFACTOR = {"fleet_telemetryrollup": 70, "fleet_asset": 70, "fleet_device": 70}
+# Django's names for the foreign keys' own indexes (the same on every database).
+INDEXES = {
+    "fleet_heartbeat_customer_id_7511de34": ("fleet_heartbeat", "customer_id"),
+    "fleet_heartbeat_device_id_8c8c2309": ("fleet_heartbeat", "device_id"),
+    "fleet_hourlyusage_asset_id_f9d379cd": ("fleet_hourlyusage", "asset_id"),
+    "fleet_hourlyusage_customer_id_dfc17cf6": ("fleet_hourlyusage", "customer_id"),
+    "fleet_telemetryrollup_asset_id_bb57c513": ("fleet_telemetryrollup", "asset_id"),
+}
+
+
+def _concurrently(schema_editor: Any) -> str:
+    return "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
+
+
+def drop_indexes(apps: Any, schema_editor: Any) -> None:
+    for name in INDEXES:
+        schema_editor.execute(f"DROP INDEX {_concurrently(schema_editor)}IF EXISTS {name}")
+
+
+def create_indexes(apps: Any, schema_editor: Any) -> None:
+    for name, (table, column) in INDEXES.items():
+        schema_editor.execute(
+            f"CREATE INDEX {_concurrently(schema_editor)}IF NOT EXISTS {name} ON {table} ({column})"
+        )
 
 
 def set_fillfactor(apps: Any, schema_editor: Any) -> None:
@@ -31,56 +60,63 @@ class Migration(migrations.Migration):
         ("portal", "0002_api_tokens"),
     ]
 
+    atomic = False  # DROP INDEX CONCURRENTLY cannot run inside a transaction
+
     operations = [
-        migrations.AlterField(
-            model_name="heartbeat",
-            name="customer",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="heartbeats",
-                to="portal.customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="heartbeat",
-            name="device",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="heartbeats",
-                to="fleet.device",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="hourlyusage",
-            name="asset",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="hourly_usage",
-                to="fleet.asset",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="hourlyusage",
-            name="customer",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.PROTECT,
-                related_name="hourlyusages",
-                to="portal.customer",
-            ),
-        ),
-        migrations.AlterField(
-            model_name="telemetryrollup",
-            name="asset",
-            field=models.ForeignKey(
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="rollups",
-                to="fleet.asset",
-            ),
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AlterField(
+                    model_name="heartbeat",
+                    name="customer",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="heartbeats",
+                        to="portal.customer",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="heartbeat",
+                    name="device",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="heartbeats",
+                        to="fleet.device",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="hourlyusage",
+                    name="asset",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="hourly_usage",
+                        to="fleet.asset",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="hourlyusage",
+                    name="customer",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="hourlyusages",
+                        to="portal.customer",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="telemetryrollup",
+                    name="asset",
+                    field=models.ForeignKey(
+                        db_index=False,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="rollups",
+                        to="fleet.asset",
+                    ),
+                ),
+            ],
+            database_operations=[migrations.RunPython(drop_indexes, create_indexes, elidable=False)],
         ),
         migrations.RunPython(set_fillfactor, reset_fillfactor, elidable=False),
     ]
