@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from fleet.models import Asset
@@ -17,4 +18,4 @@ def resolve_asset_topic(user: Any, object_id: str) -> str | None:
         or not Asset.objects.visible_to(user).filter(pk=object_id).exists()
     ):
         return None
-    return live.asset_topic(object_id)
+    return live.asset_topic(uuid.UUID(object_id))  # one spelling: the publisher's

@@ -954,8 +954,8 @@ class LivePublisher:
             try:
                 events.asset_status_changed(asset_ids=asset_ids)
             except DatabaseError:
-                # Celery's Django fixup closes the connection pool around every task; a
-                # round that met a pool being closed tries once more on a fresh one.
+                # A round that met a broken connection (a database restart, a pool closed
+                # under it) tries once more on a fresh one.
                 if attempt == 2:
                     log.exception("live: publishing %d assets failed", len(asset_ids))
                 connections["default"].close()

@@ -17,8 +17,7 @@ Sinks: a consumer may register a callable for its channel (`add_sink`); the laye
 task then hands it each group message directly instead of queueing it for the consumer's
 receive loop. A process's consumers in one group get the same message: it is decoded once per process
 (`deserialize` remembers the last few hundred), so what a consumer receives is shared with
-the other consumers of the process and must be treated as read-only (LiveConsumer only adds
-the JSON text it sends, the same for every socket).
+the other consumers of the process and must be treated as read-only.
 
 It reaches into channels_redis's per-loop layer (`_get_layer`, `_get_group_channel_name`,
 `_get_shard`, the shard's `_lock`, `_ensure_redis` and `_redis`), pinned in
@@ -84,11 +83,16 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
             layer.channels[name].put_nowait(data)
             return
         if name == layer._get_group_channel_name(BROADCAST_GROUP):
+            # Never to the broadcast group's members (every socket of the process, whatever
+            # its customer): only each inner group's message to that group's members.
             broadcast = self.deserialize(data)
-            if broadcast.get("type") == BROADCAST:
-                for group, each in broadcast["groups"]:
-                    self._deliver(layer, layer._get_group_channel_name(group), each, None)
+            if broadcast.get("type") != BROADCAST:
+                log.error("live: dropped a message on the broadcast channel that is no broadcast")
                 return
+            for group, each in broadcast["groups"]:
+                if group != BROADCAST_GROUP:
+                    self._deliver(layer, layer._get_group_channel_name(group), each, None)
+            return
         self._deliver(layer, name, None, data)
 
     def _deliver(self, layer: Any, name: str, decoded: dict[str, Any] | None, data: bytes | None) -> None:

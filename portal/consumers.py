@@ -7,8 +7,9 @@ the app that owns the topic checks access with the same scoped queryset its page
 foreign id is answered exactly like a missing one. A topic's events come on the groups the
 socket is in already (portal.live.asset_topic); the socket keeps those of its topics.
 
-Events about one object (they carry `"asset": id`) are coalesced per socket: at most one per
-(type, object) per second, the newest winning, however fast the object reports.
+Events about one object (an asset's status and values, an alarm's changes: portal.live.subject)
+are coalesced per socket: at most one per (type, object) per second, the newest winning,
+however fast the object reports.
 
 A frame is one JSON message, or a JSON array of messages: the events that were ready for the
 socket at the same moment (an ingest batch's changes reach a support agent's socket together).
@@ -44,10 +45,18 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.pending: dict[tuple[str, str], str] = {}
         self.outbox: deque[str] = deque()
         self.writer: asyncio.Future[None] | None = None
+        self.accepted = False
         scope = await database_sync_to_async(customer_id_scope)(user)
         if scope is False:
             await self.close(code=4401)
             return
+        add_sink = getattr(self.channel_layer, "add_sink", None)
+        if add_sink is not None:
+            # Group events straight from the layer (portal.channel_layer), before the socket
+            # joins its groups: the sink also subscribes the process to the broadcasts that
+            # carry them, so nothing sent after the joins is missed. What comes before the
+            # hello waits in the outbox.
+            await add_sink(self.channel_name, self.take)
         # Staff share one group that receives every customer's events (see live.publish_for_customer).
         names = [live.STAFF_GROUP] if scope is None else [live.customer_group(scope)]
         names.append(live.user_group(user.pk))
@@ -56,9 +65,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.groups_joined = names
         await self.accept()
         await self.send_json({"type": "hello", "role": user.role})
-        add_sink = getattr(self.channel_layer, "add_sink", None)
-        if add_sink is not None:  # group events straight from the layer (portal.channel_layer)
-            await add_sink(self.channel_name, self.take)
+        self.accepted = True
+        if self.outbox and self.writer is None:
+            self.writer = asyncio.ensure_future(self._write())
 
     def _frame_send(self) -> Any:
         """The server's `send` for event frames, from under Channels' session wrapper.
@@ -121,17 +130,13 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self.topics.discard(key)
             await self.send_json({"type": "unsubscribed", "topic": topic, "id": object_id})
 
-    async def live_events(self, message: dict[str, Any]) -> None:
-        """Events that came through the channel queue (a layer without sinks)."""
-        self.take(message)
-
     def take(self, message: dict[str, Any]) -> bool:
         """Relay the events a publisher sent with `portal.live.publish_many`: those without a
         topic and those of the socket's topics, coalescing per object.
 
         Called by the channel layer for every group message to this socket (True: taken), or
-        by `live_events`. The message is shared with the process's other sockets (read-only).
-        It only queues the frames; a writer task sends them.
+        by `dispatch` (a layer without sinks). The message is shared with the process's other
+        sockets (read-only). It only queues the frames; a writer task sends them.
         """
         if message.get("type") != live.EVENTS:
             return False
@@ -162,7 +167,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     def _queue(self, text: str) -> None:
         self.outbox.append(text)
-        if self.writer is None:
+        if self.writer is None and self.accepted:
             self.writer = asyncio.ensure_future(self._write())
 
     async def _write(self) -> None:

@@ -80,8 +80,8 @@ def publish_many(messages: list[Message]) -> None:
 
     Each group gets one channel-layer message (`EVENTS`) with its events in order (at most
     EVENTS_PER_MESSAGE in each), every payload's JSON made once here, whatever the number of
-    groups and sockets it goes to. An event is `[topic, type, subject, json]`: the subject
-    (the payload's `asset`) is what sockets coalesce by. With
+    groups and sockets it goes to. An event is `[topic, type, subject, json]`: sockets
+    coalesce by type and subject (`subject`). With
     `portal.channel_layer.LiveChannelLayer` (the settings' layer) they all go as one
     broadcast (`broadcast_many`: one Redis message for every group, up to a size); with
     another layer one group_send after the other, in order.
@@ -95,10 +95,7 @@ def publish_many(messages: list[Message]) -> None:
         text = texts.get(id(payload))
         if text is None:
             text = texts[id(payload)] = orjson.dumps(payload).decode()
-        subject = payload.get("asset")
-        by_group.setdefault(group, []).append(
-            [topic, str(payload.get("type")), None if subject is None else str(subject), text]
-        )
+        by_group.setdefault(group, []).append([topic, str(payload.get("type")), subject(payload), text])
     events = [
         (group, {"type": EVENTS, "events": entries[start : start + EVENTS_PER_MESSAGE]})
         for group, entries in by_group.items()
@@ -114,6 +111,18 @@ def publish_many(messages: list[Message]) -> None:
             await layer.group_send(group, event)
 
     _run(send_all)
+
+
+def subject(payload: dict[str, Any]) -> str | None:
+    """What sockets coalesce an event by (at most one a second per type and subject, the newest
+    winning): the object whose state it carries. An alarm's events are about the alarm (three
+    alarms of one asset within a second all arrive), status and values about their asset;
+    events about neither are never coalesced."""
+    for key in ("alarm", "asset"):
+        value = payload.get(key)
+        if value is not None:
+            return str(value)
+    return None
 
 
 def for_customer(customer_id: UUID | str, payload: dict[str, Any], topic: str | None = None) -> list[Message]:

@@ -19,8 +19,10 @@
   }
 
   function dispatch(message) {
-    (handlers[message.type] || []).forEach(function (fn) { fn(message); });
-    (handlers["*"] || []).forEach(function (fn) { fn(message); });
+    // One failing handler must not cost the others (or the rest of the frame) their message.
+    (handlers[message.type] || []).concat(handlers["*"] || []).forEach(function (fn) {
+      try { fn(message); } catch (e) { if (window.console) { window.console.error(e); } }
+    });
   }
 
   function send(message) {

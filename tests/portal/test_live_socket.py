@@ -374,3 +374,65 @@ def test_a_large_round_is_split_into_broadcasts_and_arrives_whole_and_in_order(
             await sock.disconnect()
 
     async_to_sync(scenario)()
+
+
+def test_alarms_are_coalesced_per_alarm_not_per_asset(viewer_a: User, customer_a: Customer) -> None:
+    headers = _headers(viewer_a)
+    raised = [{"type": "alarm.raised", "alarm": f"alarm-{n}", "asset": "one"} for n in range(3)]
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        for payload in raised:  # three alarms of one asset within a second: all three count
+            await asyncio.to_thread(live.publish_for_customer, customer_a.pk, payload)
+        assert await _events(sock, 3) == raised
+        assert await sock.receive_nothing(timeout=0.5)
+        await sock.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_the_broadcast_channel_carries_broadcasts_only(viewer_a: User, customer_a: Customer) -> None:
+    """Every socket of a process is in the broadcast group: a message there that is not a
+    broadcast reaches no socket (it would reach every customer's)."""
+    from channels.layers import get_channel_layer
+
+    from portal.channel_layer import BROADCAST_GROUP
+
+    headers = _headers(viewer_a)
+    stray = {"type": live.EVENTS, "events": [[None, "test.event", None, '{"type":"test.event","of":"?"}']]}
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        await get_channel_layer().group_send(BROADCAST_GROUP, stray)
+        await asyncio.to_thread(live.publish_for_customer, customer_a.pk, {"type": "test.event", "of": "A"})
+        assert await _events(sock, 1) == [{"type": "test.event", "of": "A"}]
+        assert await sock.receive_nothing(timeout=0.5)
+        await sock.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_an_asset_id_in_any_spelling_follows_the_same_topic(viewer_a: User) -> None:
+    from tests.factories import AssetFactory
+
+    mine = AssetFactory(site__customer=viewer_a.customer)
+    headers = _headers(viewer_a)
+    values = {"type": "asset.values", "asset": str(mine.pk)}
+
+    async def scenario() -> None:
+        sock, ok, _ = await _connect(headers)
+        assert ok
+        await sock.receive_json_from(timeout=5)
+        await sock.send_json_to({"type": "subscribe", "topic": "asset", "id": mine.pk.hex.upper()})
+        assert (await sock.receive_json_from(timeout=5))["type"] == "subscribed"
+        await asyncio.to_thread(
+            live.publish_for_customer, viewer_a.customer_id, values, live.asset_topic(mine.pk)
+        )
+        assert await _events(sock, 1) == [values]
+        await sock.disconnect()
+
+    async_to_sync(scenario)()
