@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import psycopg
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, JsonResponse
@@ -35,6 +36,7 @@ from django.http.request import split_domain_port, validate_host
 from django.utils import timezone
 from django.utils.http import parse_header_parameters
 from django.views.decorators.csrf import csrf_exempt
+from psycopg_pool import PoolTimeout
 
 from fleet import pipeline
 from fleet.credentials import DeviceIdentity, authenticate_device, authenticate_device_async
@@ -291,7 +293,10 @@ class InboxWriter:
 
     A request waits for the commit that carries its row (a 202 still means durable); rows
     that arrive while a commit is out go together in the next one. If a combined INSERT
-    fails, its rows are retried one by one, so one bad row fails only its own request.
+    fails because of its data, its rows are retried one by one, so one bad row fails only
+    its own request; any other failure (the database unreachable, the pool timing out) is
+    every waiting request's at once, instead of each trying and waiting again. Cancelled (the
+    server shutting down), it fails the requests that wait rather than leave them hanging.
     """
 
     def __init__(self, pool: Any) -> None:
@@ -308,23 +313,34 @@ class InboxWriter:
         await future
 
     async def _run(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                await self._write([row for row, _future in batch])
-            except Exception as exc:  # noqa: BLE001 - handed to the requests that wait for it
-                if len(batch) == 1:
+        batch: list[tuple[tuple[str, datetime, int, str], asyncio.Future[None]]] = []
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    await self._write([row for row, _future in batch])
+                except (psycopg.DataError, psycopg.IntegrityError) as exc:
+                    if len(batch) == 1:
+                        self._settle(batch, exc)
+                        continue
+                    for one in batch:
+                        try:
+                            await self._write([one[0]])
+                        except Exception as single:  # noqa: BLE001 - handed to its request
+                            self._settle([one], single)
+                        else:
+                            self._settle([one], None)
+                except Exception as exc:  # noqa: BLE001 - handed to the requests that wait for it
                     self._settle(batch, exc)
-                    continue
-                for one in batch:
-                    try:
-                        await self._write([one[0]])
-                    except Exception as single:  # noqa: BLE001
-                        self._settle([one], single)
-                    else:
-                        self._settle([one], None)
-            else:
-                self._settle(batch, None)
+                else:
+                    self._settle(batch, None)
+                batch = []
+        except asyncio.CancelledError:
+            gone = ConnectionAbortedError("the ingest writer was stopped")
+            self._settle(batch, gone)
+            self._settle(self._pending, gone)
+            self._pending = []
+            raise
 
     async def _write(self, rows: list[tuple[str, datetime, int, str]]) -> None:
         async with self.pool.connection() as conn:
@@ -531,7 +547,11 @@ class IngestEndpoint:
         items, bad = _parse_and_validate(raw, identity.metrics)
         if bad is not None:
             return bad
-        await state.writer.insert(identity.device_id, items)
+        try:
+            await state.writer.insert(identity.device_id, items)
+        except (psycopg.OperationalError, PoolTimeout):
+            log.warning("ingest: the database is unavailable", exc_info=True)
+            return _answer(503, "The database is unavailable; retry later.", retry_after=5)
         state.nudger.nudge()
         return 202, {"accepted": len(items)}, []
 

@@ -241,3 +241,81 @@ def test_a_database_failure_is_a_500_page_not_a_crash(
     (answer,) = lean(post(unlimited, beat()))
     assert answer[0] == 500
     assert not IngestInbox.objects.exists()
+
+
+def test_an_unreachable_database_is_a_503_to_retry(
+    unlimited: Installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import psycopg
+
+    async def unreachable(self: Any, rows: Any) -> None:
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr("fleet.ingest.InboxWriter._write", unreachable)
+    (answer,) = lean(post(unlimited, beat()))
+    assert answer[0] == 503
+    assert answer[1]["retry-after"] == "5"
+    assert not IngestInbox.objects.exists()
+
+
+def _dead_pool() -> Any:
+    """A real pool to a port nobody listens on: every connection attempt fails."""
+    from psycopg_pool import AsyncConnectionPool
+
+    from tests.services import free_port
+
+    return AsyncConnectionPool(
+        kwargs={"host": "127.0.0.1", "port": free_port(), "dbname": "x", "connect_timeout": 1},
+        min_size=0,
+        max_size=1,
+        timeout=1,
+        open=False,
+    )
+
+
+def test_a_failed_combined_insert_fails_its_requests_at_once_unless_a_row_is_to_blame() -> None:
+    from psycopg_pool import PoolTimeout
+
+    from fleet.ingest import InboxWriter
+
+    class Counted(InboxWriter):
+        writes = 0
+
+        async def _write(self, rows: Any) -> None:
+            Counted.writes += 1
+            await super()._write(rows)
+
+    async def scenario() -> list[Any]:
+        pool = _dead_pool()
+        await pool.open(wait=False)
+        writer = Counted(pool)
+        try:
+            return await asyncio.gather(
+                *(writer.insert(f"device-{n}", [{"seq": n}]) for n in range(5)), return_exceptions=True
+            )
+        finally:
+            await pool.close()
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(result, PoolTimeout) for result in results)
+    assert Counted.writes == 1  # not once more per row: the database is down, not a row bad
+
+
+def test_a_stopped_writer_fails_the_requests_that_wait() -> None:
+    from fleet.ingest import InboxWriter
+
+    async def scenario() -> list[Any]:
+        pool = _dead_pool()
+        await pool.open(wait=False)
+        writer = InboxWriter(pool)
+        waiting = [asyncio.ensure_future(writer.insert(f"device-{n}", [{"seq": n}])) for n in range(3)]
+        await asyncio.sleep(0.2)  # the first write is out, waiting for a connection
+        assert writer._task is not None
+        writer._task.cancel()
+        try:
+            return await asyncio.gather(*waiting, return_exceptions=True)
+        finally:
+            await pool.close()
+
+    results = asyncio.run(scenario())
+    assert [type(result) for result in results] == [ConnectionAbortedError] * 3
