@@ -25,7 +25,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from fleet.models import Device, DeviceCredential
+from fleet.models import Device, DeviceCredential, credential_valid_at
 from portal.models import User
 from portal.services import audit_record
 
@@ -132,8 +132,9 @@ def bump_generation() -> None:
     clear_auth_cache()
 
 
-def _lookup(token: str) -> tuple[DeviceIdentity | None, datetime | None]:
-    """The identity a token stands for, and when its credential stops being valid."""
+def _lookup(token: str, token_hash: str) -> tuple[DeviceIdentity | None, datetime | None]:
+    """The identity a token (whose hash is `token_hash`) stands for, and when its credential
+    stops being valid."""
     parts = token.split("_")
     if len(parts) < 3 or not token.startswith(TOKEN_PREFIX):
         return None, None
@@ -143,7 +144,7 @@ def _lookup(token: str) -> tuple[DeviceIdentity | None, datetime | None]:
         .filter(prefix=prefix, device__is_active=True)
         .first()
     )
-    if credential is None or not hmac.compare_digest(credential.token_hash, hash_token(token)):
+    if credential is None or not hmac.compare_digest(credential.token_hash, token_hash):
         return None, None
     if not credential.is_valid_at(timezone.now()):
         return None, None
@@ -197,7 +198,7 @@ def authenticate_device(token: str) -> DeviceIdentity | None:
     found, identity = _cached(key, now, generation)
     if found:
         return identity
-    identity, expires_at = _lookup(token)
+    identity, expires_at = _lookup(token, key)
     _remember(key, now, generation, identity, expires_at)
     return identity
 
@@ -228,7 +229,9 @@ WHERE c.prefix = %s AND d.is_active
 """
 
 
-async def _lookup_async(token: str, pool: Any) -> tuple[DeviceIdentity | None, datetime | None]:
+async def _lookup_async(
+    token: str, token_hash: str, pool: Any
+) -> tuple[DeviceIdentity | None, datetime | None]:
     """`_lookup` through an async psycopg pool: the same rules, one round trip."""
     parts = token.split("_")
     if len(parts) < 3 or not token.startswith(TOKEN_PREFIX):
@@ -237,11 +240,11 @@ async def _lookup_async(token: str, pool: Any) -> tuple[DeviceIdentity | None, d
         row = await (await conn.execute(LOOKUP_SQL, [parts[1]])).fetchone()
     if row is None:
         return None, None
-    token_hash, revoked_at, expires_at, device_id, customer_id, asset_id, rate, metrics = row
-    if not hmac.compare_digest(token_hash, hash_token(token)):
+    stored_hash, revoked_at, expires_at, device_id, customer_id, asset_id, rate, metrics = row
+    if not hmac.compare_digest(stored_hash, token_hash):
         return None, None
-    if revoked_at is not None or (expires_at is not None and expires_at <= timezone.now()):
-        return None, None  # DeviceCredential.is_valid_at
+    if not credential_valid_at(revoked_at, expires_at, timezone.now()):
+        return None, None
     if isinstance(metrics, str):
         metrics = json.loads(metrics)
     identity = DeviceIdentity(
@@ -263,7 +266,7 @@ async def authenticate_device_async(token: str, pool: Any) -> DeviceIdentity | N
     found, identity = _cached(key, now, generation)
     if found:
         return identity
-    identity, expires_at = await _lookup_async(token, pool)
+    identity, expires_at = await _lookup_async(token, key, pool)
     _remember(key, now, generation, identity, expires_at)
     return identity
 

@@ -181,7 +181,12 @@ class DeviceCredential(TenantOwned):
         return f"{self.prefix}…"
 
     def is_valid_at(self, now: datetime) -> bool:
-        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+        return credential_valid_at(self.revoked_at, self.expires_at, now)
+
+
+def credential_valid_at(revoked_at: datetime | None, expires_at: datetime | None, now: datetime) -> bool:
+    """A credential's validity from its columns (the lean ingest path reads them without a model)."""
+    return revoked_at is None and (expires_at is None or expires_at > now)
 
 
 class HeartbeatStatus(models.TextChoices):
