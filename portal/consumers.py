@@ -66,8 +66,8 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.send_json({"type": "hello", "role": user.role})
         self.accepted = True
-        if self.outbox and self.writer is None:
-            self.writer = asyncio.ensure_future(self._write())
+        if self.outbox:
+            self._start_writer()
 
     def _frame_send(self) -> Any:
         """The server's `send` for event frames, from under Channels' session wrapper.
@@ -140,6 +140,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """
         if message.get("type") != live.EVENTS:
             return False
+        now = time.monotonic()
         for topic, kind, subject, text in message["events"]:
             if topic is not None and topic not in self.topics:
                 continue
@@ -147,7 +148,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
                 self._queue(text)
                 continue
             key = (kind, subject)
-            now = time.monotonic()
             due = self.last_sent.get(key, 0.0) + COALESCE_SECONDS
             if now >= due and key not in self.pending:
                 self.last_sent[key] = now
@@ -167,7 +167,11 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
     def _queue(self, text: str) -> None:
         self.outbox.append(text)
-        if self.writer is None and self.accepted:
+        if self.accepted:
+            self._start_writer()
+
+    def _start_writer(self) -> None:
+        if self.writer is None:
             self.writer = asyncio.ensure_future(self._write())
 
     async def _write(self) -> None:
@@ -176,11 +180,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         outbox, send = self.outbox, self._frame_send()
         try:
             while outbox:
-                if len(outbox) == 1:
-                    await send({"type": "websocket.send", "text": outbox.popleft()})
-                    continue
                 texts = [outbox.popleft() for _ in range(min(len(outbox), EVENTS_PER_FRAME))]
-                await send({"type": "websocket.send", "text": "[" + ",".join(texts) + "]"})
+                text = texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"
+                await send({"type": "websocket.send", "text": text})
         except Exception:  # noqa: BLE001 - the socket went away; its disconnect cleans up
             self.outbox.clear()
         finally:
