@@ -12,8 +12,8 @@ constraints themselves stay as they are; only the model state learns `db_index=F
 
 from typing import Any
 
-import django.db.models.deletion
 from django.db import migrations, models
+from django.db.models.deletion import CASCADE, PROTECT
 
 FILLFACTOR = {"fleet_telemetryrollup": 70, "fleet_asset": 70, "fleet_device": 70}
 # Django's names for the foreign keys' own indexes (the same on every database).
@@ -54,6 +54,12 @@ def reset_fillfactor(apps: Any, schema_editor: Any) -> None:
             schema_editor.execute(f"ALTER TABLE {table} RESET (fillfactor)")
 
 
+def _without_own_index(model: str, name: str, to: str, on_delete: Any, related_name: str) -> Any:
+    """The model state's side: the foreign key, as it was, with `db_index=False`."""
+    field = models.ForeignKey(db_index=False, on_delete=on_delete, related_name=related_name, to=to)
+    return migrations.AlterField(model_name=model, name=name, field=field)
+
+
 class Migration(migrations.Migration):
     dependencies = [
         ("fleet", "0006_alarm_rule_ticket_priority"),
@@ -65,56 +71,11 @@ class Migration(migrations.Migration):
     operations = [
         migrations.SeparateDatabaseAndState(
             state_operations=[
-                migrations.AlterField(
-                    model_name="heartbeat",
-                    name="customer",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="heartbeats",
-                        to="portal.customer",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="heartbeat",
-                    name="device",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="heartbeats",
-                        to="fleet.device",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="hourlyusage",
-                    name="asset",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="hourly_usage",
-                        to="fleet.asset",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="hourlyusage",
-                    name="customer",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.PROTECT,
-                        related_name="hourlyusages",
-                        to="portal.customer",
-                    ),
-                ),
-                migrations.AlterField(
-                    model_name="telemetryrollup",
-                    name="asset",
-                    field=models.ForeignKey(
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="rollups",
-                        to="fleet.asset",
-                    ),
-                ),
+                _without_own_index("heartbeat", "customer", "portal.customer", PROTECT, "heartbeats"),
+                _without_own_index("heartbeat", "device", "fleet.device", PROTECT, "heartbeats"),
+                _without_own_index("hourlyusage", "asset", "fleet.asset", PROTECT, "hourly_usage"),
+                _without_own_index("hourlyusage", "customer", "portal.customer", PROTECT, "hourlyusages"),
+                _without_own_index("telemetryrollup", "asset", "fleet.asset", CASCADE, "rollups"),
             ],
             database_operations=[migrations.RunPython(drop_indexes, create_indexes, elidable=False)],
         ),
