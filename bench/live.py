@@ -41,6 +41,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import gc
 import json
 import math
 import os
@@ -83,6 +84,7 @@ from _common import (
     wait_for_log,
 )
 
+from portal.runtime import settle_heap
 from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
 
 INGEST_PATH = "/api/v1/ingest/heartbeats"
@@ -459,6 +461,37 @@ class LoopLag:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
         return {k: v for k, v in percentiles([s * 1000 for s in self.samples]).items() if k != "count"}
+
+
+class GcPauses:
+    """This process's garbage-collector pauses (each stops the loop: frames wait, latency grows)."""
+
+    def __init__(self) -> None:
+        self.pauses: list[tuple[int, float]] = []  # (generation, seconds)
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append((info["generation"], time.perf_counter() - self._started))
+
+    def start(self) -> None:
+        self.pauses.clear()
+        gc.callbacks.append(self._callback)
+
+    def stop(self) -> dict[str, Any]:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(self._callback)
+        by_generation: dict[str, Any] = {}
+        for generation in (0, 1, 2):
+            took = [p for g, p in self.pauses if g == generation]
+            by_generation[f"gen{generation}"] = {
+                "collections": len(took),
+                "total_ms": round(sum(took) * 1000, 1),
+                "max_ms": round(max(took, default=0.0) * 1000, 1),
+            }
+        return by_generation
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -853,6 +886,11 @@ async def scenario_s2(
             if config.py_spy
             else []
         )
+        # The client's own heap (every frame's record so far) out of the collector's walks, as
+        # the web process does at its start (portal.runtime); its pauses are reported.
+        settle_heap()
+        gc_pauses = GcPauses()
+        gc_pauses.start()
         lag = LoopLag()
         lag.start()
         cpu = CpuSample.begin(groups)
@@ -869,6 +907,7 @@ async def scenario_s2(
         cpu_seconds["clients_this_process"] = clients
         cpu_seconds["outside_benchmark"] = round(max(0.0, cpu_seconds["outside_benchmark"] - clients), 2)
         loop_lag = await lag.stop()
+        client_gc = gc_pauses.stop()
         for profile in profiles:
             await asyncio.to_thread(profile.wait)
         log(f"S2: load done in {load_end - start:.1f}s, drained {drained - load_end:.1f}s later")
@@ -928,6 +967,7 @@ async def scenario_s2(
         "dropped_close_codes": dict(Counter(str(code) for _, code in frames.dropped.values())),
         "drain_after_load_s": round(drained - load_end, 2),
         "client_loop_lag_ms": loop_lag,
+        "client_gc_pauses": client_gc,
         "load_average_at_start": [round(v, 2) for v in load_average],
         "cpu_seconds": cpu_seconds,
         "breakdown": breakdown,

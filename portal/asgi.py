@@ -2,7 +2,9 @@
 
 The device ingest endpoint (`POST /api/v1/ingest/heartbeats`) is answered by a lean ASGI app
 in front of Django (fleet.ingest.IngestEndpoint: no middleware, no thread hop, the inbox rows
-of concurrent requests committed together); every other request goes on to Django.
+of concurrent requests committed together); every other request goes on to Django. At the
+server's start (the ASGI lifespan) the loaded heap is set aside from garbage collection
+(portal.runtime).
 """
 
 import os
@@ -19,10 +21,12 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from fleet.ingest import IngestEndpoint  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
+from portal.runtime import lifespan  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": IngestEndpoint(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "lifespan": lifespan,  # the server's start: portal.runtime.settle_heap
     }
 )

@@ -4,7 +4,9 @@ import os
 from typing import Any
 
 from celery import Celery
-from celery.signals import task_postrun, task_prerun
+from celery.signals import task_postrun, task_prerun, worker_process_init
+
+from portal.runtime import settle_heap
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
 
@@ -24,3 +26,10 @@ def release_connections(task: Any = None, **_: Any) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+@worker_process_init.connect
+def settle_pool_process(**_: Any) -> None:
+    """A pool process has forked with everything loaded: out of the collector's walks
+    (portal.runtime)."""
+    settle_heap()

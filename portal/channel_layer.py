@@ -45,7 +45,7 @@ BROADCAST_MAX = 1024  # events (or messages) per broadcast message
 
 
 class LiveChannelLayer(RedisPubSubChannelLayer):
-    DECODED_KEPT = 512
+    DECODED_KEPT = 2
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
