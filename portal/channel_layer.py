@@ -15,9 +15,11 @@ message to receive and decode per process, instead of one per group.
 
 Sinks: a consumer may register a callable for its channel (`add_sink`); the layer's receiving
 task then hands it each group message directly instead of queueing it for the consumer's
-receive loop. A process's consumers in one group get the same message: it is decoded once per process
-(`deserialize` remembers the last few hundred), so what a consumer receives is shared with
-the other consumers of the process and must be treated as read-only.
+receive loop. A process's consumers in one group get the same message: `_deliver` decodes it
+once for all of them (`deserialize` also remembers the last two messages, for a caller that
+decodes one before the layer does; no more: kept messages are objects every full garbage
+collection walks), so what a consumer receives is shared with the other consumers of the
+process and must be treated as read-only.
 
 It reaches into channels_redis's per-loop layer (`_get_layer`, `_get_group_channel_name`,
 `_get_shard`, the shard's `_lock`, `_ensure_redis` and `_redis`), pinned in
@@ -117,7 +119,8 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
             layer.channels[channel].put_nowait(data)
 
     def deserialize(self, message: bytes) -> Any:
-        """Decode a message once for all the process's channels that receive it."""
+        """Decode a message once (the last DECODED_KEPT are kept: a wrapper that looks into a
+        message before the layer does decodes it for both)."""
         decoded = self._decoded.get(message)
         if decoded is None:
             decoded = self._decoded[message] = super().deserialize(message)
