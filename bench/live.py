@@ -13,8 +13,9 @@ application with one timestamp added, bench/_live_asgi.py), the Celery worker
 (queues default,ingest, concurrency 2 as in the Procfile, with timestamps,
 bench/_live_worker.py) and beat.
 
-- S2: 1,000 WebSocket clients (asyncio, this process) on /ws/live/ with their session
-  cookie and an allowed Origin: 990 customer viewers (9–10 per customer, each also
+- S2: 1,000 WebSocket clients (asyncio, this process; bench/_ws_client.py, a lean client
+  that parses frames where they arrive and stamps each message then) on /ws/live/ with
+  their session cookie and an allowed Origin: 990 customer viewers (9–10 per customer, each also
   subscribed to one asset of its customer) and 10 support agents. Heartbeats are POSTed at a
   fixed rate (default half of S1a: 50/s), the assets in turn, so each asset reports every
   20 s and the per-socket coalescing (1/s per type and asset) never merges two of them. Each
@@ -41,6 +42,7 @@ import argparse
 import asyncio
 import bisect
 import contextlib
+import functools
 import gc
 import json
 import math
@@ -62,7 +64,6 @@ from typing import Any
 import orjson
 import psycopg
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -83,6 +84,7 @@ from _common import (
     uvicorn_argv,
     wait_for_log,
 )
+from _ws_client import LeanSocket
 
 from portal.runtime import settle_heap
 from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
@@ -358,7 +360,7 @@ async def drive(pool: HttpPool, records: list[Sent], rate: float) -> float:
 @dataclass
 class LiveSocket:
     index: int
-    ws: ClientConnection
+    ws: LeanSocket
     customer: int | None  # None: a support agent's socket (the staff group)
     subscribed: str | None = None  # asset id
 
@@ -392,18 +394,16 @@ class Frames:
 
 
 async def read_frames(sock: LiveSocket, frames: Frames) -> None:
-    try:
-        async for raw in sock.ws:
-            frames.add(sock.index, raw, time.time())
-    except ConnectionClosed:
-        pass
+    """Every message of the socket to `frames`, stamped as its bytes arrive, until it closes."""
+    sock.ws.hand_over(functools.partial(frames.add, sock.index))
+    await sock.ws.closed
     if not frames.closing:  # the server closed it, or it broke
         frames.dropped[sock.index] = (time.time(), sock.ws.close_code)
 
 
 async def open_socket(port: int, cookie: str, session: str) -> ClientConnection:
-    """A browser-like live socket: session cookie, same-site Origin, permessage-deflate offered
-    (as browsers do; the websockets client offers it by default), no client pings."""
+    """A browser-like idle socket (S3): session cookie, same-site Origin, permessage-deflate
+    offered (as browsers do; the websockets client offers it by default), no client pings."""
     return await connect(
         f"ws://127.0.0.1:{port}{LIVE_PATH}",
         origin=Origin(f"http://127.0.0.1:{port}"),
@@ -415,11 +415,13 @@ async def open_socket(port: int, cookie: str, session: str) -> ClientConnection:
     )
 
 
-async def expect(ws: ClientConnection, kind: str, timeout: float = 30.0) -> dict[str, Any]:
+async def expect(ws: LeanSocket | ClientConnection, kind: str, timeout: float = 30.0) -> dict[str, Any]:
     """Read until a message of type `kind` (others, e.g. an offline sweep's status, are skipped)."""
     deadline = time.monotonic() + timeout
     while True:
-        data = orjson.loads(await asyncio.wait_for(ws.recv(), timeout=max(0.01, deadline - time.monotonic())))
+        left = max(0.01, deadline - time.monotonic())
+        raw = await ws.recv(left) if isinstance(ws, LeanSocket) else await asyncio.wait_for(ws.recv(), left)
+        data = orjson.loads(raw)
         for message in data if isinstance(data, list) else (data,):
             if message.get("type") == kind:
                 return dict(message)
@@ -797,14 +799,16 @@ async def connect_s2_sockets(port: int, fleet: Fleet, config: Config) -> list[Li
     staff_users = [u for u in fleet.users if u["customer"] is None][: config.staff_sockets]
 
     async def one(index: int, user: dict[str, Any]) -> LiveSocket:
-        ws = await open_socket(port, fleet.cookie, user["session"])
+        ws = await LeanSocket.open(
+            port, LIVE_PATH, origin=f"http://127.0.0.1:{port}", cookie=f"{fleet.cookie}={user['session']}"
+        )
         await expect(ws, "hello")
         sock = LiveSocket(index=index, ws=ws, customer=user["customer"])
         if sock.customer is not None:
             # Viewer k of a customer watches asset k (mod assets per customer) of it: an asset page.
             own = fleet.by_customer[sock.customer]
             asset = own[(index // config.customers) % len(own)]
-            await ws.send(json.dumps({"type": "subscribe", "topic": "asset", "id": asset.asset_id}))
+            ws.send_text(json.dumps({"type": "subscribe", "topic": "asset", "id": asset.asset_id}))
             await expect(ws, "subscribed")
             sock.subscribed = asset.asset_id
         return sock
@@ -1203,8 +1207,9 @@ def run(config: Config) -> dict[str, Any]:
             "worker": "bench/_live_worker.py (= celery -A portal worker + timestamps) "
             f"--queues default,ingest --concurrency {config.worker_concurrency}, plus celery beat",
             "settings": "portal.settings.dev, DEBUG=0, INGEST_DEVICE_RATE_PER_MINUTE=100000000",
-            "clients": "one asyncio (uvloop) process: websockets client (permessage-deflate offered, like "
-            "browsers) and a keep-alive HTTP/1.1 client for the POSTs",
+            "clients": "one asyncio (uvloop) process: S2 bench/_ws_client.py (no extension offered), S3 "
+            "the websockets client (permessage-deflate offered, like browsers); a keep-alive HTTP/1.1 "
+            "client for the POSTs",
         },
         "targets": TARGETS,
         "s2": s2,
