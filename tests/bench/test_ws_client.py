@@ -16,7 +16,7 @@ from portal.models import User
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from _ws_client import HandshakeError, LeanSocket  # noqa: E402
+from _ws_client import HandshakeError, LeanSocket
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
