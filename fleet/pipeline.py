@@ -461,12 +461,7 @@ def _store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | Non
     if locked is None:
         locked = list(_devices_to_store().select_for_update(of=("self",)).filter(pk__in=by_device))
     devices = [device for device in locked if str(device.pk) in by_device]
-    model_ids = {d.asset.model_id for d in devices}
-    counters = _counter_metrics(model_ids)
-    rules: dict[Any, list[AlarmRule]] = defaultdict(list)
-    # order_by: the models' default orderings join and sort the asset model (per batch)
-    for rule in AlarmRule.objects.filter(asset_model_id__in=model_ids, is_active=True).order_by("pk"):
-        rules[rule.asset_model_id].append(rule)
+    counters, rules = model_rules.read({d.asset.model_id for d in devices})
     existing = _already_stored(devices, by_device)
     new_rows: list[tuple[Any, ...]] = []  # HEARTBEAT_COLUMNS
     usage: dict[tuple[str, str, str, datetime], Decimal] = defaultdict(Decimal)
@@ -604,17 +599,55 @@ def _ts(value: str) -> datetime:
         return moment
 
 
-def _counter_metrics(model_ids: set[Any]) -> dict[Any, tuple[str, ...]]:
-    from fleet.models import MetricDefinition
+class ModelRules:
+    """What storing needs of each asset model: its counter metrics' codes and its active
+    alarm rules, kept per process for up to TTL seconds.
 
-    found: dict[Any, list[str]] = defaultdict(list)
-    for model_id, code in (
-        MetricDefinition.objects.filter(asset_model_id__in=model_ids, kind=MetricKind.COUNTER)
-        .order_by()  # the default ordering joins the asset model
-        .values_list("asset_model_id", "code")
-    ):
-        found[model_id].append(code)
-    return {k: tuple(sorted(v)) for k, v in found.items()}
+    Read per batch they were two queries of every batch's ~20 round trips, for data an
+    operator changes now and then. Saving or deleting a metric definition or a rule clears
+    this process's copy at once (signals); another process sees the change within TTL
+    seconds (a queryset update or bulk_create, which send no signal, too). The rules are
+    shared by the batches of the process: read, never changed.
+    """
+
+    TTL = 2.0
+
+    def __init__(self) -> None:
+        self._counters: dict[Any, tuple[str, ...]] = {}
+        self._rules: dict[Any, list[AlarmRule]] = {}
+        self._read_at: dict[Any, float] = {}
+
+    def read(self, model_ids: set[Any]) -> tuple[dict[Any, tuple[str, ...]], dict[Any, list[AlarmRule]]]:
+        """(counter codes by model, active rules by model) for `model_ids`."""
+        now = time.monotonic()
+        stale = {m for m in model_ids if now - self._read_at.get(m, -math.inf) > self.TTL}
+        if stale:
+            from fleet.models import MetricDefinition
+
+            counters: dict[Any, list[str]] = {m: [] for m in stale}
+            rules: dict[Any, list[AlarmRule]] = {m: [] for m in stale}
+            for model_id, code in (
+                MetricDefinition.objects.filter(asset_model_id__in=stale, kind=MetricKind.COUNTER)
+                .order_by()  # the default ordering joins the asset model
+                .values_list("asset_model_id", "code")
+            ):
+                counters[model_id].append(code)
+            for rule in AlarmRule.objects.filter(asset_model_id__in=stale, is_active=True).order_by("pk"):
+                rules[rule.asset_model_id].append(rule)
+            for model_id in stale:
+                self._counters[model_id] = tuple(sorted(counters[model_id]))
+                self._rules[model_id] = rules[model_id]
+                self._read_at[model_id] = now
+        return (
+            {m: self._counters[m] for m in model_ids if self._counters[m]},
+            {m: self._rules[m] for m in model_ids if self._rules[m]},
+        )
+
+    def clear(self, **_: Any) -> None:
+        self._counters, self._rules, self._read_at = {}, {}, {}
+
+
+model_rules = ModelRules()
 
 
 def _fold_device(

@@ -225,3 +225,51 @@ def test_a_batch_costs_as_many_queries_for_eight_devices_as_for_two(
         return len(queries)
 
     assert batch_queries(fleet[:2], 2) == batch_queries(fleet, 3)
+
+
+def _rule_reads(devices: list[Installed], seq: int) -> int:
+    """Store one heartbeat of each device; how many queries read metric definitions or rules."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    for installed in devices:
+        enqueue(installed, [item(seq, NOW - timedelta(seconds=60 - seq), temp_c=95.0, run_hours=1.0 + seq)])
+    with CaptureQueriesContext(connection) as queries:
+        pipeline.process_batch()
+    return sum(1 for q in queries if "fleet_alarmrule" in q["sql"] or "fleet_metricdefinition" in q["sql"])
+
+
+def test_batches_keep_the_models_rules_until_one_is_saved(fleet_a: Installed) -> None:
+    from fleet.models import Alarm, AlarmRule
+
+    pipeline.model_rules.clear()
+    assert _rule_reads([fleet_a], 1) == 2  # counter metrics, alarm rules
+    assert _rule_reads([fleet_a], 2) == 0  # kept
+    AlarmRule.objects.create(
+        asset_model=fleet_a.asset.model, name="Hot", metric="temp_c", comparison="gt",
+        threshold=Decimal("90"), for_seconds=0, severity="major",
+    )  # fmt: skip
+    assert _rule_reads([fleet_a], 3) == 2  # the save cleared the copy: the new rule applies at once
+    assert Alarm.objects.filter(asset=fleet_a.asset, kind="threshold").count() == 1
+
+
+def test_other_processes_changes_reach_the_batches_within_the_ttl(
+    fleet_a: Installed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fleet.models import Alarm, AlarmRule
+
+    rule = AlarmRule.objects.create(
+        asset_model=fleet_a.asset.model, name="Hot", metric="temp_c", comparison="gt",
+        threshold=Decimal("90"), for_seconds=0, severity="major",
+    )  # fmt: skip
+    _rule_reads([fleet_a], 1)
+    # Another process switches it off: an UPDATE, which sends this process no signal.
+    AlarmRule.objects.filter(pk=rule.pk).update(is_active=False)
+    raised = Alarm.objects.filter(asset=fleet_a.asset, kind="threshold")
+    raised.delete()
+    assert _rule_reads([fleet_a], 2) == 0  # within the TTL the copy still holds the rule
+    assert raised.count() == 1
+    raised.delete()
+    monkeypatch.setattr(pipeline.ModelRules, "TTL", 0.0)  # the TTL passed
+    assert _rule_reads([fleet_a], 3) == 2
+    assert not raised.exists()  # read again: switched off
