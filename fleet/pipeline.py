@@ -48,6 +48,7 @@ from fleet.models import (
     IngestInbox,
     MetricKind,
 )
+from fleet.sql import binding_cursor
 from fleet.usage import Reading, as_decimal, fold, hour_of, increment
 
 log = logging.getLogger(__name__)
@@ -356,10 +357,19 @@ def process_batch(*, max_rows: int | None = None, max_items: int | None = None) 
                         error=f"{type(exc).__name__}: {exc}"[:5000],
                     )
                     result.failed_rows += 1
-        IngestInbox.objects.filter(pk__in=[row.pk for row in claimed]).delete()
+        _delete_claimed([row.pk for row in claimed])
         changed = list(result.changed_assets)
         transaction.on_commit(lambda: live_publisher.submit(changed))
     return result
+
+
+def _delete_claimed(pks: list[int]) -> None:
+    """The batch's inbox rows are done (stored or set aside): one DELETE."""
+    if connection.vendor != "postgresql":
+        IngestInbox.objects.filter(pk__in=pks).delete()
+        return
+    with binding_cursor() as cursor:  # no ORM deletion collector for a table nothing refers to
+        cursor.execute(f"DELETE FROM {IngestInbox._meta.db_table} WHERE id = ANY(%b)", [pks])  # noqa: S608
 
 
 @dataclass
@@ -408,6 +418,8 @@ def _claim(max_rows: int, max_items: int) -> list[InboxRow]:
                 items += count
                 if items >= max_items:
                     break
+            if len(fetched) < size:
+                break  # the cursor is at its end: no round trip to be told so
             # Fetch about as many rows as the remaining heartbeats need at the rows' average size.
             size = max(1, min(500, math.ceil((max_items - items) * len(claimed) / max(items, 1))))
     return claimed
@@ -516,18 +528,6 @@ def _store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | Non
     telemetry.write(rollups)
 
 
-def _binding_cursor() -> Any:
-    """A server-side-binding psycopg cursor on Django's connection (same transaction).
-
-    Django's cursors bind parameters on the client, rendering arrays as SQL literals escaped
-    in Python; with %b placeholders and server-side binding, arrays go in binary as they are.
-    """
-    import psycopg
-
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
-
-
 def _already_stored(
     devices: list[Device], by_device: dict[str, list[tuple[dict[str, Any], datetime]]]
 ) -> set[tuple[str, int]]:
@@ -546,7 +546,7 @@ def _already_stored(
     if not candidates:
         return set()
     if connection.vendor == "postgresql":
-        with _binding_cursor() as cursor:
+        with binding_cursor() as cursor:
             cursor.execute(
                 f"SELECT DISTINCT h.device_id, h.seq FROM {Heartbeat._meta.db_table} h "  # noqa: S608
                 "JOIN unnest(%b::uuid[], %b::bigint[]) AS t(d, s) ON h.device_id = t.d AND h.seq = t.s",
@@ -800,7 +800,7 @@ def _update_from_arrays(
     aliases = ", ".join(column for column, _kind in columns)
     params: list[list[str | None]] = [[str(row.pk) for row in rows]]
     params += [[text(getattr(row, column), kind) for row in rows] for column, kind in columns]
-    with _binding_cursor() as cursor:
+    with binding_cursor() as cursor:
         cursor.execute(
             f"UPDATE {table} AS t SET {names} FROM ("  # noqa: S608 - our table and column names
             f"SELECT id::uuid AS id, {casts} FROM unnest({arrays}) AS u(id, {aliases})"
@@ -881,7 +881,7 @@ def _add_usage(usage: dict[tuple[str, str, str, datetime], Decimal]) -> None:
         f"quantity = {table}.quantity + excluded.quantity, updated_at = excluded.updated_at"
     )
     if connection.vendor == "postgresql":
-        with _binding_cursor() as cursor:
+        with binding_cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} (customer_id, asset_id, metric, hour, quantity, updated_at) "  # noqa: S608
                 "SELECT c, a, m, h, q, %b FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::timestamptz[], "

@@ -15,6 +15,7 @@ from django.db import connection
 from django.db.models.fields.json import KeyTextTransform
 
 from fleet.models import Asset, Heartbeat, Resolution, TelemetryRollup
+from fleet.sql import binding_cursor
 
 MAX_POINTS = 2000
 BUCKET_SECONDS = {"raw": 0, "minute": 60, "hour": 3600, "day": 86400}
@@ -84,21 +85,62 @@ UPSERT_SET = (
 
 
 STAGE = "fleet_rollup_stage"  # a temporary table per PostgreSQL session
+COPY_FROM = 500  # minute rollups from which a batch COPYs them; fewer go as arrays
+
+
+def _merge_sql(source: str) -> str:
+    """The upsert of the minute rollups in `source` (a query with the STAGE table's columns)
+    and of the hour and day buckets derived from them (date_trunc in UTC)."""
+    table = TelemetryRollup._meta.db_table
+    columns = "(customer_id, asset_id, metric, resolution, bucket, count, total, minimum, maximum)"
+    conflict = UPSERT_SET.format(table=table, least="LEAST", greatest="GREATEST")
+    return (
+        f"WITH m AS ({source}) "  # noqa: S608 - our table names
+        f"INSERT INTO {table} {columns} "
+        "SELECT customer_id, asset_id, metric, 'minute', bucket, count, total, minimum, maximum "
+        "FROM m UNION ALL "
+        "SELECT customer_id, asset_id, metric, r.resolution, "
+        "date_trunc(r.resolution, bucket, 'UTC'), "
+        "sum(count), sum(total), min(minimum), max(maximum) "
+        "FROM m CROSS JOIN (VALUES ('hour'), ('day')) AS r(resolution) "
+        f"GROUP BY 1, 2, 3, 4, 5 {conflict}"
+    )
+
+
+FROM_STAGE = _merge_sql(f"DELETE FROM {STAGE} RETURNING *")  # noqa: S608 - our table
+FROM_ARRAYS = _merge_sql(
+    "SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::text[], %b::timestamptz[], %b::integer[], "
+    "%b::float8[], %b::float8[], %b::float8[]) "
+    "AS u(customer_id, asset_id, metric, bucket, count, total, minimum, maximum)"
+)
 
 
 def write(rollups: dict[Key, list[float]]) -> None:
     """Merge the batch's rollups (every resolution) into the table with one upsert.
 
-    On PostgreSQL the minute rollups are COPYed into a temporary table and one statement
-    derives the hour and day buckets from them (date_trunc in UTC) and upserts all three;
-    elsewhere an executemany of the same upsert over rows merged in Python.
+    On PostgreSQL one statement derives the hour and day buckets from the minute rollups and
+    upserts all three. Its minute rollups come as arrays (server-side binding: one round trip)
+    or, from COPY_FROM of them (a backlog's large batches), COPYed into a temporary table
+    first, which is faster in bulk. Elsewhere an executemany of the same upsert over rows
+    merged in Python.
     """
     if not rollups:
         return
     table = TelemetryRollup._meta.db_table
     columns = "(customer_id, asset_id, metric, resolution, bucket, count, total, minimum, maximum)"
+    if connection.vendor == "postgresql" and len(rollups) < COPY_FROM:
+        with binding_cursor() as cursor:
+            keys, values = list(rollups), list(rollups.values())
+            cursor.execute(
+                FROM_ARRAYS,
+                [
+                    [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], [k[3] for k in keys],
+                    [int(v[0]) for v in values], [float(v[1]) for v in values],
+                    [float(v[2]) for v in values], [float(v[3]) for v in values],
+                ],
+            )  # fmt: skip
+        return
     if connection.vendor == "postgresql":
-        conflict = UPSERT_SET.format(table=table, least="LEAST", greatest="GREATEST")
         with connection.cursor() as cursor:
             raw = cursor.cursor  # the psycopg cursor under Django's wrapper
             # Each time: a rolled-back transaction takes a table it created with it.
@@ -110,17 +152,7 @@ def write(rollups: dict[Key, list[float]]) -> None:
             with raw.copy(f"COPY {STAGE} FROM STDIN") as copy:
                 for (customer, asset, metric, minute), (count, total, least, greatest) in rollups.items():
                     copy.write_row((customer, asset, metric, minute, int(count), total, least, greatest))
-            raw.execute(
-                f"WITH m AS (DELETE FROM {STAGE} RETURNING *) "  # noqa: S608 - our table names
-                f"INSERT INTO {table} {columns} "
-                "SELECT customer_id, asset_id, metric, 'minute', bucket, count, total, minimum, maximum "
-                "FROM m UNION ALL "
-                "SELECT customer_id, asset_id, metric, r.resolution, "
-                "date_trunc(r.resolution, bucket, 'UTC'), "
-                "sum(count), sum(total), min(minimum), max(maximum) "
-                "FROM m CROSS JOIN (VALUES ('hour'), ('day')) AS r(resolution) "
-                f"GROUP BY 1, 2, 3, 4, 5 {conflict}"
-            )
+            raw.execute(FROM_STAGE)
         return
     rows = _all_resolutions(rollups)
     pk = Asset._meta.pk

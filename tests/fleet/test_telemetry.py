@@ -26,7 +26,16 @@ def feed(installed: Installed, temps: list[tuple[int, float]], first_seq: int = 
     pipeline.drain()
 
 
-def test_rollups_hold_min_avg_max_per_bucket_and_ignore_duplicates(fleet_a: Installed) -> None:
+@pytest.fixture(params=["arrays", "copy"])
+def rollup_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways a batch sends its rollups: as arrays (small batches), COPYed (large ones)."""
+    monkeypatch.setattr(telemetry, "COPY_FROM", 10**9 if request.param == "arrays" else 0)
+    return str(request.param)
+
+
+def test_rollups_hold_min_avg_max_per_bucket_and_ignore_duplicates(
+    fleet_a: Installed, rollup_path: str
+) -> None:
     feed(fleet_a, [(0, 60.0), (20, 64.0), (40, 62.0), (70, 50.0)])
     feed(fleet_a, [(0, 60.0), (20, 64.0)])  # the same seqs again: duplicates change nothing
     minute = TelemetryRollup.objects.get(asset=fleet_a.asset, metric="temp_c", resolution="minute", bucket=T0)
@@ -35,7 +44,7 @@ def test_rollups_hold_min_avg_max_per_bucket_and_ignore_duplicates(fleet_a: Inst
     assert (hour.count, hour.minimum, hour.maximum) == (4, 50.0, 64.0)
 
 
-def test_a_late_reading_lands_in_its_own_bucket(fleet_a: Installed) -> None:
+def test_a_late_reading_lands_in_its_own_bucket(fleet_a: Installed, rollup_path: str) -> None:
     feed(fleet_a, [(3600, 70.0)], first_seq=10)
     feed(fleet_a, [(0, 40.0)], first_seq=1)
     buckets = dict(
