@@ -342,6 +342,7 @@ def process_batch(*, max_rows: int | None = None, max_items: int | None = None) 
                 _store(claimed, result, devices)
         except Exception:
             log.exception("ingest: a batch of %d rows failed; retrying row by row", len(claimed))
+            model_rules.clear()  # the retries read the models again: a rule deleted elsewhere may be why
             result.stored = result.duplicates = 0
             result.changed_assets = []
             for row in claimed:

@@ -273,3 +273,21 @@ def test_other_processes_changes_reach_the_batches_within_the_ttl(
     monkeypatch.setattr(pipeline.ModelRules, "TTL", 0.0)  # the TTL passed
     assert _rule_reads([fleet_a], 3) == 2
     assert not raised.exists()  # read again: switched off
+
+
+def test_a_failed_batch_reads_the_models_again_for_its_retries(
+    fleet_a: Installed, fleet_b: Installed
+) -> None:
+    """A rule deleted in another process (its signal never reached this one) may be what failed
+    the batch: the row-by-row retries must not use the kept copy."""
+    pipeline.model_rules.clear()
+    assert _rule_reads([fleet_a], 1) == 2
+    enqueue(fleet_a, [item(2, NOW, temp_c=61.0)])
+    IngestInbox.objects.create(device_id=fleet_b.device.pk, count=1, items=[{"seq": 1, "ts": "garbage"}])
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        pipeline.process_batch()
+    assert any("fleet_alarmrule" in q["sql"] for q in queries)  # within the TTL, yet read again
+    assert Heartbeat.objects.filter(device=fleet_a.device, seq=2).exists()
