@@ -13,6 +13,7 @@ in the database and the beat sweep (`fleet.ingest_sweep`) drains them when a wor
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import math
@@ -444,6 +445,57 @@ def _devices_to_store() -> QuerySet[Device]:
     )
 
 
+@functools.cache
+def _locking_query() -> tuple[str, list[Any], list[Any]]:
+    """`_devices_to_store()` locked, as SQL made once: (sql, device fields, asset fields).
+
+    The ORM compiled the same query for every batch (~2 ms of a one-row batch's CPU); the
+    columns are the models' own, in their order, so `Model.from_db` takes the rows as the
+    ORM's `.only()` would.
+    """
+    device = [f for f in Device._meta.concrete_fields if f.name in DEVICE_FIELDS]
+    asset = [f for f in Asset._meta.concrete_fields if f.name in ASSET_FIELDS]
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        [f"d.{quote(str(f.column))}" for f in device] + [f"a.{quote(str(f.column))}" for f in asset]
+    )
+    sql = (
+        f"SELECT {columns} FROM {Device._meta.db_table} d "  # noqa: S608 - our tables and columns
+        f"JOIN {Asset._meta.db_table} a ON a.id = d.asset_id "
+        "WHERE d.id = ANY(%s::uuid[]) ORDER BY d.id FOR UPDATE OF d"
+    )
+    return sql, device, asset
+
+
+def _locked_devices(device_ids: set[str], *, skip_locked: bool) -> list[Device]:
+    """PostgreSQL: `_devices_to_store()` of `device_ids`, locked, without compiling the query."""
+    sql, device_fields, asset_fields = _locking_query()
+    with connection.cursor() as cursor:
+        cursor.execute(sql + (" SKIP LOCKED" if skip_locked else ""), [list(device_ids)])
+        rows = cursor.fetchall()
+
+    converters = [
+        [(i, convert) for i, f in enumerate(fields) for convert in f.get_db_converters(connection)]
+        for fields in (device_fields, asset_fields)
+    ]  # JSONField's parsing of the text Django's psycopg setup returns for jsonb
+
+    def values(which: int, raw: tuple[Any, ...]) -> list[Any]:
+        converted = list(raw)
+        for i, convert in converters[which]:
+            converted[i] = convert(converted[i], None, connection)
+        return converted
+
+    split, alias = len(device_fields), connection.alias
+    device_names, asset_names = [f.attname for f in device_fields], [f.attname for f in asset_fields]
+    asset_field = Device._meta.get_field("asset")
+    devices = []
+    for row in rows:
+        device = Device.from_db(alias, device_names, values(0, row[:split]))
+        asset_field.set_cached_value(device, Asset.from_db(alias, asset_names, values(1, row[split:])))
+        devices.append(device)
+    return devices
+
+
 def _lock_devices(device_ids: set[str], *, wait: bool) -> tuple[list[Device], set[str]]:
     """Lock the batch's devices (in id order, so two workers cannot deadlock); returns them
     and the ids of those another worker holds.
@@ -453,8 +505,11 @@ def _lock_devices(device_ids: set[str], *, wait: bool) -> tuple[list[Device], se
     LOCKED: a device that another batch holds is left out instead of waited for. (A device id
     with no device row is neither: its heartbeats are dropped, as they always were.)
     """
-    locking = _devices_to_store().select_for_update(of=("self",), skip_locked=not wait)
-    devices = list(locking.filter(pk__in=device_ids))
+    if connection.vendor == "postgresql":
+        devices = _locked_devices(device_ids, skip_locked=not wait)
+    else:
+        locking = _devices_to_store().select_for_update(of=("self",), skip_locked=not wait)
+        devices = list(locking.filter(pk__in=device_ids))
     missing = device_ids - {str(device.pk) for device in devices}
     busy = (
         {str(pk) for pk in Device.objects.filter(pk__in=missing).values_list("pk", flat=True)}

@@ -291,3 +291,26 @@ def test_a_failed_batch_reads_the_models_again_for_its_retries(
         pipeline.process_batch()
     assert any("fleet_alarmrule" in q["sql"] for q in queries)  # within the TTL, yet read again
     assert Heartbeat.objects.filter(device=fleet_a.device, seq=2).exists()
+
+
+def test_the_batch_loads_devices_and_assets_as_the_orm_would(fleet_a: Installed, fleet_b: Installed) -> None:
+    """The locking query is SQL made once (PostgreSQL); what it loads must be what
+    `_devices_to_store()` loads: the same rows, values (JSON parsed) and deferred fields."""
+    from django.db import transaction
+
+    enqueue(fleet_a, [item(1, NOW - timedelta(seconds=5), "warning", temp_c=71.5, run_hours=3.0)])
+    pipeline.drain()
+    ids = {str(fleet_a.device.pk), str(fleet_b.device.pk)}
+    with transaction.atomic():
+        loaded = pipeline._locked_devices(ids, skip_locked=False)
+    orm = list(pipeline._devices_to_store().filter(pk__in=ids))
+    assert [d.pk for d in loaded] == [d.pk for d in orm]
+    assert loaded[0].counter_state or loaded[1].counter_state  # JSON came back parsed
+    for mine, theirs in zip(loaded, orm, strict=True):
+        assert mine.get_deferred_fields() == theirs.get_deferred_fields()
+        assert mine.asset.get_deferred_fields() == theirs.asset.get_deferred_fields()
+        for name in pipeline.DEVICE_FIELDS:
+            assert getattr(mine, name) == getattr(theirs, name), name
+        for name in pipeline.ASSET_FIELDS:
+            assert getattr(mine.asset, name) == getattr(theirs.asset, name), name
+    assert any(d.asset.last_values == {"temp_c": 71.5, "run_hours": 3.0} for d in loaded)
