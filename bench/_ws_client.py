@@ -181,15 +181,11 @@ class LeanSocket(asyncio.Protocol):
 
     async def recv(self, timeout: float) -> bytes:
         """The next message (only before `on_message` is set)."""
-        return (await self.recv_stamped(timeout))[0]
-
-    async def recv_stamped(self, timeout: float) -> tuple[bytes, float]:
-        """The next message and when its bytes arrived."""
         getting = asyncio.ensure_future(self._queue.get())
         either: set[asyncio.Future[Any]] = {getting, self.closed}
         done, _ = await asyncio.wait(either, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         if getting in done:
-            return getting.result()
+            return getting.result()[0]
         getting.cancel()
         if self.closed.done():
             raise ConnectionError(f"closed ({self.close_code})")

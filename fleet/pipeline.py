@@ -468,7 +468,11 @@ def _locking_query() -> tuple[str, list[Any], list[Any]]:
 
 
 def _locked_devices(device_ids: set[str], *, skip_locked: bool) -> list[Device]:
-    """PostgreSQL: `_devices_to_store()` of `device_ids`, locked, without compiling the query."""
+    """`_devices_to_store()` of `device_ids`, locked (in id order); on PostgreSQL without
+    compiling the query."""
+    if connection.vendor != "postgresql":
+        locking = _devices_to_store().select_for_update(of=("self",), skip_locked=skip_locked)
+        return list(locking.filter(pk__in=device_ids))
     sql, device_fields, asset_fields = _locking_query()
     with connection.cursor() as cursor:
         cursor.execute(sql + (" SKIP LOCKED" if skip_locked else ""), [list(device_ids)])
@@ -505,11 +509,7 @@ def _lock_devices(device_ids: set[str], *, wait: bool) -> tuple[list[Device], se
     LOCKED: a device that another batch holds is left out instead of waited for. (A device id
     with no device row is neither: its heartbeats are dropped, as they always were.)
     """
-    if connection.vendor == "postgresql":
-        devices = _locked_devices(device_ids, skip_locked=not wait)
-    else:
-        locking = _devices_to_store().select_for_update(of=("self",), skip_locked=not wait)
-        devices = list(locking.filter(pk__in=device_ids))
+    devices = _locked_devices(device_ids, skip_locked=not wait)
     missing = device_ids - {str(device.pk) for device in devices}
     busy = (
         {str(pk) for pk in Device.objects.filter(pk__in=missing).values_list("pk", flat=True)}
@@ -527,7 +527,7 @@ def _store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | Non
         received_at = row.received_at  # when the ingest view accepted it, not when the worker ran
         by_device[row.device_id].extend((item, received_at) for item in row.items)
     if locked is None:
-        locked = list(_devices_to_store().select_for_update(of=("self",)).filter(pk__in=by_device))
+        locked = _locked_devices(set(by_device), skip_locked=False)
     devices = [device for device in locked if str(device.pk) in by_device]
     counters, rules = model_rules.read({d.asset.model_id for d in devices})
     existing = _already_stored(devices, by_device)
