@@ -12,7 +12,6 @@ from billing.models import (
     Contract,
     ContractAsset,
     CreditNote,
-    DocumentSequence,
     Invoice,
     InvoiceLine,
     InvoiceRun,
@@ -20,7 +19,7 @@ from billing.models import (
     Plan,
     PriceComponent,
 )
-from fleet.admin import ReadOnlyAdmin
+from portal.admin_base import ReadOnlyAdmin
 
 
 class PriceComponentInline(admin.TabularInline[PriceComponent, Plan]):
@@ -116,14 +115,6 @@ class InvoiceLineAdmin(ReadOnlyAdmin):
 @admin.register(CreditNote)
 class CreditNoteAdmin(ReadOnlyAdmin):
     list_display = ["number", "invoice", "customer", "total", "currency", "created_at"]
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-@admin.register(DocumentSequence)
-class DocumentSequenceAdmin(ReadOnlyAdmin):
-    list_display = ["series", "year", "last_number"]
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

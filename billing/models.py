@@ -20,6 +20,7 @@ from django.db.models import Q
 
 from billing.rating import ChargeModel, Component, CreditStep, Pricing, Tier
 from portal.models import CURRENCY_CHOICES
+from portal.priority import PRIORITIES
 from portal.tenancy import TenantOwned, TenantQuerySet
 
 
@@ -34,9 +35,6 @@ def price_field(**options: Any) -> Any:
 
 def quantity_field(**options: Any) -> Any:
     return models.DecimalField(max_digits=24, decimal_places=6, **options)
-
-
-PRIORITIES = ("P1", "P2", "P3", "P4")
 
 
 class InvoiceLockedError(ValidationError):
@@ -473,22 +471,6 @@ class InvoiceLine(models.Model):
     def _refuse_locked(self) -> None:
         if Invoice.objects.filter(pk=self.invoice_id).exclude(status=InvoiceStatus.DRAFT).exists():
             raise InvoiceLockedError("The lines of a finalized invoice cannot be changed.")
-
-
-class DocumentSequence(models.Model):
-    """Gap-free numbering: the last number used per series and year, taken under a row lock."""
-
-    series = models.CharField(max_length=10)
-    year = models.PositiveSmallIntegerField()
-    last_number = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["series", "year"], name="one_sequence_per_series_year")
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.series}-{self.year}: {self.last_number}"
 
 
 class CreditNote(TenantOwned):

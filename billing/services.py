@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -21,7 +21,6 @@ from billing.models import (
     ContractAsset,
     ContractStatus,
     CreditNote,
-    DocumentSequence,
     Invoice,
     InvoiceLockedError,
     InvoiceStatus,
@@ -31,28 +30,12 @@ from billing.models import (
 from billing.money import ZERO, as_decimal, money_context, round_money
 from fleet.models import Asset, MetricDefinition
 from portal.models import Customer, User
+from portal.numbering import next_number
 from portal.services import audit_record
 
 INVOICE_SERIES = "INV"
 CREDIT_NOTE_SERIES = "CN"
 CONTRACT_SERIES = "C"
-
-
-def next_number(series: str, year: int) -> str:
-    """The next number of a gap-free yearly series, e.g. INV-2026-000042.
-
-    Call inside the transaction that uses the number: the sequence row stays locked until it
-    commits, and a rollback gives the number back, so numbers never skip.
-    """
-    try:
-        with transaction.atomic():
-            DocumentSequence.objects.get_or_create(series=series, year=year)
-    except IntegrityError:
-        pass  # a concurrent transaction created the row; lock it below
-    sequence = DocumentSequence.objects.select_for_update().get(series=series, year=year)
-    sequence.last_number += 1
-    sequence.save(update_fields=["last_number"])
-    return f"{series}-{year}-{sequence.last_number:06d}"
 
 
 # Plans ------------------------------------------------------------------------------------

@@ -24,16 +24,7 @@ from fleet.models import (
     Site,
     TelemetryRollup,
 )
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows the pipeline writes: operators look, they do not edit."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from portal.admin_base import ReadOnlyAdmin
 
 
 @admin.register(Site)

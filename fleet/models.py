@@ -15,6 +15,7 @@ from django.db import models
 from django.utils import timezone
 
 from portal.models import validate_time_zone
+from portal.priority import PRIORITIES
 from portal.tenancy import TenantOwned
 
 
@@ -348,7 +349,7 @@ class AlarmRule(models.Model):
     ticket_priority = models.CharField(
         max_length=2,
         blank=True,
-        choices=[("P1", "P1"), ("P2", "P2"), ("P3", "P3"), ("P4", "P4")],
+        choices=[(p, p) for p in PRIORITIES],
         help_text="When set, raising this alarm opens a support ticket with this priority.",
     )
 

@@ -9,7 +9,8 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
-from portal.models import ApiToken, AuditEntry, Customer, User
+from portal.admin_base import ReadOnlyAdmin
+from portal.models import ApiToken, AuditEntry, Customer, DocumentSequence, User
 
 
 @admin.register(Customer)
@@ -86,4 +87,14 @@ class ApiTokenAdmin(admin.ModelAdmin[ApiToken]):
     exclude = ["token_hash"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+
+@admin.register(DocumentSequence)
+class DocumentSequenceAdmin(ReadOnlyAdmin):
+    """Numbers are taken by `portal.numbering` only; a deleted row would reuse numbers."""
+
+    list_display = ["series", "year", "last_number"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -265,3 +265,21 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.user})"
+
+
+class DocumentSequence(models.Model):
+    """Gap-free numbering: the last number used per series and year, taken under a row lock
+    (`portal.numbering.next_number`). Shared by billing (invoices, credit notes, contracts) and
+    support (tickets)."""
+
+    series = models.CharField(max_length=10)
+    year = models.PositiveSmallIntegerField()
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["series", "year"], name="one_sequence_per_series_year")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.series}-{self.year}: {self.last_number}"

@@ -16,14 +16,8 @@ from django.core.files.storage import FileSystemStorage
 from django.db import models
 from django.db.models import Q
 
+from portal.priority import Priority
 from portal.tenancy import TenantOwned
-
-
-class Priority(models.TextChoices):
-    P1 = "P1", "P1 — critical"
-    P2 = "P2", "P2 — high"
-    P3 = "P3", "P3 — normal"
-    P4 = "P4", "P4 — low"
 
 
 class Category(models.TextChoices):
