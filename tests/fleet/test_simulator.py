@@ -24,20 +24,10 @@ from fleet import services
 from fleet.credentials import authenticate_device
 from fleet.demo import MODELS
 from fleet.models import AssetModel, Device
-from fleet.simulator import (
-    MAX_BATCH,
-    Answer,
-    Behaviour,
-    DeviceLink,
-    DeviceSim,
-    DeviceSpec,
-    FleetRunner,
-    MetricSpec,
-    ModelProfile,
-    Sender,
-    device_spec,
-    fleet_load,
-)
+from fleet.simulator.client import Answer, Sender
+from fleet.simulator.machine import DeviceSim
+from fleet.simulator.runner import DeviceLink, FleetRunner, fleet_load
+from fleet.simulator.spec import MAX_BATCH, Behaviour, DeviceSpec, MetricSpec, ModelProfile, device_spec
 from portal.models import Customer
 from tests.factories import CustomerFactory, SiteFactory
 

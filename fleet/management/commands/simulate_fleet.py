@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from fleet.simulator import FleetRunner, Sender, fleet_load
+from fleet.simulator.client import Sender
+from fleet.simulator.runner import FleetRunner, fleet_load
 
 
 def _positive_float(text: str) -> float:
