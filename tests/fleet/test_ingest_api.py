@@ -1,4 +1,5 @@
-"""The device ingest contract of DESIGN.md: every answer code, with the body that produces it."""
+"""The device contract (docs/ingest.md, "The device contract"): every answer code, with the body
+that produces it."""
 
 from __future__ import annotations
 
