@@ -28,7 +28,7 @@ check: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	DJANGO_SETTINGS_MODULE=portal.settings.dev $(BIN)/python manage.py makemigrations --check --dry-run
+	DATABASE_POOL=0 DJANGO_SETTINGS_MODULE=portal.settings.dev $(BIN)/python manage.py makemigrations --check --dry-run
 
 format: install
 	$(BIN)/ruff format .

@@ -1,8 +1,10 @@
-"""Throwaway PostgreSQL and Redis servers for the test suite and the benchmarks.
+"""The project's own PostgreSQL and Redis servers: throwaway ones for the test suite and
+the benchmarks, and the kept PostgreSQL of `make run` (bin/run, data in var/postgres).
 
-Each runs as a child process on a free loopback port with its files in a temporary folder,
-and is stopped (and its folder removed) by `stop()`. `bin/with-services` starts both around
-a command; tests start extra ones when they need to break one (see test_health.py).
+A throwaway server runs as a child process on a free loopback port with its files in a
+temporary folder, and is stopped (and its folder removed) by `stop()`. `bin/with-services`
+starts both around a command; tests start extra ones when they need to break one (see
+test_health.py).
 
 PostgreSQL refuses to run as root, so as root the server runs as the `postgres` system user
 that Debian's package creates.
@@ -20,6 +22,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 
 def free_port() -> int:
@@ -97,52 +100,92 @@ class RedisServer:
 
 
 class PostgresServer:
+    """A PostgreSQL server of the project's own.
+
+    Throwaway by default (a temporary folder, a free loopback port, fsync off; `stop()`
+    removes it). `PostgresServer.kept(folder)` is `make run`'s: its data stays in `folder`
+    across runs, it listens only on a Unix socket in that folder (no port to collide with),
+    and it is stopped cleanly.
+    """
+
     USER = "fleetport"
     DATABASE = "fleetport"
+    SOCKET_PORT = 5432  # names the socket file only, when the server listens on no port
 
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.folder = Path(tempfile.mkdtemp(prefix="fleetport-pg-"))
+    def __init__(self, folder: Path | None = None) -> None:
+        self.keep = folder is not None
+        self.port = self.SOCKET_PORT if self.keep else free_port()
+        self.folder = (folder or Path(tempfile.mkdtemp(prefix="fleetport-pg-"))).resolve()
         self.data = self.folder / "data"
         self.run_as: list[str] = []
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.data.mkdir(exist_ok=True)
+        self.data.chmod(0o700)
         if os.geteuid() == 0:
             # initdb and postgres refuse root: run them as Debian's `postgres` user.
             owner = pwd.getpwnam("postgres")
             self.folder.chmod(0o755)
-            self.data.mkdir()
             os.chown(self.data, owner.pw_uid, owner.pw_gid)
             os.chown(self.folder, owner.pw_uid, owner.pw_gid)
             self.run_as = ["runuser", "-u", "postgres", "--"]
 
+    @classmethod
+    def kept(cls, folder: Path) -> PostgresServer:
+        return cls(folder)
+
     @property
     def url(self) -> str:
+        if self.keep:
+            return f"postgres://{self.USER}@{quote(str(self.folder), safe='')}/{self.DATABASE}"
         return f"postgres://{self.USER}@127.0.0.1:{self.port}/{self.DATABASE}"
 
     def _run(self, *args: str) -> None:
         subprocess.run([*self.run_as, *args], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
-    def start(self) -> PostgresServer:
-        self._run(
-            find_program("initdb"),
-            "-D",
-            str(self.data),
-            "-U",
-            self.USER,
-            "--auth=trust",
-            "--encoding=UTF8",
-            "--locale=C",
-            "--no-sync",
+    def _client_args(self) -> list[str]:
+        host = str(self.folder) if self.keep else "127.0.0.1"
+        return ["-h", host, "-p", str(self.port), "-U", self.USER]
+
+    def running(self) -> bool:
+        result = subprocess.run(
+            [*self.run_as, find_program("pg_ctl"), "-D", str(self.data), "status"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
         )
-        options = " ".join(
-            [
-                f"-p {self.port}",
+        return result.returncode == 0
+
+    def start(self) -> PostgresServer:
+        """Start the server; a kept one is created on first use and reused after (if it runs
+        already, as another `make run` left it, it is used as it is)."""
+        fresh = not (self.data / "PG_VERSION").exists()
+        if fresh:
+            self._run(
+                find_program("initdb"),
+                "-D",
+                str(self.data),
+                "-U",
+                self.USER,
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--locale=C",
+                *([] if self.keep else ["--no-sync"]),
+            )
+        if self.keep and self.running():
+            return self
+        options = [
+            f"-p {self.port}",
+            f"-c unix_socket_directories={self.folder}",
+            "-c max_connections=200",
+        ]
+        if self.keep:
+            options.append("-c listen_addresses=''")
+        else:
+            # A test database is thrown away: durability only costs time here.
+            options += [
                 "-c listen_addresses=127.0.0.1",
-                f"-c unix_socket_directories={self.folder}",
-                "-c max_connections=200",
-                # A test database is thrown away: durability only costs time here.
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             ]
-        )
         self._run(
             find_program("pg_ctl"),
             "-D",
@@ -150,18 +193,20 @@ class PostgresServer:
             "-l",
             str(self.folder / "postgres.log"),
             "-o",
-            options,
+            " ".join(options),
             "-w",
             "-t",
             "60",
             "start",
         )
-        self._run(
-            find_program("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.USER, self.DATABASE
-        )
+        if fresh:
+            self._run(find_program("createdb"), *self._client_args(), self.DATABASE)
         return self
 
     def stop(self) -> None:
+        """Stop the server: a throwaway one at once and its folder removed, a kept one cleanly."""
+        mode = "fast" if self.keep else "immediate"
         with contextlib.suppress(subprocess.CalledProcessError, FileNotFoundError):
-            self._run(find_program("pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.folder, ignore_errors=True)
+            self._run(find_program("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+        if not self.keep:
+            shutil.rmtree(self.folder, ignore_errors=True)

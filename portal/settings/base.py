@@ -1,7 +1,8 @@
 """Settings shared by every environment; each value that differs per machine comes from the environment.
 
 Environment variables:
-    DATABASE_URL   default: a SQLite file var/fleetport.sqlite3 (WAL, busy timeout)
+    DATABASE_URL   a PostgreSQL URL; default: the project-local server `make run` starts
+                   (its Unix socket in var/postgres)
     REDIS_URL      default: redis://127.0.0.1:6379/0 (the Redis that `make run` starts)
     SECRET_KEY     required in production; dev and test use a throwaway key
     ALLOWED_HOSTS  comma-separated
@@ -13,10 +14,12 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
 import django_stubs_ext
 from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
 
 # Lets `admin.ModelAdmin[Customer]` and friends be subscripted at run time (typing only).
 django_stubs_ext.monkeypatch()
@@ -36,18 +39,19 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def database_from_env(default_sqlite: Path) -> dict[str, object]:
-    """Parse DATABASE_URL; the SQLite default runs in WAL mode with a busy timeout so the
-    web process, the worker and beat can share the file."""
-    url = os.environ.get("DATABASE_URL") or f"sqlite:///{default_sqlite}"
+def database_from_env(local_socket_dir: Path) -> dict[str, object]:
+    """Parse DATABASE_URL (PostgreSQL only); unset, the project-local server that `make run`
+    starts (bin/run), reached through its Unix socket in `local_socket_dir`."""
+    url = (
+        os.environ.get("DATABASE_URL")
+        or f"postgres://fleetport@{quote(str(local_socket_dir), safe='')}/fleetport"
+    )
     config: dict[str, object] = dict(dj_database_url.parse(url, conn_max_age=0))
-    if config["ENGINE"] == "django.db.backends.sqlite3":
-        config["OPTIONS"] = {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-        }
-    elif config["ENGINE"] == "django.db.backends.postgresql" and env_bool("DATABASE_POOL", default=True):
+    if config["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must be a PostgreSQL URL (postgres://…), not {config['ENGINE']}."
+        )
+    if env_bool("DATABASE_POOL", default=True):
         # A connection pool per process (psycopg_pool): under ASGI, Django's persistent
         # connections are not an option, and a new PostgreSQL connection per request costs
         # more than the ingest request itself. DATABASE_POOL=0 turns it off.
@@ -119,7 +123,7 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_from_env(VAR_DIR / "fleetport.sqlite3")}
+DATABASES = {"default": database_from_env(VAR_DIR / "postgres")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -12,6 +12,6 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-# The SQLite file, the beat schedule and mail for `make run` live in var/.
+# The PostgreSQL data, the beat schedule and mail for `make run` live in var/.
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.apps import apps
@@ -128,3 +134,92 @@ def test_the_api_schema_generates_without_warnings(tmp_path: Path) -> None:
     schema = (tmp_path / "schema.yaml").read_text()
     for path in ("/api/v1/auth/token/", "/api/v1/assets/{id}/telemetry/", "/api/v1/alarms/{id}/acknowledge/"):
         assert path in schema
+
+
+def _run_portal(var: Path, port: int, redis_url: str) -> subprocess.Popen[bytes]:
+    """bin/run (what `make run` runs after installing) as a newcomer starts it: no
+    DATABASE_URL, so on the project-local PostgreSQL in `var`; the suite's Redis, a database
+    of its own."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "DJANGO_SETTINGS_MODULE"}}
+    env.update(FLEETPORT_VAR_DIR=str(var), PORT=str(port), REDIS_URL=redis_url, SIMULATOR="0")
+    log = (var.parent / "run.log").open("ab")
+    return subprocess.Popen(
+        [sys.executable, "bin/run"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "bin/run exited before the portal was ready"
+        with (
+            contextlib.suppress(OSError),
+            urllib.request.urlopen(f"{base}/readyz", timeout=5) as answer,  # noqa: S310 - loopback
+        ):
+            if answer.status == 200:
+                return
+        time.sleep(1)
+    raise TimeoutError("the portal of bin/run did not become ready")
+
+
+def _stop_portal(process: subprocess.Popen[bytes]) -> None:
+    """Ctrl-C, as a person stops `make run`; then everything it started is gone."""
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+        raise
+
+
+def _api(base: str, path: str, *, token: str | None = None, body: dict[str, str] | None = None) -> Any:
+    request = urllib.request.Request(  # noqa: S310 - loopback
+        base + path,
+        data=json.dumps(body).encode() if body is not None else None,
+        headers={
+            "Content-Type": "application/json",
+            **({"Authorization": f"Token {token}"} if token else {}),
+        },
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310 - loopback
+        return json.loads(answer.read())
+
+
+@pytest.mark.integration
+def test_make_run_serves_the_demo_on_its_own_postgresql_and_keeps_its_data(tmp_path: Path) -> None:
+    from django.conf import settings
+
+    from tests.services import PostgresServer, free_port
+
+    var, port = tmp_path / "var", free_port()
+    base = f"http://127.0.0.1:{port}"
+    redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + "/7"
+    process = _run_portal(var, port, redis_url)
+    try:
+        _wait_ready(base, process)
+        token = _api(
+            base, "/api/v1/auth/token/", body={"email": "admin@acme.example", "password": DEMO_PASSWORD}
+        )
+        assets = _api(base, "/api/v1/assets/", token=token["token"])
+        assert assets["count"] > 0
+    finally:
+        _stop_portal(process)
+    server = PostgresServer.kept(var / "postgres")
+    assert (server.data / "PG_VERSION").exists()
+    assert not server.running(), "Ctrl-C left the project-local PostgreSQL running"
+
+    process = _run_portal(var, port, redis_url)  # a second `make run`: the same data, demo not doubled
+    try:
+        _wait_ready(base, process)
+        again = _api(base, "/api/v1/assets/", token=token["token"])  # the token row survived
+        assert again["count"] == assets["count"]
+    finally:
+        _stop_portal(process)
