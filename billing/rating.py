@@ -1,4 +1,5 @@
-"""Rating: the price of a period's usage under a plan, exactly as DESIGN.md states it.
+"""Rating: the price of a period's usage under a plan, exactly as docs/billing.md states it
+("The four charge models" and "Rating a period").
 
 Pure functions over `Decimal`, no database: the invoice run, the usage projection and the
 late-usage re-rating all call these, and the golden table in the tests pins every case.

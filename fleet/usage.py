@@ -1,4 +1,5 @@
-"""Counter readings → usage, the semantics of DESIGN.md.
+"""Counter readings → usage, as docs/billing.md ("The rules") and docs/ingest.md ("Usage from
+counters") state it.
 
 Usage between two consecutive readings of a counter (in `seq` order) is the increase, or —
 when the counter went down (a reset, a board swap) — the new reading itself, counted from

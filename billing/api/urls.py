@@ -16,7 +16,7 @@ router.register("invoice-runs", InvoiceRunViewSet, basename="invoice-run")
 router.register("invoices", InvoiceViewSet, basename="invoice")
 router.register("credit-notes", CreditNoteViewSet, basename="credit-note")
 
-# Files keep their extension without the router's trailing slash (DESIGN.md names them so).
+# Files keep their extension without the router's trailing slash (the paths of docs/api.md, "Invoices").
 urlpatterns = [
     path("invoices/export.csv", InvoiceViewSet.as_view({"get": "export_csv"}), name="invoice-export-csv"),
     path(
