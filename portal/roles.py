@@ -1,4 +1,5 @@
-"""The five roles and what each may do: the access table of DESIGN.md, in one place.
+"""The five roles and what each may do: the table of docs/architecture.md ("Who uses it"), in one
+place.
 
 Views, API views, exports, tasks and consumers ask `can(user, Capability.X)`; they never
 compare role names themselves. Which *rows* a user may reach is the other half of access and

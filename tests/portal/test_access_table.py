@@ -1,4 +1,5 @@
-"""The access table of DESIGN.md, role by role: what each may see and do, pages and API."""
+"""The roles table of docs/architecture.md ("Who uses it"), role by role: what each may see and
+do, pages and API."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ VIEWER, ADMIN, SUPPORT, FINANCE, OPERATOR = (
 ROLES = [VIEWER, ADMIN, SUPPORT, FINANCE, OPERATOR]
 
 
-# What DESIGN.md's table says in words, one capability at a time.
-DESIGN_TABLE: dict[Capability, set[Role]] = {
+# What that table says in words, one capability at a time.
+ROLES_TABLE: dict[Capability, set[Role]] = {
     Capability.VIEW_FLEET: {VIEWER, ADMIN, SUPPORT, OPERATOR},
     Capability.VIEW_USAGE: {VIEWER, ADMIN, FINANCE, OPERATOR},
     Capability.VIEW_CONTRACTS: {VIEWER, ADMIN, SUPPORT, FINANCE, OPERATOR},
@@ -43,10 +44,10 @@ DESIGN_TABLE: dict[Capability, set[Role]] = {
 }
 
 
-@pytest.mark.parametrize("capability", list(DESIGN_TABLE), ids=str)
-def test_capabilities_follow_the_design_table(cast: dict[str, User], capability: Capability) -> None:
+@pytest.mark.parametrize("capability", list(ROLES_TABLE), ids=str)
+def test_capabilities_follow_the_roles_table(cast: dict[str, User], capability: Capability) -> None:
     granted = {role for role in ROLES if can(cast[role], capability)}
-    assert granted == DESIGN_TABLE[capability]
+    assert granted == ROLES_TABLE[capability]
 
 
 def test_a_deactivated_user_can_do_nothing(operator: User) -> None:
