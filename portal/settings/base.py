@@ -298,7 +298,7 @@ LOGGING = {
     },
 }
 
-# Device ingest (fleet): see DESIGN.md's device ingest contract and docs/ingest.md.
+# Device ingest (fleet): the device contract and these settings are in docs/ingest.md.
 INGEST_MAX_ITEMS = 1000
 INGEST_MAX_BODY_BYTES = int(os.environ.get("INGEST_MAX_BODY_BYTES", str(1024 * 1024)))
 INGEST_MAX_FUTURE_SECONDS = 300
@@ -332,7 +332,7 @@ INGEST_LIVE_PUBLISH_SHARE = float(os.environ.get("INGEST_LIVE_PUBLISH_SHARE", "0
 # after a Redis restart: "'NoneType' object has no attribute 'hostname'").
 CELERY_TASK_ANNOTATIONS = {"fleet.ingest_drain": {"acks_late": False}}
 
-# Billing: see DESIGN.md's usage and billing semantics and docs/billing.md.
+# Billing: the rules ("The rules") and these settings are in docs/billing.md.
 BILLING_PAYMENT_TERMS_DAYS = int(os.environ.get("BILLING_PAYMENT_TERMS_DAYS", "30"))
 # Invoice runs re-meter finalized periods this many months back for late usage (heartbeats
 # may arrive up to INGEST_MAX_AGE_DAYS late).
