@@ -1,4 +1,5 @@
-"""Shared pieces of the benchmark scripts: processes, /proc readings, the wrk load generator.
+"""Shared pieces of the benchmark scripts: processes and the throwaway services they run on,
+/proc readings, the wrk load generator, the inbox, and the fleet the set-up scripts create.
 
 Every process a benchmark starts runs in its own session (process group) so that stopping it
 also stops its children (uvicorn's workers, Celery's pool), by that group's id only.
@@ -14,8 +15,9 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -102,6 +104,14 @@ class Stack:
 
     def postmaster_pid(self) -> int:
         return int((self.postgres.data / "postmaster.pid").read_text().splitlines()[0])
+
+    def pids(self, **processes: Process) -> dict[str, int]:
+        """The groups to sample: the named processes, PostgreSQL's postmaster and Redis."""
+        return {
+            **{name: process.pid for name, process in processes.items()},
+            "postgres": self.postmaster_pid(),
+            "redis": self.redis.process.pid if self.redis.process else 0,
+        }
 
     def connect(self) -> psycopg.Connection[Any]:
         import psycopg
@@ -372,3 +382,185 @@ def sigterm_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def run_main(run: Callable[[], dict[str, Any]]) -> int:
+    """A benchmark's `main` after its arguments: run, print the JSON result on stdout.
+
+    Ctrl-C and SIGTERM stop everything `run` started (its `finally` blocks) and exit 130.
+    """
+    with sigterm_as_interrupt():
+        try:
+            result = run()
+        except KeyboardInterrupt:
+            log("interrupted; everything was stopped")
+            return 130
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def idle_load_average() -> tuple[float, float, float]:
+    """The load average at the start, with a note on stderr when the machine is not idle."""
+    load_average = os.getloadavg()
+    if load_average[0] > 0.5:
+        log(f"note: the machine is not idle (load average {load_average[0]:.2f}); figures will be worse")
+    return load_average
+
+
+def machine_info(load_average: tuple[float, float, float], **extra: Any) -> dict[str, Any]:
+    """The "machine" part of a result: cores, Python, the load average at the start."""
+    return {
+        "nproc": os.cpu_count(),
+        "python": sys.version.split()[0],
+        "load_average_at_start": [round(v, 2) for v in load_average],
+        **extra,
+    }
+
+
+# ----------------------------------------------------------------------------- the services
+
+
+def bench_env(folder: Path, database_url: str, redis_url: str, **extra: str) -> dict[str, str]:
+    """The environment the portal runs with under a benchmark: dev settings without DEBUG, the
+    throwaway services, and no device rate limit (the load comes from a few hundred devices)."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
+        "DEBUG": "0",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "INGEST_DEVICE_RATE_PER_MINUTE": "100000000",
+        "FLEETPORT_VAR_DIR": str(folder / "var"),
+        "LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+
+
+@contextlib.contextmanager
+def services(prefix: str, *, keep_logs: bool) -> Iterator[Stack]:
+    """A temporary folder with a throwaway PostgreSQL and Redis, as a `Stack` to start processes
+    on. On the way out (Ctrl-C and SIGTERM under `run_main` included) every process the stack
+    started is stopped, newest first, then the two servers; the folder goes unless `keep_logs`."""
+    from tests.services import PostgresServer, RedisServer
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    postgres, redis = PostgresServer(), RedisServer()
+    stack = Stack(folder=folder, env={}, postgres=postgres, redis=redis)
+    try:
+        log("starting PostgreSQL and Redis")
+        postgres.start()
+        redis.start()
+        yield stack
+    finally:
+        log("stopping everything")
+        for process in reversed(stack.processes):
+            process.stop()
+        redis.stop()
+        postgres.stop()
+        if keep_logs:
+            log(f"logs kept in {folder}")
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def migrate(env: dict[str, str]) -> None:
+    log("migrate")
+    migrated = subprocess.run(  # noqa: S603
+        [str(VENV_BIN / "python"), "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if migrated.returncode != 0:
+        raise RuntimeError(f"migrate failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}")
+
+
+def start_web(stack: Stack, name: str, app: str, workers: int, *extra: str) -> tuple[Process, int]:
+    """uvicorn serving `app` on a free loopback port, once it answers: (process, port)."""
+    from tests.services import free_port, wait_for_port
+
+    port = free_port()
+    process = stack.start(name, uvicorn_argv(app, port, workers, *extra))
+    try:
+        wait_for_port(port, timeout=60)
+    except TimeoutError as exc:
+        raise RuntimeError(f"{name} did not start:\n{process.tail()}") from exc
+    return process, port
+
+
+def start_beat(stack: Stack) -> Process:
+    """Celery beat, as the portal runs it (the ingest sweep, the offline sweep…)."""
+    argv = [str(VENV_BIN / "celery"), "-A", "portal", "beat", "--loglevel", "WARNING"]
+    return stack.start("beat", [*argv, "--schedule", str(stack.folder / "beat-schedule")])
+
+
+# ----------------------------------------------------------------------------- the inbox
+
+DRAIN_TIMEOUT = 300.0
+
+
+def inbox_state(conn: psycopg.Connection[Any]) -> tuple[int, bool]:
+    """(highest heartbeat id, whether the inbox holds anything): two index lookups."""
+    row = conn.execute(
+        "SELECT (SELECT coalesce(max(id), 0) FROM fleet_heartbeat), EXISTS (SELECT 1 FROM fleet_ingestinbox)"
+    ).fetchone()
+    assert row is not None
+    return int(row[0]), bool(row[1])
+
+
+def wait_drained(
+    conn: psycopg.Connection[Any], *, settle: float = 1.0, clock: Callable[[], float] = time.monotonic
+) -> float:
+    """Wait until the inbox is empty and nothing more is stored for `settle` seconds.
+
+    Returns `clock()` at the first poll that saw the final state: when the last heartbeat had
+    been stored (within the 50 ms poll interval).
+    """
+    deadline = time.monotonic() + DRAIN_TIMEOUT
+    last_state, last_change = inbox_state(conn), clock()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        state = inbox_state(conn)
+        now = clock()
+        if state != last_state:
+            last_state, last_change = state, now
+        elif not state[1] and now - last_change >= settle:
+            return last_change
+    row = conn.execute("SELECT coalesce(sum(count), 0) FROM fleet_ingestinbox").fetchone()
+    left = int(row[0]) if row else 0
+    raise RuntimeError(f"the inbox did not drain within {DRAIN_TIMEOUT:.0f}s ({left} left)")
+
+
+# ----------------------------------------------------------------------------- the fleet
+# For the set-up scripts, in a process that has called django.setup().
+
+
+def bench_asset_model() -> Any:
+    """The benchmarks' asset model: run_hours and energy_kwh counters, pressure_bar and temp_c
+    gauges, a heartbeat a minute."""
+    from fleet.models import MetricKind
+    from fleet.services import asset_model_create, metric
+
+    return asset_model_create(
+        actor=None,
+        code="bench-compressor",
+        name="Bench compressor",
+        heartbeat_interval_seconds=60,
+        metrics=[
+            metric("run_hours", "Run hours", "h", MetricKind.COUNTER),
+            metric("energy_kwh", "Energy", "kWh", MetricKind.COUNTER),
+            metric("pressure_bar", "Pressure", "bar", MetricKind.GAUGE),
+            metric("temp_c", "Temperature", "°C", MetricKind.GAUGE),
+        ],
+    )
+
+
+def bench_device(*, site: Any, model: Any, serial: str, name: str, device_serial: str) -> dict[str, str]:
+    """An asset with one installed device, through the project's services: its ids and token."""
+    from fleet.services import asset_create, device_install
+
+    asset = asset_create(actor=None, site=site, model=model, serial_number=serial, name=name)
+    device, token = device_install(actor=None, asset=asset, serial_number=device_serial)
+    return {"device": str(device.pk), "asset": str(asset.pk), "token": token}

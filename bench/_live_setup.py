@@ -30,6 +30,7 @@ import django
 
 django.setup()
 
+from _common import bench_asset_model, bench_device  # noqa: E402
 from django.conf import settings  # noqa: E402
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY  # noqa: E402
 from django.contrib.auth.hashers import make_password  # noqa: E402
@@ -38,8 +39,7 @@ from django.contrib.sessions.models import Session  # noqa: E402
 from django.utils import timezone  # noqa: E402
 from django.utils.crypto import get_random_string  # noqa: E402
 
-from fleet.models import MetricKind  # noqa: E402
-from fleet.services import asset_create, asset_model_create, device_install, metric, site_create  # noqa: E402
+from fleet.services import site_create  # noqa: E402
 from portal.models import Customer, User  # noqa: E402
 from portal.roles import Role  # noqa: E402
 
@@ -51,33 +51,21 @@ def log(message: str) -> None:
 
 
 def create_fleet(customers: int, assets_per_customer: int) -> list[dict[str, object]]:
-    model = asset_model_create(
-        actor=None,
-        code="bench-compressor",
-        name="Bench compressor",
-        heartbeat_interval_seconds=60,
-        metrics=[
-            metric("run_hours", "Run hours", "h", MetricKind.COUNTER),
-            metric("energy_kwh", "Energy", "kWh", MetricKind.COUNTER),
-            metric("pressure_bar", "Pressure", "bar", MetricKind.GAUGE),
-            metric("temp_c", "Temperature", "°C", MetricKind.GAUGE),
-        ],
-    )
+    model = bench_asset_model()
     fleet: list[dict[str, object]] = []
     for c in range(customers):
         customer = Customer.objects.create(name=f"Bench customer {c}", slug=f"bench-{c}")
         site = site_create(actor=None, customer=customer, name=f"Bench plant {c}")
-        assets = []
-        for a in range(assets_per_customer):
-            asset = asset_create(
-                actor=None,
+        assets = [
+            bench_device(
                 site=site,
                 model=model,
-                serial_number=f"BENCH-C{c:04d}-A{a:04d}",
+                serial=f"BENCH-C{c:04d}-A{a:04d}",
                 name=f"Compressor {c}/{a}",
+                device_serial=f"BENCH-C{c:04d}-D{a:04d}",
             )
-            device, token = device_install(actor=None, asset=asset, serial_number=f"BENCH-C{c:04d}-D{a:04d}")
-            assets.append({"asset": str(asset.pk), "device": str(device.pk), "token": token})
+            for a in range(assets_per_customer)
+        ]
         fleet.append({"customer": str(customer.pk), "assets": assets})
     return fleet
 

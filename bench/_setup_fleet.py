@@ -20,8 +20,9 @@ import django
 
 django.setup()
 
-from fleet.models import MetricKind  # noqa: E402
-from fleet.services import asset_create, asset_model_create, device_install, metric, site_create  # noqa: E402
+from _common import bench_asset_model, bench_device  # noqa: E402
+
+from fleet.services import site_create  # noqa: E402
 from portal.models import Customer  # noqa: E402
 
 
@@ -29,29 +30,17 @@ def main(count: int) -> None:
     started = time.monotonic()
     customer = Customer.objects.create(name="Bench Industries", slug="bench-industries")
     site = site_create(actor=None, customer=customer, name="Bench plant")
-    model = asset_model_create(
-        actor=None,
-        code="bench-compressor",
-        name="Bench compressor",
-        heartbeat_interval_seconds=60,
-        metrics=[
-            metric("run_hours", "Run hours", "h", MetricKind.COUNTER),
-            metric("energy_kwh", "Energy", "kWh", MetricKind.COUNTER),
-            metric("pressure_bar", "Pressure", "bar", MetricKind.GAUGE),
-            metric("temp_c", "Temperature", "°C", MetricKind.GAUGE),
-        ],
-    )
-    devices = []
-    for number in range(count):
-        asset = asset_create(
-            actor=None,
+    model = bench_asset_model()
+    devices = [
+        bench_device(
             site=site,
             model=model,
-            serial_number=f"BENCH-A{number:06d}",
+            serial=f"BENCH-A{number:06d}",
             name=f"Compressor {number}",
+            device_serial=f"BENCH-D{number:06d}",
         )
-        device, token = device_install(actor=None, asset=asset, serial_number=f"BENCH-D{number:06d}")
-        devices.append({"device": str(device.pk), "asset": str(asset.pk), "token": token})
+        for number in range(count)
+    ]
     print(
         f"setup: {count} assets and devices in {time.monotonic() - started:.1f}s", file=sys.stderr, flush=True
     )

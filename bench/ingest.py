@@ -24,13 +24,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import re
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -49,16 +46,22 @@ from _common import (
     Process,
     Stack,
     WrkResult,
+    bench_env,
     ensure_wrk,
+    idle_load_average,
+    inbox_state,
     log,
+    machine_info,
+    migrate,
     peak_rss,
+    run_main,
     run_wrk,
-    sigterm_as_interrupt,
-    uvicorn_argv,
+    services,
+    start_beat,
+    start_web,
+    wait_drained,
     wait_for_log,
 )
-
-from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
 
 INGEST_PATH = "/api/v1/ingest/heartbeats"
 TARGETS = {
@@ -69,7 +72,6 @@ TARGETS = {
 }
 # Disjoint seq ranges per run, growing, so every heartbeat is new and arrives in order.
 SEQ_WARMUP, SEQ_S1A, SEQ_S1B = 1, 1_000_000, 100_000_000
-DRAIN_TIMEOUT = 300.0
 RECEIVED_LINE = re.compile(r"Task fleet\.ingest_drain\[([^\]]+)\] received")
 FINISHED_LINE = re.compile(r"Task fleet\.ingest_drain\[([^\]]+)\] (?:succeeded|raised|retry)")
 TASK_LINE = re.compile(
@@ -88,26 +90,13 @@ class Config:
     batch: int = 100
 
 
-def start_web(stack: Stack, name: str, app: str, *extra: str) -> tuple[Process, str]:
-    port = free_port()
-    process = stack.start(name, uvicorn_argv(app, port, 2, *extra))
-    try:
-        wait_for_port(port, timeout=60)
-    except TimeoutError as exc:
-        raise RuntimeError(f"{name} did not start:\n{process.tail()}") from exc
+def start_ingest_web(stack: Stack, name: str, app: str, *extra: str) -> tuple[Process, str]:
+    """Two uvicorn workers serving `app`: (process, the ingest URL)."""
+    process, port = start_web(stack, name, app, 2, *extra)
     return process, f"http://127.0.0.1:{port}{INGEST_PATH}"
 
 
 # ----------------------------------------------------------------------------- measurements
-
-
-def stored_state(conn: psycopg.Connection[Any]) -> tuple[int, bool]:
-    """(highest heartbeat id, whether the inbox holds anything): two index lookups."""
-    row = conn.execute(
-        "SELECT (SELECT coalesce(max(id), 0) FROM fleet_heartbeat), EXISTS (SELECT 1 FROM fleet_ingestinbox)"
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), bool(row[1])
 
 
 def pending_heartbeats(conn: psycopg.Connection[Any]) -> int:
@@ -120,28 +109,6 @@ def count_stored(conn: psycopg.Connection[Any], low: int, high: int) -> int:
         "SELECT count(*) FROM fleet_heartbeat WHERE seq >= %s AND seq < %s", (low, high)
     ).fetchone()
     return int(row[0]) if row else 0
-
-
-def wait_drained(conn: psycopg.Connection[Any], *, settle: float = 1.0) -> float:
-    """Wait until the inbox is empty and nothing more is stored for `settle` seconds.
-
-    Returns time.monotonic() of the first poll that saw the final state: when the last
-    heartbeat had been stored (within the 50 ms poll interval).
-    """
-    deadline = time.monotonic() + DRAIN_TIMEOUT
-    last_state = stored_state(conn)
-    last_change = time.monotonic()
-    while time.monotonic() < deadline:
-        time.sleep(0.05)
-        state = stored_state(conn)
-        now = time.monotonic()
-        if state != last_state:
-            last_state, last_change = state, now
-        elif not state[1] and now - last_change >= settle:
-            return last_change
-    raise RuntimeError(
-        f"the inbox did not drain within {DRAIN_TIMEOUT:.0f}s ({pending_heartbeats(conn)} left)"
-    )
 
 
 class Sampler(threading.Thread):
@@ -167,7 +134,7 @@ class Sampler(threading.Thread):
             with psycopg.connect(self.url, autocommit=True) as conn:
                 started = time.monotonic()
                 while not self.halt.wait(0.5):
-                    top, _ = stored_state(conn)
+                    top, _ = inbox_state(conn)
                     self.samples.append(
                         (time.monotonic() - started, top - self.base_id, pending_heartbeats(conn))
                     )
@@ -249,7 +216,7 @@ def run_scenario(
     worker: Process,
 ) -> dict[str, Any]:
     with stack.connect() as conn:
-        base_id, _ = stored_state(conn)
+        base_id, _ = inbox_state(conn)
         log_offset = worker.log_path.stat().st_size
         sampler = Sampler(stack.postgres.url, base_id)
         log(f"{name}: {batch} heartbeat(s) per request, {connections} connections, {seconds:.0f}s")
@@ -265,7 +232,7 @@ def run_scenario(
                 seconds=seconds,
                 connections=connections,
             )
-            stored_at_load_end = stored_state(conn)[0] - base_id
+            stored_at_load_end = inbox_state(conn)[0] - base_id
             backlog_at_load_end = pending_heartbeats(conn)
             log(
                 f"{name}: {result.ok} accepted requests in {result.duration:.1f}s; "
@@ -355,16 +322,10 @@ def copy_ceiling(stack: Stack, limit: int) -> dict[str, Any]:
 
 
 def prepare(stack: Stack, devices: int) -> list[dict[str, str]]:
-    python = str(VENV_BIN / "python")
-    log("migrate")
-    migrated = subprocess.run(  # noqa: S603
-        [python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=stack.env, capture_output=True, text=True
-    )
-    if migrated.returncode != 0:
-        raise RuntimeError(f"migrate failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}")
+    migrate(stack.env)
     log(f"creating {devices} assets with one device each")
     created = subprocess.run(  # noqa: S603
-        [python, "bench/_setup_fleet.py", str(devices)],
+        [str(VENV_BIN / "python"), "bench/_setup_fleet.py", str(devices)],
         cwd=ROOT,
         env=stack.env,
         capture_output=True,
@@ -378,33 +339,16 @@ def prepare(stack: Stack, devices: int) -> list[dict[str, str]]:
 
 def run(config: Config) -> dict[str, Any]:
     wrk = ensure_wrk()
-    load_average = os.getloadavg()
-    if load_average[0] > 0.5:
-        log(f"note: the machine is not idle (load average {load_average[0]:.2f}); figures will be lower")
-    folder = Path(tempfile.mkdtemp(prefix="fleetport-bench-"))
-    postgres, redis = PostgresServer(), RedisServer()
-    stack = Stack(folder=folder, env={}, postgres=postgres, redis=redis)
-    try:
-        log("starting PostgreSQL and Redis")
-        postgres.start()
-        redis.start()
-        stack.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
-            "DEBUG": "0",
-            "DATABASE_URL": postgres.url,
-            "REDIS_URL": redis.url,
-            "INGEST_DEVICE_RATE_PER_MINUTE": "100000000",
-            "FLEETPORT_VAR_DIR": str(folder / "var"),
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-        }
+    load_average = idle_load_average()
+    with services("fleetport-bench-", keep_logs=config.keep_logs) as stack:
+        folder = stack.folder
+        stack.env = bench_env(folder, stack.postgres.url, stack.redis.url)
         devices = prepare(stack, config.devices)
         tokens_file = folder / "tokens.txt"
         tokens_file.write_text("".join(f"{d['token']}\n" for d in devices))
 
         # Ceiling 1: the bare Django endpoint, alone on the machine.
-        bare, bare_url = start_web(stack, "bare", "bare_app:application", "--app-dir", "bench")
+        bare, bare_url = start_ingest_web(stack, "bare", "bare_app:application", "--app-dir", "bench")
         log("bare endpoint: warm-up")
         run_wrk(wrk, bare_url, tokens_file=tokens_file, batch=1, seq_base=0, seconds=2, connections=8)
         log(f"bare endpoint: {config.connections_single} connections, {config.seconds:.0f}s")
@@ -425,7 +369,7 @@ def run(config: Config) -> dict[str, Any]:
 
         # The portal's real processes.
         celery = str(VENV_BIN / "celery")
-        web, url = start_web(stack, "web", "portal.asgi:application")
+        web, url = start_ingest_web(stack, "web", "portal.asgi:application")
         worker = stack.start(
             "worker",
             [
@@ -433,27 +377,9 @@ def run(config: Config) -> dict[str, Any]:
                 *("--loglevel", "INFO", "--hostname", "bench@%h"),
             ],
         )
-        beat = stack.start(
-            "beat",
-            [
-                celery,
-                "-A",
-                "portal",
-                "beat",
-                "--loglevel",
-                "WARNING",
-                "--schedule",
-                str(folder / "beat-schedule"),
-            ],
-        )
+        beat = start_beat(stack)
         wait_for_log(worker, "ready.")
-        groups = {
-            "web": web.pid,
-            "worker": worker.pid,
-            "beat": beat.pid,
-            "postgres": stack.postmaster_pid(),
-            "redis": redis.process.pid if redis.process else 0,
-        }
+        groups = stack.pids(web=web, worker=worker, beat=beat)
         log("ingest: warm-up")
         warm = run_wrk(
             wrk, url, tokens_file=tokens_file, batch=1, seq_base=SEQ_WARMUP, seconds=3, connections=16
@@ -487,16 +413,6 @@ def run(config: Config) -> dict[str, Any]:
         )
         web_rss, worker_rss = peak_rss(web.pid), peak_rss(worker.pid)
         copy = copy_ceiling(stack, limit=max(s1b["stored_heartbeats"], 200_000))
-    finally:
-        log("stopping everything")
-        for process in reversed(stack.processes):
-            process.stop()
-        redis.stop()
-        postgres.stop()
-        if config.keep_logs:
-            log(f"logs kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
     bare_rate = bare_result.ok_rate
     s1a_rate, s1b_rate = float(s1a["heartbeats_per_s"]), float(s1b["heartbeats_per_s"])
@@ -511,11 +427,7 @@ def run(config: Config) -> dict[str, Any]:
     }
     return {
         "benchmark": "ingest",
-        "machine": {
-            "nproc": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "load_average_at_start": [round(v, 2) for v in load_average],
-        },
+        "machine": machine_info(load_average),
         "config": {
             "seconds_per_scenario": config.seconds,
             "devices": config.devices,
@@ -563,14 +475,7 @@ def main() -> int:
     seconds = min(args.seconds, 5.0) if args.quick else args.seconds
     devices = args.devices or (200 if args.quick else 1000)
     config = Config(seconds=seconds, devices=devices, keep_logs=args.keep_logs)
-    with sigterm_as_interrupt():
-        try:
-            result = run(config)
-        except KeyboardInterrupt:
-            log("interrupted; everything was stopped")
-            return 130
-    print(json.dumps(result, indent=2))
-    return 0
+    return run_main(lambda: run(config))
 
 
 if __name__ == "__main__":

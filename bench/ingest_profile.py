@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import ROOT, VENV_BIN, log, sigterm_as_interrupt
+from _common import ROOT, VENV_BIN, bench_env, log, migrate, sigterm_as_interrupt
 
 from tests.services import PostgresServer, RedisServer
 
@@ -87,6 +87,19 @@ def sql_counter(timings: Timings) -> Iterator[None]:
 # ----------------------------------------------------------------------------- the view
 
 
+def heartbeat_body(seq: list[int], batch: int, spell: Callable[[datetime], str]) -> str:
+    """A request body of `batch` in-order heartbeats, the last one now; `seq[0]` is the last seq
+    used and advances. `spell` writes a timestamp (each case sends the spelling it measured)."""
+    now = datetime.now(UTC)
+    items = []
+    for index in range(batch):
+        seq[0] += 1
+        metrics = {"run_hours": seq[0] / 60, "energy_kwh": seq[0] / 4, "pressure_bar": 7.1, "temp_c": 61.0}
+        ts = spell(now - timedelta(seconds=batch - index))
+        items.append({"seq": seq[0], "ts": ts, "status": "ok", "metrics": metrics})
+    return json.dumps(items[0] if batch == 1 else items)
+
+
 def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
     from django.db import close_old_connections, connections
     from django.test import Client
@@ -98,19 +111,7 @@ def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
     seq = [2_000_000_000]
 
     def body(batch: int) -> str:
-        now = datetime.now(UTC)
-        items = []
-        for index in range(batch):
-            seq[0] += 1
-            ts = (now - timedelta(seconds=batch - index)).isoformat()
-            metrics = {
-                "run_hours": seq[0] / 60,
-                "energy_kwh": seq[0] / 4,
-                "pressure_bar": 7.1,
-                "temp_c": 61.0,
-            }
-            items.append({"seq": seq[0], "ts": ts, "status": "ok", "metrics": metrics})
-        return json.dumps(items[0] if batch == 1 else items)
+        return heartbeat_body(seq, batch, lambda moment: moment.isoformat())
 
     def run(case: str, *, batch: int, close: bool, miss: bool, count: int) -> dict[str, Any]:
         timings: Timings = defaultdict(float)
@@ -199,19 +200,7 @@ def profile_lean(tokens: list[str], requests: int) -> dict[str, Any]:
     seq = [2_500_000_000]  # above the view cases, below the drain cases: always in order
 
     def body(batch: int) -> bytes:
-        now = datetime.now(UTC)
-        items = []
-        for index in range(batch):
-            seq[0] += 1
-            ts = (now - timedelta(seconds=batch - index)).strftime("%Y-%m-%dT%H:%M:%SZ")
-            metrics = {
-                "run_hours": seq[0] / 60,
-                "energy_kwh": seq[0] / 4,
-                "pressure_bar": 7.1,
-                "temp_c": 61.0,
-            }
-            items.append({"seq": seq[0], "ts": ts, "status": "ok", "metrics": metrics})
-        return json.dumps(items[0] if batch == 1 else items).encode()
+        return heartbeat_body(seq, batch, lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ")).encode()
 
     async def call(endpoint: ingest.IngestEndpoint, token: str, data: bytes) -> int:
         sent: list[dict[str, Any]] = []
@@ -378,20 +367,11 @@ def main() -> int:
             log("starting PostgreSQL and Redis")
             postgres.start()
             redis.start()
-            env = {
-                "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
-                "DEBUG": "0",
-                "DATABASE_URL": postgres.url,
-                "REDIS_URL": redis.url,
-                "INGEST_DEVICE_RATE_PER_MINUTE": "100000000",
-                "FLEETPORT_VAR_DIR": str(folder / "var"),
-                "LOG_LEVEL": "WARNING",
-            }
-            os.environ.update(env)
+            # This process profiles in-process, so the settings go into its own environment.
+            os.environ.update(bench_env(folder, postgres.url, redis.url, LOG_LEVEL="WARNING"))
             python = str(VENV_BIN / "python")
-            log("migrate, and create the fleet")
-            for argv in ([python, "manage.py", "migrate", "--noinput"],):
-                subprocess.run(argv, cwd=ROOT, check=True, capture_output=True)  # noqa: S603
+            migrate(dict(os.environ))
+            log("create the fleet")
             created = subprocess.run(  # noqa: S603
                 [python, "bench/_setup_fleet.py", str(args.devices)],
                 cwd=ROOT,

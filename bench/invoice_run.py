@@ -38,10 +38,8 @@ import argparse
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
@@ -52,9 +50,18 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from _common import ROOT, VENV_BIN, cpu_seconds, log, machine_cpu, sigterm_as_interrupt
-
-from tests.services import PostgresServer, RedisServer
+from _common import (
+    ROOT,
+    VENV_BIN,
+    cpu_seconds,
+    idle_load_average,
+    log,
+    machine_cpu,
+    machine_info,
+    migrate,
+    run_main,
+    services,
+)
 
 LOCK_FILE = "/tmp/fleetport-bench.lock"  # noqa: S108 - the machine-wide benchmark lock
 TARGETS = {
@@ -287,15 +294,9 @@ def explain_metering(env: dict[str, str], period: str) -> list[str]:
 
 
 def run(config: argparse.Namespace) -> dict[str, Any]:
-    load_average = os.getloadavg()
-    if load_average[0] > 0.5:
-        log(f"note: the machine is not idle (load average {load_average[0]:.2f})")
-    folder = Path(tempfile.mkdtemp(prefix="fleetport-bench-s4-"))
-    postgres, redis = PostgresServer(), RedisServer()
-    try:
-        log("starting PostgreSQL and Redis")
-        postgres.start()
-        redis.start()
+    load_average = idle_load_average()
+    with services("fleetport-bench-s4-", keep_logs=config.keep_logs) as stack:
+        folder, postgres, redis = stack.folder, stack.postgres, stack.redis
         env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "portal.settings.production",
@@ -307,12 +308,7 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
             "PYTHONUNBUFFERED": "1",
         }
         python = str(VENV_BIN / "python")
-        log("migrate")
-        migrated = subprocess.run(  # noqa: S603
-            [python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, capture_output=True, text=True
-        )
-        if migrated.returncode != 0:
-            raise RuntimeError(f"migrate failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}")
+        migrate(env)
         log(f"set-up: {config.contracts} contracts (waiting for {config.lock or 'no lock'})")
         setup = run_json(
             with_lock(
@@ -327,7 +323,7 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
             env,
             "set-up",
         )
-        postmaster = int((postgres.data / "postmaster.pid").read_text().splitlines()[0])
+        postmaster = stack.postmaster_pid()
         with psycopg.connect(postgres.url, autocommit=True) as conn:
             settings: dict[str, str] = dict(
                 conn.execute(
@@ -361,14 +357,6 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
             checks = spot_checks(conn, config.period, rerun_start[0])
         log("EXPLAIN ANALYZE of one chunk's metering query")
         plan = explain_metering(env, config.period)
-    finally:
-        log("stopping PostgreSQL and Redis")
-        redis.stop()
-        postgres.stop()
-        if config.keep_logs:
-            log(f"files kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
     ratio = full["peak_rss_mb"] / small["peak_rss_mb"] if small["peak_rss_mb"] else 0.0
     invoices = full["invoices_after"]
@@ -387,12 +375,7 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
     return {
         "benchmark": "invoice_run",
         "scenario": "S4",
-        "machine": {
-            "nproc": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "load_average_at_start": [round(v, 2) for v in load_average],
-            "postgres": settings,
-        },
+        "machine": machine_info(load_average, postgres=settings),
         "config": {
             "period": config.period,
             "contracts": config.contracts,
@@ -453,14 +436,7 @@ def main() -> int:
     args.customers = args.customers or (20 if args.quick else 100)
     if not 0 < args.small < args.contracts:
         parser.error("--small must be between 0 and --contracts")
-    with sigterm_as_interrupt():
-        try:
-            result = run(args)
-        except KeyboardInterrupt:
-            log("interrupted; everything was stopped")
-            return 130
-    print(json.dumps(result, indent=2))
-    return 0
+    return run_main(lambda: run(args))
 
 
 if __name__ == "__main__":

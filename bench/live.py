@@ -52,7 +52,6 @@ import resource
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Iterable
@@ -72,22 +71,27 @@ from _common import (
     ROOT,
     VENV_BIN,
     CpuSample,
-    Process,
     Stack,
+    bench_env,
     cpu_seconds,
+    idle_load_average,
     log,
+    machine_info,
+    migrate,
     peak_rss,
     raise_open_files_limit,
     resident_kib,
-    sigterm_as_interrupt,
+    run_main,
+    services,
     socket_count,
-    uvicorn_argv,
+    start_beat,
+    start_web,
+    wait_drained,
     wait_for_log,
 )
 from _ws_client import LeanSocket
 
 from portal.runtime import settle_heap
-from tests.services import PostgresServer, RedisServer, free_port, wait_for_port
 
 INGEST_PATH = "/api/v1/ingest/heartbeats"
 LIVE_PATH = "/ws/live/"
@@ -119,7 +123,6 @@ def procfile_web_flags() -> tuple[str, ...]:
 PROCFILE_WEB_FLAGS = procfile_web_flags()  # e.g. --ws-per-message-deflate false
 DEFAULT_S1A_RATE = 1000.0  # bench/ingest.py S1a: 973-1,074 heartbeats/s end to end (the target)
 SEQ_WARMUP, SEQ_TIMED = 1, 1_000
-DRAIN_TIMEOUT = 300.0
 FRAME_GRACE = 30.0  # after the inbox drained: how long missing frames may still come
 COALESCE_SECONDS = 1.0  # portal.consumers.COALESCE_SECONDS
 
@@ -149,16 +152,6 @@ class Config:
         return self.sockets - self.staff_sockets
 
 
-def start_web(stack: Stack, name: str, app: str, workers: int, *extra: str) -> tuple[Process, int]:
-    port = free_port()
-    process = stack.start(name, uvicorn_argv(app, port, workers, *extra))
-    try:
-        wait_for_port(port, timeout=60)
-    except TimeoutError as exc:
-        raise RuntimeError(f"{name} did not start:\n{process.tail()}") from exc
-    return process, port
-
-
 # ----------------------------------------------------------------------------- the fleet
 
 
@@ -183,12 +176,7 @@ class Fleet:
 
 def prepare(stack: Stack, config: Config) -> Fleet:
     python = str(VENV_BIN / "python")
-    log("migrate")
-    migrated = subprocess.run(  # noqa: S603
-        [python, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=stack.env, capture_output=True, text=True
-    )
-    if migrated.returncode != 0:
-        raise RuntimeError(f"migrate failed:\n{migrated.stdout[-3000:]}{migrated.stderr[-3000:]}")
+    migrate(stack.env)
     customer_users = max(config.customer_sockets, config.s3_sockets)
     log(
         f"creating {config.customers} customers × {config.assets_per_customer} assets, "
@@ -578,28 +566,10 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- S2
 
 
-def inbox_state(conn: psycopg.Connection[Any]) -> tuple[int, bool]:
-    row = conn.execute(
-        "SELECT (SELECT coalesce(max(id), 0) FROM fleet_heartbeat), EXISTS (SELECT 1 FROM fleet_ingestinbox)"
-    ).fetchone()
-    assert row is not None
-    return int(row[0]), bool(row[1])
-
-
-def wait_drained(url: str, settle: float = 1.0) -> float:
-    """Wait until the inbox is empty and nothing new is stored for `settle` s; returns when
-    the last heartbeat was seen stored (time.time(), within the 50 ms poll)."""
+def wait_drained_at(url: str) -> float:
+    """When the last heartbeat was seen stored, in time.time() (the traces' clock)."""
     with psycopg.connect(url, autocommit=True) as conn:
-        deadline = time.monotonic() + DRAIN_TIMEOUT
-        last_state, last_change = inbox_state(conn), time.time()
-        while time.monotonic() < deadline:
-            time.sleep(0.05)
-            state = inbox_state(conn)
-            if state != last_state:
-                last_state, last_change = state, time.time()
-            elif not state[1] and time.time() - last_change >= settle:
-                return last_change
-    raise RuntimeError(f"the inbox did not drain within {DRAIN_TIMEOUT:.0f}s")
+        return wait_drained(conn, clock=time.time)
 
 
 def stored_received_at(url: str) -> dict[tuple[str, int], float]:
@@ -868,7 +838,7 @@ async def scenario_s2(
         warm = plan(len(fleet.assets), timed=False)
         log(f"S2: warm-up, one heartbeat per asset ({len(warm)}) at {config.rate * 2:.0f}/s")
         await drive(pool, warm, config.rate * 2)
-        await asyncio.to_thread(wait_drained, stack.postgres.url)
+        await asyncio.to_thread(wait_drained_at, stack.postgres.url)
         await asyncio.sleep(2.0)
         bad = sum(1 for r in warm if r.status != 202)
         if bad:
@@ -902,7 +872,7 @@ async def scenario_s2(
         load_average = os.getloadavg()
         start = await drive(pool, timed, config.rate)
         load_end = time.time()
-        drained = await asyncio.to_thread(wait_drained, stack.postgres.url)
+        drained = await asyncio.to_thread(wait_drained_at, stack.postgres.url)
         expected = {m: n for m, n in expected.items() if frames.markers[m].status == 202}
         await wait_frames(frames, expected, time.time() + FRAME_GRACE)
         usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -1074,7 +1044,6 @@ async def scenario_s3(port: int, pid: int, fleet: Fleet, config: Config) -> dict
 
 async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     result: dict[str, Any] = {}
-    celery = str(VENV_BIN / "celery")
     python = str(VENV_BIN / "python")
     web, port = start_web(
         stack, "web", "_live_asgi:application", config.web_workers, "--app-dir", "bench", *PROCFILE_WEB_FLAGS
@@ -1087,27 +1056,9 @@ async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
             *("--loglevel", "INFO", "--hostname", "bench@%h"),
         ],
     )
-    beat = stack.start(
-        "beat",
-        [
-            celery,
-            "-A",
-            "portal",
-            "beat",
-            "--loglevel",
-            "WARNING",
-            "--schedule",
-            str(stack.folder / "beat-schedule"),
-        ],
-    )
+    beat = start_beat(stack)
     await asyncio.to_thread(wait_for_log, worker, "ready.")
-    groups = {
-        "web": web.pid,
-        "worker": worker.pid,
-        "beat": beat.pid,
-        "postgres": stack.postmaster_pid(),
-        "redis": stack.redis.process.pid if stack.redis.process else 0,
-    }
+    groups = stack.pids(web=web, worker=worker, beat=beat)
     result["s2"] = await scenario_s2(
         stack, port, fleet, config, groups, {"web": web.pid, "worker": worker.pid}
     )
@@ -1137,42 +1088,16 @@ def run_loop(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
 
 
 def run(config: Config) -> dict[str, Any]:
-    load_average = os.getloadavg()
-    if load_average[0] > 0.5:
-        log(f"note: the machine is not idle (load average {load_average[0]:.2f}); figures will be worse")
+    load_average = idle_load_average()
     files = raise_open_files_limit(max(config.s3_sockets, config.sockets) * 2 + 2000)
-    folder = Path(tempfile.mkdtemp(prefix="fleetport-bench-live-"))
-    (folder / "trace").mkdir()
-    postgres, redis = PostgresServer(), RedisServer()
-    stack = Stack(folder=folder, env={}, postgres=postgres, redis=redis)
-    try:
-        log("starting PostgreSQL and Redis")
-        postgres.start()
-        redis.start()
-        stack.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "portal.settings.dev",
-            "DEBUG": "0",
-            "DATABASE_URL": postgres.url,
-            "REDIS_URL": redis.url,
-            "INGEST_DEVICE_RATE_PER_MINUTE": "100000000",
-            "FLEETPORT_VAR_DIR": str(folder / "var"),
-            "LOG_LEVEL": "INFO",
-            "PYTHONUNBUFFERED": "1",
-            "LIVE_TRACE_DIR": str(folder / "trace"),
-        }
+    with services("fleetport-bench-live-", keep_logs=config.keep_logs) as stack:
+        folder = stack.folder
+        (folder / "trace").mkdir()
+        stack.env = bench_env(
+            folder, stack.postgres.url, stack.redis.url, LIVE_TRACE_DIR=str(folder / "trace")
+        )
         fleet = prepare(stack, config)
         measured = run_loop(stack, fleet, config)
-    finally:
-        log("stopping everything")
-        for process in reversed(stack.processes):
-            process.stop()
-        redis.stop()
-        postgres.stop()
-        if config.keep_logs:
-            log(f"logs and traces kept in {folder}")
-        else:
-            shutil.rmtree(folder, ignore_errors=True)
 
     s2, s3 = measured["s2"], measured["s3"]
     p95, p99 = s2["latency_ms"].get("p95", math.inf), s2["latency_ms"].get("p99", math.inf)
@@ -1184,12 +1109,7 @@ def run(config: Config) -> dict[str, Any]:
     }
     return {
         "benchmark": "live",
-        "machine": {
-            "nproc": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "load_average_at_start": [round(v, 2) for v in load_average],
-            "open_files_limit": files,
-        },
+        "machine": machine_info(load_average, open_files_limit=files),
         "config": {
             "quick": config.quick,
             "seconds": config.seconds,
@@ -1290,14 +1210,7 @@ def main() -> int:
     )
     if args.profile and not config.py_spy:
         parser.error("--profile needs py-spy on PATH or in $PY_SPY")
-    with sigterm_as_interrupt():
-        try:
-            result = run(config)
-        except KeyboardInterrupt:
-            log("interrupted; everything was stopped")
-            return 130
-    print(json.dumps(json_safe(result), indent=2))
-    return 0
+    return run_main(lambda: json_safe(run(config)))
 
 
 if __name__ == "__main__":
