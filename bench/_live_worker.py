@@ -5,7 +5,7 @@
 Runs the project's Celery app (`portal.celery.app`, what `celery -A portal worker` runs) after
 wrapping three functions, by module attribute, so their callers reach the wrappers:
 
-- `fleet.pipeline.process_batch`: when a batch was claimed (start) and finished, which assets
+- `fleet.worker.process_batch`: when a batch was claimed (start) and finished, which assets
   it changed;
 - `fleet.events.asset_status_changed`: called by the batch's on-commit hook, i.e. just after
   the commit (its time goes into the next publish record);
@@ -34,7 +34,8 @@ import django
 
 django.setup()
 
-from fleet import events, pipeline  # noqa: E402
+from fleet import events  # noqa: E402
+from fleet.ingest import worker  # noqa: E402
 from portal import live  # noqa: E402
 from portal.celery import app  # noqa: E402
 
@@ -51,9 +52,9 @@ def trace(record: dict[str, Any]) -> None:
     handle.write(json.dumps(record) + "\n")
 
 
-def traced_batch(original: Callable[..., pipeline.BatchResult]) -> Callable[..., pipeline.BatchResult]:
+def traced_batch(original: Callable[..., worker.BatchResult]) -> Callable[..., worker.BatchResult]:
     @functools.wraps(original)
-    def wrapper(*args: Any, **kwargs: Any) -> pipeline.BatchResult:
+    def wrapper(*args: Any, **kwargs: Any) -> worker.BatchResult:
         started = time.time()
         result = original(*args, **kwargs)
         if result.rows:
@@ -101,7 +102,7 @@ def traced_publish(original: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-pipeline.process_batch = traced_batch(pipeline.process_batch)
+worker.process_batch = traced_batch(worker.process_batch)
 events.asset_status_changed = traced_commit(events.asset_status_changed)
 live.publish_many = traced_publish(live.publish_many)
 

@@ -5,13 +5,13 @@
 A companion to bench/ingest.py for docs/performance.md: it starts its own PostgreSQL and
 Redis, migrates, creates a fleet, then — in this one process, no HTTP server — times
 
-- the lean ASGI path (fleet.ingest.IngestEndpoint), called in-process the way uvicorn calls
+- the lean ASGI path (fleet.ingest.endpoint.IngestEndpoint), called in-process the way uvicorn calls
   it: CPU and wall time per request, one at a time and many at once;
 - the ingest view through Django's test client: each part (device auth, rate limit, backlog
   check, validation, inbox insert, commit, nudge, connecting to PostgreSQL) per request,
   with the database connection kept, and closed after each request as CONN_MAX_AGE=0 does
   at the end of every real request; with the auth cache hit and missed;
-- `fleet.pipeline.process_batch` on an inbox shaped like S1a (one heartbeat per row, one row
+- `fleet.worker.process_batch` on an inbox shaped like S1a (one heartbeat per row, one row
   per device) and like S1b (rows of 100 heartbeats): wall time, SQL statements and their
   time, live publishing, and the project functions that take the most (cProfile).
 
@@ -104,7 +104,7 @@ def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
     from django.db import close_old_connections, connections
     from django.test import Client
 
-    from fleet import credentials, ingest, pipeline
+    from fleet.ingest import admission, auth, contract, view, worker
     from fleet.models import IngestInbox
 
     client = Client(HTTP_HOST="127.0.0.1")
@@ -118,15 +118,15 @@ def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
         wrapper_class = type(connections["default"])
         nested = {"auth cache misses", "of which: auth lookup", "of which: connect to PostgreSQL"}
         undo = [
-            timed(ingest, "authenticate_device", timings, "device auth"),
-            timed(credentials, "_lookup", timings, "of which: auth lookup", calls="auth cache misses"),
-            timed(pipeline, "rate_limit_hit", timings, "rate limit (Redis)"),
-            timed(pipeline, "backlog_exceeded", timings, "backlog check"),
-            timed(ingest, "validate_items", timings, "validation"),
+            timed(view, "authenticate_device", timings, "device auth"),
+            timed(auth, "lookup", timings, "of which: auth lookup", calls="auth cache misses"),
+            timed(admission, "rate_limit_hit", timings, "rate limit (Redis)"),
+            timed(admission, "backlog_exceeded", timings, "backlog check"),
+            timed(contract, "validate_items", timings, "validation"),
             timed(wrapper_class, "set_autocommit", timings, "transaction begin/end"),
             timed(IngestInbox.objects, "create", timings, "inbox INSERT"),
             timed(wrapper_class, "commit", timings, "COMMIT"),
-            timed(pipeline, "nudge", timings, "nudge (Redis, Celery)"),
+            timed(admission, "nudge", timings, "nudge (Redis, Celery)"),
             timed(wrapper_class, "connect", timings, "of which: connect to PostgreSQL"),
         ]
         # The auth cache lasts DEVICE_AUTH_CACHE_SECONDS: a few devices in turn hit it.
@@ -137,7 +137,7 @@ def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 for number in range(count):
                     if miss:
-                        credentials.clear_auth_cache()
+                        auth.clear_auth_cache()
                     response = client.post(
                         "/api/v1/ingest/heartbeats",
                         body(batch),
@@ -149,7 +149,7 @@ def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
                         close_old_connections()  # what request_finished does with CONN_MAX_AGE=0
                 total = time.perf_counter() - started
                 if round_ == 0:
-                    pipeline.drain(time_budget=120)  # keep the inbox small between cases
+                    worker.drain(time_budget=120)  # keep the inbox small between cases
         finally:
             for step in undo:
                 step()
@@ -182,7 +182,7 @@ def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
             "batch", batch=100, close=True, miss=False, count=max(10, requests // 3)
         ),
     }
-    pipeline.drain(time_budget=120)
+    worker.drain(time_budget=120)
     return result
 
 
@@ -190,19 +190,19 @@ def profile_view(tokens: list[str], requests: int) -> dict[str, Any]:
 
 
 def profile_lean(tokens: list[str], requests: int) -> dict[str, Any]:
-    """The lean ASGI path (fleet.ingest.IngestEndpoint) called in-process as uvicorn calls it:
+    """The lean ASGI path (fleet.ingest.endpoint.IngestEndpoint) called in-process as uvicorn calls it:
     CPU and wall time per request, one at a time and 64 at once (the inbox rows of concurrent
     requests share one INSERT and commit), auth cached; plus the validation alone."""
     import asyncio
 
-    from fleet import ingest, pipeline
+    from fleet.ingest import contract, endpoint, worker
 
     seq = [2_500_000_000]  # above the view cases, below the drain cases: always in order
 
     def body(batch: int) -> bytes:
         return heartbeat_body(seq, batch, lambda moment: moment.strftime("%Y-%m-%dT%H:%M:%SZ")).encode()
 
-    async def call(endpoint: ingest.IngestEndpoint, token: str, data: bytes) -> int:
+    async def call(lean: endpoint.IngestEndpoint, token: str, data: bytes) -> int:
         sent: list[dict[str, Any]] = []
         incoming = [{"type": "http.request", "body": data, "more_body": False}]
 
@@ -218,16 +218,16 @@ def profile_lean(tokens: list[str], requests: int) -> dict[str, Any]:
             (b"content-type", b"application/json"),
             (b"content-length", str(len(data)).encode()),
         ]
-        scope = {"type": "http", "method": "POST", "path": ingest.PATH, "root_path": "", "scheme": "http",
+        scope = {"type": "http", "method": "POST", "path": contract.PATH, "root_path": "", "scheme": "http",
                  "headers": headers, "query_string": b""}  # fmt: skip
-        await endpoint(scope, receive, send)
+        await lean(scope, receive, send)
         return int(sent[0]["status"])
 
     async def run_case(batch: int, concurrency: int, count: int) -> dict[str, Any]:
         async def django(*_: Any) -> None:  # never reached: every request is the ingest path's
             raise AssertionError("handed to Django")
 
-        endpoint = ingest.IngestEndpoint(django)
+        lean = endpoint.IngestEndpoint(django)
         keys = tokens[:10]  # auth cached after the first round
         try:
             result: dict[str, Any] = {}
@@ -237,7 +237,7 @@ def profile_lean(tokens: list[str], requests: int) -> dict[str, Any]:
                 for start in range(0, count, concurrency):
                     codes = await asyncio.gather(
                         *(
-                            call(endpoint, keys[n % len(keys)], bodies[n])
+                            call(lean, keys[n % len(keys)], bodies[n])
                             for n in range(start, min(count, start + concurrency))
                         )
                     )
@@ -248,7 +248,7 @@ def profile_lean(tokens: list[str], requests: int) -> dict[str, Any]:
                               "wall_ms_per_request": round(wall / count * 1000, 3)}  # fmt: skip
             return result
         finally:
-            await endpoint.close()
+            await lean.close()
 
     identities = {"run_hours": "counter", "energy_kwh": "counter", "pressure_bar": "gauge", "temp_c": "gauge"}
     validation = {}
@@ -256,7 +256,7 @@ def profile_lean(tokens: list[str], requests: int) -> dict[str, Any]:
         data = body(batch)
         started = time.process_time()
         for _ in range(200):
-            ingest._parse_and_validate(data, identities)
+            contract.parse_and_validate(data, identities)
         validation[f"{batch} heartbeat(s)"] = round((time.process_time() - started) / 200 * 1000, 3)
     result = {
         "1 heartbeat, one request at a time": asyncio.run(run_case(1, 1, requests)),
@@ -265,7 +265,7 @@ def profile_lean(tokens: list[str], requests: int) -> dict[str, Any]:
         "parse and validate only, cpu ms": validation,
     }
     log(f"lean path: {result['1 heartbeat, 64 requests at a time']['cpu_ms_per_request']} ms CPU a request")
-    pipeline.drain(time_budget=120)
+    worker.drain(time_budget=120)
     return result
 
 
@@ -305,7 +305,7 @@ def top_project_functions(profile: cProfile.Profile, limit: int = 14) -> dict[st
 def profile_drain(
     devices: list[str], *, name: str, rows_per_device: int, items_per_row: int, seq_base: int
 ) -> dict[str, Any]:
-    from fleet import pipeline
+    from fleet.ingest import worker
     from portal import live
 
     result: dict[str, Any] = {}
@@ -323,7 +323,7 @@ def profile_drain(
                 started = time.perf_counter()
                 if profiled:
                     profile.enable()
-                batch = pipeline.process_batch()
+                batch = worker.process_batch()
                 if profiled:
                     profile.disable()
                 wall = time.perf_counter() - started
@@ -347,7 +347,7 @@ def profile_drain(
                     "live_publish_s": round(timings["live_publish_s"], 3),
                 }
             )
-        pipeline.drain(time_budget=120)
+        worker.drain(time_budget=120)
     log(f"drain, {name}: {result['heartbeats_per_s']:,.0f} heartbeats/s ({result['wall_s']:.2f}s a batch)")
     return result
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib import admin
 from django.http import HttpRequest
 
-from fleet import pipeline
+from fleet import services
 from fleet.models import (
     Alarm,
     AlarmRule,
@@ -136,7 +136,7 @@ class FailedBatchAdmin(ReadOnlyAdmin):
     @admin.action(description="Put back into the ingest inbox")
     def retry(self, request: HttpRequest, queryset: Any) -> None:
         for batch in queryset.filter(retried_at__isnull=True):
-            pipeline.failed_batch_retry(batch=batch)
+            services.failed_batch_retry(batch=batch)
         self.message_user(request, "Put back; a worker stores them now.")
 
 

@@ -10,9 +10,9 @@ class FleetConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from fleet import demo, home
+        from fleet.ingest.state import model_rules
         from fleet.live import resolve_asset_topic
         from fleet.models import AlarmRule, MetricDefinition
-        from fleet.pipeline import model_rules
         from portal.context_processors import add_nav_item
         from portal.demo import register_seeder
         from portal.home import register_panel

@@ -10,7 +10,18 @@ from django.db import transaction
 from django.utils import timezone
 
 from fleet.credentials import device_token_issue
-from fleet.models import AlarmRule, Asset, AssetModel, AssetStatus, Device, MetricDefinition, Site
+from fleet.ingest import admission
+from fleet.models import (
+    AlarmRule,
+    Asset,
+    AssetModel,
+    AssetStatus,
+    Device,
+    FailedBatch,
+    IngestInbox,
+    MetricDefinition,
+    Site,
+)
 from portal.models import Customer, User
 from portal.services import audit_record
 
@@ -155,3 +166,15 @@ def asset_update(*, actor: User | None, asset: Asset, **changes: Any) -> Asset:
         actor=actor, action="asset.updated", target=asset, data={k: str(v) for k, v in changes.items()}
     )
     return asset
+
+
+@transaction.atomic
+def failed_batch_retry(*, batch: FailedBatch) -> IngestInbox:
+    """Put a set-aside batch back into the inbox (after the bug that failed it is fixed)."""
+    row = IngestInbox.objects.create(
+        device_id=batch.device_id, received_at=batch.received_at, count=len(batch.items), items=batch.items
+    )
+    batch.retried_at = timezone.now()
+    batch.save(update_fields=["retried_at"])
+    transaction.on_commit(admission.nudge)
+    return row

@@ -8,14 +8,15 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from fleet import alarms, pipeline, telemetry
+from fleet import alarms, telemetry
+from fleet.ingest import worker
 from fleet.models import IngestInbox
 
 
 @shared_task(name="fleet.ingest_drain")
 def ingest_drain() -> dict[str, int]:
     """Store what the ingest view accepted. Idempotent: rows are claimed and deleted atomically."""
-    result = pipeline.drain()
+    result = worker.drain()
     if result.rows and IngestInbox.objects.exists():
         ingest_drain.delay()  # the time budget ran out with work left: hand over, don't hog
     return {

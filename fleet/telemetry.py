@@ -53,37 +53,6 @@ def accumulate(
                 entry[3] = number
 
 
-def _all_resolutions(
-    rollups: dict[Key, list[float]],
-) -> list[tuple[str, str, str, str, datetime, list[float]]]:
-    """The minute rollups plus the hour and day buckets merged from them."""
-    coarse: dict[tuple[str, str, str, str, datetime], list[float]] = {}
-    rows = []
-    for (customer, asset, metric, minute), entry in rollups.items():
-        rows.append((customer, asset, metric, "minute", minute, entry))
-        hour = minute.replace(minute=0)
-        for resolution, bucket in (("hour", hour), ("day", hour.replace(hour=0))):
-            key = (customer, asset, metric, resolution, bucket)
-            merged = coarse.get(key)
-            if merged is None:
-                coarse[key] = list(entry)
-            else:
-                merged[0] += entry[0]
-                merged[1] += entry[1]
-                merged[2] = min(merged[2], entry[2])
-                merged[3] = max(merged[3], entry[3])
-    rows.extend((*key, entry) for key, entry in coarse.items())
-    return rows
-
-
-UPSERT_SET = (
-    "ON CONFLICT (asset_id, metric, resolution, bucket) DO UPDATE SET "
-    "count = {table}.count + excluded.count, total = {table}.total + excluded.total, "
-    "minimum = {least}({table}.minimum, excluded.minimum), "
-    "maximum = {greatest}({table}.maximum, excluded.maximum)"
-)
-
-
 STAGE = "fleet_rollup_stage"  # a temporary table per PostgreSQL session
 COPY_FROM = 500  # minute rollups from which a batch COPYs them; fewer go as arrays
 
@@ -93,7 +62,12 @@ def _merge_sql(source: str) -> str:
     and of the hour and day buckets derived from them (date_trunc in UTC)."""
     table = TelemetryRollup._meta.db_table
     columns = "(customer_id, asset_id, metric, resolution, bucket, count, total, minimum, maximum)"
-    conflict = UPSERT_SET.format(table=table, least="LEAST", greatest="GREATEST")
+    conflict = (
+        "ON CONFLICT (asset_id, metric, resolution, bucket) DO UPDATE SET "
+        f"count = {table}.count + excluded.count, total = {table}.total + excluded.total, "
+        f"minimum = LEAST({table}.minimum, excluded.minimum), "
+        f"maximum = GREATEST({table}.maximum, excluded.maximum)"
+    )
     return (
         f"WITH m AS ({source}) "  # noqa: S608 - our table names
         f"INSERT INTO {table} {columns} "
@@ -118,17 +92,14 @@ FROM_ARRAYS = _merge_sql(
 def write(rollups: dict[Key, list[float]]) -> None:
     """Merge the batch's rollups (every resolution) into the table with one upsert.
 
-    On PostgreSQL one statement derives the hour and day buckets from the minute rollups and
-    upserts all three. Its minute rollups come as arrays (server-side binding: one round trip)
-    or, from COPY_FROM of them (a backlog's large batches), COPYed into a temporary table
-    first, which is faster in bulk. Elsewhere an executemany of the same upsert over rows
-    merged in Python.
+    One statement derives the hour and day buckets from the minute rollups and upserts all
+    three. Its minute rollups come as arrays (server-side binding: one round trip) or, from
+    COPY_FROM of them (a backlog's large batches), COPYed into a temporary table first, which
+    is faster in bulk.
     """
     if not rollups:
         return
-    table = TelemetryRollup._meta.db_table
-    columns = "(customer_id, asset_id, metric, resolution, bucket, count, total, minimum, maximum)"
-    if connection.vendor == "postgresql" and len(rollups) < COPY_FROM:
+    if len(rollups) < COPY_FROM:
         with binding_cursor() as cursor:
             keys, values = list(rollups), list(rollups.values())
             cursor.execute(
@@ -140,37 +111,18 @@ def write(rollups: dict[Key, list[float]]) -> None:
                 ],
             )  # fmt: skip
         return
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            raw = cursor.cursor  # the psycopg cursor under Django's wrapper
-            # Each time: a rolled-back transaction takes a table it created with it.
-            raw.execute(
-                f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} (customer_id uuid, asset_id uuid, "
-                "metric text, bucket timestamptz, count integer, total float8, minimum float8, "
-                "maximum float8)"
-            )
-            with raw.copy(f"COPY {STAGE} FROM STDIN") as copy:
-                for (customer, asset, metric, minute), (count, total, least, greatest) in rollups.items():
-                    copy.write_row((customer, asset, metric, minute, int(count), total, least, greatest))
-            raw.execute(FROM_STAGE)
-        return
-    rows = _all_resolutions(rollups)
-    pk = Asset._meta.pk
-    assert pk is not None
-    ops = connection.ops
-    conflict = UPSERT_SET.format(table=table, least="MIN", greatest="MAX")
     with connection.cursor() as cursor:
-        cursor.executemany(
-            f"INSERT INTO {table} {columns} "  # noqa: S608 - the table name is ours, the values are parameters
-            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) {conflict}",
-            [
-                (
-                    pk.get_db_prep_value(customer, connection), pk.get_db_prep_value(asset, connection),
-                    metric, resolution, ops.adapt_datetimefield_value(bucket), int(v[0]), v[1], v[2], v[3],
-                )
-                for customer, asset, metric, resolution, bucket, v in rows
-            ],
-        )  # fmt: skip
+        raw = cursor.cursor  # the psycopg cursor under Django's wrapper
+        # Each time: a rolled-back transaction takes a table it created with it.
+        raw.execute(
+            f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} (customer_id uuid, asset_id uuid, "
+            "metric text, bucket timestamptz, count integer, total float8, minimum float8, "
+            "maximum float8)"
+        )
+        with raw.copy(f"COPY {STAGE} FROM STDIN") as copy:
+            for (customer, asset, metric, minute), (count, total, least, greatest) in rollups.items():
+                copy.write_row((customer, asset, metric, minute, int(count), total, least, greatest))
+        raw.execute(FROM_STAGE)
 
 
 class RangeTooLargeError(ValueError):

@@ -1,7 +1,7 @@
 """The ASGI application: Django for HTTP, Channels for WebSockets behind the origin check.
 
 The device ingest endpoint (`POST /api/v1/ingest/heartbeats`) is answered by a lean ASGI app
-in front of Django (fleet.ingest.IngestEndpoint: no middleware, no thread hop, the inbox rows
+in front of Django (fleet.ingest.endpoint.IngestEndpoint: no middleware, no thread hop, the inbox rows
 of concurrent requests committed together); every other request goes on to Django. At the
 server's start (the ASGI lifespan) the loaded heap is set aside from garbage collection
 (portal.runtime).
@@ -19,7 +19,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from fleet.ingest import IngestEndpoint  # noqa: E402
+from fleet.ingest.endpoint import IngestEndpoint  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
 from portal.runtime import lifespan  # noqa: E402
 

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from fleet import ingest
+from fleet.ingest.view import heartbeats as ingest_heartbeats
 from portal import accounts, health, views
 
 handler403 = "portal.views.error_403"
@@ -54,7 +54,7 @@ urlpatterns = [
     path("", include("billing.urls")),
     path("", include("support.urls")),
     path("admin/", admin.site.urls),
-    path("api/v1/ingest/heartbeats", ingest.heartbeats, name="ingest-heartbeats"),
+    path("api/v1/ingest/heartbeats", ingest_heartbeats, name="ingest-heartbeats"),
     path("api/v1/", include("portal.api.urls")),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/v1/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),

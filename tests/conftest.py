@@ -93,7 +93,7 @@ def cast(
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """Before a test's database is flushed, let this process's live-publisher thread finish its
     round: its queries (joins over several tables) could otherwise deadlock with the TRUNCATE."""
-    from fleet.pipeline import live_publisher
+    from fleet.ingest.publisher import live_publisher
 
     live_publisher.wait_idle(10)
 

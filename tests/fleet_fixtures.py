@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from fleet import services
-from fleet.credentials import clear_auth_cache
+from fleet.ingest.auth import clear_auth_cache
 from fleet.models import Asset, AssetModel, Device
 from portal.models import Customer
 from tests.factories import SiteFactory
@@ -26,10 +26,10 @@ class Installed:
 
 @pytest.fixture(autouse=True)
 def _fresh_auth_cache() -> None:
-    from fleet import credentials
+    from fleet.ingest import auth
 
     clear_auth_cache()
-    credentials._generation["read_at"] = float("-inf")
+    auth._generation["read_at"] = float("-inf")
 
 
 @pytest.fixture

@@ -26,32 +26,26 @@ INDEXES = {
 }
 
 
-def _concurrently(schema_editor: Any) -> str:
-    return "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
-
-
 def drop_indexes(apps: Any, schema_editor: Any) -> None:
     for name in INDEXES:
-        schema_editor.execute(f"DROP INDEX {_concurrently(schema_editor)}IF EXISTS {name}")
+        schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {name}")
 
 
 def create_indexes(apps: Any, schema_editor: Any) -> None:
     for name, (table, column) in INDEXES.items():
         schema_editor.execute(
-            f"CREATE INDEX {_concurrently(schema_editor)}IF NOT EXISTS {name} ON {table} ({column})"
+            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({column})"
         )
 
 
 def set_fillfactor(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":  # new pages only; a VACUUM FULL would repack
-        for table, percent in FILLFACTOR.items():
-            schema_editor.execute(f"ALTER TABLE {table} SET (fillfactor = {int(percent)})")
+    for table, percent in FILLFACTOR.items():  # new pages only; a VACUUM FULL would repack
+        schema_editor.execute(f"ALTER TABLE {table} SET (fillfactor = {int(percent)})")
 
 
 def reset_fillfactor(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        for table in FILLFACTOR:
-            schema_editor.execute(f"ALTER TABLE {table} RESET (fillfactor)")
+    for table in FILLFACTOR:
+        schema_editor.execute(f"ALTER TABLE {table} RESET (fillfactor)")
 
 
 def _without_own_index(model: str, name: str, to: str, on_delete: Any, related_name: str) -> Any:

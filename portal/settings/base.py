@@ -314,7 +314,7 @@ DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS = int(os.environ.get("DEVICE_TOKEN_ROTATIO
 # without Redis, for DEVICE_AUTH_CACHE_SECONDS.
 DEVICE_AUTH_CACHE_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_SECONDS", "5"))
 DEVICE_AUTH_CACHE_MAX_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_MAX_SECONDS", "300"))
-# The lean ASGI path for the ingest endpoint (fleet.ingest.IngestEndpoint, PostgreSQL only):
+# The lean ASGI path for the ingest endpoint (fleet.ingest.endpoint.IngestEndpoint):
 # off, every ingest request goes through Django's middleware and view. Its own psycopg pool
 # per server process holds up to INGEST_DATABASE_POOL_SIZE connections.
 INGEST_LEAN_PATH = env_bool("INGEST_LEAN_PATH", default=True)
@@ -323,7 +323,7 @@ INGEST_DATABASE_POOL_SIZE = int(os.environ.get("INGEST_DATABASE_POOL_SIZE", "4")
 INGEST_BATCH_MAX_ROWS = int(os.environ.get("INGEST_BATCH_MAX_ROWS", "5000"))
 INGEST_BATCH_MAX_ITEMS = int(os.environ.get("INGEST_BATCH_MAX_ITEMS", "10000"))
 # Under load, the share of a worker process's time its live publishing may take (the rest of
-# the time it pauses and coalesces; see fleet.pipeline.LivePublisher).
+# the time it pauses and coalesces; see fleet.ingest.publisher.LivePublisher).
 INGEST_LIVE_PUBLISH_SHARE = float(os.environ.get("INGEST_LIVE_PUBLISH_SHARE", "0.1"))
 # A drain task is only a trigger: what it drains is durable in the inbox, a killed drain's rows
 # are claimed again by the next one (a nudge, or beat's sweep within 5 s). So it is acked when

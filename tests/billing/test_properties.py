@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from billing import metering
 from billing.models import Invoice, Plan
 from billing.runs import bill_period
-from fleet import pipeline
+from fleet.ingest import worker
 from fleet.models import AssetModel, HourlyUsage, IngestInbox
 from fleet.usage import usage_truth
 from portal.models import Customer
@@ -73,8 +73,8 @@ def test_contract_usage_does_not_depend_on_delivery(
             ],
         )
         if rng.random() < 0.4:
-            pipeline.drain()
-    pipeline.drain()
+            worker.drain()
+    worker.drain()
 
     truth = sum(
         (q for hour, q in usage_truth(history).items() if OCTOBER.start <= hour < OCTOBER.end), Decimal("0")

@@ -78,7 +78,7 @@ def test_the_asset_page_draws_charts_and_takes_live_values(
 ) -> None:
     from datetime import timedelta
 
-    from fleet import pipeline
+    from fleet.ingest import worker
     from fleet.models import IngestInbox
 
     mine = install(customer_a, compressor, "CHART-A1")
@@ -89,7 +89,7 @@ def test_the_asset_page_draws_charts_and_takes_live_values(
         for i in range(40)
     ]  # fmt: skip
     IngestInbox.objects.create(device_id=mine.device.pk, count=len(items), items=items)
-    pipeline.drain()
+    worker.drain()
 
     login(page, asgi_server, viewer_a.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from fleet import alarms, pipeline
+from fleet import alarms
+from fleet.ingest import worker
 from fleet.models import (
     Alarm,
     AlarmKind,
@@ -44,7 +45,7 @@ def feed(installed: Installed, *readings: tuple[int, int, float, str]) -> None:
         for seq, s, temp, status in readings
     ]  # fmt: skip
     IngestInbox.objects.create(device_id=installed.device.pk, count=len(items), items=items)
-    pipeline.drain()
+    worker.drain()
 
 
 def active(installed: Installed) -> list[Alarm]:

@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from fleet import credentials, pipeline
+from fleet import credentials
+from fleet.ingest import admission, auth
 from fleet.models import Heartbeat, IngestInbox
 from tests.fleet.conftest import Installed
 
@@ -160,14 +161,14 @@ def test_unknown_tokens_get_401(fleet_a: Installed, header: str) -> None:
 
 def test_a_revoked_token_gets_401(fleet_a: Installed) -> None:
     credentials.device_revoke(device=fleet_a.device, actor=None)
-    credentials.clear_auth_cache()  # other processes: within DEVICE_AUTH_CACHE_SECONDS
+    auth.clear_auth_cache()  # other processes: within DEVICE_AUTH_CACHE_SECONDS
     assert post(fleet_a, beat()).status_code == 401
     assert nothing_stored()
 
 
 def test_a_rotated_out_token_gets_401_after_its_overlap(fleet_a: Installed) -> None:
     new_token = credentials.device_token_issue(device=fleet_a.device, actor=None, overlap=timedelta(0))
-    credentials.clear_auth_cache()
+    auth.clear_auth_cache()
     assert post(fleet_a, beat()).status_code == 401
     fresh = Installed(fleet_a.asset, fleet_a.device, new_token)
     assert post(fresh, beat()).status_code == 202
@@ -177,7 +178,7 @@ def test_rotation_keeps_the_old_token_during_the_overlap(fleet_a: Installed) -> 
     new_token = credentials.device_token_issue(
         device=fleet_a.device, actor=None, overlap=timedelta(minutes=5)
     )
-    credentials.clear_auth_cache()
+    auth.clear_auth_cache()
     assert post(fleet_a, beat(1)).status_code == 202
     assert post(Installed(fleet_a.asset, fleet_a.device, new_token), beat(2)).status_code == 202
 
@@ -186,17 +187,17 @@ def test_a_swapped_out_devices_token_gets_401(fleet_a: Installed) -> None:
     from fleet.services import device_install
 
     device_install(actor=None, asset=fleet_a.asset, serial_number="GW-NEW")
-    credentials.clear_auth_cache()
+    auth.clear_auth_cache()
     assert post(fleet_a, beat()).status_code == 401
 
 
 def test_a_device_over_its_rate_gets_429_and_its_neighbour_does_not(
     fleet_a: Installed, fleet_b: Installed, settings: Any
 ) -> None:
-    pipeline.redis_client().flushdb()
+    admission.redis_client().flushdb()
     fleet_a.device.rate_limit_per_minute = 3
     fleet_a.device.save()
-    credentials.clear_auth_cache()
+    auth.clear_auth_cache()
     codes = [post(fleet_a, beat(seq)).status_code for seq in range(4)]
     assert codes == [202, 202, 202, 429]
     limited = post(fleet_a, beat(9))
@@ -208,7 +209,7 @@ def test_a_device_over_its_rate_gets_429_and_its_neighbour_does_not(
 def test_a_backlog_past_its_bound_gets_503(fleet_a: Installed, settings: Any) -> None:
     settings.INGEST_BACKLOG_LIMIT = 5
     assert post(fleet_a, [beat(seq) for seq in range(6)]).status_code == 202
-    pipeline._backlog["checked"] = 0.0  # the view re-reads the backlog at most once a second
+    admission._backlog["checked"] = 0.0  # the view re-reads the backlog at most once a second
     response = post(fleet_a, beat(99))
     assert response.status_code == 503
     assert response["Retry-After"] == "5"
@@ -224,7 +225,7 @@ def test_tokens_are_stored_only_as_hashes(fleet_a: Installed) -> None:
 
     stored = DeviceCredential.objects.get(device=fleet_a.device)
     assert fleet_a.token not in (stored.token_hash, stored.prefix)
-    assert stored.token_hash == credentials.hash_token(fleet_a.token)
+    assert stored.token_hash == auth.hash_token(fleet_a.token)
     assert fleet_a.token.startswith(f"fpd_{stored.prefix}_")
 
 
@@ -255,7 +256,7 @@ def test_no_body_ever_gets_a_500(fleet_a: Installed, body: Any) -> None:
     if fleet_a.device.rate_limit_per_minute is None:  # many examples, one device: not a rate test
         fleet_a.device.rate_limit_per_minute = 10**6
         fleet_a.device.save()
-        credentials.clear_auth_cache()
+        auth.clear_auth_cache()
     response = post(fleet_a, body)
     assert response.status_code in (202, 400), response.content
     if response.status_code == 400:
@@ -265,16 +266,16 @@ def test_no_body_ever_gets_a_500(fleet_a: Installed, body: Any) -> None:
 def test_a_cached_device_is_dropped_when_another_process_revokes(
     fleet_a: Installed, django_assert_num_queries: Any
 ) -> None:
-    assert credentials.authenticate_device(fleet_a.token) is not None
+    assert auth.authenticate_device(fleet_a.token) is not None
     with django_assert_num_queries(0):  # cached: a device reporting once a minute costs no lookup
-        assert credentials.authenticate_device(fleet_a.token) is not None
+        assert auth.authenticate_device(fleet_a.token) is not None
     # Another process revokes: the database changes and the shared generation moves on.
     from fleet.models import DeviceCredential
 
     DeviceCredential.objects.filter(device=fleet_a.device).update(revoked_at=timezone.now())
-    pipeline.redis_client().incr(credentials.GENERATION_KEY)
-    credentials._generation["read_at"] = float("-inf")  # a second later, as far as this process knows
-    assert credentials.authenticate_device(fleet_a.token) is None
+    admission.redis_client().incr(auth.GENERATION_KEY)
+    auth._generation["read_at"] = float("-inf")  # a second later, as far as this process knows
+    assert auth.authenticate_device(fleet_a.token) is None
 
 
 def test_a_rotated_tokens_cache_entry_ends_with_its_overlap(fleet_a: Installed, settings: Any) -> None:
@@ -283,8 +284,8 @@ def test_a_rotated_tokens_cache_entry_ends_with_its_overlap(fleet_a: Installed, 
     DeviceCredential.objects.filter(device=fleet_a.device).update(
         expires_at=timezone.now() + timedelta(seconds=1)
     )
-    assert credentials.authenticate_device(fleet_a.token) is not None
-    entry = credentials._cache[credentials.hash_token(fleet_a.token)]
+    assert auth.authenticate_device(fleet_a.token) is not None
+    entry = auth._cache[auth.hash_token(fleet_a.token)]
     import time as _time
 
     assert entry[0] - _time.monotonic() <= 1.0  # never cached past the credential's expiry

@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 from django.test import Client
 
-from fleet import credentials, pipeline
-from fleet.ingest import IngestEndpoint
+from fleet import credentials
+from fleet.ingest import admission, auth
+from fleet.ingest.endpoint import IngestEndpoint
 from fleet.models import IngestInbox
 from tests.fleet.conftest import Installed
 from tests.fleet.test_ingest_api import beat
@@ -29,8 +30,8 @@ def _no_worker_nudges(monkeypatch: pytest.MonkeyPatch) -> None:
     """These tests check answers and inbox rows only. A session-wide Celery worker started by an
     earlier integration test would otherwise drain the rows while the test database is flushed
     (a deadlock with the TRUNCATE); the nudge itself is tested in tests/fleet/test_ingest_live.py."""
-    monkeypatch.setattr(pipeline.Nudger, "nudge", lambda self: None)
-    monkeypatch.setattr(pipeline, "nudge", lambda: None)
+    monkeypatch.setattr(admission.Nudger, "nudge", lambda self: None)
+    monkeypatch.setattr(admission, "nudge", lambda: None)
 
 
 URL = "/api/v1/ingest/heartbeats"
@@ -128,7 +129,7 @@ def inbox_items() -> list[Any]:
 def unlimited(fleet_a: Installed) -> Installed:
     fleet_a.device.rate_limit_per_minute = 10**6
     fleet_a.device.save()
-    credentials.clear_auth_cache()
+    auth.clear_auth_cache()
     return fleet_a
 
 
@@ -180,10 +181,10 @@ def test_concurrent_requests_are_each_committed_before_their_202(unlimited: Inst
 
 
 def test_a_device_over_its_rate_gets_429(fleet_a: Installed) -> None:
-    pipeline.redis_client().flushdb()
+    admission.redis_client().flushdb()
     fleet_a.device.rate_limit_per_minute = 3
     fleet_a.device.save()
-    credentials.clear_auth_cache()
+    auth.clear_auth_cache()
     answers = lean(*(post(fleet_a, beat(seq)) for seq in range(5)))
     assert sorted(a[0] for a in answers) == [202, 202, 202, 429, 429]
     limited = next(a for a in answers if a[0] == 429)
@@ -194,7 +195,7 @@ def test_a_device_over_its_rate_gets_429(fleet_a: Installed) -> None:
 def test_a_backlog_past_its_bound_gets_503(unlimited: Installed, settings: Any) -> None:
     settings.INGEST_BACKLOG_LIMIT = 5
     assert lean(post(unlimited, [beat(seq) for seq in range(6)]))[0][0] == 202
-    pipeline._backlog["checked"] = 0.0  # the endpoint re-reads the backlog at most once a second
+    admission._backlog["checked"] = 0.0  # the endpoint re-reads the backlog at most once a second
     (answer,) = lean(post(unlimited, beat(99)))
     assert answer[0] == 503
     assert answer[1]["retry-after"] == "5"
@@ -204,7 +205,7 @@ def test_a_backlog_past_its_bound_gets_503(unlimited: Installed, settings: Any) 
 def test_a_revoked_token_gets_401_on_the_lean_path(unlimited: Installed) -> None:
     assert lean(post(unlimited, beat(1)))[0][0] == 202
     credentials.device_revoke(device=unlimited.device, actor=None)  # bumps the generation
-    credentials._generation["read_at"] = float("-inf")  # a second later, as far as this process knows
+    auth._generation["read_at"] = float("-inf")  # a second later, as far as this process knows
     assert lean(post(unlimited, beat(2)))[0][0] == 401
 
 
@@ -237,7 +238,7 @@ def test_a_database_failure_is_a_500_page_not_a_crash(
     async def broken(self: Any, rows: Any) -> None:
         raise OSError("the database went away")
 
-    monkeypatch.setattr("fleet.ingest.InboxWriter._write", broken)
+    monkeypatch.setattr("fleet.ingest.endpoint.InboxWriter._write", broken)
     (answer,) = lean(post(unlimited, beat()))
     assert answer[0] == 500
     assert not IngestInbox.objects.exists()
@@ -251,7 +252,7 @@ def test_an_unreachable_database_is_a_503_to_retry(
     async def unreachable(self: Any, rows: Any) -> None:
         raise psycopg.OperationalError("connection refused")
 
-    monkeypatch.setattr("fleet.ingest.InboxWriter._write", unreachable)
+    monkeypatch.setattr("fleet.ingest.endpoint.InboxWriter._write", unreachable)
     (answer,) = lean(post(unlimited, beat()))
     assert answer[0] == 503
     assert answer[1]["retry-after"] == "5"
@@ -276,7 +277,7 @@ def _dead_pool() -> Any:
 def test_a_failed_combined_insert_fails_its_requests_at_once_unless_a_row_is_to_blame() -> None:
     from psycopg_pool import PoolTimeout
 
-    from fleet.ingest import InboxWriter
+    from fleet.ingest.endpoint import InboxWriter
 
     class Counted(InboxWriter):
         writes = 0
@@ -302,7 +303,7 @@ def test_a_failed_combined_insert_fails_its_requests_at_once_unless_a_row_is_to_
 
 
 def test_a_stopped_writer_fails_the_requests_that_wait() -> None:
-    from fleet.ingest import InboxWriter
+    from fleet.ingest.endpoint import InboxWriter
 
     async def scenario() -> list[Any]:
         pool = _dead_pool()

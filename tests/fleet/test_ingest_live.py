@@ -222,17 +222,17 @@ def test_a_nudge_after_a_drain_ended_queues_the_next_drain(monkeypatch: pytest.M
     nudge of the same process found the key set."""
     import asyncio
 
-    from fleet import pipeline, tasks
+    from fleet.ingest import admission
 
     queued: list[int] = []
-    monkeypatch.setattr(tasks.ingest_drain, "delay", lambda: queued.append(1))  # no real worker here
+    monkeypatch.setattr(admission, "send_drain", lambda: queued.append(1))  # no real worker here
     # A key of its own: a session-wide worker finishing an earlier test's drain clears the real one.
-    monkeypatch.setattr(pipeline, "NUDGE_KEY", f"{pipeline.NUDGE_KEY}:test-{os.getpid()}")
-    client = pipeline.redis_client()
-    client.delete(pipeline.NUDGE_KEY)
+    monkeypatch.setattr(admission, "NUDGE_KEY", f"{admission.NUDGE_KEY}:test-{os.getpid()}")
+    client = admission.redis_client()
+    client.delete(admission.NUDGE_KEY)
 
     async def scenario() -> None:
-        nudger = pipeline.Nudger()
+        nudger = admission.Nudger()
         for _ in range(5):  # a burst: one task
             nudger.nudge()
         await asyncio.sleep(0.1)
@@ -240,10 +240,10 @@ def test_a_nudge_after_a_drain_ended_queues_the_next_drain(monkeypatch: pytest.M
         nudger.nudge()  # the key is set: the queued task will see this commit
         await asyncio.sleep(0.1)
         assert queued == [1]
-        pipeline.nudge_clear()  # a drain found the inbox empty
+        admission.nudge_clear()  # a drain found the inbox empty
         nudger.nudge()
         await asyncio.sleep(0.1)
         assert queued == [1, 1]
 
     asyncio.run(scenario())
-    client.delete(pipeline.NUDGE_KEY)
+    client.delete(admission.NUDGE_KEY)

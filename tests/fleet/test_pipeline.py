@@ -14,7 +14,8 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fleet import pipeline
+from fleet import services
+from fleet.ingest import publisher, state, store, worker
 from fleet.models import AssetModel, AssetStatus, FailedBatch, Heartbeat, HourlyUsage, IngestInbox
 from fleet.usage import usage_truth
 from portal.models import Customer
@@ -44,25 +45,25 @@ def test_heartbeats_are_stored_once_per_device_and_seq(fleet_a: Installed) -> No
     enqueue(
         fleet_a, [item(s, NOW - timedelta(seconds=60 - s), temp_c=60.0) for s in range(40, 60)]
     )  # 10 repeats
-    result = pipeline.drain()
+    result = worker.drain()
     assert (result.rows, result.stored, result.duplicates) == (2, 60, 10)
     assert Heartbeat.objects.filter(device=fleet_a.device).count() == 60
     assert not IngestInbox.objects.exists()
     # Delivering everything again changes nothing.
     enqueue(fleet_a, [item(s, NOW - timedelta(seconds=60 - s), temp_c=60.0) for s in range(60)])
-    assert pipeline.drain().stored == 0
+    assert worker.drain().stored == 0
     assert Heartbeat.objects.count() == 60
 
 
 def test_the_newest_heartbeat_sets_status_values_and_last_seen(fleet_a: Installed) -> None:
     enqueue(fleet_a, [item(1, NOW - timedelta(minutes=2), temp_c=60.0, pressure_bar=7.0)])
-    pipeline.drain()
+    worker.drain()
     fleet_a.asset.refresh_from_db()
     assert fleet_a.asset.status == AssetStatus.ONLINE
     assert fleet_a.asset.last_values == {"temp_c": 60.0, "pressure_bar": 7.0}
 
     enqueue(fleet_a, [item(2, NOW - timedelta(minutes=1), status="fault", temp_c=99.5)])
-    pipeline.drain()
+    worker.drain()
     fleet_a.asset.refresh_from_db()
     fleet_a.device.refresh_from_db()
     assert fleet_a.asset.status == AssetStatus.FAULT
@@ -73,9 +74,9 @@ def test_the_newest_heartbeat_sets_status_values_and_last_seen(fleet_a: Installe
 
 def test_a_late_replay_does_not_rewrite_the_present(fleet_a: Installed) -> None:
     enqueue(fleet_a, [item(10, NOW, status="ok", temp_c=61.0)])
-    pipeline.drain()
+    worker.drain()
     enqueue(fleet_a, [item(5, NOW - timedelta(hours=3), status="fault", temp_c=120.0)])
-    pipeline.drain()
+    worker.drain()
     fleet_a.asset.refresh_from_db()
     assert fleet_a.asset.status == AssetStatus.ONLINE
     assert fleet_a.asset.last_values["temp_c"] == 61.0
@@ -86,7 +87,7 @@ def test_counters_become_hourly_usage_with_resets(fleet_a: Installed) -> None:
     hour = NOW.replace(minute=0, second=0) - timedelta(hours=2)
     readings = [(0, 100.0, 5), (1, 100.5, 20), (2, 101.25, 50), (3, 0.5, 70), (4, 2.0, 80)]
     enqueue(fleet_a, [item(seq, hour + timedelta(minutes=m), run_hours=v) for seq, v, m in readings])
-    pipeline.drain()
+    worker.drain()
     usage = {u.hour: u.quantity for u in HourlyUsage.objects.filter(asset=fleet_a.asset, metric="run_hours")}
     # First reading: baseline. +0.5, +0.75 in the first hour; reset to 0.5 counts 0.5, then +1.5.
     assert usage == {hour: Decimal("1.25"), hour + timedelta(hours=1): Decimal("2.0")}
@@ -95,10 +96,10 @@ def test_counters_become_hourly_usage_with_resets(fleet_a: Installed) -> None:
 def test_a_reading_arriving_late_is_folded_between_its_neighbours(fleet_a: Installed) -> None:
     hour = NOW.replace(minute=0, second=0) - timedelta(hours=5)
     enqueue(fleet_a, [item(0, hour, energy_kwh=10), item(2, hour + timedelta(hours=2), energy_kwh=30)])
-    pipeline.drain()
+    worker.drain()
     assert HourlyUsage.objects.get(hour=hour + timedelta(hours=2)).quantity == Decimal("20")
     enqueue(fleet_a, [item(1, hour + timedelta(hours=1), energy_kwh=12)])
-    pipeline.drain()
+    worker.drain()
     usage = {u.hour: u.quantity for u in HourlyUsage.objects.filter(metric="energy_kwh")}
     assert usage == {hour + timedelta(hours=1): Decimal("2"), hour + timedelta(hours=2): Decimal("18")}
     assert Heartbeat.objects.get(seq=2).increments == {"energy_kwh": "18.000000"}
@@ -110,7 +111,7 @@ def test_a_row_that_keeps_failing_is_set_aside_and_the_rest_is_stored(
     enqueue(fleet_a, [item(1, NOW, temp_c=60.0)])
     IngestInbox.objects.create(device_id=fleet_b.device.pk, count=1, items=[{"seq": 1, "ts": "garbage"}])
     enqueue(fleet_a, [item(2, NOW, temp_c=61.0)])
-    result = pipeline.drain()
+    result = worker.drain()
     assert result.failed_rows == 1
     assert Heartbeat.objects.filter(device=fleet_a.device).count() == 2
     failed = FailedBatch.objects.get()
@@ -119,8 +120,8 @@ def test_a_row_that_keeps_failing_is_set_aside_and_the_rest_is_stored(
     assert "KeyError" in failed.error or "Error" in failed.error
     assert not IngestInbox.objects.exists()
     # An operator puts it back once the cause is fixed; here it fails again, and is set aside again.
-    pipeline.failed_batch_retry(batch=failed)
-    assert pipeline.drain().failed_rows == 1
+    services.failed_batch_retry(batch=failed)
+    assert worker.drain().failed_rows == 1
 
 
 # --- usage is a function of the set of readings, not of how they arrive -------------------------
@@ -158,8 +159,8 @@ def test_hourly_usage_equals_the_truth_under_any_delivery(
         chunk, delivered = delivered[:size], delivered[size:]
         enqueue(installed, [item(seq, moment, run_hours=v) for seq, v, moment in chunk])
         if rng.random() < 0.5:
-            pipeline.drain()
-    pipeline.drain()
+            worker.drain()
+    worker.drain()
 
     stored = {
         u.hour: u.quantity
@@ -176,28 +177,28 @@ def test_received_at_is_when_the_view_accepted_it_not_when_the_worker_ran(fleet_
     IngestInbox.objects.create(
         device_id=fleet_a.device.pk, count=1, items=[item(1, NOW, temp_c=60.0)], received_at=accepted
     )
-    pipeline.drain()
+    worker.drain()
     assert Heartbeat.objects.get(device=fleet_a.device).received_at == accepted
 
 
 @override_settings(INGEST_LIVE_PUBLISH_SHARE=0.1)
 def test_live_publishing_pauses_only_when_it_overdraws_its_share() -> None:
-    publisher = pipeline.LivePublisher()
-    start = publisher._earned_at
+    live = publisher.LivePublisher()
+    start = live._earned_at
     # Half the share, round after round (50 ms of CPU a second): never a pause.
     for second in range(1, 60):
-        publisher._spend(0.05, start + second)
-    assert publisher._pause_until == 0.0
+        live._spend(0.05, start + second)
+    assert live._pause_until == 0.0
     # A burst within the budget (200 ms) passes too; the next round overdraws it by 0.3 s,
     # which at a tenth of the time takes 3 s to earn back.
-    publisher._spend(0.2, start + 60)
-    assert publisher._pause_until == 0.0
-    publisher._spend(0.3, start + 60)
-    assert publisher._pause_until == pytest.approx(start + 63)
+    live._spend(0.2, start + 60)
+    assert live._pause_until == 0.0
+    live._spend(0.3, start + 60)
+    assert live._pause_until == pytest.approx(start + 63)
     # Earned back, it publishes freely again.
-    publisher._spend(0.01, start + 64)
-    assert publisher._pause_until == pytest.approx(start + 63)
-    assert publisher._budget > 0
+    live._spend(0.01, start + 64)
+    assert live._pause_until == pytest.approx(start + 63)
+    assert live._budget > 0
 
 
 def test_a_batch_costs_as_many_queries_for_eight_devices_as_for_two(
@@ -211,7 +212,7 @@ def test_a_batch_costs_as_many_queries_for_eight_devices_as_for_two(
     fleet = [install(customer_a, compressor, f"Q-{n:04d}") for n in range(8)]
     for installed in fleet:  # first reports: every asset comes online
         enqueue(installed, [item(1, NOW - timedelta(seconds=30), temp_c=60.0, run_hours=1.0)])
-    pipeline.drain()
+    worker.drain()
 
     def batch_queries(devices: list[Installed], seq: int) -> int:
         for installed in devices:
@@ -220,7 +221,7 @@ def test_a_batch_costs_as_many_queries_for_eight_devices_as_for_two(
                 [item(seq, NOW - timedelta(seconds=30 - seq), temp_c=60.0, run_hours=1.0 + seq)],
             )
         with CaptureQueriesContext(connection) as queries:
-            result = pipeline.process_batch()
+            result = worker.process_batch()
         assert result.stored == len(devices)
         return len(queries)
 
@@ -235,14 +236,14 @@ def _rule_reads(devices: list[Installed], seq: int) -> int:
     for installed in devices:
         enqueue(installed, [item(seq, NOW - timedelta(seconds=60 - seq), temp_c=95.0, run_hours=1.0 + seq)])
     with CaptureQueriesContext(connection) as queries:
-        pipeline.process_batch()
+        worker.process_batch()
     return sum(1 for q in queries if "fleet_alarmrule" in q["sql"] or "fleet_metricdefinition" in q["sql"])
 
 
 def test_batches_keep_the_models_rules_until_one_is_saved(fleet_a: Installed) -> None:
     from fleet.models import Alarm, AlarmRule
 
-    pipeline.model_rules.clear()
+    state.model_rules.clear()
     assert _rule_reads([fleet_a], 1) == 2  # counter metrics, alarm rules
     assert _rule_reads([fleet_a], 2) == 0  # kept
     AlarmRule.objects.create(
@@ -270,7 +271,7 @@ def test_other_processes_changes_reach_the_batches_within_the_ttl(
     assert _rule_reads([fleet_a], 2) == 0  # within the TTL the copy still holds the rule
     assert raised.count() == 1
     raised.delete()
-    monkeypatch.setattr(pipeline.ModelRules, "TTL", 0.0)  # the TTL passed
+    monkeypatch.setattr(state.ModelRules, "TTL", 0.0)  # the TTL passed
     assert _rule_reads([fleet_a], 3) == 2
     assert not raised.exists()  # read again: switched off
 
@@ -280,7 +281,7 @@ def test_a_failed_batch_reads_the_models_again_for_its_retries(
 ) -> None:
     """A rule deleted in another process (its signal never reached this one) may be what failed
     the batch: the row-by-row retries must not use the kept copy."""
-    pipeline.model_rules.clear()
+    state.model_rules.clear()
     assert _rule_reads([fleet_a], 1) == 2
     enqueue(fleet_a, [item(2, NOW, temp_c=61.0)])
     IngestInbox.objects.create(device_id=fleet_b.device.pk, count=1, items=[{"seq": 1, "ts": "garbage"}])
@@ -288,29 +289,36 @@ def test_a_failed_batch_reads_the_models_again_for_its_retries(
     from django.test.utils import CaptureQueriesContext
 
     with CaptureQueriesContext(connection) as queries:
-        pipeline.process_batch()
+        worker.process_batch()
     assert any("fleet_alarmrule" in q["sql"] for q in queries)  # within the TTL, yet read again
     assert Heartbeat.objects.filter(device=fleet_a.device, seq=2).exists()
 
 
 def test_the_batch_loads_devices_and_assets_as_the_orm_would(fleet_a: Installed, fleet_b: Installed) -> None:
-    """The locking query is SQL made once (PostgreSQL); what it loads must be what
-    `_devices_to_store()` loads: the same rows, values (JSON parsed) and deferred fields."""
+    """The locking query is SQL made once; what it loads must be what the ORM's query of the
+    same columns loads: the same rows, values (JSON parsed) and deferred fields."""
     from django.db import transaction
 
+    from fleet.models import Device
+
     enqueue(fleet_a, [item(1, NOW - timedelta(seconds=5), "warning", temp_c=71.5, run_hours=3.0)])
-    pipeline.drain()
+    worker.drain()
     ids = {str(fleet_a.device.pk), str(fleet_b.device.pk)}
     with transaction.atomic():
-        loaded = pipeline._locked_devices(ids, skip_locked=False)
-    orm = list(pipeline._devices_to_store().filter(pk__in=ids))
+        loaded = store.locked_devices(ids, skip_locked=False)
+    orm = list(
+        Device.objects.select_related("asset")
+        .only(*store.DEVICE_FIELDS, *(f"asset__{name}" for name in store.ASSET_FIELDS))
+        .filter(pk__in=ids)
+        .order_by("pk")
+    )
     assert [d.pk for d in loaded] == [d.pk for d in orm]
     assert loaded[0].counter_state or loaded[1].counter_state  # JSON came back parsed
     for mine, theirs in zip(loaded, orm, strict=True):
         assert mine.get_deferred_fields() == theirs.get_deferred_fields()
         assert mine.asset.get_deferred_fields() == theirs.asset.get_deferred_fields()
-        for name in pipeline.DEVICE_FIELDS:
+        for name in store.DEVICE_FIELDS:
             assert getattr(mine, name) == getattr(theirs, name), name
-        for name in pipeline.ASSET_FIELDS:
+        for name in store.ASSET_FIELDS:
             assert getattr(mine.asset, name) == getattr(theirs.asset, name), name
     assert any(d.asset.last_values == {"temp_c": 71.5, "run_hours": 3.0} for d in loaded)

@@ -21,8 +21,8 @@ import pytest
 from django.test import Client
 
 from fleet import services
-from fleet.credentials import authenticate_device
 from fleet.demo import MODELS
+from fleet.ingest.auth import authenticate_device
 from fleet.models import AssetModel, Device
 from fleet.simulator.client import Answer, Sender
 from fleet.simulator.machine import DeviceSim

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from fleet import pipeline, telemetry
+from fleet import telemetry
+from fleet.ingest import worker
 from fleet.models import Heartbeat, IngestInbox, TelemetryRollup
 from portal.models import User
 from tests.conftest import client_for
@@ -23,7 +24,7 @@ def feed(installed: Installed, temps: list[tuple[int, float]], first_seq: int = 
         for i, (s, t) in enumerate(temps)
     ]  # fmt: skip
     IngestInbox.objects.create(device_id=installed.device.pk, count=len(items), items=items)
-    pipeline.drain()
+    worker.drain()
 
 
 @pytest.fixture(params=["arrays", "copy"])
