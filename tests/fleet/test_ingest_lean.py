@@ -1,4 +1,4 @@
-"""The lean ASGI ingest path (fleet.ingest.IngestEndpoint) answers exactly like the Django view.
+"""The lean ASGI ingest path (fleet.ingest.endpoint.IngestEndpoint) answers exactly like the Django view.
 
 Each request goes through the endpoint as an ASGI server would call it; the same request
 through Django's test client (the view) is the reference: status, JSON body, the headers a
