@@ -9,6 +9,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.http import HttpRequest
 
+from portal import services
 from portal.admin_base import ReadOnlyAdmin
 from portal.models import ApiToken, AuditEntry, Customer, DocumentSequence, User
 
@@ -19,6 +20,17 @@ class CustomerAdmin(admin.ModelAdmin[Customer]):
     list_filter = ["is_active", "currency"]
     search_fields = ["name", "slug", "billing_email"]
     prepopulated_fields = {"slug": ["name"]}
+
+    def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
+        """Through the services, as the API does, so the admin's changes are audited too."""
+        assert isinstance(request.user, User)
+        values = {name: form.cleaned_data[name] for name in form.fields if name in form.cleaned_data}
+        if change:
+            stored = Customer.objects.get(pk=obj.pk)  # `obj` already holds the form's values
+            services.customer_update(actor=request.user, customer=stored, **values)
+        else:
+            created = services.customer_create(actor=request.user, **values)
+            obj.pk, obj._state = created.pk, created._state  # the admin logs and redirects with `obj`
 
 
 class AdminUserCreationForm(auth_forms.AdminUserCreationForm):

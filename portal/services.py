@@ -1,8 +1,9 @@
-"""Writes of the core: audit records and the users of a customer."""
+"""Writes of the core: audit records, customers (tenants) and their users."""
 
 from __future__ import annotations
 
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -119,3 +120,78 @@ def user_set_active(*, actor: User, user: User, active: bool) -> User:
         user_id = user.pk
         transaction.on_commit(lambda: live.close_user_sockets(user_id))
     return user
+
+
+def _check_may_manage_customers(actor: User) -> None:
+    if not can(actor, Capability.MANAGE_CUSTOMERS):
+        raise PermissionDenied("You may not manage customers.")
+
+
+@transaction.atomic
+def customer_create(
+    *,
+    actor: User,
+    name: str,
+    slug: str,
+    currency: str = "EUR",
+    time_zone: str = "UTC",
+    tax_rate: Decimal = Decimal("0"),
+    billing_email: str = "",
+    is_active: bool = True,
+) -> Customer:
+    """Onboard a customer (a tenant), from the API or the admin alike; audited."""
+    _check_may_manage_customers(actor)
+    customer = Customer(
+        name=name,
+        slug=slug,
+        currency=currency,
+        time_zone=time_zone,
+        tax_rate=tax_rate,
+        billing_email=billing_email,
+        is_active=is_active,
+    )
+    customer.full_clean()
+    customer.save()
+    audit_record(actor=actor, action="customer.created", target=customer)
+    return customer
+
+
+@transaction.atomic
+def customer_update(
+    *,
+    actor: User,
+    customer: Customer,
+    name: str | None = None,
+    slug: str | None = None,
+    currency: str | None = None,
+    time_zone: str | None = None,
+    tax_rate: Decimal | None = None,
+    billing_email: str | None = None,
+    is_active: bool | None = None,
+) -> Customer:
+    """Change a customer's fields (`None`: leave as is); audited with the changed values.
+    Nothing changed, nothing written: safe to call twice."""
+    _check_may_manage_customers(actor)
+    given = {
+        "name": name,
+        "slug": slug,
+        "currency": currency,
+        "time_zone": time_zone,
+        "tax_rate": tax_rate,
+        "billing_email": billing_email,
+        "is_active": is_active,
+    }
+    changed = {f: v for f, v in given.items() if v is not None and getattr(customer, f) != v}
+    if not changed:
+        return customer
+    for field, value in changed.items():
+        setattr(customer, field, value)
+    customer.full_clean()
+    customer.save(update_fields=list(changed))
+    audit_record(
+        actor=actor,
+        action="customer.updated",
+        target=customer,
+        data={f: str(v) if isinstance(v, Decimal) else v for f, v in changed.items()},
+    )
+    return customer

@@ -53,19 +53,13 @@ class CustomerViewSet(
     }
 
     def perform_create(self, serializer: serializers.BaseSerializer[Customer]) -> None:
-        with transaction.atomic():
-            customer = serializer.save()
-            services.audit_record(actor=self.actor, action="customer.created", target=customer)
+        serializer.instance = services.customer_create(actor=self.actor, **serializer.validated_data)
 
     def perform_update(self, serializer: serializers.BaseSerializer[Customer]) -> None:
-        with transaction.atomic():
-            customer = serializer.save()
-            services.audit_record(
-                actor=self.actor,
-                action="customer.updated",
-                target=customer,
-                data=dict(self.request.data),
-            )
+        assert isinstance(serializer.instance, Customer)
+        serializer.instance = services.customer_update(
+            actor=self.actor, customer=serializer.instance, **serializer.validated_data
+        )
 
 
 _MANAGE_USERS = (Capability.MANAGE_CUSTOMER_USERS, Capability.MANAGE_ALL_USERS)
