@@ -139,7 +139,7 @@ class TokenView(APIView):
         except AxesBackendPermissionDenied:
             return Response({"detail": "Too many failed attempts; try again later."}, status=429)
         if not isinstance(user, User) or (user.customer is not None and not user.customer.is_active):
-            return Response({"detail": "Unable to log in with these credentials."}, status=400)
+            raise serializers.ValidationError("Unable to log in with these credentials.")
         token = api_token_issue(user=user, name=data.validated_data["name"])
         return Response({"token": token}, status=status.HTTP_201_CREATED)
 

@@ -128,7 +128,7 @@ def test_finance_creates_a_contract_and_the_customer_reads_its_sla_terms(
         f"/api/v1/contracts/{contract['id']}/assets/", {"asset": str(fleet_b.asset.pk)}, content_type=JSON
     )
     assert refused.status_code == 400
-    assert refused.json() == {"asset": ["Unknown asset."]}
+    assert refused.json()["errors"] == [{"field": "asset", "message": "Unknown asset."}]
 
 
 def test_an_asset_cannot_be_under_two_contracts_at_once(
@@ -328,7 +328,7 @@ def test_a_plan_can_be_created_retired_and_keeps_its_currency_once_used(
     assert response.json()["is_active"] is False
     changed = client.patch(f"/api/v1/plans/{contract_a.plan_id}/", {"currency": "USD"}, content_type=JSON)
     assert changed.status_code == 400
-    assert "currency" in changed.json()
+    assert "currency" in {e["field"] for e in changed.json()["errors"]}
 
 
 def test_a_discarded_draft_is_never_shown_to_the_customer(admin_a: User, contract_a: Contract) -> None:

@@ -119,7 +119,11 @@ def test_the_api_lockout_is_json_with_retry_after(viewer_a: User, settings: Any)
 
 def test_wrong_credentials_say_so_in_one_string(viewer_a: User) -> None:
     response = obtain(viewer_a.email, "wrong-password")
-    assert response.json() == {"detail": "Unable to log in with these credentials."}
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "Unable to log in with these credentials.",
+        "errors": [{"field": None, "message": "Unable to log in with these credentials."}],
+    }
 
 
 def test_users_of_a_deactivated_customer_get_no_token(viewer_a: User) -> None:

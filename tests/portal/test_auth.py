@@ -148,4 +148,6 @@ def test_inviting_an_existing_address_says_only_that_it_exists(
         "/api/v1/users/", {"email": email, "role": "customer_viewer"}, content_type="application/json"
     )
     assert response.status_code == 400
-    assert response.json() == {"email": ["A user with this e-mail address already exists."]}
+    assert response.json()["errors"] == [
+        {"field": "email", "message": "A user with this e-mail address already exists."}
+    ]

@@ -437,5 +437,8 @@ def test_b_ids_in_request_bodies_are_unknown_to_a(admin_a: User, customer_b: Cus
         content_type="application/json",
     )
     assert response.status_code == 400
-    assert response.json() == {"customer": ["Unknown customer."]}
+    assert response.json() == {
+        "detail": "customer: Unknown customer.",
+        "errors": [{"field": "customer", "message": "Unknown customer."}],
+    }
     assert not User.objects.filter(email="sneaky@example.test").exists()

@@ -91,7 +91,9 @@ def test_a_customer_user_cannot_become_staff(operator: User, viewer_a: User) -> 
         f"/api/v1/users/{viewer_a.pk}/", {"role": "operator"}, content_type="application/json"
     )
     assert response.status_code == 400
-    assert "provider staff" in response.json()["role"][0]
+    (error,) = response.json()["errors"]
+    assert error["field"] == "role"
+    assert "provider staff" in error["message"]
 
 
 def test_operator_invites_staff_and_customer_users(operator: User, customer_b: Customer) -> None:

@@ -1,0 +1,64 @@
+"""Every API error has one shape (docs/api.md#conventions): `detail`, and on a 400 `errors`."""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import ErrorDetail
+
+from portal.api.exceptions import error_body
+from portal.models import User
+from tests.conftest import client_for
+
+
+def test_nested_field_errors_become_dotted_paths() -> None:
+    data = {
+        "name": [ErrorDetail("This field is required.", code="required")],
+        "metrics": [{}, {"code": [ErrorDetail("Duplicate code.", code="invalid")]}],
+        "non_field_errors": [ErrorDetail("Pick one.", code="invalid")],
+    }
+
+    body = error_body(data, validation=True)
+
+    assert body == {
+        "detail": "name: This field is required. metrics.1.code: Duplicate code. Pick one.",
+        "errors": [
+            {"field": "name", "message": "This field is required."},
+            {"field": "metrics.1.code", "message": "Duplicate code."},
+            {"field": None, "message": "Pick one."},
+        ],
+    }
+
+
+def test_django_model_wide_errors_are_about_the_request_as_a_whole() -> None:
+    assert error_body({"__all__": ["Taken."]}, validation=True)["errors"] == [
+        {"field": None, "message": "Taken."}
+    ]
+
+
+def test_a_body_that_is_no_json_is_a_400_in_the_same_shape(operator: User) -> None:
+    response = client_for(operator).post("/api/v1/sites/", "{nope", content_type="application/json")
+
+    assert response.status_code == 400
+    body = response.json()
+    assert body["detail"].startswith("JSON parse error")
+    assert body["errors"] == [{"field": None, "message": body["detail"]}]
+
+
+def test_other_errors_carry_detail_only(viewer_a: User, operator: User) -> None:
+    client = client_for(viewer_a)
+
+    missing = client.get("/api/v1/sites/00000000-0000-0000-0000-000000000000/")
+    refused = client.post("/api/v1/sites/", {}, content_type="application/json")
+
+    assert (missing.status_code, missing.json()) == (404, {"detail": "No Site matches the given query."})
+    assert (refused.status_code, refused.json()) == (403, {"detail": "Your role does not allow this."})
+
+
+def test_a_service_check_answers_400_with_the_field(operator: User, customer_a: object) -> None:
+    client = client_for(operator)
+    body = {"customer": str(customer_a.pk), "name": "Main plant", "time_zone": "UTC"}  # type: ignore[attr-defined]
+    assert client.post("/api/v1/sites/", body, content_type="application/json").status_code == 201
+
+    again = client.post("/api/v1/sites/", body, content_type="application/json")
+
+    assert again.status_code == 400
+    assert again.json()["errors"][0]["field"] in (None, "name")
