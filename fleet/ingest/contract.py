@@ -113,7 +113,10 @@ def _read_ts(text: str) -> tuple[datetime, str] | str:
         return "must be an RFC 3339 timestamp"
     if moment.tzinfo is None:
         return "must carry a UTC offset (Z or ±hh:mm)"
-    return moment, moment.astimezone(UTC).isoformat()
+    try:
+        return moment, moment.astimezone(UTC).isoformat()
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in year 0 in UTC, past Python's range
+        return "is out of range"
 
 
 # Timestamp text -> what _read_ts made of it. Devices send the same few timestamps a second

@@ -140,6 +140,7 @@ CASES: list[tuple[str, Callable[[Installed], Request]]] = [
     ("not JSON", lambda f: post(f, None, raw=b"{not json")),
     ("NaN", lambda f: post(f, None, raw=b'{"seq": NaN}')),
     ("a huge integer", lambda f: post(f, beat(seq=2**64))),
+    ("a ts before year 1 in UTC", lambda f: post(f, beat(14, ts="0001-01-01T00:00:00+01:00"))),
     ("NUL in a fault code", lambda f: post(f, beat(12, fault_code="E\u0000"))),  # PostgreSQL stores no NUL
     ("a lone surrogate", lambda f: post(f, beat(13, fault_code="\ud800"))),  # json.dumps escapes it
     ("wrong content type", lambda f: post(f, beat(), **{"Content-Type": "text/plain"})),
