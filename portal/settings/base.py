@@ -227,7 +227,7 @@ SPECTACULAR_SETTINGS = {
         "InvoiceStatusEnum": "billing.models.InvoiceStatus",
         "InvoiceRunStatusEnum": "billing.models.InvoiceRunStatus",
         "TicketStatusEnum": "support.models.Status",
-        "TicketPriorityEnum": "support.models.Priority",
+        "TicketPriorityEnum": "portal.priority.Priority",
         "TicketCategoryEnum": "support.models.Category",
         "SlaStateEnum": "support.models.SlaState",
     },
