@@ -243,7 +243,8 @@ class ApiToken(models.Model):
     """A user's API token for scripts: `Authorization: Token <token>`.
 
     Stored as SHA-256 with a short public prefix for lookup (the token is 256 random bits,
-    shown once). Revoking it, deactivating its user or the user's customer ends it at once.
+    shown once). Revoking it, deactivating its user or the user's customer, or a new password
+    for its user (portal.tokens.PasswordChangeRevokesTokens) ends it at once.
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)

@@ -1,4 +1,4 @@
-"""User API tokens: issue, authenticate (DRF), revoke."""
+"""User API tokens: issue, authenticate (DRF), revoke; a new password revokes them all."""
 
 from __future__ import annotations
 
@@ -41,6 +41,50 @@ def api_token_revoke(*, token: ApiToken, actor: User) -> ApiToken:
         token.save(update_fields=["revoked_at"])
         audit_record(actor=actor, action="api_token.revoked", target=token, customer=token.customer)
     return token
+
+
+@transaction.atomic
+def api_tokens_revoke_for_password_change(*, user: User) -> int:
+    """Revoke every live token of `user` because their password changed; returns how many.
+
+    A token is a credential derived from the password (obtained with it), so it must not
+    outlive it, just as the other sessions do not. Revoked tokens stay listed, with
+    `revoked_at`, and each gets an `api_token.revoked` audit entry saying why. Idempotent.
+    """
+    now = timezone.now()
+    revoked = list(ApiToken.objects.select_for_update().filter(user=user, revoked_at__isnull=True))
+    for token in revoked:
+        token.revoked_at = now
+        token.save(update_fields=["revoked_at"])
+        audit_record(
+            actor=None,
+            action="api_token.revoked",
+            target=token,
+            customer=token.customer,
+            data={"reason": "password_changed"},
+        )
+    return len(revoked)
+
+
+class PasswordChangeRevokesTokens:
+    """Django's hook for "a password was set" (AUTH_PASSWORD_VALIDATORS: `password_changed`
+    runs after every `set_password()` + `save()`: the password change and reset forms, the
+    admin's password form, `manage.py changepassword`, any service). It validates nothing.
+
+    Not a signal of ours nor a stamp derived from the password hash: a hash upgrade at login
+    (Django raises its PBKDF2 iterations each release) rehashes without a change of password,
+    and Django does not call this hook for it, so tokens survive upgrades but not changes.
+    """
+
+    def validate(self, password: str, user: User | None = None) -> None:
+        return None
+
+    def password_changed(self, password: str, user: User | None = None) -> None:
+        if user is not None and user.pk is not None:
+            api_tokens_revoke_for_password_change(user=user)
+
+    def get_help_text(self) -> str:
+        return "Setting a new password revokes your API tokens."
 
 
 class TokenAuthentication(authentication.BaseAuthentication):

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.test import Client
 
-from portal.models import ApiToken, User
+from portal.models import ApiToken, AuditEntry, User
 from portal.tokens import api_token_issue
 from tests.conftest import client_for
 from tests.factories import PASSWORD
@@ -139,3 +139,77 @@ def test_api_errors_are_json_even_for_malformed_ids(viewer_a: User) -> None:
     response = client_for(viewer_a).get("/api/v1/assets/not-a-uuid/")
     assert response.status_code == 404
     assert response.json() == {"detail": "Not found."}
+
+
+# A new password revokes the tokens, wherever it is set (issue 13): the web form, the reset
+# link, the admin, a command. The revoked tokens stay listed.
+
+
+def _token_works(token: str) -> bool:
+    return Client().get("/api/v1/me/", **with_token(token)).status_code == 200
+
+
+def test_changing_the_password_revokes_the_users_tokens_which_stay_listed(
+    viewer_a: User, admin_a: User
+) -> None:
+    token = obtain(viewer_a.email, PASSWORD, name="cron job").json()["token"]
+    colleagues = api_token_issue(user=admin_a)
+    client = client_for(viewer_a)
+    new = {"new_password1": "a-much-better-secret", "new_password2": "a-much-better-secret"}
+    assert client.post("/accounts/password/", {"old_password": PASSWORD, **new}).status_code == 302
+    assert not _token_works(token)
+    assert _token_works(colleagues)  # only the user's own tokens
+    listed = client.get("/api/v1/tokens/").json()["results"]
+    assert [(t["name"], t["revoked_at"] is not None) for t in listed] == [("cron job", True)]
+    entry = AuditEntry.objects.get(action="api_token.revoked")
+    assert (entry.data, entry.customer) == ({"reason": "password_changed"}, viewer_a.customer)
+
+
+def test_resetting_the_password_revokes_the_users_tokens(viewer_a: User) -> None:
+    from django.contrib.auth.tokens import default_token_generator
+    from django.utils.encoding import force_bytes
+    from django.utils.http import urlsafe_base64_encode
+
+    token = api_token_issue(user=viewer_a)
+    uid = urlsafe_base64_encode(force_bytes(viewer_a.pk))
+    client = Client()
+    form = client.get(f"/accounts/reset/{uid}/{default_token_generator.make_token(viewer_a)}/", follow=True)
+    done = client.post(
+        form.redirect_chain[-1][0], {"new_password1": "reset-and-happy", "new_password2": "reset-and-happy"}
+    )
+    assert done.status_code == 302
+    assert not _token_works(token)
+
+
+def test_an_operator_setting_the_password_in_the_admin_revokes_the_tokens(
+    viewer_a: User, operator: User
+) -> None:
+    token = api_token_issue(user=viewer_a)
+    response = client_for(operator).post(
+        f"/admin/portal/user/{viewer_a.pk}/password/",
+        {"password1": "set-by-the-operator", "password2": "set-by-the-operator"},
+    )
+    assert response.status_code == 302
+    assert not _token_works(token)
+
+
+def test_a_password_set_by_any_code_revokes_the_tokens(viewer_a: User) -> None:
+    token = api_token_issue(user=viewer_a)
+    viewer_a.set_password("set-by-a-script")
+    viewer_a.save()
+    assert not _token_works(token)
+
+
+def test_a_hash_upgrade_at_log_in_is_not_a_new_password(viewer_a: User, settings: Any) -> None:
+    token = api_token_issue(user=viewer_a)
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    assert (
+        Client().post("/accounts/login/", {"username": viewer_a.email, "password": PASSWORD}).status_code
+        == 302
+    )
+    viewer_a.refresh_from_db()
+    assert viewer_a.password.startswith("pbkdf2_")  # rehashed with the preferred hasher
+    assert _token_works(token)
