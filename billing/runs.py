@@ -44,7 +44,7 @@ from billing.models import (
 )
 from billing.money import ZERO, money_context
 from billing.rating import Line, LineKind, Pricing, rate_period, totals
-from portal import live
+from portal import live, outbox
 from portal.models import User
 from portal.services import audit_record
 
@@ -56,14 +56,15 @@ BILLED = Q(status__in=[InvoiceStatus.FINALIZED, InvoiceStatus.PAID])
 
 
 def invoice_run_start(*, actor: User | None, period: str) -> InvoiceRun:
-    """Record a run for `period` (YYYY-MM) and queue it after commit."""
+    """Record a run for `period` (YYYY-MM) and queue it through the outbox: committed with the
+    run, so a broker outage delays the run but never leaves it queued for good."""
     from billing.tasks import invoice_run
 
     metering.parse_period(period)
     with transaction.atomic():
         run = InvoiceRun.objects.create(period=period, started_by=actor)
         audit_record(actor=actor, action="invoice_run.started", target=run, data={"period": period})
-        transaction.on_commit(lambda: invoice_run.delay(str(run.pk)))
+        outbox.enqueue(invoice_run, run_id=str(run.pk))
     return run
 
 

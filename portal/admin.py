@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from portal import services
 from portal.admin_base import ReadOnlyAdmin
-from portal.models import ApiToken, AuditEntry, Customer, DocumentSequence, User
+from portal.models import ApiToken, AuditEntry, Customer, DocumentSequence, OutboxMessage, User
 
 
 @admin.register(Customer)
@@ -110,3 +110,12 @@ class DocumentSequenceAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdmin):
+    """Tasks committed but not yet taken by the broker (`portal.outbox`): normally empty or a
+    second old; rows that stay show why in `last_error`."""
+
+    list_display = ["id", "task", "created_at", "due_at", "attempts", "last_error"]
+    list_filter = ["task"]

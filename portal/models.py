@@ -13,6 +13,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from portal.roles import CUSTOMER_ROLES, Capability, Role, can
@@ -284,3 +285,23 @@ class DocumentSequence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.series}-{self.year}: {self.last_number}"
+
+
+class OutboxMessage(models.Model):
+    """A Celery task to publish once the transaction that wrote this row commits
+    (`portal.outbox`): it is committed with the change, so a broker outage delays the task but
+    never loses it. Deleted once the broker took it."""
+
+    task = models.CharField(max_length=200)
+    kwargs = models.JSONField(default=dict)
+    created_at = models.DateTimeField(db_default=Now())
+    # The next attempt: now for a new row, later after a failed one (capped backoff).
+    due_at = models.DateTimeField(db_default=Now())
+    attempts = models.PositiveIntegerField(db_default=0)
+    last_error = models.TextField(db_default="", blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["due_at", "id"], name="outbox_due")]
+
+    def __str__(self) -> str:
+        return f"{self.task} #{self.pk}"

@@ -79,10 +79,12 @@ def user_invite(
     user = User.objects.create_user(email, None, role=role, customer=customer, full_name=full_name)
     audit_record(actor=actor, action="user.invited", target=user, customer=customer, data={"role": role})
 
+    from portal import outbox
     from portal.tasks import user_invite_send
 
-    user_id = str(user.pk)
-    transaction.on_commit(lambda: user_invite_send.delay(user_id=user_id))
+    # Through the outbox: committed with the user, so a broker outage delays the e-mail but
+    # never loses it (nor turns the answer into a 500).
+    outbox.enqueue(user_invite_send, user_id=str(user.pk))
     return user
 
 

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
-from portal import services
+from portal import outbox, services
 from portal.models import User
 
 
@@ -41,3 +41,9 @@ def user_invite_send(*, user_id: str) -> bool:
 @shared_task(name="portal.audit_prune")
 def audit_prune() -> int:
     return services.audit_prune(older_than_days=settings.AUDIT_RETENTION_DAYS)
+
+
+@shared_task(name="portal.outbox_relay", ignore_result=True)
+def outbox_relay() -> int:
+    """Beat, every second: publish the outbox rows no on-commit attempt published."""
+    return outbox.relay()

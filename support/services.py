@@ -27,7 +27,7 @@ from django.utils import timezone
 from billing import services as billing_services
 from billing.models import Invoice, InvoiceLine
 from fleet.models import Alarm, Asset
-from portal import live
+from portal import live, outbox
 from portal.models import Customer, User
 from portal.roles import Capability, can
 from portal.services import audit_record
@@ -43,6 +43,7 @@ from support.models import (
     Ticket,
     TicketEvent,
 )
+from support.tasks import ticket_notify
 
 log = logging.getLogger(__name__)
 TICKET_SERIES = "T"
@@ -74,14 +75,15 @@ def _event(
         internal=internal, from_status=from_status, to_status=to_status, created_at=at or timezone.now(),
     )  # fmt: skip
     if not _silent.get():
+        # The e-mail task through the outbox (committed with the event: a broker outage delays
+        # it, never drops it); the live message on commit (the fast path).
+        outbox.enqueue(ticket_notify, event_id=event.pk)
         transaction.on_commit(lambda: _announce(event.pk))
     return event
 
 
 def _announce(event_id: int) -> None:
-    """After commit: live events (internal ones to staff only) and queued e-mail."""
-    from support.tasks import ticket_notify
-
+    """After commit: the live event (internal ones to staff only)."""
     event = TicketEvent.objects.select_related("ticket").filter(pk=event_id).first()
     if event is None:
         return
@@ -102,10 +104,6 @@ def _announce(event_id: int) -> None:
             live.publish_for_customer(ticket.customer_id, payload)
     except Exception:
         log.warning("ticket %s: live event not published", ticket.number, exc_info=True)
-    try:
-        ticket_notify.delay(event_id=event.pk)
-    except Exception:
-        log.warning("ticket %s: notification not queued", ticket.number, exc_info=True)
 
 
 @transaction.atomic

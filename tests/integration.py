@@ -12,15 +12,16 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from django.db import connection
+from django.db import close_old_connections, connection
 
 from tests.services import free_port, wait_for_port
 
@@ -58,6 +59,45 @@ def wait_for_quiet_database(timeout: float = 15) -> None:
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.05)
+
+
+T = TypeVar("T")
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 30) -> None:
+    """Poll `condition` (every 0.1 s) until it holds; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def at_once(target: Callable[[], T], times: int) -> list[T]:
+    """Call `target` from `times` threads released together, as racing workers would; returns
+    what the calls returned, raises the first error. Each thread closes its connections."""
+    barrier = threading.Barrier(times)
+    results: list[T] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            barrier.wait()
+            results.append(target())
+        except BaseException as error:  # noqa: BLE001 - raised below
+            errors.append(error)
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=run) for _ in range(times)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return results
 
 
 def flush_with_retry(original: Any) -> Any:
@@ -119,9 +159,10 @@ def mail_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def start_worker(
-    env: dict[str, str], *, name: str = "worker", concurrency: int = 2
+    env: dict[str, str], *, name: str = "worker", concurrency: int = 2, include: str = ""
 ) -> subprocess.Popen[bytes]:
-    """Start `celery worker` (prefork) and wait until it answers a ping on its broker."""
+    """Start `celery worker` (prefork) and wait until it answers a ping on its broker; `include`
+    names modules of extra tasks (tests.event_handlers)."""
     log = ARTIFACTS / f"celery-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     offset = log.stat().st_size if log.exists() else 0
@@ -132,6 +173,7 @@ def start_worker(
                 str(VENV_BIN / "celery"), "-A", "portal", "worker", "--loglevel", "INFO",
                 "--pool", "prefork", "--concurrency", str(concurrency), "--queues", "default,ingest",
                 "--hostname", hostname, "--without-gossip", "--without-mingle",
+                *(["--include", include] if include else []),
             ],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -142,6 +184,29 @@ def start_worker(
         if process.poll() is not None or time.monotonic() > deadline:
             stop_process(process)
             raise RuntimeError(f"the Celery worker did not come up; see {log}")
+        time.sleep(0.1)
+    return process
+
+
+def start_beat(env: dict[str, str], *, name: str = "beat", schedule: Path) -> subprocess.Popen[bytes]:
+    """Start `celery beat` (the schedule of portal.celery, e.g. the outbox relay every second)
+    and wait until it runs."""
+    log = ARTIFACTS / f"celery-{name}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    offset = log.stat().st_size if log.exists() else 0
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [
+                str(VENV_BIN / "celery"), "-A", "portal", "beat", "--loglevel", "INFO",
+                "--schedule", str(schedule),
+            ],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while "beat: Starting..." not in log.read_text(errors="replace")[offset:]:
+        if process.poll() is not None or time.monotonic() > deadline:
+            stop_process(process)
+            raise RuntimeError(f"celery beat did not come up; see {log}")
         time.sleep(0.1)
     return process
 
