@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.http import Http404
 
 from portal.roles import Capability, can
 
@@ -56,6 +58,42 @@ class TenantQuerySet(models.QuerySet[_M]):
         if scope is None:
             return self.all()
         return self.filter(**{f"{self.customer_field}_id": scope})
+
+
+def scoped_get(queryset: models.QuerySet[_M], pk: Any, *, field: str | None = None, what: str = "") -> _M:
+    """The row with id `pk` in a scoped queryset, the one way an id from a request is resolved.
+
+    Another customer's id, a missing one and a malformed one get the same answer: `Http404` for
+    an id in the path (`field=None`), else a `ValidationError` on `field` ("Unknown site."), which
+    pages show and the API answers as a 400 field error (docs/api.md#conventions).
+    """
+    found = scoped_get_or_none(queryset, pk)
+    if found is not None:
+        return found
+    if field is None:
+        raise Http404
+    raise ValidationError({field: f"Unknown {what or field}."})
+
+
+def scoped_get_or_none(queryset: models.QuerySet[_M], pk: Any) -> _M | None:
+    """`scoped_get` for an optional id: `None` for a missing, foreign or malformed one."""
+    if pk is None or pk == "":
+        return None
+    try:
+        return queryset.filter(pk=pk).first()
+    except (ValueError, TypeError, ValidationError):  # not an id of this model's kind at all
+        return None
+
+
+def scoped_get_many(queryset: models.QuerySet[_M], ids: list[Any], *, field: str, what: str = "") -> list[_M]:
+    """Every row of `ids` from a scoped queryset, or the `scoped_get` field error if one is not there."""
+    try:
+        rows = list(queryset.filter(pk__in=ids))
+    except (ValueError, TypeError, ValidationError):
+        rows = []
+    if len(rows) != len({str(i) for i in ids}):
+        raise ValidationError({field: f"Unknown {what or field}."})
+    return rows
 
 
 class TenantOwned(models.Model):

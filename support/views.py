@@ -22,8 +22,8 @@ from billing.selectors import invoices_visible_to
 from fleet.models import ACTIVE_ALARM_STATES, Alarm, Asset
 from portal.models import Customer, User
 from portal.roles import Capability, Role, can
-from portal.tenancy import customer_id_scope
-from portal.validation import error_text, is_uuid
+from portal.tenancy import customer_id_scope, scoped_get_or_none
+from portal.validation import error_text
 from support import access, services
 from support.api.views import filter_tickets
 from support.models import TRANSITIONS, Category, Priority, SlaState, Status, Ticket
@@ -89,11 +89,10 @@ def ticket_new(request: HttpRequest) -> HttpResponseBase:
     if request.method == "POST":
         values = request.POST.dict()
         customer_id = str(values.get("customer", "")) if scope is None else str(scope)
-        asset = assets.filter(pk=values["asset"]).first() if is_uuid(values.get("asset", "")) else None
+        asset = scoped_get_or_none(assets, values.get("asset"))
         if scope is None and asset is not None:
             customer_id = str(asset.customer_id)
-        customers = Customer.objects.visible_to(user)
-        customer = customers.filter(pk=customer_id).first() if is_uuid(customer_id) else None
+        customer = scoped_get_or_none(Customer.objects.visible_to(user), customer_id)
         try:
             if customer is None:
                 raise ValidationError({"customer": "Choose the customer (or one of its assets)."})
@@ -214,11 +213,7 @@ def ticket_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBas
         elif action == "transition":
             services.ticket_transition(actor=user, ticket=ticket, to=post.get("status", ""))
         elif action == "assign":
-            agent = (
-                User.objects.filter(pk=post.get("assignee", ""), customer__isnull=True).first()
-                if is_uuid(post.get("assignee", ""))
-                else None
-            )
+            agent = scoped_get_or_none(User.objects.filter(customer__isnull=True), post.get("assignee"))
             services.ticket_assign(actor=user, ticket=ticket, assignee=agent)
         elif action == "priority":
             services.ticket_set_priority(actor=user, ticket=ticket, priority=post.get("priority", ""))

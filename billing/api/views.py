@@ -36,13 +36,10 @@ from fleet.models import Asset
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
+from portal.tenancy import scoped_get, scoped_get_many, scoped_get_or_none
 from portal.validation import is_uuid
 
 PERIOD = OpenApiParameter("period", OpenApiTypes.STR, description="A month as YYYY-MM (default: this month).")
-
-
-def _unknown(field: str, what: str) -> serializers.ValidationError:
-    return serializers.ValidationError({field: [f"Unknown {what}."]})
 
 
 class PlanViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
@@ -98,12 +95,8 @@ class ContractViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retriev
         return selectors.contracts_visible_to(self.request.user).prefetch_related("coverages__asset")
 
     def _asset(self, contract: Contract, asset_id: Any) -> Asset:
-        asset = (
-            Asset.objects.visible_to(self.actor).filter(pk=asset_id, customer_id=contract.customer_id).first()
-        )
-        if asset is None:
-            raise _unknown("asset", "asset")
-        return asset
+        assets = Asset.objects.visible_to(self.actor).for_customer(contract.customer_id)
+        return scoped_get(assets, asset_id, field="asset")
 
     def _refreshed(self, contract: Contract) -> dict[str, Any]:
         return dict(ContractSerializer(self.scoped_queryset().get(pk=contract.pk)).data)
@@ -115,16 +108,15 @@ class ContractViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retriev
         data = ContractCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        customer = Customer.objects.visible_to(self.actor).filter(pk=values.pop("customer")).first()
-        if customer is None:
-            raise _unknown("customer", "customer")
-        plan = Plan.objects.filter(pk=values.pop("plan")).first()
-        if plan is None:
-            raise _unknown("plan", "plan")
-        asset_ids = values.pop("assets")
-        assets = list(Asset.objects.filter(customer=customer, pk__in=asset_ids))
-        if len(assets) != len(set(asset_ids)):
-            raise _unknown("assets", "asset")
+        customers = Customer.objects.visible_to(self.actor)
+        customer = scoped_get(customers, values.pop("customer"), field="customer")
+        plan = scoped_get(Plan.objects.all(), values.pop("plan"), field="plan")
+        assets = scoped_get_many(
+            Asset.objects.visible_to(self.actor).for_customer(customer),
+            values.pop("assets"),
+            field="assets",
+            what="asset",
+        )
         contract = services.contract_create(
             actor=self.actor, customer=customer, plan=plan, assets=assets, **values
         )
@@ -139,9 +131,7 @@ class ContractViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retriev
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         if "plan" in values:
-            values["plan"] = Plan.objects.filter(pk=values["plan"]).first()
-            if values["plan"] is None:
-                raise _unknown("plan", "plan")
+            values["plan"] = scoped_get(Plan.objects.all(), values["plan"], field="plan")
         contract = services.contract_update(actor=self.actor, contract=contract, **values)
         return Response(self._refreshed(contract))
 
@@ -307,8 +297,8 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
 
     def _usage_line(self, line_id: str | None) -> tuple[Invoice, InvoiceLine, Any]:
         invoice = self.get_object()
-        line = invoice.lines.filter(pk=line_id).first()
-        if line is None or not line.metric:
+        line = scoped_get_or_none(invoice.lines.exclude(metric=""), line_id)
+        if line is None:
             raise NotFound("No such usage line on this invoice.")
         period = metering.period_of(line.period, invoice.customer.time_zone)
         return invoice, line, metering.hourly_rows(invoice.contract, period, line.metric)

@@ -3,7 +3,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -53,19 +52,11 @@ from fleet.models import (
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
+from portal.tenancy import scoped_get
 from portal.validation import is_uuid
 
 VIEW = (Capability.VIEW_FLEET,)
 MANAGE = (Capability.MANAGE_FLEET,)
-
-
-def _unknown(field: str, what: str) -> serializers.ValidationError:
-    # The same words for a missing id and another customer's: nothing leaks.
-    return serializers.ValidationError({field: [f"Unknown {what}."]})
-
-
-def _as_drf(exc: ValidationError) -> serializers.ValidationError:
-    return serializers.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else exc.messages)
 
 
 class SiteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
@@ -78,10 +69,7 @@ class SiteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         site = self.get_object()
         data = SiteUpdateSerializer(site, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        try:
-            site = services.site_update(actor=self.actor, site=site, **data.validated_data)
-        except ValidationError as exc:
-            raise _as_drf(exc) from exc
+        site = services.site_update(actor=self.actor, site=site, **data.validated_data)
         return Response(SiteSerializer(site).data)
 
     @extend_schema(request=SiteCreateSerializer, responses={201: SiteSerializer}, summary="Create a site")
@@ -89,13 +77,9 @@ class SiteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         data = SiteCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        customer = Customer.objects.visible_to(self.actor).filter(pk=values.pop("customer")).first()
-        if customer is None:
-            raise _unknown("customer", "customer")
-        try:
-            site = services.site_create(actor=self.actor, customer=customer, **values)
-        except ValidationError as exc:
-            raise _as_drf(exc) from exc
+        customers = Customer.objects.visible_to(self.actor)
+        customer = scoped_get(customers, values.pop("customer"), field="customer")
+        site = services.site_create(actor=self.actor, customer=customer, **values)
         return Response(SiteSerializer(site).data, status=status.HTTP_201_CREATED)
 
 
@@ -118,12 +102,7 @@ class AssetModelViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
         values = dict(data.validated_data)
         metrics = [dict(m) for m in values.pop("metrics")]
         rules = [dict(r) for r in values.pop("alarm_rules", [])]
-        try:
-            model = services.asset_model_create(
-                actor=self.actor, metrics=metrics, alarm_rules=rules, **values
-            )
-        except ValidationError as exc:
-            raise _as_drf(exc) from exc
+        model = services.asset_model_create(actor=self.actor, metrics=metrics, alarm_rules=rules, **values)
         return Response(AssetModelSerializer(selectors.asset_model_list().get(pk=model.pk)).data, status=201)
 
 
@@ -178,14 +157,9 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         if "site" in changes:
-            site = Site.objects.for_customer(asset.customer_id).filter(pk=changes["site"]).first()
-            if site is None:
-                raise _unknown("site", "site")
-            changes["site"] = site
-        try:
-            asset = services.asset_update(actor=self.actor, asset=asset, **changes)
-        except ValidationError as exc:
-            raise _as_drf(exc) from exc
+            sites = Site.objects.visible_to(self.actor).for_customer(asset.customer_id)
+            changes["site"] = scoped_get(sites, changes["site"], field="site")
+        asset = services.asset_update(actor=self.actor, asset=asset, **changes)
         return Response(AssetSerializer(self.scoped_queryset().get(pk=asset.pk)).data)
 
     def scoped_queryset(self) -> Any:
@@ -215,16 +189,9 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
         data = AssetCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        site = Site.objects.visible_to(self.actor).filter(pk=values.pop("site")).first()
-        if site is None:
-            raise _unknown("site", "site")
-        model = AssetModel.objects.filter(pk=values.pop("model")).first()
-        if model is None:
-            raise _unknown("model", "asset model")
-        try:
-            asset = services.asset_create(actor=self.actor, site=site, model=model, **values)
-        except ValidationError as exc:
-            raise _as_drf(exc) from exc
+        site = scoped_get(Site.objects.visible_to(self.actor), values.pop("site"), field="site")
+        model = scoped_get(AssetModel.objects.all(), values.pop("model"), field="model", what="asset model")
+        asset = services.asset_create(actor=self.actor, site=site, model=model, **values)
         return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(responses=HeartbeatSerializer(many=True), summary="Raw heartbeats, newest first")
@@ -384,13 +351,8 @@ class DeviceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         data = DeviceCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        asset = Asset.objects.visible_to(self.actor).filter(pk=values.pop("asset")).first()
-        if asset is None:
-            raise _unknown("asset", "asset")
-        try:
-            device, token = services.device_install(actor=self.actor, asset=asset, **values)
-        except ValidationError as exc:
-            raise _as_drf(exc) from exc
+        asset = scoped_get(Asset.objects.visible_to(self.actor), values.pop("asset"), field="asset")
+        device, token = services.device_install(actor=self.actor, asset=asset, **values)
         device = selectors.device_list(actor=self.actor).get(pk=device.pk)
         return Response(
             {"device": DeviceSerializer(device).data, "token": token}, status=status.HTTP_201_CREATED

@@ -26,6 +26,7 @@ from portal.api.serializers import (
 )
 from portal.models import ApiToken, Customer, User
 from portal.roles import Capability, can
+from portal.tenancy import scoped_get
 from portal.tokens import TokenAuthentication, api_token_issue, api_token_revoke
 
 
@@ -81,16 +82,11 @@ class UserViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         data.is_valid(raise_exception=True)
         actor = self.actor
         customer_id = data.validated_data.pop("customer")
-        if can(actor, Capability.MANAGE_ALL_USERS):
-            customer = (
-                Customer.objects.visible_to(actor).filter(pk=customer_id).first() if customer_id else None
-            )
-            if customer_id and customer is None:
-                raise serializers.ValidationError({"customer": ["Unknown customer."]})
-        else:
-            if customer_id and str(customer_id) != str(actor.customer_id):
-                raise serializers.ValidationError({"customer": ["Unknown customer."]})
-            customer = actor.customer
+        customer: Customer | None
+        if customer_id:  # a customer admin's scope is their own customer: another is unknown
+            customer = scoped_get(Customer.objects.visible_to(actor), customer_id, field="customer")
+        else:  # operators invite staff; a customer admin invites into their own customer
+            customer = None if can(actor, Capability.MANAGE_ALL_USERS) else actor.customer
         user = services.user_invite(actor=actor, customer=customer, **data.validated_data)
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
 

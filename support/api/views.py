@@ -9,7 +9,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,7 +19,7 @@ from fleet.models import Asset
 from portal.api.base import TenantScopedViewSet, request_user
 from portal.models import Customer, User
 from portal.roles import Capability, can
-from portal.tenancy import customer_id_scope
+from portal.tenancy import customer_id_scope, scoped_get
 from support import access, services
 from support.api.serializers import (
     AssignSerializer,
@@ -116,16 +115,12 @@ class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         scope = customer_id_scope(self.actor)
         requested = values.pop("customer", None)  # a customer's users always open their own
         customer_id = requested if scope is None else scope
-        customers = Customer.objects.visible_to(self.actor)
-        customer = customers.filter(pk=str(customer_id)).first() if customer_id else None
-        if customer is None:
-            raise serializers.ValidationError({"customer": ["Unknown customer."]})
+        customer = scoped_get(Customer.objects.visible_to(self.actor), customer_id, field="customer")
         asset_id = values.pop("asset", None)
         asset = None
         if asset_id:
-            asset = Asset.objects.visible_to(self.actor).filter(pk=asset_id, customer=customer).first()
-            if asset is None:
-                raise serializers.ValidationError({"asset": ["Unknown asset."]})
+            assets = Asset.objects.visible_to(self.actor).for_customer(customer)
+            asset = scoped_get(assets, asset_id, field="asset")
         source = Source.PORTAL if request.auth is None else Source.API
         ticket = services.ticket_open(
             actor=self.actor, customer=customer, asset=asset, source=source, **values
@@ -158,9 +153,8 @@ class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         data.is_valid(raise_exception=True)
         assignee = None
         if data.validated_data["assignee"] is not None:
-            assignee = User.objects.filter(pk=data.validated_data["assignee"], customer__isnull=True).first()
-            if assignee is None:
-                raise serializers.ValidationError({"assignee": ["Unknown agent."]})
+            staff = User.objects.filter(customer__isnull=True)
+            assignee = scoped_get(staff, data.validated_data["assignee"], field="assignee", what="agent")
         return self._detail(services.ticket_assign(actor=self.actor, ticket=ticket, assignee=assignee))
 
     @extend_schema(request=PrioritySerializer, responses=TicketSerializer, summary="Change the priority")
@@ -206,9 +200,7 @@ class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         self, request: Request, pk: str | None = None, attachment_id: str | None = None
     ) -> FileResponse:
         ticket = self.get_object()
-        found = access.attachments_visible_to(self.actor, ticket).filter(pk=str(attachment_id)).first()
-        if found is None:
-            raise NotFound()
+        found = scoped_get(access.attachments_visible_to(self.actor, ticket), attachment_id)
         response = FileResponse(
             found.file.open("rb"), as_attachment=True, filename=found.name, content_type=found.content_type
         )
@@ -224,16 +216,12 @@ class DisputeView(APIView):
         user = request_user(request)
         if not can(user, Capability.DISPUTE_INVOICES):
             self.permission_denied(request, message="Only a customer admin disputes an invoice.")
-        invoice = invoices_visible_to(user).filter(pk=pk).first()
-        if invoice is None:
-            raise NotFound()
+        invoice = scoped_get(invoices_visible_to(user), pk)
         data = DisputeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         line = None
         if data.validated_data.get("line") is not None:
-            line = invoice.lines.filter(pk=data.validated_data["line"]).first()
-            if line is None:
-                raise serializers.ValidationError({"line": ["Unknown line."]})
+            line = scoped_get(invoice.lines.all(), data.validated_data["line"], field="line")
         ticket = services.dispute_open(
             actor=user, invoice=invoice, reason=data.validated_data["reason"], line=line
         )
