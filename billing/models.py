@@ -21,7 +21,7 @@ from django.db.models import Q
 from billing.rating import ChargeModel, Component, CreditStep, Pricing, Tier
 from portal.models import CURRENCY_CHOICES
 from portal.priority import PRIORITIES
-from portal.tenancy import TenantOwned, TenantQuerySet
+from portal.tenancy import StaffOnlyQuerySet, TenantOwned, TenantQuerySet, customer_id_scope
 
 
 def money_field(**options: Any) -> Any:
@@ -41,6 +41,18 @@ class InvoiceLockedError(ValidationError):
     """A change to a finalized (or paid, or void) invoice or its lines."""
 
 
+class PlanQuerySet(models.QuerySet["Plan"]):
+    def visible_to(self, user: Any) -> PlanQuerySet:
+        """Staff see the catalogue; a customer sees only the plans of its own contracts."""
+        scope = customer_id_scope(user)
+        if scope is False:
+            return self.none()
+        if scope is None:
+            return self.all()
+        # A subquery, not a join: no duplicates to remove, and applying it twice costs nothing.
+        return self.filter(pk__in=Contract.objects.filter(customer_id=str(scope)).values("plan_id"))
+
+
 class Plan(models.Model):
     """A price list: a period fee and price components per counter metric."""
 
@@ -53,6 +65,8 @@ class Plan(models.Model):
     minimum_commitment = money_field(null=True, blank=True, validators=[MinValueValidator(Decimal("0"))])
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = PlanQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -293,6 +307,8 @@ class InvoiceRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StaffOnlyQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]

@@ -1,4 +1,6 @@
-"""Reads of billing: usage to date with its projection, and scoped querysets for pages and API."""
+"""Reads of billing: usage to date with its projection, scoped querysets for pages and API, and
+the filters of the invoice list (one FilterSet for the API list and the page; fleet/selectors.py
+says how)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import django_filters
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 
 from billing import metering
@@ -18,11 +22,7 @@ from portal.tenancy import customer_id_scope
 
 def plans_visible_to(user: Any) -> QuerySet[Plan]:
     """Staff see the catalogue; a customer sees only the plans of its own contracts."""
-    scope = customer_id_scope(user)
-    if scope is False:
-        return Plan.objects.none()
-    plans = Plan.objects.prefetch_related("components")
-    return plans if scope is None else plans.filter(contracts__customer_id=str(scope)).distinct()
+    return Plan.objects.visible_to(user).prefetch_related("components")
 
 
 def invoices_visible_to(user: Any) -> QuerySet[Invoice]:
@@ -34,6 +34,25 @@ def invoices_visible_to(user: Any) -> QuerySet[Invoice]:
             status=InvoiceStatus.VOID, number__isnull=True
         )
     return invoices
+
+
+def validate_period(value: str) -> None:
+    """A billing period as the API and the pages take it: a month, `YYYY-MM`."""
+    try:
+        metering.parse_period(value)
+    except ValueError:
+        raise ValidationError("A month as YYYY-MM, e.g. 2026-10.", code="invalid") from None
+
+
+class InvoiceFilter(django_filters.FilterSet):
+    period = django_filters.CharFilter(validators=[validate_period], help_text="A month as YYYY-MM.")
+    status = django_filters.ChoiceFilter(choices=InvoiceStatus.choices)
+    customer = django_filters.UUIDFilter(field_name="customer_id")
+    contract = django_filters.UUIDFilter(field_name="contract_id")
+
+    class Meta:
+        model = Invoice
+        fields = ["period", "status", "customer", "contract"]
 
 
 def credit_notes_visible_to(user: Any) -> QuerySet[CreditNote]:

@@ -25,9 +25,10 @@ from billing.models import (
     InvoiceStatus,
 )
 from billing.runs import invoice_run_start
+from portal.filters import chosen, page_filters
 from portal.models import Customer, User
 from portal.roles import Capability, can
-from portal.validation import error_text, is_uuid
+from portal.validation import error_text
 from portal.views import require_capability
 
 
@@ -140,24 +141,10 @@ def contract_detail(request: HttpRequest, pk: str) -> HttpResponse:
 def invoice_list(request: HttpRequest) -> HttpResponse:
     require_capability(request, Capability.VIEW_INVOICES)
     user = _user(request)
-    invoices = selectors.invoices_visible_to(user)
-    filters = {key: request.GET.get(key, "") for key in ("period", "status", "customer")}
-    if filters["period"]:
-        try:
-            metering.parse_period(filters["period"])
-            invoices = invoices.filter(period=filters["period"])
-        except ValueError:
-            messages.error(request, "Choose a month as YYYY-MM.")
-            filters["period"] = ""
-    if filters["status"] in InvoiceStatus.values:
-        invoices = invoices.filter(status=filters["status"])
+    filterset = page_filters(request, selectors.InvoiceFilter, selectors.invoices_visible_to(user))
+    invoices = filterset.qs
+    filters = chosen(filterset)
     customers = Customer.objects.visible_to(user).order_by("name") if user.customer_id is None else []
-    if filters["customer"] and user.customer_id is None:
-        invoices = (
-            invoices.filter(customer_id=filters["customer"])
-            if is_uuid(filters["customer"])
-            else invoices.none()
-        )
     totals = invoices.values("currency").annotate(total=Sum("total")).order_by("currency")
     page = Paginator(invoices.order_by("-period", "customer__name"), 50).get_page(request.GET.get("page"))
     return render(

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from portal.models import validate_time_zone
 from portal.priority import PRIORITIES
-from portal.tenancy import TenantOwned
+from portal.tenancy import CatalogueQuerySet, TenantOwned
 
 
 class Site(TenantOwned):
@@ -51,6 +51,8 @@ class AssetModel(models.Model):
         default=60, help_text="How often a device reports; offline after 3 times this without a heartbeat."
     )
     description = models.TextField(blank=True)
+
+    objects = CatalogueQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]

@@ -18,16 +18,20 @@ from fleet.models import (
     Alarm,
     AlarmState,
     Asset,
-    AssetStatus,
     AssetStatusChange,
     Device,
     Severity,
 )
 from fleet.selectors import site_list as select_sites
-from portal.models import Customer
+from portal.filters import chosen, page_filters
+from portal.models import Customer, User
 from portal.roles import Capability, can
-from portal.validation import is_uuid
 from portal.views import require_capability
+
+
+def _user(request: HttpRequest) -> User:
+    assert isinstance(request.user, User)
+    return request.user
 
 
 @login_required
@@ -48,26 +52,10 @@ def site_detail(request: HttpRequest, pk: str) -> HttpResponse:
 @login_required
 def fleet_overview(request: HttpRequest) -> HttpResponse:
     require_capability(request, Capability.VIEW_FLEET)
-    params = request.GET
-    status = params.get("status") or None
-    if status not in (None, *AssetStatus.values):
-        status = None
-    site = params.get("site") or None
-    if site and not is_uuid(site):
-        site = None
-    context = selectors.fleet_overview(
-        actor=request.user,  # type: ignore[arg-type]
-        site=site,
-        status=status,
-        model=params.get("model") or None,
-        search=params.get("q", "").strip(),
-    )
-    context["filters"] = {
-        "site": site or "",
-        "status": status or "",
-        "model": params.get("model", ""),
-        "q": params.get("q", ""),
-    }
+    actor = _user(request)
+    filters = page_filters(request, selectors.AssetFilter, selectors.asset_list(actor=actor))
+    context = selectors.fleet_overview(actor=actor, assets=filters.qs)
+    context["filters"] = chosen(filters)
     return render(request, "fleet/overview.html", context)
 
 
@@ -143,27 +131,17 @@ def alarm_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBase
 def alarm_centre(request: HttpRequest) -> HttpResponse:
     """Active alarms across the customers the user may see, for the people who act on them."""
     require_capability(request, Capability.VIEW_FLEET)
-    params = request.GET
-    severity = params.get("severity") or ""
-    customer = params.get("customer") or ""
-    state = params.get("state") or "active"
-    rows = Alarm.objects.visible_to(request.user).select_related("asset", "customer", "acknowledged_by")
-    rows = (
-        rows.filter(state__in=ACTIVE_ALARM_STATES)
-        if state == "active"
-        else rows.filter(state=AlarmState.CLEARED)
+    actor = _user(request)
+    filters = page_filters(
+        request, selectors.AlarmFilter, selectors.alarm_list(actor=actor), defaults={"state": "active"}
     )
-    if severity in Severity.values:
-        rows = rows.filter(severity=severity)
-    if customer and is_uuid(customer):
-        rows = rows.filter(customer_id=customer)
-    page = Paginator(rows.order_by("-raised_at"), 50).get_page(params.get("page"))
+    page = Paginator(filters.qs, 50).get_page(request.GET.get("page"))
     return render(
         request,
         "fleet/alarm_centre.html",
         {
             "page": page,
-            "filters": {"severity": severity, "customer": customer, "state": state},
+            "filters": chosen(filters),
             "severities": Severity.choices,
             "customers": Customer.objects.visible_to(request.user).filter(is_active=True),
             "can_acknowledge": can(request.user, Capability.ACKNOWLEDGE_ALARMS),

@@ -60,6 +60,20 @@ class TenantQuerySet(models.QuerySet[_M]):
         return self.filter(**{f"{self.customer_field}_id": scope})
 
 
+class CatalogueQuerySet(models.QuerySet[_M]):
+    """The provider's catalogue (asset models): no tenant's data, readable by every active user."""
+
+    def visible_to(self, user: Any) -> Self:
+        return self.none() if customer_id_scope(user) is False else self.all()
+
+
+class StaffOnlyQuerySet(models.QuerySet[_M]):
+    """Provider-side records (invoice runs): staff see them all, customer users none."""
+
+    def visible_to(self, user: Any) -> Self:
+        return self.all() if customer_id_scope(user) is None else self.none()
+
+
 def scoped_get(queryset: models.QuerySet[_M], pk: Any, *, field: str | None = None, what: str = "") -> _M:
     """The row with id `pk` in a scoped queryset, the one way an id from a request is resolved.
 

@@ -16,16 +16,15 @@ from django.db.models.functions import TruncMonth
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
-from rest_framework.exceptions import ValidationError as DrfValidationError
 
 from billing.selectors import invoices_visible_to
 from fleet.models import ACTIVE_ALARM_STATES, Alarm, Asset
+from portal.filters import chosen, page_filters
 from portal.models import Customer, User
-from portal.roles import Capability, Role, can
+from portal.roles import Capability, can
 from portal.tenancy import customer_id_scope, scoped_get_or_none
 from portal.validation import error_text
-from support import access, services
-from support.api.views import filter_tickets
+from support import access, selectors, services
 from support.models import TRANSITIONS, Category, Priority, SlaState, Status, Ticket
 
 
@@ -44,32 +43,28 @@ def _require_tickets(request: HttpRequest) -> User:
 @login_required
 def ticket_list(request: HttpRequest) -> HttpResponse:
     user = _require_tickets(request)
-    params = request.GET.copy()
-    if "status" not in params:
-        params["status"] = "unresolved"
-    try:
-        tickets = filter_tickets(access.tickets_visible_to(user), params, user)
-    except DrfValidationError:
-        tickets = access.tickets_visible_to(user).none()
-    tickets = tickets.select_related("customer", "assignee", "asset")
-    page = Paginator(tickets, 50).get_page(request.GET.get("page"))
+    partial = bool(request.GET.get("partial"))
+    filters = page_filters(
+        request,
+        selectors.TicketFilter,
+        selectors.ticket_list(actor=user),
+        defaults={"status": "unresolved"},
+        report=not partial,
+    )
+    page = Paginator(filters.qs, 50).get_page(request.GET.get("page"))
     staff = user.customer_id is None
     context = {
         "page": page,
-        "filters": params,
+        "filters": chosen(filters),
         "staff": staff,
         "statuses": Status.choices,
         "priorities": Priority.values,
         "sla_states": [s for s in SlaState.choices if s[0]],
         "customers": Customer.objects.visible_to(user).order_by("name") if staff else [],
-        "agents": User.objects.filter(role__in=[Role.SUPPORT, Role.OPERATOR], is_active=True).order_by(
-            "email"
-        )
-        if staff
-        else [],
+        "agents": selectors.agent_list() if staff else [],
         "can_open": can(user, Capability.OPEN_TICKETS),
     }
-    template = "support/_ticket_rows.html" if request.GET.get("partial") else "support/ticket_list.html"
+    template = "support/_ticket_rows.html" if partial else "support/ticket_list.html"
     return render(request, template, context)
 
 
@@ -175,11 +170,7 @@ def ticket_detail(request: HttpRequest, pk: str) -> HttpResponse:
             "alarms": alarms,
             "active_alarm_states": ACTIVE_ALARM_STATES,
             "sla_terms": sla_terms,
-            "agents": User.objects.filter(role__in=[Role.SUPPORT, Role.OPERATOR], is_active=True).order_by(
-                "email"
-            )
-            if can(user, Capability.WORK_TICKETS)
-            else [],
+            "agents": selectors.agent_list() if can(user, Capability.WORK_TICKETS) else [],
             "priorities": Priority.values,
             "can_credit": ticket.invoice_id is not None and can(user, Capability.RUN_INVOICES),
             "can_see_invoice": ticket.invoice_id is not None and can(user, Capability.VIEW_INVOICES),
@@ -213,7 +204,7 @@ def ticket_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBas
         elif action == "transition":
             services.ticket_transition(actor=user, ticket=ticket, to=post.get("status", ""))
         elif action == "assign":
-            agent = scoped_get_or_none(User.objects.filter(customer__isnull=True), post.get("assignee"))
+            agent = scoped_get_or_none(selectors.assignable_users(), post.get("assignee"))
             services.ticket_assign(actor=user, ticket=ticket, assignee=agent)
         elif action == "priority":
             services.ticket_set_priority(actor=user, ticket=ticket, priority=post.get("priority", ""))

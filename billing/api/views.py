@@ -37,7 +37,6 @@ from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
 from portal.tenancy import scoped_get, scoped_get_many, scoped_get_or_none
-from portal.validation import is_uuid
 
 PERIOD = OpenApiParameter("period", OpenApiTypes.STR, description="A month as YYYY-MM (default: this month).")
 
@@ -53,8 +52,8 @@ class PlanViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         "partial_update": (Capability.MANAGE_PLANS,),
     }
 
-    def scoped_queryset(self) -> Any:
-        return selectors.plans_visible_to(self.request.user)
+    def narrow(self, queryset: Any) -> Any:
+        return queryset.prefetch_related("components")
 
     @extend_schema(request=PlanSerializer, responses={201: PlanSerializer}, summary="Create a plan")
     def create(self, request: Request) -> Response:
@@ -74,7 +73,7 @@ class PlanViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         components = values.pop("components", None)
         specs = None if components is None else [dict(c) for c in components]
         plan = services.plan_update(actor=self.actor, plan=plan, components=specs, **values)
-        return Response(PlanSerializer(selectors.plans_visible_to(self.actor).get(pk=plan.pk)).data)
+        return Response(PlanSerializer(self.get_queryset().get(pk=plan.pk)).data)
 
 
 class ContractViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
@@ -91,15 +90,15 @@ class ContractViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retriev
         "usage": (Capability.VIEW_USAGE,),
     }
 
-    def scoped_queryset(self) -> Any:
-        return selectors.contracts_visible_to(self.request.user).prefetch_related("coverages__asset")
+    def narrow(self, queryset: Any) -> Any:
+        return selectors.contracts_visible_to(self.actor).prefetch_related("coverages__asset")
 
     def _asset(self, contract: Contract, asset_id: Any) -> Asset:
         assets = Asset.objects.visible_to(self.actor).for_customer(contract.customer_id)
         return scoped_get(assets, asset_id, field="asset")
 
     def _refreshed(self, contract: Contract) -> dict[str, Any]:
-        return dict(ContractSerializer(self.scoped_queryset().get(pk=contract.pk)).data)
+        return dict(ContractSerializer(self.get_queryset().get(pk=contract.pk)).data)
 
     @extend_schema(
         request=ContractCreateSerializer, responses={201: ContractSerializer}, summary="Create a contract"
@@ -108,9 +107,10 @@ class ContractViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retriev
         data = ContractCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        customers = Customer.objects.visible_to(self.actor)
-        customer = scoped_get(customers, values.pop("customer"), field="customer")
-        plan = scoped_get(Plan.objects.all(), values.pop("plan"), field="plan")
+        customer = scoped_get(
+            Customer.objects.visible_to(self.actor), values.pop("customer"), field="customer"
+        )
+        plan = scoped_get(Plan.objects.visible_to(self.actor), values.pop("plan"), field="plan")
         assets = scoped_get_many(
             Asset.objects.visible_to(self.actor).for_customer(customer),
             values.pop("assets"),
@@ -131,7 +131,7 @@ class ContractViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retriev
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         if "plan" in values:
-            values["plan"] = scoped_get(Plan.objects.all(), values["plan"], field="plan")
+            values["plan"] = scoped_get(Plan.objects.visible_to(self.actor), values["plan"], field="plan")
         contract = services.contract_update(actor=self.actor, contract=contract, **values)
         return Response(self._refreshed(contract))
 
@@ -184,9 +184,6 @@ class InvoiceRunViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
     serializer_class = InvoiceRunSerializer
     capabilities = {"*": (Capability.RUN_INVOICES,)}
 
-    def scoped_queryset(self) -> Any:
-        return InvoiceRun.objects.all()
-
     @extend_schema(
         request=InvoiceRunCreateSerializer, responses={202: InvoiceRunSerializer}, summary="Start a run"
     )
@@ -202,6 +199,7 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
 
     model = Invoice
     serializer_class = InvoiceSerializer
+    filterset_class = selectors.InvoiceFilter
     capabilities = {
         "*": (Capability.VIEW_INVOICES,),
         "finalize": (Capability.RUN_INVOICES,),
@@ -209,36 +207,13 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         "mark_paid": (Capability.RUN_INVOICES,),
     }
 
-    def scoped_queryset(self) -> Any:
-        invoices = selectors.invoices_visible_to(self.request.user).prefetch_related(
+    def narrow(self, queryset: Any) -> Any:
+        return selectors.invoices_visible_to(self.actor).prefetch_related(
             Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")), "credit_notes__invoice"
         )
-        params = self.request.query_params
-        if self.action == "list":
-            for field in ("period", "status", "customer", "contract"):
-                value = params.get(field)
-                if value:
-                    invoices = invoices.filter(**{field: value})
-        return invoices
-
-    @extend_schema(
-        parameters=[
-            PERIOD,
-            OpenApiParameter("status", OpenApiTypes.STR, enum=["draft", "finalized", "paid", "void"]),
-            OpenApiParameter("customer", OpenApiTypes.UUID),
-            OpenApiParameter("contract", OpenApiTypes.UUID),
-        ]
-    )
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        for field in ("customer", "contract"):
-            value = request.query_params.get(field)
-            if value and not is_uuid(value):
-                raise serializers.ValidationError({field: ["Must be an id."]})
-        PeriodQuerySerializer(data=request.query_params).is_valid(raise_exception=True)
-        return super().list(request, *args, **kwargs)
 
     def _done(self, invoice: Invoice) -> Response:
-        return Response(InvoiceSerializer(self.scoped_queryset().get(pk=invoice.pk)).data)
+        return Response(InvoiceSerializer(self.get_queryset().get(pk=invoice.pk)).data)
 
     @extend_schema(request=None, responses=InvoiceSerializer, summary="Finalize a draft (numbers it)")
     @action(detail=True, methods=["post"])
@@ -360,5 +335,5 @@ class CreditNoteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
     serializer_class = CreditNoteSerializer
     capabilities = {"*": (Capability.VIEW_INVOICES,)}
 
-    def scoped_queryset(self) -> Any:
-        return selectors.credit_notes_visible_to(self.request.user)
+    def narrow(self, queryset: Any) -> Any:
+        return selectors.credit_notes_visible_to(self.actor)

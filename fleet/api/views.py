@@ -37,23 +37,19 @@ from fleet.api.serializers import (
 )
 from fleet.models import (
     Alarm,
-    AlarmState,
     Asset,
     AssetModel,
-    AssetStatus,
     AssetStatusChange,
     Device,
     Heartbeat,
     MetricDefinition,
     MetricKind,
-    Severity,
     Site,
 )
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
 from portal.tenancy import scoped_get
-from portal.validation import is_uuid
 
 VIEW = (Capability.VIEW_FLEET,)
 MANAGE = (Capability.MANAGE_FLEET,)
@@ -77,8 +73,9 @@ class SiteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         data = SiteCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
-        customers = Customer.objects.visible_to(self.actor)
-        customer = scoped_get(customers, values.pop("customer"), field="customer")
+        customer = scoped_get(
+            Customer.objects.visible_to(self.actor), values.pop("customer"), field="customer"
+        )
         site = services.site_create(actor=self.actor, customer=customer, **values)
         return Response(SiteSerializer(site).data, status=status.HTTP_201_CREATED)
 
@@ -90,8 +87,8 @@ class AssetModelViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
     serializer_class = AssetModelSerializer
     capabilities = {"*": (Capability.VIEW_FLEET, Capability.VIEW_USAGE), "create": MANAGE}
 
-    def scoped_queryset(self) -> Any:
-        return selectors.asset_model_list()
+    def narrow(self, queryset: Any) -> Any:
+        return selectors.asset_model_list(actor=self.actor)
 
     @extend_schema(
         request=AssetModelCreateSerializer, responses={201: AssetModelSerializer}, summary="Create a model"
@@ -103,7 +100,7 @@ class AssetModelViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
         metrics = [dict(m) for m in values.pop("metrics")]
         rules = [dict(r) for r in values.pop("alarm_rules", [])]
         model = services.asset_model_create(actor=self.actor, metrics=metrics, alarm_rules=rules, **values)
-        return Response(AssetModelSerializer(selectors.asset_model_list().get(pk=model.pk)).data, status=201)
+        return Response(AssetModelSerializer(self.get_queryset().get(pk=model.pk)).data, status=201)
 
 
 def _series_query(
@@ -129,17 +126,10 @@ class HeartbeatPagination(CursorPagination):
     page_size_query_param = "page_size"
 
 
-ASSET_FILTERS = [
-    OpenApiParameter("site", OpenApiTypes.UUID, description="Only this site's assets"),
-    OpenApiParameter("status", OpenApiTypes.STR, enum=AssetStatus.values),
-    OpenApiParameter("model", OpenApiTypes.STR, description="Asset model code or id"),
-    OpenApiParameter("q", OpenApiTypes.STR, description="Search name and serial number"),
-]
-
-
 class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     model = Asset
     serializer_class = AssetSerializer
+    filterset_class = selectors.AssetFilter
     # Finance reads assets too: usage is per asset, and its ids come from here.
     capabilities = {
         "*": VIEW,
@@ -160,27 +150,10 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
             sites = Site.objects.visible_to(self.actor).for_customer(asset.customer_id)
             changes["site"] = scoped_get(sites, changes["site"], field="site")
         asset = services.asset_update(actor=self.actor, asset=asset, **changes)
-        return Response(AssetSerializer(self.scoped_queryset().get(pk=asset.pk)).data)
+        return Response(AssetSerializer(self.get_queryset().get(pk=asset.pk)).data)
 
-    def scoped_queryset(self) -> Any:
-        params = self.request.query_params if self.action == "list" else {}
-        status_filter = params.get("status")
-        if status_filter and status_filter not in AssetStatus.values:
-            raise serializers.ValidationError({"status": [f"One of {', '.join(AssetStatus.values)}."]})
-        site = params.get("site")
-        if site and not is_uuid(site):
-            raise serializers.ValidationError({"site": ["Must be a site id."]})
-        return selectors.asset_list(
-            actor=self.actor,
-            site=site,
-            status=status_filter,
-            model=params.get("model"),
-            search=params.get("q", "").strip(),
-        )
-
-    @extend_schema(parameters=ASSET_FILTERS)
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+    def narrow(self, queryset: Any) -> Any:
+        return selectors.asset_list(actor=self.actor)
 
     @extend_schema(
         request=AssetCreateSerializer, responses={201: AssetSerializer}, summary="Onboard an asset"
@@ -190,7 +163,9 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         site = scoped_get(Site.objects.visible_to(self.actor), values.pop("site"), field="site")
-        model = scoped_get(AssetModel.objects.all(), values.pop("model"), field="model", what="asset model")
+        model = scoped_get(
+            AssetModel.objects.visible_to(self.actor), values.pop("model"), field="model", what="asset model"
+        )
         asset = services.asset_create(actor=self.actor, site=site, model=model, **values)
         return Response(AssetSerializer(asset).data, status=status.HTTP_201_CREATED)
 
@@ -270,53 +245,20 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
         return self.get_paginated_response(StatusChangeSerializer(page, many=True).data)
 
 
-ALARM_FILTERS = [
-    OpenApiParameter("state", OpenApiTypes.STR, enum=[*AlarmState.values, "active"]),
-    OpenApiParameter("severity", OpenApiTypes.STR, enum=Severity.values),
-    OpenApiParameter("asset", OpenApiTypes.UUID),
-    OpenApiParameter("customer", OpenApiTypes.UUID, description="Staff: one customer's alarms"),
-]
-
-
 class AlarmViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
     """Alarms of the assets you may see; support and operators acknowledge and clear."""
 
     model = Alarm
     serializer_class = AlarmSerializer
+    filterset_class = selectors.AlarmFilter
     capabilities = {
         "*": VIEW,
         "acknowledge": (Capability.ACKNOWLEDGE_ALARMS,),
         "clear": (Capability.ACKNOWLEDGE_ALARMS,),
     }
 
-    def scoped_queryset(self) -> Any:
-        alarms_qs = Alarm.objects.visible_to(self.actor).select_related(
-            "asset", "acknowledged_by", "cleared_by"
-        )
-        if self.action != "list":
-            return alarms_qs
-        params = self.request.query_params
-        state = params.get("state")
-        if state == "active":
-            alarms_qs = alarms_qs.filter(state__in=[AlarmState.RAISED, AlarmState.ACKNOWLEDGED])
-        elif state:
-            if state not in AlarmState.values:
-                raise serializers.ValidationError({"state": ["raised, acknowledged, cleared or active."]})
-            alarms_qs = alarms_qs.filter(state=state)
-        if severity := params.get("severity"):
-            if severity not in Severity.values:
-                raise serializers.ValidationError({"severity": [f"One of {', '.join(Severity.values)}."]})
-            alarms_qs = alarms_qs.filter(severity=severity)
-        for name in ("asset", "customer"):
-            if value := params.get(name):
-                if not is_uuid(value):
-                    raise serializers.ValidationError({name: ["Must be an id."]})
-                alarms_qs = alarms_qs.filter(**{f"{name}_id": value})
-        return alarms_qs.order_by("-raised_at")
-
-    @extend_schema(parameters=ALARM_FILTERS)
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
+    def narrow(self, queryset: Any) -> Any:
+        return selectors.alarm_list(actor=self.actor)
 
     @extend_schema(request=None, responses=AlarmSerializer, summary="Acknowledge an alarm")
     @action(detail=True, methods=["post"])
@@ -341,7 +283,7 @@ class DeviceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
     serializer_class = DeviceSerializer
     capabilities = {"*": VIEW, "create": MANAGE, "rotate_token": MANAGE, "revoke": MANAGE}
 
-    def scoped_queryset(self) -> Any:
+    def narrow(self, queryset: Any) -> Any:
         return selectors.device_list(actor=self.actor)
 
     @extend_schema(
@@ -353,7 +295,7 @@ class DeviceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         values = dict(data.validated_data)
         asset = scoped_get(Asset.objects.visible_to(self.actor), values.pop("asset"), field="asset")
         device, token = services.device_install(actor=self.actor, asset=asset, **values)
-        device = selectors.device_list(actor=self.actor).get(pk=device.pk)
+        device = self.get_queryset().get(pk=device.pk)
         return Response(
             {"device": DeviceSerializer(device).data, "token": token}, status=status.HTTP_201_CREATED
         )
@@ -371,7 +313,7 @@ class DeviceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
                 actor=self.actor,
                 overlap=timedelta(seconds=seconds) if seconds is not None else None,
             )
-        device = selectors.device_list(actor=self.actor).get(pk=device.pk)
+        device = self.get_queryset().get(pk=device.pk)
         return Response({"device": DeviceSerializer(device).data, "token": token})
 
     @extend_schema(request=None, responses=DeviceSerializer, summary="Revoke every token of the device")
@@ -379,4 +321,4 @@ class DeviceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
     def revoke(self, request: Request, pk: str | None = None) -> Response:
         device = self.get_object()
         credentials.device_revoke(device=device, actor=self.actor)
-        return Response(DeviceSerializer(selectors.device_list(actor=self.actor).get(pk=device.pk)).data)
+        return Response(DeviceSerializer(self.get_queryset().get(pk=device.pk)).data)

@@ -73,8 +73,8 @@ class UserViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
     serializer_class = UserSerializer
     capabilities = {"*": _MANAGE_USERS}
 
-    def scoped_queryset(self) -> Any:
-        return User.objects.visible_to(self.request.user).select_related("customer")
+    def narrow(self, queryset: Any) -> Any:
+        return queryset.select_related("customer")
 
     @extend_schema(request=UserInviteSerializer, responses={201: UserSerializer}, summary="Invite a user")
     def create(self, request: Request) -> Response:
@@ -157,8 +157,8 @@ class ApiTokenViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retriev
     model = ApiToken
     serializer_class = ApiTokenSerializer
 
-    def scoped_queryset(self) -> Any:
-        return ApiToken.objects.visible_to(self.actor).select_related("user")
+    def narrow(self, queryset: Any) -> Any:
+        return queryset.select_related("user")
 
     @extend_schema(request=None, responses=ApiTokenSerializer, summary="Revoke a token")
     @action(detail=True, methods=["post"])

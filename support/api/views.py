@@ -1,13 +1,11 @@
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
-from django.db.models import F, Q
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, serializers, status
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -17,10 +15,10 @@ from rest_framework.views import APIView
 from billing.selectors import invoices_visible_to
 from fleet.models import Asset
 from portal.api.base import TenantScopedViewSet, request_user
-from portal.models import Customer, User
+from portal.models import Customer
 from portal.roles import Capability, can
 from portal.tenancy import customer_id_scope, scoped_get
-from support import access, services
+from support import access, selectors, services
 from support.api.serializers import (
     AssignSerializer,
     AttachmentSerializer,
@@ -34,50 +32,9 @@ from support.api.serializers import (
     TicketSerializer,
     TransitionSerializer,
 )
-from support.models import UNRESOLVED, Source, Ticket
+from support.models import Source, Ticket
 
 VIEW = (Capability.VIEW_TICKETS, Capability.RUN_INVOICES)
-FILTERS = [
-    OpenApiParameter("status", OpenApiTypes.STR, description="A status, or `unresolved`."),
-    OpenApiParameter("priority", OpenApiTypes.STR, enum=["P1", "P2", "P3", "P4"]),
-    OpenApiParameter("category", OpenApiTypes.STR),
-    OpenApiParameter("customer", OpenApiTypes.UUID),
-    OpenApiParameter("assignee", OpenApiTypes.STR, description="A user id, `me` or `none`."),
-    OpenApiParameter("sla_state", OpenApiTypes.STR, enum=["on_track", "at_risk", "breached"]),
-    OpenApiParameter("q", OpenApiTypes.STR, description="Number or subject contains."),
-]
-
-
-def _uuid(value: str, field: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise serializers.ValidationError({field: ["Must be an id."]}) from None
-
-
-def filter_tickets(tickets: Any, params: Any, user: User) -> Any:
-    """The queue's filters (shared by the API list and the agent queue page)."""
-    state = params.get("status", "")
-    if state == "unresolved":
-        tickets = tickets.filter(status__in=UNRESOLVED)
-    elif state:
-        tickets = tickets.filter(status=state)
-    for field in ("priority", "category", "sla_state"):
-        if params.get(field):
-            tickets = tickets.filter(**{field: params[field]})
-    if params.get("customer"):
-        tickets = tickets.filter(customer_id=_uuid(params["customer"], "customer"))
-    assignee = params.get("assignee", "")
-    if assignee == "me":
-        tickets = tickets.filter(assignee=user)
-    elif assignee == "none":
-        tickets = tickets.filter(assignee__isnull=True)
-    elif assignee:
-        tickets = tickets.filter(assignee_id=_uuid(assignee, "assignee"))
-    search = params.get("q", "").strip()
-    if search:
-        tickets = tickets.filter(Q(number__icontains=search) | Q(subject__icontains=search))
-    return tickets.order_by(F("due_at").asc(nulls_last=True), "-created_at")
 
 
 class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
@@ -87,24 +44,16 @@ class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
     serializer_class = TicketSerializer
     capabilities = {"*": VIEW, "create": (Capability.OPEN_TICKETS,)}
     parser_classes = (JSONParser, FormParser, MultiPartParser)
+    filterset_class = selectors.TicketFilter
 
-    def scoped_queryset(self) -> Any:
-        tickets = access.tickets_visible_to(self.request.user).select_related(
-            "customer", "asset", "invoice", "contract", "assignee"
-        )
-        if self.action == "list":
-            tickets = filter_tickets(tickets, self.request.query_params, self.actor)
-        return tickets
+    def narrow(self, queryset: Any) -> Any:
+        return selectors.ticket_list(actor=self.actor)
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "with_events": self.action != "list"}
 
-    @extend_schema(parameters=FILTERS)
-    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return super().list(request, *args, **kwargs)
-
     def _detail(self, ticket: Ticket, code: int = status.HTTP_200_OK) -> Response:
-        fresh = self.scoped_queryset().get(pk=ticket.pk)
+        fresh = self.get_queryset().get(pk=ticket.pk)
         return Response(TicketSerializer(fresh, context=self.get_serializer_context()).data, status=code)
 
     @extend_schema(request=TicketCreateSerializer, responses={201: TicketSerializer}, summary="Open a ticket")
@@ -153,8 +102,9 @@ class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         data.is_valid(raise_exception=True)
         assignee = None
         if data.validated_data["assignee"] is not None:
-            staff = User.objects.filter(customer__isnull=True)
-            assignee = scoped_get(staff, data.validated_data["assignee"], field="assignee", what="agent")
+            assignee = scoped_get(
+                selectors.assignable_users(), data.validated_data["assignee"], field="assignee", what="agent"
+            )
         return self._detail(services.ticket_assign(actor=self.actor, ticket=ticket, assignee=assignee))
 
     @extend_schema(request=PrioritySerializer, responses=TicketSerializer, summary="Change the priority")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rest_framework.exceptions import ErrorDetail
 
 from portal.api.exceptions import error_body
-from portal.models import User
+from portal.models import Customer, User
 from tests.conftest import client_for
 
 
@@ -53,9 +53,9 @@ def test_other_errors_carry_detail_only(viewer_a: User, operator: User) -> None:
     assert (refused.status_code, refused.json()) == (403, {"detail": "Your role does not allow this."})
 
 
-def test_a_service_check_answers_400_with_the_field(operator: User, customer_a: object) -> None:
+def test_a_service_check_answers_400_with_the_field(operator: User, customer_a: Customer) -> None:
     client = client_for(operator)
-    body = {"customer": str(customer_a.pk), "name": "Main plant", "time_zone": "UTC"}  # type: ignore[attr-defined]
+    body = {"customer": str(customer_a.pk), "name": "Main plant", "time_zone": "UTC"}
     assert client.post("/api/v1/sites/", body, content_type="application/json").status_code == 201
 
     again = client.post("/api/v1/sites/", body, content_type="application/json")
