@@ -87,8 +87,10 @@ def seed_demo() -> dict[str, int]:
                 "is_superuser": role == Role.OPERATOR,
             },
         )
-        user.set_password(DEMO_PASSWORD)
-        user.save(update_fields=["password"])
+        # Set again only if changed: a new password revokes the user's API tokens (docs/security.md).
+        if not user.check_password(DEMO_PASSWORD):
+            user.set_password(DEMO_PASSWORD)
+            user.save(update_fields=["password"])
     counts = {
         "customers": Customer.objects.filter(slug__in=customers).count(),
         "users": User.objects.filter(email__in=[u[0] for u in USERS]).count(),
