@@ -6,11 +6,13 @@ Environment variables:
     REDIS_URL      default: redis://127.0.0.1:6379/0 (the Redis that `make run` starts)
     SECRET_KEY     required in production; dev and test use a throwaway key
     ALLOWED_HOSTS  comma-separated
+    TRUSTED_PROXIES  the reverse proxies whose X-Forwarded-For is believed; default none
     DEBUG          "1"/"true" to enable
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -147,11 +149,27 @@ LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 PASSWORD_RESET_TIMEOUT = int(timedelta(days=3).total_seconds())
 
-# Login throttling (django-axes): after AXES_FAILURE_LIMIT failures for one e-mail from one
-# address, that pair is locked out for AXES_COOLOFF_TIME; a success resets the count.
+# Login throttling (django-axes; docs/security.md): after AXES_FAILURE_LIMIT failures for one
+# e-mail from one address, that pair is locked out for AXES_COOLOFF_TIME; a success resets the
+# count. An address with LOGIN_ADDRESS_FAILURE_LIMIT failures over any e-mails is locked out whole.
 AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", "5"))
 AXES_COOLOFF_TIME = timedelta(minutes=int(os.environ.get("AXES_COOLOFF_MINUTES", "15")))
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_HANDLER = "portal.accounts.LoginThrottle"
+LOGIN_ADDRESS_FAILURE_LIMIT = int(os.environ.get("LOGIN_ADDRESS_FAILURE_LIMIT", "20"))
+# The client's address is the connecting peer's, unless that peer is one of TRUSTED_PROXIES
+# (addresses or networks, comma-separated): then X-Forwarded-For is read back to the first hop
+# that is not. Default: no proxy is trusted, the header is ignored (the Procfile's uvicorn
+# runs with --no-proxy-headers, so the peer is the real one).
+TRUSTED_PROXIES = env_list("TRUSTED_PROXIES")
+for _proxy in TRUSTED_PROXIES:  # a typo stops the start, not the first log-in
+    try:
+        ipaddress.ip_network(_proxy, strict=False)
+    except ValueError as error:
+        raise ImproperlyConfigured(
+            f"TRUSTED_PROXIES: {error} (addresses or networks, comma-separated)."
+        ) from error
+AXES_CLIENT_IP_CALLABLE = "portal.accounts.request_client_address"
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_CALLABLE = "portal.accounts.lockout_response"
 AXES_USERNAME_FORM_FIELD = "username"

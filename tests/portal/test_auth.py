@@ -151,3 +151,65 @@ def test_inviting_an_existing_address_says_only_that_it_exists(
     assert response.json()["errors"] == [
         {"field": "email", "message": "A user with this e-mail address already exists."}
     ]
+
+
+# The lockout keys on the real client address (docs/security.md, "Log-in throttling").
+
+
+def _login_from(email: str, password: str, remote: str = "127.0.0.1", forwarded: str = "") -> int:
+    extra = {"REMOTE_ADDR": remote, **({"HTTP_X_FORWARDED_FOR": forwarded} if forwarded else {})}
+    return Client().post("/accounts/login/", {"username": email, "password": password}, **extra).status_code
+
+
+def test_a_new_x_forwarded_for_per_attempt_does_not_escape_the_lockout(settings, viewer_a: User) -> None:
+    for n in range(settings.AXES_FAILURE_LIMIT):
+        _login_from(viewer_a.email, "wrong-password", forwarded=f"198.51.100.{n}")
+    assert _login_from(viewer_a.email, PASSWORD, forwarded="198.51.100.200") == 429
+
+
+def test_behind_a_trusted_proxy_the_client_is_the_hop_before_it(settings, viewer_a: User) -> None:
+    settings.TRUSTED_PROXIES = ["10.0.0.0/8"]
+    for n in range(settings.AXES_FAILURE_LIMIT):  # the client's own claims vary; the proxy appends
+        _login_from(viewer_a.email, "wrong-password", remote="10.0.0.2", forwarded=f"1.1.1.{n}, 203.0.113.7")
+    assert _login_from(viewer_a.email, PASSWORD, remote="10.0.0.2", forwarded="203.0.113.7") == 429
+    # Another client behind the same proxy is not locked out.
+    assert _login_from(viewer_a.email, PASSWORD, remote="10.0.0.2", forwarded="203.0.113.8") == 302
+
+
+@pytest.mark.parametrize(
+    ("remote", "forwarded", "trusted", "client"),
+    [
+        ("192.0.2.1", "203.0.113.7", (), "192.0.2.1"),  # no trusted proxy: the header is ignored
+        ("10.0.0.2", "6.6.6.6, 203.0.113.7", ("10.0.0.0/8",), "203.0.113.7"),
+        ("10.0.0.2", "203.0.113.7, 10.0.0.9", ("10.0.0.0/8",), "203.0.113.7"),  # two proxies
+        ("10.0.0.2", "", ("10.0.0.0/8",), "10.0.0.2"),
+        ("10.0.0.2", "not-an-address", ("10.0.0.0/8",), "10.0.0.2"),
+        ("10.0.0.2", "[2001:db8::1]:443", ("10.0.0.0/8",), "2001:db8::1"),
+        ("10.0.0.2", "203.0.113.7:5678", ("10.0.0.0/8",), "203.0.113.7"),
+        ("::1", "203.0.113.7", ("::1",), "203.0.113.7"),
+    ],
+)
+def test_client_address(remote: str, forwarded: str, trusted: tuple[str, ...], client: str) -> None:
+    from portal.accounts import client_address
+
+    assert client_address(remote, forwarded, trusted) == client
+
+
+def test_one_address_spraying_many_accounts_is_locked_out(settings, customer_a: Customer) -> None:
+    settings.LOGIN_ADDRESS_FAILURE_LIMIT = 6
+    users = [
+        User.objects.create_user(
+            f"user{n}@alpha.test", PASSWORD, role=Role.CUSTOMER_VIEWER, customer=customer_a
+        )
+        for n in range(4)
+    ]
+    codes = [  # two guesses each, far below the limit per account; the sixth locks the address
+        _login_from(user.email, guess, remote="192.0.2.50")
+        for user in users[:3]
+        for guess in ("Summer2026!", "Password123")
+    ]
+    assert codes == [200] * 5 + [429]
+    # The address is locked out, even for an account it never tried, even with its password,
+    assert _login_from(users[3].email, PASSWORD, remote="192.0.2.50") == 429
+    # while other addresses log in.
+    assert _login_from(users[3].email, PASSWORD, remote="192.0.2.51") == 302
