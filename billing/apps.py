@@ -7,15 +7,14 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from billing import demo, home
-        from billing.live import assets_reported
+        from billing import demo, home, tasks
         from fleet import events
         from portal.context_processors import add_nav_item
         from portal.demo import register_seeder
         from portal.home import register_panel
         from portal.roles import Capability
 
-        events.subscribe(events.ASSET_STATUS_CHANGED, assets_reported)
+        events.subscribe(events.AssetStatusChanged, tasks.assets_reported)
         register_panel(home.usage_panel)
         register_panel(home.billing_desk_panel)
         register_seeder(demo.seed)

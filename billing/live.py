@@ -1,5 +1,6 @@
-"""Live usage: when covered assets report (fleet's `asset_status_changed`, once per asset per
-ingest batch, after commit — their hourly usage may have grown), tell their customer's pages.
+"""Live usage: when covered assets report (fleet's `AssetStatusChanged`, handled by the task
+`billing.assets_reported` after the ingest batches commit, coalesced to about one task a
+second — their hourly usage may have grown), tell their customer's pages.
 
 The message carries the asset (sockets coalesce per asset and second) and the contract; a
 contract page refetches its usage and projection at most every few seconds.

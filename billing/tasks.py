@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from portal.events import HANDLER_TASK
+
 
 @shared_task(name="billing.invoice_run", acks_late=True)
 def invoice_run(run_id: str) -> dict[str, object]:
@@ -24,3 +26,13 @@ def invoice_run_last_month() -> str:
 
     label = metering.period_containing(timezone.now(), "UTC").previous().label
     return str(invoice_run_start(actor=None, period=label).pk)
+
+
+# A live message that is late by minutes is no use: two tries, not eight.
+@shared_task(name="billing.assets_reported", **{**HANDLER_TASK, "max_retries": 2})
+def assets_reported(asset_ids: list[str]) -> None:
+    """fleet's AssetStatusChanged (coalesced by the outbox relay: one task per second or so,
+    whatever the ingest rate): live `usage.updated` for the covered assets."""
+    from billing import live
+
+    live.assets_reported(asset_ids=asset_ids)

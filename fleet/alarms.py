@@ -2,8 +2,9 @@
 offline sweep; acknowledged and cleared by people or by the condition going away.
 
 One active alarm per asset and key is enforced by a partial unique constraint, so two
-workers that see the same condition at once raise it once. Live messages and domain events
-go out after commit.
+workers that see the same condition at once raise it once. Domain events (`AlarmRaised`,
+`AlarmCleared`, `AssetStatusChanged`) are recorded in the change's transaction and handled in
+tasks after it commits; live messages go out on commit.
 """
 
 from __future__ import annotations
@@ -63,16 +64,19 @@ def _payload(alarm: Alarm) -> dict[str, Any]:
 
 
 def _announce(alarm: Alarm, event: str) -> None:
+    """Inside the change's transaction: its domain event (handled in tasks after the commit)
+    and, after the commit, its live message (the fast path, straight to the channel layer)."""
     payload = _payload(alarm)
+    if event == "alarm.raised":
+        events.record(events.AlarmRaised(alarm_id=str(alarm.pk)))
+    else:
+        events.record(events.AlarmCleared(alarm_id=str(alarm.pk)))
 
     def send() -> None:
         try:
             live.publish_for_customer(alarm.customer_id, {"type": event, **payload})
         except Exception:
             log.warning("live: could not publish %s", event, exc_info=True)
-        events.emit(
-            events.ALARM_RAISED if event == "alarm.raised" else events.ALARM_CLEARED, alarm_id=str(alarm.pk)
-        )
 
     transaction.on_commit(send)
 
@@ -101,9 +105,9 @@ def alarm_raise(
                 customer_id=asset.customer_id, asset=asset, rule=rule, kind=kind, key=key,
                 severity=severity, message=message[:300], value=value, raised_at=at,
             )  # fmt: skip
+            _announce(alarm, "alarm.raised")  # in the savepoint: no event for a refused twin
     except IntegrityError:
         return None  # raised concurrently by another worker: one alarm it is
-    _announce(alarm, "alarm.raised")
     return alarm
 
 
@@ -246,6 +250,7 @@ def offline_sweep(*, now: datetime | None = None) -> list[str]:
                     asset=asset, key=OFFLINE, kind=AlarmKind.OFFLINE, severity=Severity.CRITICAL,
                     message=f"{asset.name} has sent nothing since {last_seen:%Y-%m-%d %H:%M} UTC", at=now,
                 )  # fmt: skip
+                events.record(events.AssetStatusChanged(asset_ids=[str(pk)]))
                 transaction.on_commit(partial(events.asset_status_changed, asset_ids=[str(pk)]))
             marked.append(str(pk))
     return marked

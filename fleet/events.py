@@ -1,47 +1,71 @@
-"""Named domain events that `fleet` emits after commit; other apps subscribe in `ready()`.
+"""The domain events of `fleet`, and the live messages of a changed asset.
 
     from fleet import events
-    events.subscribe(events.ASSET_STATUS_CHANGED, handler)   # handler(**payload)
+    events.record(events.AlarmRaised(alarm_id=str(alarm.pk)))           # in the transaction
+    events.subscribe(events.AlarmRaised, tasks.on_alarm_raised)          # another app's ready()
 
-Handlers run in the process that committed (the ingest worker, mostly), after the commit,
-so they see the rows. A failing handler is logged and does not stop the others.
+Events are recorded inside the transaction of the change and handled by Celery tasks after
+it commits (`portal.events`, `portal.outbox`); fleet never imports the apps that handle them.
+Live messages are not events: they go out on commit, straight to the channel layer.
 docs/architecture.md lists every event and its handlers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Self
 
 from portal import live
+from portal.events import Event, record, subscribe, subscribers
+
+__all__ = [
+    "AlarmCleared",
+    "AlarmRaised",
+    "AssetStatusChanged",
+    "asset_status_changed",
+    "record",
+    "subscribe",
+    "subscribers",
+]
 
 log = logging.getLogger(__name__)
 
-ASSET_STATUS_CHANGED = "fleet.asset_status_changed"  # asset_ids: list[str]
-ALARM_RAISED = "fleet.alarm_raised"  # alarm_id: str
-ALARM_CLEARED = "fleet.alarm_cleared"  # alarm_id: str
 
-Handler = Callable[..., None]
-_handlers: dict[str, list[Handler]] = defaultdict(list)
+@dataclass(frozen=True)
+class AlarmRaised(Event):
+    alarm_id: str
 
 
-def subscribe(name: str, handler: Handler) -> None:
-    if handler not in _handlers[name]:
-        _handlers[name].append(handler)
+@dataclass(frozen=True)
+class AlarmCleared(Event):
+    alarm_id: str
 
 
-def emit(name: str, **payload: Any) -> None:
-    for handler in list(_handlers[name]):
-        try:
-            handler(**payload)
-        except Exception:
-            log.exception("event %s: handler %r failed", name, handler)
+@dataclass(frozen=True)
+class AssetStatusChanged(Event):
+    """Assets whose state (status, last values, last seen) changed: once per asset per ingest
+    batch, and from the offline sweep. Coalesced: handlers get the pending ones together."""
+
+    asset_ids: tuple[str, ...]
+
+    coalesce = True
+    CHUNK = 1000  # asset ids per handler task
+
+    def __init__(self, *, asset_ids: Iterable[str]) -> None:
+        object.__setattr__(self, "asset_ids", tuple(sorted({str(pk) for pk in asset_ids})))
+
+    @classmethod
+    def merge(cls, events: list[Self]) -> list[Self]:
+        ids = sorted({pk for event in events for pk in event.asset_ids})
+        return [cls(asset_ids=ids[i : i + cls.CHUNK]) for i in range(0, len(ids), cls.CHUNK)]
 
 
 def asset_status_changed(*, asset_ids: list[str]) -> None:
-    """Assets whose state changed in a batch: one live message each, then the subscribers."""
+    """Live messages for assets whose state changed (after the commit): one `asset.status` and
+    one `asset.values` each. Their domain event is `AssetStatusChanged`, recorded in the batch's
+    transaction."""
     if not asset_ids:
         return
     from fleet.models import Asset
@@ -70,4 +94,3 @@ def asset_status_changed(*, asset_ids: list[str]) -> None:
         live.publish_many(messages)  # one connection for the whole batch
     except Exception:
         log.warning("live: could not publish %d messages", len(messages), exc_info=True)
-    emit(ASSET_STATUS_CHANGED, asset_ids=list(set(asset_ids)))

@@ -12,10 +12,10 @@ class SupportConfig(AppConfig):
         from portal.demo import register_seeder
         from portal.home import register_panel
         from portal.roles import Capability
-        from support import demo, home, services
+        from support import demo, home, tasks
 
-        events.subscribe(events.ALARM_RAISED, services.on_alarm_raised)
-        events.subscribe(events.ALARM_CLEARED, services.on_alarm_cleared)
+        events.subscribe(events.AlarmRaised, tasks.on_alarm_raised)
+        events.subscribe(events.AlarmCleared, tasks.on_alarm_cleared)
         register_panel(home.tickets_panel)
         register_seeder(demo.seed)
         add_nav_item("Tickets", "ticket_list", (Capability.VIEW_TICKETS, Capability.RUN_INVOICES), 12)

@@ -7,12 +7,12 @@ from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.test import Client
 
-from billing.live import assets_reported
 from billing.models import Contract
 from fleet import events
 from portal.asgi import application
 from portal.models import User
 from tests.fleet_fixtures import Installed
+from tests.outbox import run_outbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,10 +24,17 @@ def _headers(user: User) -> list[tuple[bytes, bytes]]:
             (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]  # fmt: skip
 
 
+def reported(asset_ids: list[str]) -> None:
+    """What an ingest batch records, then what the relay and a worker do with it."""
+    events.record(events.AssetStatusChanged(asset_ids=asset_ids))
+    assert run_outbox() == ["billing.assets_reported"]
+
+
 def test_usage_updates_go_to_the_covered_assets_customer_only(
     viewer_a: User, viewer_b: User, contract_a: Contract, contract_b: Contract, fleet_a: Installed
 ) -> None:
-    assert assets_reported in events._handlers[events.ASSET_STATUS_CHANGED]  # billing subscribed at start-up
+    # billing subscribed its task at start-up
+    assert events.subscribers(events.AssetStatusChanged) == ["billing.assets_reported"]
     a_headers, b_headers = _headers(viewer_a), _headers(viewer_b)
 
     async def scenario() -> None:
@@ -38,7 +45,7 @@ def test_usage_updates_go_to_the_covered_assets_customer_only(
         for socket in (mine, theirs):
             while not await socket.receive_nothing(timeout=0.3):
                 await socket.receive_json_from()
-        await sync_to_async(events.emit)(events.ASSET_STATUS_CHANGED, asset_ids=[str(fleet_a.asset.pk)])
+        await sync_to_async(reported)([str(fleet_a.asset.pk)])
         message = await mine.receive_json_from(timeout=5)
         assert message == {
             "type": "usage.updated",

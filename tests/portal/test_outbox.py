@@ -13,6 +13,7 @@ from django.db import close_old_connections, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from fleet import events
 from portal import outbox
 from portal.models import OutboxMessage
 from portal.tasks import user_invite_send
@@ -112,3 +113,20 @@ def test_rows_another_transaction_holds_are_skipped_not_waited_for(broker: Sent)
         holder.join()
     assert outbox.relay() == 1
     assert broker == [("portal.user_invite_send", {"user_id": "held"})]
+
+
+def test_coalesced_events_wait_for_the_relay_and_go_as_one_task(broker: Sent) -> None:
+    for ids in (["b", "a"], ["c"], ["a"]):
+        with transaction.atomic():
+            events.record(events.AssetStatusChanged(asset_ids=ids))  # what an ingest batch does
+    assert broker == []  # not one task per batch
+    assert outbox.relay() == 3
+    assert broker == [("billing.assets_reported", {"asset_ids": ["a", "b", "c"]})]
+
+
+def test_a_large_backlog_of_coalesced_events_goes_in_chunks(broker: Sent) -> None:
+    ids = [f"{n:05}" for n in range(2500)]
+    events.record(events.AssetStatusChanged(asset_ids=ids))
+    outbox.relay()
+    assert [len(kwargs["asset_ids"]) for _, kwargs in broker] == [1000, 1000, 500]
+    assert sorted(i for _, kwargs in broker for i in kwargs["asset_ids"]) == ids

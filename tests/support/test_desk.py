@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -12,7 +11,6 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import close_old_connections
 from django.test import Client
 from django.utils import timezone
 
@@ -20,7 +18,7 @@ from billing import services as billing_services
 from billing.models import Contract, CreditNote, Invoice
 from billing.runs import bill_period
 from fleet import alarms
-from fleet.models import AlarmRule, AssetModel
+from fleet.models import Alarm, AlarmRule
 from portal.asgi import application
 from portal.models import Customer, User
 from support import services
@@ -29,38 +27,27 @@ from support.notifications import notify
 from tests.billing_fixtures import usage
 from tests.conftest import client_for
 from tests.fleet_fixtures import Installed
+from tests.integration import at_once
+from tests.outbox import run_outbox
+from tests.support.conftest import raise_alarm
 
 JSON = "application/json"
 
 
-@pytest.fixture
-def hot_rule(compressor: AssetModel) -> AlarmRule:
-    return AlarmRule.objects.create(
-        asset_model=compressor, name="Oil overheating", metric="temp_c", comparison="gt",
-        threshold=Decimal("95"), severity="critical", ticket_priority="P1",
-    )  # fmt: skip
-
-
-def raise_alarm(installed: Installed, rule: AlarmRule, at: datetime | None = None) -> Any:
-    return alarms.alarm_raise(
-        asset=installed.asset, key=alarms.rule_key(rule), kind="threshold", severity="critical",
-        message="Oil temperature 97 °C", at=at or timezone.now(), rule=rule, value=Decimal("97"),
-    )  # fmt: skip
-
-
 def test_an_alarm_opens_one_ticket_and_a_re_raise_comments_on_it(
-    fleet_a: Installed, hot_rule: AlarmRule, django_capture_on_commit_callbacks: Any
+    fleet_a: Installed, hot_rule: AlarmRule
 ) -> None:
-    with django_capture_on_commit_callbacks(execute=True):
-        first = raise_alarm(fleet_a, hot_rule)
+    first = raise_alarm(fleet_a, hot_rule)
+    assert not Ticket.objects.exists()  # not in the process that raised it: in a task
+    assert run_outbox() == ["support.on_alarm_raised", "support.ticket_notify"]
     ticket = Ticket.objects.get()
     assert (ticket.source, ticket.priority, ticket.category) == (Source.ALARM, "P1", Category.BREAKDOWN)
     assert ticket.first_response_due == ticket.created_at + timedelta(minutes=240)  # default P1: no contract
 
-    with django_capture_on_commit_callbacks(execute=True):
-        alarms.alarm_clear_key(asset=fleet_a.asset, key=alarms.rule_key(hot_rule), reason="back to normal")
-    with django_capture_on_commit_callbacks(execute=True):
-        raise_alarm(fleet_a, hot_rule)
+    alarms.alarm_clear_key(asset=fleet_a.asset, key=alarms.rule_key(hot_rule), reason="back to normal")
+    run_outbox()
+    raise_alarm(fleet_a, hot_rule)
+    run_outbox()
     assert Ticket.objects.count() == 1
     bodies = list(ticket.events.filter(kind="comment").values_list("body", flat=True))
     assert bodies[0].startswith("Alarm cleared (back to normal)")
@@ -69,61 +56,48 @@ def test_an_alarm_opens_one_ticket_and_a_re_raise_comments_on_it(
 
 
 def test_a_recently_resolved_alarm_ticket_is_reopened_an_old_one_is_not(
-    fleet_a: Installed, hot_rule: AlarmRule, support: User, django_capture_on_commit_callbacks: Any
+    fleet_a: Installed, hot_rule: AlarmRule, support: User
 ) -> None:
     key = alarms.rule_key(hot_rule)
-    with django_capture_on_commit_callbacks(execute=True):
-        raise_alarm(fleet_a, hot_rule)
-        alarms.alarm_clear_key(asset=fleet_a.asset, key=key, reason="fixed")
+    raise_alarm(fleet_a, hot_rule)
+    alarms.alarm_clear_key(asset=fleet_a.asset, key=key, reason="fixed")
+    run_outbox()
     ticket = Ticket.objects.get()
     services.ticket_transition(actor=support, ticket=ticket, to=Status.OPEN)
     services.ticket_transition(actor=support, ticket=ticket, to=Status.RESOLVED)
-    with django_capture_on_commit_callbacks(execute=True):
-        raise_alarm(fleet_a, hot_rule)
+    raise_alarm(fleet_a, hot_rule)
+    run_outbox()
     ticket.refresh_from_db()
     assert (Ticket.objects.count(), ticket.status) == (1, Status.OPEN)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        alarms.alarm_clear_key(asset=fleet_a.asset, key=key, reason="fixed")
+    alarms.alarm_clear_key(asset=fleet_a.asset, key=key, reason="fixed")
+    run_outbox()
     services.ticket_transition(actor=support, ticket=ticket, to=Status.RESOLVED)
     Ticket.objects.filter(pk=ticket.pk).update(resolved_at=timezone.now() - timedelta(days=5))
-    with django_capture_on_commit_callbacks(execute=True):
-        raise_alarm(fleet_a, hot_rule)
+    raise_alarm(fleet_a, hot_rule)
+    run_outbox()
     assert Ticket.objects.count() == 2
 
 
 def test_alarms_of_rules_without_a_ticket_priority_open_nothing(
-    fleet_a: Installed, hot_rule: AlarmRule, django_capture_on_commit_callbacks: Any
+    fleet_a: Installed, hot_rule: AlarmRule
 ) -> None:
     hot_rule.ticket_priority = ""
     hot_rule.save()
-    with django_capture_on_commit_callbacks(execute=True):
-        raise_alarm(fleet_a, hot_rule)
+    raise_alarm(fleet_a, hot_rule)
+    assert run_outbox() == ["support.on_alarm_raised"]
     assert not Ticket.objects.exists()
 
 
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_alarm_events_open_exactly_one_ticket(fleet_a: Installed, hot_rule: AlarmRule) -> None:
-    alarm = raise_alarm(fleet_a, hot_rule)  # autocommit: its own handler already ran
-    Ticket.objects.all().delete()
-    barrier = threading.Barrier(8)
-    errors: list[BaseException] = []
-
-    def handle() -> None:
-        try:
-            barrier.wait()
-            services.on_alarm_raised(alarm_id=str(alarm.pk))
-        except BaseException as error:  # noqa: BLE001 - reported below
-            errors.append(error)
-        finally:
-            close_old_connections()
-
-    threads = [threading.Thread(target=handle) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
+    # The alarm's row only: alarm_raise would publish its own event to the broker on commit.
+    alarm = Alarm.objects.create(
+        customer=fleet_a.asset.customer, asset=fleet_a.asset, rule=hot_rule, kind="threshold",
+        key=alarms.rule_key(hot_rule), severity="critical", message="Oil temperature 97 °C",
+        value=Decimal("97"), raised_at=timezone.now(),
+    )  # fmt: skip
+    at_once(lambda: services.on_alarm_raised(alarm_id=str(alarm.pk)), 8)
     ticket = Ticket.objects.get()
     assert ticket.events.filter(kind="comment").count() == 7  # the other seven commented on it
 
