@@ -19,6 +19,7 @@ from billing.models import (
     validate_component,
 )
 from billing.rating import ChargeModel
+from billing.selectors import validate_period
 
 
 class TierSerializer(serializers.Serializer[dict[str, Any]]):
@@ -133,9 +134,7 @@ class CoverageChangeSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class PeriodQuerySerializer(serializers.Serializer[dict[str, Any]]):
-    period = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", required=False, error_messages={
-        "invalid": "A month as YYYY-MM, e.g. 2026-10."
-    })  # fmt: skip
+    period = serializers.CharField(required=False, validators=[validate_period])
 
 
 class MeterUsageSerializer(serializers.Serializer[Any]):
@@ -184,9 +183,7 @@ class InvoiceRunSerializer(serializers.ModelSerializer[InvoiceRun]):
 
 
 class InvoiceRunCreateSerializer(serializers.Serializer[dict[str, Any]]):
-    period = serializers.RegexField(r"^\d{4}-(0[1-9]|1[0-2])$", error_messages={
-        "invalid": "A month as YYYY-MM, e.g. 2026-10."
-    })  # fmt: skip
+    period = serializers.CharField(validators=[validate_period])
 
 
 class InvoiceLineSerializer(serializers.ModelSerializer[InvoiceLine]):
