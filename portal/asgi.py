@@ -1,4 +1,5 @@
-"""The ASGI application: Django for HTTP, Channels for WebSockets behind the origin check.
+"""The ASGI application: Django for HTTP, Channels for WebSockets behind the origin check
+(portal.origins: the exact origin, port included).
 
 The device ingest endpoint (`POST /api/v1/ingest/heartbeats`) is answered by a lean ASGI app
 in front of Django (fleet.ingest.endpoint.IngestEndpoint: no middleware, no thread hop, the inbox rows
@@ -17,16 +18,16 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from fleet.ingest.endpoint import IngestEndpoint  # noqa: E402
+from portal.origins import OriginValidator  # noqa: E402
 from portal.routing import websocket_urlpatterns  # noqa: E402
 from portal.runtime import lifespan  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": IngestEndpoint(django_asgi_app),
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": OriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
         "lifespan": lifespan,  # the server's start: portal.runtime.settle_heap
     }
 )

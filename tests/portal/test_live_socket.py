@@ -68,6 +68,54 @@ def test_foreign_origins_are_refused(viewer_a: User) -> None:
     async_to_sync(scenario)()
 
 
+@pytest.mark.parametrize(
+    ("host", "origin", "accepted"),
+    [
+        ("127.0.0.1:8000", "http://127.0.0.1:8000", True),  # its own origin
+        ("127.0.0.1:8000", "http://127.0.0.1:9999", False),  # a page on another port of the host
+        ("127.0.0.1:8000", "http://127.0.0.1", False),
+        ("testserver", "http://testserver:80", True),
+        ("testserver", "https://testserver", False),  # another scheme is another origin
+        ("testserver", "null", False),
+        ("evil.example", "http://evil.example", False),  # a Host that is not ours (DNS rebinding)
+        ("portal.example.com", "https://portal.example.com", True),  # CSRF_TRUSTED_ORIGINS
+        ("portal.example.com", "https://portal.example.com:8443", False),
+    ],
+)
+def test_only_the_exact_origin_opens_a_socket(
+    viewer_a: User, settings: Any, host: str, origin: str, accepted: bool
+) -> None:
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "portal.example.com"]
+    settings.CSRF_TRUSTED_ORIGINS = ["https://portal.example.com"]
+    headers = [
+        (b"host", host.encode()) if name == b"host" else (name, value)
+        for name, value in _headers(viewer_a, origin)
+    ]
+
+    async def scenario() -> None:
+        communicator, connected, _ = await _connect(headers)
+        assert connected is accepted
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
+def test_behind_the_tls_proxy_the_origin_is_https(viewer_a: User, settings: Any) -> None:
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    plain = _headers(viewer_a, "https://testserver")
+    proxied = [*plain, (b"x-forwarded-proto", b"https")]
+
+    async def scenario() -> None:
+        communicator, connected, _ = await _connect(proxied)
+        assert connected
+        await communicator.disconnect()
+        communicator, connected, _ = await _connect(plain)
+        assert not connected  # no proxy said so: plain http, another origin
+        await communicator.disconnect()
+
+    async_to_sync(scenario)()
+
+
 def test_a_socket_gets_its_customers_events_and_never_anothers(
     viewer_a: User, viewer_b: User, customer_a: Customer, customer_b: Customer, support: User
 ) -> None:
