@@ -19,6 +19,7 @@ not one per batch).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -28,7 +29,7 @@ from functools import partial
 from typing import Any
 
 from celery.app.task import Task
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.db.models.functions import Now
 from django.utils import timezone
@@ -46,6 +47,7 @@ BATCH = 500  # rows per relay transaction
 BACKOFF_MAX_SECONDS = 60
 
 _mergers: dict[str, Merge] = {}
+_INSERT = f"INSERT INTO {OutboxMessage._meta.db_table} (task, kwargs) VALUES "  # noqa: S608 - constant
 _local = threading.local()
 
 
@@ -62,11 +64,23 @@ def enqueue(task: Task[Any, Any], /, **kwargs: Any) -> None:
 
 
 def enqueue_many(messages: Iterable[tuple[str, Kwargs]]) -> None:
-    """Rows for several task names at once: one INSERT, one on-commit attempt."""
-    rows = OutboxMessage.objects.bulk_create([OutboxMessage(task=name, kwargs=kw) for name, kw in messages])
-    now = [row.pk for row in rows if row.task not in _mergers]
-    if now:
-        transaction.on_commit(partial(_publish_after_commit, now))
+    """Rows for several task names at once: one INSERT, one on-commit attempt.
+
+    Plain SQL, not bulk_create: the ingest batches call this many times a second, and the ORM
+    made it ~0.4 ms a call instead of ~0.1 ms (median, one row)."""
+    rows = list(messages)
+    if not rows:
+        return
+    params = [value for name, kwargs in rows for value in (name, json.dumps(kwargs))]
+    sql = _INSERT + ", ".join(["(%s, %s::jsonb)"] * len(rows))
+    with connection.cursor() as cursor:
+        if all(name in _mergers for name, _kwargs in rows):
+            cursor.execute(sql, params)  # left to the relay: no ids needed
+            return
+        cursor.execute(sql + " RETURNING id", params)  # in the order of the VALUES
+        ids = [row_id for (row_id,), (name, _kwargs) in zip(cursor.fetchall(), rows, strict=True)
+               if name not in _mergers]  # fmt: skip
+    transaction.on_commit(partial(_publish_after_commit, ids))
 
 
 def _publish_after_commit(ids: list[int]) -> None:
