@@ -6,20 +6,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from fleet import events
-from fleet.models import Alarm, AlarmRule
+from fleet.models import Alarm, AlarmRule, IngestInbox
 from portal import events as portal_events
 from portal import outbox
 from portal.models import OutboxMessage
 from support.models import Source, Ticket, TicketEvent
 from tests.fleet_fixtures import Installed
-from tests.integration import ARTIFACTS, at_once, start_worker, stop_process, wait_until
+from tests.integration import ARTIFACTS, at_once, post_ingest, start_worker, stop_process, wait_until
 from tests.services import RedisServer
 from tests.support.conftest import raise_alarm
 
@@ -113,3 +115,26 @@ def test_raising_an_alarm_does_not_wait_for_its_handlers(
         assert not OutboxMessage.objects.exists()  # published on commit
     finally:
         (handler_dir / f"{alarm.pk}.release").touch()
+
+
+def test_an_alarm_in_an_ingest_burst_opens_exactly_one_ticket_from_a_task(
+    live_worker: Any, asgi_server: str, fleet_a: Installed, hot_rule: AlarmRule
+) -> None:
+    """Four senders at once for one device, every reading over the threshold: the ingest
+    worker raises the alarm once, and a task (not the ingest worker) opens its one ticket."""
+    start = timezone.now() - timedelta(minutes=30)
+    readings = [
+        {"seq": seq, "ts": (start + timedelta(seconds=5 * seq)).isoformat(), "status": "ok",
+         "metrics": {"temp_c": 97.0, "run_hours": round(seq * 0.01, 2)}}
+        for seq in range(200)
+    ]  # fmt: skip
+    parts = [[readings[i : i + 5] for i in range(first, 200, 20)] for first in (0, 5, 10, 15)]
+    codes = at_once(lambda: [post_ingest(asgi_server, fleet_a.token, chunk) for chunk in parts.pop()], 4)
+    assert {code for part in codes for code in part} == {202}
+
+    wait_until(lambda: not IngestInbox.objects.exists(), "the burst to be stored", timeout=60)
+    wait_until(lambda: Ticket.objects.exists(), "the alarm's ticket")
+    wait_until(lambda: not OutboxMessage.objects.exists(), "the outbox to empty")
+    (alarm,) = Alarm.objects.filter(asset=fleet_a.asset)
+    ticket = Ticket.objects.get()
+    assert (ticket.source, ticket.alarm_key, ticket.priority) == (Source.ALARM, alarm.key, "P1")
