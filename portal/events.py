@@ -35,11 +35,12 @@ class Event:
     coalesce: ClassVar[bool] = False
 
     def payload(self) -> dict[str, Any]:
-        return {
-            field.name: list(value) if isinstance(value, tuple) else value
-            for field in dataclasses.fields(self)
-            for value in [getattr(self, field.name)]
-        }
+        """The handler task's kwargs: the fields, tuples as JSON lists."""
+        payload = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            payload[field.name] = list(value) if isinstance(value, tuple) else value
+        return payload
 
     @classmethod
     def merge(cls, events: list[Self]) -> list[Self]:
