@@ -1,4 +1,4 @@
-"""Live messages of committed batches, coalesced under load (docs/ingest.md, "Live").
+"""Live messages of committed batches, coalesced under load (docs/architecture.md, "Live").
 
 The worker hands each committed batch's changed assets to `live_publisher`; the messages
 themselves are made by `fleet.events.asset_status_changed`.

@@ -21,6 +21,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 
+from fleet import events
 from fleet.ingest.admission import nudge_clear
 from fleet.ingest.publisher import live_publisher
 from fleet.ingest.state import model_rules
@@ -131,6 +132,10 @@ def process_batch(*, max_rows: int | None = None, max_items: int | None = None) 
                     result.failed_rows += 1
         _delete_claimed([row.pk for row in claimed])
         changed = list(result.changed_assets)
+        if changed:
+            # The domain event commits with the batch (an outbox row: its handlers run in
+            # tasks, never here); the live messages are the fast path, after the commit.
+            events.record(events.AssetStatusChanged(asset_ids=changed))
         transaction.on_commit(lambda: live_publisher.submit(changed))
     return result
 

@@ -55,6 +55,26 @@ def test_heartbeats_are_stored_once_per_device_and_seq(fleet_a: Installed) -> No
     assert Heartbeat.objects.count() == 60
 
 
+def test_a_batch_records_which_assets_changed_as_one_event_in_its_transaction(
+    fleet_a: Installed, fleet_b: Installed
+) -> None:
+    """AssetStatusChanged commits with the batch (an outbox row for each subscribed handler);
+    a batch that changes no asset (only repeats) records nothing."""
+    from portal import outbox
+    from portal.models import OutboxMessage
+
+    enqueue(fleet_a, [item(1, NOW - timedelta(seconds=30), temp_c=60.0)])
+    enqueue(fleet_b, [item(1, NOW - timedelta(seconds=30), temp_c=61.0)])
+    worker.drain()
+    messages = outbox.messages_of(list(OutboxMessage.objects.order_by("pk")))
+    changed = sorted([str(fleet_a.asset.pk), str(fleet_b.asset.pk)])
+    assert messages == [("billing.assets_reported", {"asset_ids": changed})]
+    OutboxMessage.objects.all().delete()
+    enqueue(fleet_a, [item(1, NOW - timedelta(seconds=30), temp_c=60.0)])  # a repeat
+    assert worker.drain().duplicates == 1
+    assert not OutboxMessage.objects.exists()
+
+
 def test_the_newest_heartbeat_sets_status_values_and_last_seen(fleet_a: Installed) -> None:
     enqueue(fleet_a, [item(1, NOW - timedelta(minutes=2), temp_c=60.0, pressure_bar=7.0)])
     worker.drain()
