@@ -275,13 +275,56 @@ def browser() -> Iterator[Any]:
         os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
+# The Content-Security-Policy (docs/security.md) is checked on every page the browser tests
+# open: the browser's `securitypolicyviolation` events and its console reports of refusals.
+# Give `page.wait_for_function` a function ("() => …"): Playwright eval()s a bare expression
+# in the page, which the policy refuses like any other eval.
+_CSP_WATCH = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  window.__cspViolation(e.effectiveDirective + " refused " + (e.blockedURI || "an inline script or style")
+                        + " at " + (e.sourceFile || document.location.href) + ":" + e.lineNumber);
+});
+"""
+
+
+def watch_csp(context: Any, violations: list[str] | None = None) -> list[str]:
+    """Collect the CSP violations of every page of a Playwright browser context (into
+    `violations`, or a new list), and return the list."""
+    violations = [] if violations is None else violations
+    context.expose_binding("__cspViolation", lambda _source, text: violations.append(str(text)))
+    context.add_init_script(_CSP_WATCH)
+
+    def on_console(message: Any) -> None:
+        if "Content Security Policy" in message.text:
+            violations.append(message.text)
+
+    context.on("console", on_console)
+    return violations
+
+
+def assert_no_csp_violations(page: Any, violations: list[str]) -> None:
+    if not page.is_closed():
+        page.evaluate("0")  # a round trip: reports still on their way arrive first
+    assert not violations, f"Content-Security-Policy violations: {violations}"
+
+
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def csp_violations() -> list[str]:
+    """The CSP violations `page` saw: the fixture fails the test if any are left at its end."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Any, csp_violations: list[str]) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    watch_csp(context, csp_violations)
     page = context.new_page()
     page.set_default_timeout(15_000)
     yield page
-    context.close()
+    try:
+        assert_no_csp_violations(page, csp_violations)
+    finally:
+        context.close()
 
 
 def post_ingest(base_url: str, token: str, body: Any) -> int:

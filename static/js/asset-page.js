@@ -22,6 +22,16 @@
   };
   var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 
+  // Plotly reads its texts as a little HTML (<b>, <br>, <a href>): data goes in as plain text.
+  function plain(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+
+  function emptyNote(el, text) {
+    var note = document.createElement("p");
+    note.className = "empty";
+    note.textContent = text;
+    el.replaceChildren(note);
+  }
+
   function fetchJson(url) {
     return fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
@@ -52,18 +62,18 @@
     if (!el) { return; }
     if (!data.points.length) {
       Plotly.purge(el);
-      el.innerHTML = '<p class="empty">No ' + m.label.toLowerCase() + " readings in this range.</p>";
+      emptyNote(el, "No " + m.label.toLowerCase() + " readings in this range.");
       el.setAttribute("data-points", "0");
       return;
     }
-    if (el.querySelector(".empty")) { el.innerHTML = ""; }
-    var title = m.label + (m.unit ? " (" + m.unit + ")" : "");
+    if (el.querySelector(".empty")) { el.replaceChildren(); }
+    var title = plain(m.label + (m.unit ? " (" + m.unit + ")" : ""));
     var traces;
     if (data.resolution === "raw") {
       current.raw[m.code] = true;
       traces = [{ x: data.points.map(function (p) { return local(p.t); }),
                   y: data.points.map(function (p) { return p.value; }),
-                  mode: "lines", line: { color: "#0f766e", width: 2 }, name: m.label }];
+                  mode: "lines", line: { color: "#0f766e", width: 2 }, name: plain(m.label) }];
     } else {
       current.raw[m.code] = false;
       var x = data.points.map(function (p) { return local(p.t); });
@@ -121,13 +131,13 @@
       fetchJson(api + "usage/?metric=" + encodeURIComponent(m.code) + "&resolution=" + resolution + "&from=" + from + "&to=" + to)
         .then(function (data) {
           if (!data.points.length) {
-            el.innerHTML = '<p class="empty">No ' + m.label.toLowerCase() + " recorded in this period yet.</p>";
+            emptyNote(el, "No " + m.label.toLowerCase() + " recorded in this period yet.");
             el.setAttribute("data-points", "0");
             return;
           }
           var layout = Object.assign({}, layoutBase, {
             xaxis: { type: "date", range: [local(from), local(to)] },
-            title: { text: m.label + " used" + (m.unit ? " (" + m.unit + ")" : "") + " · total " + Number(data.total).toLocaleString(), x: 0, font: { size: 13 } } });
+            title: { text: plain(m.label + " used" + (m.unit ? " (" + m.unit + ")" : "")) + " · total " + Number(data.total).toLocaleString(), x: 0, font: { size: 13 } } });
           var width = (resolution === "hour" ? 3600e3 : 86400e3) * 0.8;
           Plotly.react(el, [{ type: "bar", x: data.points.map(function (p) { return local(p.period); }),
                               y: data.points.map(function (p) { return Number(p.quantity); }),

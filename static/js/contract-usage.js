@@ -12,6 +12,9 @@
   spec.assets.forEach(function (id) { covered[id] = true; });
   var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 
+  // Plotly reads its texts as a little HTML (<b>, <br>, <a href>): data goes in as plain text.
+  function plain(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
+
   function fetchJson(u) {
     return fetch(u, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
@@ -40,8 +43,8 @@
       var days = data.daily.filter(function (d) { return d.metric === meter.metric; });
       var trace = { type: "bar", x: days.map(function (d) { return d.day + " 12:00"; }), width: 0.8 * 86400e3,
                     y: days.map(function (d) { return Number(d.quantity); }), marker: { color: "#2563eb" },
-                    hovertemplate: "%{x|%-d %b}: %{y} " + meter.unit + "<extra></extra>" };
-      var layout = { title: { text: meter.label + " per day (" + (meter.unit || "units") + ")", font: { size: 14 } },
+                    hovertemplate: "%{x|%-d %b}: %{y} " + plain(meter.unit) + "<extra></extra>" };
+      var layout = { title: { text: plain(meter.label + " per day (" + (meter.unit || "units") + ")"), font: { size: 14 } },
                      margin: { l: 50, r: 16, t: 36, b: 36 }, height: 240, showlegend: false,
                      xaxis: { type: "date", range: [spec.days[0] + " 00:00", spec.days[1] + " 23:59"],
                               tickformat: "%-d %b" },
@@ -86,8 +89,13 @@
 
   lastFetch = Date.now();
   fetchJson(url).then(render).catch(function () {
-    charts.innerHTML = '<p class="empty">The usage chart could not be loaded. Reload the page to try again.</p>';
+    var note = document.createElement("p");
+    note.className = "empty";
+    note.textContent = "The usage chart could not be loaded. Reload the page to try again.";
+    charts.replaceChildren(note);
   });
+  var period = document.querySelector('#usage select[name="period"]');
+  if (period) { period.addEventListener("change", function () { period.form.submit(); }); }
   if (live) {
     window.Fleetport.live.on("usage.updated", function (m) { if (covered[m.asset]) { refreshSoon(); } });
     window.Fleetport.live.start();

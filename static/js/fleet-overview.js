@@ -28,11 +28,10 @@
     }
     if (m.last_seen_at) {
       var cell = row.querySelector('[data-field="last-seen"]');
-      cell.innerHTML = "";
       var time = document.createElement("time");
       time.setAttribute("datetime", m.last_seen_at);
       time.textContent = Fleetport.formatTime(m.last_seen_at);
-      cell.appendChild(time);
+      cell.replaceChildren(time);
     }
     var gauges = JSON.parse(row.getAttribute("data-gauges") || "[]");
     var values = row.querySelector('[data-field="values"]');
@@ -56,7 +55,14 @@
       var cell = document.querySelector('tr[data-asset-id="' + m.asset + '"] [data-field="alarms"]');
       if (!cell) { return; }
       var count = Math.max(0, (parseInt(cell.textContent, 10) || 0) + delta);
-      cell.innerHTML = count ? '<span class="badge badge-bad">' + count + "</span>" : "0";
+      if (!count) {
+        cell.textContent = "0";
+        return;
+      }
+      var badge = document.createElement("span");
+      badge.className = "badge badge-bad";
+      badge.textContent = String(count);
+      cell.replaceChildren(badge);
     };
   }
   Fleetport.live.on("alarm.raised", alarmDelta(+1));

@@ -2,6 +2,8 @@
 (function () {
   "use strict";
   var spec = JSON.parse(document.getElementById("invoice-spec").textContent);
+  // Plotly reads its texts as a little HTML (<b>, <br>, <a href>): data goes in as plain text.
+  function plain(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
   var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 
   document.querySelectorAll("[data-provenance]").forEach(function (button) {
@@ -25,11 +27,11 @@
             byAsset[h.serial_number].y.push(Number(h.quantity));
           });
           var traces = Object.keys(byAsset).map(function (serial) {
-            return { type: "bar", name: serial, x: byAsset[serial].x, y: byAsset[serial].y };
+            return { type: "bar", name: plain(serial), x: byAsset[serial].x, y: byAsset[serial].y };
           });
           var unit = button.getAttribute("data-unit") || "units";
           Plotly.newPlot(box, traces, {
-            title: { text: data.quantity.replace(/\.?0+$/, "") + " " + unit + " in " + data.hours.length + " metered hours",
+            title: { text: data.quantity.replace(/\.?0+$/, "") + " " + plain(unit) + " in " + data.hours.length + " metered hours",
                      font: { size: 13 } },
             barmode: "stack", height: 240, margin: { l: 50, r: 16, t: 36, b: 36 }, xaxis: { type: "date" },
             paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: traces.length > 1,

@@ -73,6 +73,12 @@
     },
     start: function () { if (!socket) { connect(); } }
   };
+  // Put a fragment that our server rendered (and escaped, as every template does) in place of
+  // `box`'s content: parsed inertly by DOMParser, never assigned through innerHTML.
+  window.Fleetport.replaceWithServerHtml = function (box, html) {
+    var parsed = new DOMParser().parseFromString(html, "text/html");
+    box.replaceChildren.apply(box, Array.prototype.slice.call(parsed.body.childNodes));
+  };
   window.Fleetport.formatTime = function (iso) {
     var zone = document.body.getAttribute("data-time-zone") || undefined;
     try {

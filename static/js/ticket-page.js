@@ -5,6 +5,8 @@
   var spec = JSON.parse(document.getElementById("ticket-spec").textContent);
   var box = document.getElementById("timeline-box");
   var pending = null;
+  // Plotly reads its texts as a little HTML (<b>, <br>, <a href>): data goes in as plain text.
+  function plain(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
   var LABELS = { online: "Online", warning: "Warning", fault: "Fault", offline: "Offline",
                  never_seen: "Never seen", decommissioned: "Decommissioned" };
 
@@ -14,7 +16,7 @@
       pending = null;
       fetch(window.location.pathname + "?partial=timeline", { credentials: "same-origin" })
         .then(function (r) { return r.ok ? r.text() : null; })
-        .then(function (html) { if (html !== null) { box.innerHTML = html; } });
+        .then(function (html) { if (html !== null) { Fleetport.replaceWithServerHtml(box, html); } });
     }, 300);
   }
 
@@ -50,7 +52,7 @@
           var points = data.points || [];
           Plotly.newPlot(el, [{ type: "scatter", mode: "lines", x: points.map(function (p) { return p.t || p.bucket; }),
             y: points.map(function (p) { return p.avg !== undefined ? p.avg : p.value; }) }], {
-            title: { text: g.label + " — last 24 h" + (g.unit ? " (" + g.unit + ")" : ""), font: { size: 13 } },
+            title: { text: plain(g.label + " — last 24 h" + (g.unit ? " (" + g.unit + ")" : "")), font: { size: 13 } },
             height: 200, margin: { l: 44, r: 10, t: 32, b: 30 }, showlegend: false, xaxis: { type: "date" },
             paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: "system-ui, sans-serif", size: 11 }
           }, { responsive: true, displaylogo: false });

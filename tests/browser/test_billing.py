@@ -44,7 +44,7 @@ def test_finance_runs_last_month_reviews_and_finalizes(
     # The worker's progress arrives over the socket: the row turns to Done without a reload.
     page.wait_for_selector('[data-live-state="live"]')
     page.wait_for_function(
-        """document.querySelector('tr[data-run] [data-field="status"]').textContent === 'Done'""",
+        """() => document.querySelector('tr[data-run] [data-field="status"]').textContent === 'Done'""",
         timeout=30_000,
     )
     assert page.locator('tr[data-run] [data-field="bar"]').get_attribute("value") == "100"
@@ -84,7 +84,8 @@ def test_a_run_started_elsewhere_gets_its_row_without_a_reload(
     run = invoice_run_start(actor=finance, period=period.label)
     row = f'tr[data-run="{run.pk}"]'
     page.wait_for_function(
-        f"""document.querySelector('{row} [data-field="status"]')?.textContent === 'Done'""", timeout=30_000
+        f"""() => document.querySelector('{row} [data-field="status"]')?.textContent === 'Done'""",
+        timeout=30_000,
     )
     assert page.evaluate("window.__noReload") == 1
     assert page.inner_text(f'{row} [data-field="period"]') == period.label
@@ -136,6 +137,6 @@ def test_usage_to_date_moves_live_as_heartbeats_arrive(
     page.evaluate("window.__noReload = 1")
     assert post_counter(asgi_server, fleet_a.token, 1, 100.0) == 202
     assert post_counter(asgi_server, fleet_a.token, 2, 104.5) == 202  # 4.5 run hours
-    page.wait_for_function(f"document.querySelector('{cell}').textContent === '4.5 h'", timeout=20_000)
+    page.wait_for_function(f"() => document.querySelector('{cell}').textContent === '4.5 h'", timeout=20_000)
     assert page.evaluate("window.__noReload") == 1
     screenshot(page, "billing-contract-usage-live")

@@ -58,11 +58,11 @@ def test_a_row_turns_to_fault_without_reload(
     assert post_heartbeat(asgi_server, mine.token, 1, "fault") == 202
     row_js = f"""document.querySelector('tr[data-asset-id="{mine.asset.pk}"]')"""
     cell = row_js + """.querySelector('[data-field="%s"]').textContent.trim()"""
-    page.wait_for_function(f"{cell % 'status'} === 'Fault'", timeout=20_000)
+    page.wait_for_function(f"() => {cell % 'status'} === 'Fault'", timeout=20_000)
     assert page.evaluate("window.__noReload") == 1
     assert page.locator('[data-tile="fault"] [data-count]').inner_text() == "1"
     assert row.locator('[data-field="values"]').inner_text().startswith("71.5")
-    page.wait_for_function(f"{cell % 'alarms'} === '1'", timeout=10_000)
+    page.wait_for_function(f"() => {cell % 'alarms'} === '1'", timeout=10_000)
     # B's fault never reached A's page.
     assert "LIVE-B1" not in page.content()
     screenshot(page, "fleet-overview-live")
@@ -102,15 +102,18 @@ def test_the_asset_page_draws_charts_and_takes_live_values(
 
     assert post_heartbeat(asgi_server, mine.token, 100, "ok") == 202
     page.wait_for_function(
-        """document.querySelector('.value[data-metric="temp_c"] [data-value]').textContent === '71.5'""",
+        """() => document.querySelector('.value[data-metric="temp_c"] [data-value]')
+                   .textContent === '71.5'""",
         timeout=20_000,
     )
-    page.wait_for_function("""document.querySelector('[data-chart="temp_c"]').dataset.points === '41'""")
+    page.wait_for_function(
+        """() => document.querySelector('[data-chart="temp_c"]').dataset.points === '41'"""
+    )
     screenshot(page, "asset-page")
 
     page.click('[data-range="24h"]')
     page.wait_for_function(
-        """document.querySelector('[data-chart="temp_c"] .gtitle').textContent.includes('minute')"""
+        """() => document.querySelector('[data-chart="temp_c"] .gtitle').textContent.includes('minute')"""
     )
     screenshot(page, "asset-page-day")
 

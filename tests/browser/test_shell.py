@@ -9,7 +9,7 @@ import pytest
 from portal.models import Customer, User
 from portal.roles import Role
 from tests.factories import PASSWORD
-from tests.integration import login, screenshot
+from tests.integration import assert_no_csp_violations, login, screenshot, watch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -63,6 +63,7 @@ def test_each_role_lands_on_its_home(
 
 def test_phone_width_menu_opens(browser: Any, asgi_server: str, admin_a: User) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    violations = watch_csp(context)
     page = context.new_page()
     try:
         login(page, asgi_server, admin_a.email, PASSWORD)
@@ -74,5 +75,6 @@ def test_phone_width_menu_opens(browser: Any, asgi_server: str, admin_a: User) -
         # Nothing is wider than the screen.
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
         screenshot(page, "home-customer-admin-phone")
+        assert_no_csp_violations(page, violations)
     finally:
         context.close()

@@ -10,7 +10,7 @@ from portal.models import Customer, User
 from support import services
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
-from tests.integration import login, screenshot
+from tests.integration import assert_no_csp_violations, login, screenshot, watch_csp
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -38,6 +38,7 @@ def test_an_agent_answers_and_the_customer_sees_the_reply_arrive(
     page.evaluate("window.__noReload = 1")
 
     agent_context = browser.new_context(viewport={"width": 1280, "height": 800})
+    agent_violations = watch_csp(agent_context)
     agent = agent_context.new_page()
     agent.set_default_timeout(15_000)
     try:
@@ -55,6 +56,7 @@ def test_an_agent_answers_and_the_customer_sees_the_reply_arrive(
         agent.click('[data-testid="send-reply"]')
         agent.wait_for_selector("text=Reply sent.")
         screenshot(agent, "support-ticket-agent")
+        assert_no_csp_violations(agent, agent_violations)
     finally:
         agent_context.close()
 
@@ -62,7 +64,7 @@ def test_an_agent_answers_and_the_customer_sees_the_reply_arrive(
     assert page.evaluate("window.__noReload") == 1
     assert "check the warranty" not in page.content()
     page.wait_for_function(
-        """document.querySelector('[data-testid="ticket-status"]').textContent === 'Open'"""
+        """() => document.querySelector('[data-testid="ticket-status"]').textContent === 'Open'"""
     )
     screenshot(page, "support-ticket-customer")
     page.goto(f"{asgi_server}/support/tickets/")
