@@ -107,7 +107,8 @@ def client_address(remote_addr: str, forwarded_for: str, trusted: tuple[str, ...
     A hop that is not an address ends the walk at the proxy that passed it on.
     """
     networks = _trusted_proxies(trusted)
-    current = _parse_hop(remote_addr) or remote_addr
+    # No address for the peer (a Unix socket): one bucket for all such peers, never a 500.
+    current = _parse_hop(remote_addr) or "0.0.0.0"  # noqa: S104 - an address, not a bind
     hops = [hop for hop in forwarded_for.split(",") if hop.strip()]
     while hops and any(ipaddress.ip_address(current) in net for net in networks):
         previous = _parse_hop(hops.pop())
@@ -120,7 +121,7 @@ def client_address(remote_addr: str, forwarded_for: str, trusted: tuple[str, ...
 def request_client_address(request: HttpRequest) -> str:
     """django-axes' AXES_CLIENT_IP_CALLABLE: `client_address` with settings.TRUSTED_PROXIES."""
     return client_address(
-        request.META.get("REMOTE_ADDR", "") or "0.0.0.0",  # noqa: S104 - an unknown peer, not a bind
+        request.META.get("REMOTE_ADDR", ""),
         request.META.get("HTTP_X_FORWARDED_FOR", ""),
         tuple(settings.TRUSTED_PROXIES),
     )

@@ -187,6 +187,8 @@ def test_behind_a_trusted_proxy_the_client_is_the_hop_before_it(settings, viewer
         ("10.0.0.2", "[2001:db8::1]:443", ("10.0.0.0/8",), "2001:db8::1"),
         ("10.0.0.2", "203.0.113.7:5678", ("10.0.0.0/8",), "203.0.113.7"),
         ("::1", "203.0.113.7", ("::1",), "203.0.113.7"),
+        ("", "203.0.113.7", (), "0.0.0.0"),  # noqa: S104 - a peer without an address (a Unix socket)
+        ("", "203.0.113.7", ("0.0.0.0/32",), "203.0.113.7"),
     ],
 )
 def test_client_address(remote: str, forwarded: str, trusted: tuple[str, ...], client: str) -> None:
