@@ -77,3 +77,17 @@ def test_the_schema_documents_the_filtersets_on_lists_only(viewer_a: User) -> No
         "/api/v1/tickets/"
     )
     assert "status" not in names("/api/v1/assets/{id}/heartbeats/")
+
+
+def test_another_customers_id_in_a_filter_finds_nothing(
+    viewer_a: User, fleet_a: Installed, fleet_b: Installed
+) -> None:
+    _alarm(fleet_b, "critical")
+    client = client_for(viewer_a)
+    foreign = {"customer": str(fleet_b.asset.customer_id)}
+
+    api = client.get("/api/v1/alarms/", foreign)
+    page = client.get("/alarms/", {**foreign, "state": "active"})
+
+    assert (api.status_code, api.json()["count"]) == (200, 0)
+    assert "critical raised" not in page.content.decode()
