@@ -31,8 +31,8 @@ def invoice_run_last_month() -> str:
 # A live message that is late by minutes is no use: two tries, not eight.
 @shared_task(name="billing.assets_reported", **{**HANDLER_TASK, "max_retries": 2})
 def assets_reported(asset_ids: list[str]) -> None:
-    """fleet's AssetStatusChanged (coalesced by the outbox relay: one task per second or so,
-    whatever the ingest rate): live `usage.updated` for the covered assets."""
+    """fleet's AssetStatusChanged (coalesced by the outbox: at most a task a second per
+    process, whatever the ingest rate): live `usage.updated` for the covered assets."""
     from billing import live
 
     live.assets_reported(asset_ids=asset_ids)

@@ -13,9 +13,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.dev")
 app = Celery("fleetport")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
-# The outbox relay (portal.outbox): publishes what a commit's own attempt left, e.g. during a
-# broker outage. Every second, so coalesced events (live usage) wait at most about that long;
-# a relay that waited longer than its interval is dropped, the next one does its work.
+# The outbox relay (portal.outbox): publishes what a commit's own attempt left (a broker
+# outage, a process that stopped before its coalesced publish). A relay task that waited
+# longer than a few intervals is dropped: the next one does its work.
 app.add_periodic_task(1.0, app.signature("portal.outbox_relay"), name="outbox-relay", expires=5.0)
 
 

@@ -29,8 +29,9 @@ from portal import outbox
 class Event:
     """Base of every domain event: ids and small values only (a task loads what it needs).
 
-    An event class with `coalesce = True` reaches its handlers through the outbox relay, its
-    pending events combined by `merge` (within about a second) instead of one task per event."""
+    An event class with `coalesce = True` reaches its handlers merged: the outbox publishes its
+    pending events combined by `merge`, at most once a second per process, instead of one task
+    per event."""
 
     coalesce: ClassVar[bool] = False
 

@@ -11,9 +11,10 @@ transaction that claimed it once the broker took the message. A crash between th
 that commit publishes the row again: delivery is at least once, and every task published this
 way must be idempotent (docs/architecture.md, "Domain events and the outbox").
 
-Tasks registered with `coalesce()` are left to the relay, which merges their pending rows
-before it publishes them (an ingest batch's `AssetStatusChanged` becomes one task per second,
-not one per batch).
+Tasks registered with `coalesce()` are published merged, at most once a second per process:
+after a commit that wrote such rows the process publishes all that are pending at once when
+its last such publish is a second old, else a timer does it when it is (an ingest batch's
+`AssetStatusChanged` becomes about one task a second, not one per batch).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import timedelta
 from functools import partial
@@ -45,6 +47,7 @@ Merge = Callable[[list[Kwargs]], list[Kwargs]]
 
 BATCH = 500  # rows per relay transaction
 BACKOFF_MAX_SECONDS = 60
+COALESCE_SECONDS = 1.0
 
 _mergers: dict[str, Merge] = {}
 _INSERT = f"INSERT INTO {OutboxMessage._meta.db_table} (task, kwargs) VALUES "  # noqa: S608 - constant
@@ -75,12 +78,15 @@ def enqueue_many(messages: Iterable[tuple[str, Kwargs]]) -> None:
     sql = _INSERT + ", ".join(["(%s, %s::jsonb)"] * len(rows))
     with connection.cursor() as cursor:
         if all(name in _mergers for name, _kwargs in rows):
-            cursor.execute(sql, params)  # left to the relay: no ids needed
+            cursor.execute(sql, params)  # coalesced: published by task, not by id
+            transaction.on_commit(_coalescer.poke)
             return
         cursor.execute(sql + " RETURNING id", params)  # in the order of the VALUES
         ids = [row_id for (row_id,), (name, _kwargs) in zip(cursor.fetchall(), rows, strict=True)
                if name not in _mergers]  # fmt: skip
     transaction.on_commit(partial(_publish_after_commit, ids))
+    if len(ids) < len(rows):
+        transaction.on_commit(_coalescer.poke)
 
 
 def _publish_after_commit(ids: list[int]) -> None:
@@ -91,13 +97,15 @@ def _publish_after_commit(ids: list[int]) -> None:
         log.warning("outbox: %d rows left to the relay", len(ids), exc_info=True)
 
 
-def publish(*, ids: Sequence[int] | None = None, limit: int = BATCH) -> int:
-    """Publish the due rows (or the rows `ids`, due or not), oldest first; returns how many
-    rows went. Rows another transaction holds are skipped, not waited for. On the first
-    failure to publish the rest of the round is put off too (the broker is most likely down):
-    each row's next attempt backs off, 1, 2, 4 … up to 60 s."""
+def publish(*, ids: Sequence[int] | None = None, tasks: Sequence[str] = (), limit: int = BATCH) -> int:
+    """Publish the due rows (or the rows `ids`, due or not; or the due rows of `tasks`),
+    oldest first; returns how many rows went. Rows another transaction holds are skipped, not
+    waited for. On the first failure to publish the rest of the round is put off too (the
+    broker is most likely down): each row's next attempt backs off, 1, 2, 4 … up to 60 s."""
     with transaction.atomic():
         which = Q(pk__in=ids) if ids is not None else Q(due_at__lte=Now())
+        if tasks:
+            which &= Q(task__in=tasks)
         claimed = OutboxMessage.objects.select_for_update(skip_locked=True).filter(which).order_by("pk")
         rows = list(claimed.only("pk", "task", "kwargs", "attempts")[:limit])
         if not rows:
@@ -142,6 +150,51 @@ def relay(*, rounds: int = 20) -> int:
 def messages_of(rows: list[OutboxMessage]) -> list[tuple[str, Kwargs]]:
     """The (task, kwargs) messages that publishing `rows` sends, coalesced ones merged."""
     return [(task, kwargs) for task, group in _messages(rows) for kwargs in _merged(task, group)]
+
+
+class _Coalescer:
+    """Publishes the coalesced tasks' pending rows at most once every COALESCE_SECONDS in this
+    process: at once (in the thread whose commit asked) when the last time is that old, else
+    from a one-shot timer thread when it will be. The beat relay publishes whatever a process
+    that stopped left behind."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last = float("-inf")
+        self.timer: threading.Timer | None = None
+        self.pid = os.getpid()
+
+    def poke(self) -> None:
+        with self.lock:
+            if self.pid != os.getpid():  # a forked child: the parent's timer is not ours
+                self.pid, self.timer, self.last = os.getpid(), None, float("-inf")
+            if self.timer is not None:
+                return  # a publish is due already; it takes this commit's rows too
+            wait = self.last + COALESCE_SECONDS - time.monotonic()
+            if wait > 0:
+                self.timer = threading.Timer(wait, self._from_timer)
+                self.timer.daemon = True
+                self.timer.start()
+                return
+            self.last = time.monotonic()
+        self._publish()
+
+    def _from_timer(self) -> None:
+        with self.lock:
+            self.timer, self.last = None, time.monotonic()
+        try:
+            self._publish()
+        finally:
+            connection.close()  # this thread's own connection: the thread ends here
+
+    def _publish(self) -> None:
+        try:
+            publish(tasks=list(_mergers))
+        except Exception:
+            log.warning("outbox: coalesced rows left to the relay", exc_info=True)
+
+
+_coalescer = _Coalescer()
 
 
 def _send(task: str, kwargs: Kwargs) -> None:

@@ -3,9 +3,17 @@ a task's or an event handler's effect without a Celery worker (their rows are un
 
 from __future__ import annotations
 
+import pytest
+
 from portal import outbox
 from portal.celery import app
 from portal.models import OutboxMessage
+
+
+def hold_outbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep committed rows in the outbox (no publishing on commit), for `run_outbox`."""
+    monkeypatch.setattr(outbox, "_publish_after_commit", lambda ids: None)
+    monkeypatch.setattr(outbox._coalescer, "poke", lambda: None)
 
 
 def run_outbox(*, rounds: int = 20) -> list[str]:

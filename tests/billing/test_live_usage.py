@@ -12,7 +12,7 @@ from fleet import events
 from portal.asgi import application
 from portal.models import User
 from tests.fleet_fixtures import Installed
-from tests.outbox import run_outbox
+from tests.outbox import hold_outbox, run_outbox
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,8 +31,14 @@ def reported(asset_ids: list[str]) -> None:
 
 
 def test_usage_updates_go_to_the_covered_assets_customer_only(
-    viewer_a: User, viewer_b: User, contract_a: Contract, contract_b: Contract, fleet_a: Installed
+    viewer_a: User,
+    viewer_b: User,
+    contract_a: Contract,
+    contract_b: Contract,
+    fleet_a: Installed,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    hold_outbox(monkeypatch)  # no worker here: this process runs the task
     # billing subscribed its task at start-up
     assert events.subscribers(events.AssetStatusChanged) == ["billing.assets_reported"]
     a_headers, b_headers = _headers(viewer_a), _headers(viewer_b)

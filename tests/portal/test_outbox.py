@@ -17,6 +17,7 @@ from fleet import events
 from portal import outbox
 from portal.models import OutboxMessage
 from portal.tasks import user_invite_send
+from tests.integration import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -115,18 +116,41 @@ def test_rows_another_transaction_holds_are_skipped_not_waited_for(broker: Sent)
     assert broker == [("portal.user_invite_send", {"user_id": "held"})]
 
 
-def test_coalesced_events_wait_for_the_relay_and_go_as_one_task(broker: Sent) -> None:
-    for ids in (["b", "a"], ["c"], ["a"]):
+@pytest.fixture
+def coalescer(monkeypatch: pytest.MonkeyPatch) -> outbox._Coalescer:
+    """This process's coalescer as new (no publish in the last second)."""
+    fresh = outbox._Coalescer()
+    monkeypatch.setattr(outbox, "_coalescer", fresh)
+    return fresh
+
+
+def test_coalesced_events_go_out_merged_at_most_once_a_second(broker: Sent, coalescer: Any) -> None:
+    with transaction.atomic():
+        events.record(events.AssetStatusChanged(asset_ids=["b", "a"]))  # what an ingest batch does
+    assert broker == [("billing.assets_reported", {"asset_ids": ["a", "b"]})]  # at once
+    started = time.monotonic()
+    for ids in (["c"], ["a"]):
         with transaction.atomic():
-            events.record(events.AssetStatusChanged(asset_ids=ids))  # what an ingest batch does
-    assert broker == []  # not one task per batch
-    assert outbox.relay() == 3
-    assert broker == [("billing.assets_reported", {"asset_ids": ["a", "b", "c"]})]
+            events.record(events.AssetStatusChanged(asset_ids=ids))
+    assert len(broker) == 1  # not one task per batch
+    # The timer's publish: sent, then its rows deleted in the claiming transaction.
+    wait_until(lambda: len(broker) == 2 and not OutboxMessage.objects.exists(), "the 2nd publish", timeout=5)
+    assert time.monotonic() - started > 0.5  # a second after the first
+    assert broker[1] == ("billing.assets_reported", {"asset_ids": ["a", "c"]})
 
 
-def test_a_large_backlog_of_coalesced_events_goes_in_chunks(broker: Sent) -> None:
+def test_coalesced_rows_a_stopped_process_left_go_with_the_relay(
+    broker: Sent, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox._coalescer, "poke", lambda: None)  # stopped before it published
+    events.record(events.AssetStatusChanged(asset_ids=["a"]))
+    assert broker == []
+    assert outbox.relay() == 1
+    assert broker == [("billing.assets_reported", {"asset_ids": ["a"]})]
+
+
+def test_a_large_backlog_of_coalesced_events_goes_in_chunks(broker: Sent, coalescer: Any) -> None:
     ids = [f"{n:05}" for n in range(2500)]
     events.record(events.AssetStatusChanged(asset_ids=ids))
-    outbox.relay()
     assert [len(kwargs["asset_ids"]) for _, kwargs in broker] == [1000, 1000, 500]
     assert sorted(i for _, kwargs in broker for i in kwargs["asset_ids"]) == ids
