@@ -5,9 +5,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from io import StringIO
@@ -194,14 +196,25 @@ def _api(base: str, path: str, *, token: str | None = None, body: dict[str, str]
 
 
 @pytest.mark.integration
-def test_make_run_serves_the_demo_on_its_own_postgresql_and_keeps_its_data(tmp_path: Path) -> None:
+def test_make_run_serves_the_demo_on_its_own_postgresql_and_keeps_its_data() -> None:
     from django.conf import settings
 
+    # A folder Debian's postgres user can reach (pytest's tmp_path is root's alone), so the
+    # data stays in var/postgres as in a checkout, and goes with the folder afterwards.
+    folder = Path(tempfile.mkdtemp(prefix="fleetport-make-run-"))
+    folder.chmod(0o755)
+    try:
+        _run_twice(folder / "var", settings.REDIS_URL.rsplit("/", 1)[0] + "/7")
+        assert not (folder / "var" / "postgres").is_symlink()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run_twice(var: Path, redis_url: str) -> None:
     from tests.services import PostgresServer, free_port
 
-    var, port = tmp_path / "var", free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    redis_url = settings.REDIS_URL.rsplit("/", 1)[0] + "/7"
     process = _run_portal(var, port, redis_url)
     try:
         _wait_ready(base, process)
