@@ -14,9 +14,10 @@ app = Celery("fleetport")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # The outbox relay (portal.outbox): publishes what a commit's own attempt left (a broker
-# outage, a process that stopped before its coalesced publish). A relay task that waited
-# longer than a few intervals is dropped: the next one does its work.
-app.add_periodic_task(1.0, app.signature("portal.outbox_relay"), name="outbox-relay", expires=5.0)
+# outage, a process that stopped before its coalesced publish): a backstop, so every 5 s, as
+# the ingest sweep. A relay task that waited longer than its interval is dropped: the next one
+# does its work.
+app.add_periodic_task(5.0, app.signature("portal.outbox_relay"), name="outbox-relay", expires=5.0)
 
 
 @task_prerun.connect

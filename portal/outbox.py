@@ -5,11 +5,11 @@
 `enqueue` writes an `OutboxMessage` row (one INSERT) that commits or rolls back with the
 change. After the commit this process tries to publish it at once; whatever is still there
 (the broker was down, the process died in between) the relay publishes: the beat task
-`portal.outbox_relay`, every second. A row is claimed with `SELECT … FOR UPDATE SKIP LOCKED`,
+`portal.outbox_relay`, every 5 s. A row is claimed with `SELECT … FOR UPDATE SKIP LOCKED`,
 so relays and on-commit attempts never publish one row at the same time, and deleted in the
 transaction that claimed it once the broker took the message. A crash between the publish and
 that commit publishes the row again: delivery is at least once, and every task published this
-way must be idempotent (docs/architecture.md, "Domain events and the outbox").
+way must be idempotent (docs/architecture.md, "The outbox").
 
 Tasks registered with `coalesce()` are published merged, at most once a second per process:
 after a commit that wrote such rows the process publishes all that are pending at once when

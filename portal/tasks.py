@@ -45,5 +45,5 @@ def audit_prune() -> int:
 
 @shared_task(name="portal.outbox_relay", ignore_result=True)
 def outbox_relay() -> int:
-    """Beat, every second: publish the outbox rows no on-commit attempt published."""
+    """Beat, every 5 s: publish the outbox rows no on-commit attempt published."""
     return outbox.relay()

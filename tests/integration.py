@@ -189,7 +189,7 @@ def start_worker(
 
 
 def start_beat(env: dict[str, str], *, name: str = "beat", schedule: Path) -> subprocess.Popen[bytes]:
-    """Start `celery beat` (the schedule of portal.celery, e.g. the outbox relay every second)
+    """Start `celery beat` (the schedule of portal.celery, e.g. the outbox relay every 5 s)
     and wait until it runs."""
     log = ARTIFACTS / f"celery-{name}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
