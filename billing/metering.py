@@ -25,6 +25,7 @@ from django.db.models.functions import TruncDate
 
 from billing.models import Contract, ContractAsset
 from fleet.models import Asset, AssetStatus, AssetStatusChange, HourlyUsage
+from portal.validation import FIRST_YEAR, LAST_YEAR
 
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 
@@ -61,7 +62,10 @@ def parse_period(value: str) -> tuple[int, int]:
     match = PERIOD_RE.match(value or "")
     if not match:
         raise ValueError("period must be a month as YYYY-MM, e.g. 2026-10")
-    return int(match.group(1)), int(match.group(2))
+    year = int(match.group(1))
+    if not FIRST_YEAR <= year <= LAST_YEAR:  # 0000-01, 9999-12: the month's bounds would overflow
+        raise ValueError(f"period must be a month from {FIRST_YEAR}-01 to {LAST_YEAR}-12")
+    return year, int(match.group(2))
 
 
 def period_of(label: str, time_zone: str) -> Period:

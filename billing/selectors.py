@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
+from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 
@@ -18,6 +19,7 @@ from billing.models import Contract, CreditNote, Invoice, InvoiceStatus, Plan
 from billing.money import ZERO, money_context
 from billing.rating import LineKind, rate_period, totals
 from portal.tenancy import customer_id_scope
+from portal.validation import FIRST_YEAR, LAST_YEAR
 
 
 def plans_visible_to(user: Any) -> QuerySet[Plan]:
@@ -36,9 +38,19 @@ def invoices_visible_to(user: Any) -> QuerySet[Invoice]:
     return invoices
 
 
-# A billing period as the API and the pages take it: a month, `YYYY-MM` (a RegexValidator, so
-# the OpenAPI schema shows the pattern too).
-validate_period = RegexValidator(metering.PERIOD_RE, "A month as YYYY-MM, e.g. 2026-10.")
+class PeriodValidator(RegexValidator):
+    """A month as `YYYY-MM`, in the years a request may name (portal.validation): `0000-01` or
+    `9999-12` would overflow the month's bounds in the customer's zone. A RegexValidator, so the
+    OpenAPI schema shows the pattern too."""
+
+    def __call__(self, value: Any) -> None:
+        super().__call__(value)
+        if not FIRST_YEAR <= int(str(value)[:4]) <= LAST_YEAR:
+            raise ValidationError(f"A month from {FIRST_YEAR}-01 to {LAST_YEAR}-12.", code="out_of_range")
+
+
+# A billing period as the API and the pages take it.
+validate_period = PeriodValidator(metering.PERIOD_RE, "A month as YYYY-MM, e.g. 2026-10.")
 
 
 class InvoiceFilter(django_filters.FilterSet):

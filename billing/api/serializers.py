@@ -20,6 +20,7 @@ from billing.models import (
 )
 from billing.rating import ChargeModel
 from billing.selectors import validate_period
+from portal.validation import validate_day, validate_moment
 
 
 class TierSerializer(serializers.Serializer[dict[str, Any]]):
@@ -62,6 +63,8 @@ class PlanSerializer(serializers.ModelSerializer[Plan]):
             "is_active", "components", "created_at",
         ]  # fmt: skip
         read_only_fields = ["id", "created_at"]
+        # The model's default is no reason to guess the currency of a new price list.
+        extra_kwargs = {"currency": {"required": True}}
 
 
 class CoverageSerializer(serializers.ModelSerializer[ContractAsset]):
@@ -116,21 +119,23 @@ class ContractCreateSerializer(SlaTermsMixin):
     customer = serializers.UUIDField()
     plan = serializers.UUIDField()
     number = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
-    start_date = serializers.DateField()
-    end_date = serializers.DateField(required=False, allow_null=True, default=None)
+    start_date = serializers.DateField(validators=[validate_day])
+    end_date = serializers.DateField(required=False, allow_null=True, default=None, validators=[validate_day])
     status = serializers.ChoiceField(choices=ContractStatus.choices, default=ContractStatus.ACTIVE)
     assets = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
 
 
 class ContractUpdateSerializer(SlaTermsMixin):
     plan = serializers.UUIDField(required=False)
-    end_date = serializers.DateField(required=False, allow_null=True)
+    end_date = serializers.DateField(required=False, allow_null=True, validators=[validate_day])
     status = serializers.ChoiceField(choices=ContractStatus.choices, required=False)
 
 
 class CoverageChangeSerializer(serializers.Serializer[dict[str, Any]]):
     asset = serializers.UUIDField()
-    at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, validators=[validate_moment]
+    )
 
 
 class PeriodQuerySerializer(serializers.Serializer[dict[str, Any]]):
@@ -250,4 +255,6 @@ class VoidSerializer(serializers.Serializer[dict[str, Any]]):
 
 
 class MarkPaidSerializer(serializers.Serializer[dict[str, Any]]):
-    paid_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+    paid_at = serializers.DateTimeField(
+        required=False, allow_null=True, default=None, validators=[validate_moment]
+    )

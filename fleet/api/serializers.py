@@ -16,6 +16,7 @@ from fleet.models import (
     MetricDefinition,
     Site,
 )
+from portal.validation import validate_day, validate_moment
 
 
 class SiteSerializer(serializers.ModelSerializer[Site]):
@@ -102,7 +103,9 @@ class AssetCreateSerializer(serializers.Serializer[Asset]):
     model = serializers.UUIDField()
     serial_number = serializers.CharField(max_length=100)
     name = serializers.CharField(max_length=200)
-    commissioned_on = serializers.DateField(required=False, allow_null=True, default=None)
+    commissioned_on = serializers.DateField(
+        required=False, allow_null=True, default=None, validators=[validate_day]
+    )
 
 
 class HeartbeatSerializer(serializers.ModelSerializer[Heartbeat]):
@@ -151,8 +154,8 @@ class RotateSerializer(serializers.Serializer[Any]):
 
 class UsageQuerySerializer(serializers.Serializer[Any]):
     metric = serializers.CharField(max_length=60)
-    start = serializers.DateTimeField(required=False)  # renamed to "from" below
-    to = serializers.DateTimeField(required=False)
+    start = serializers.DateTimeField(required=False, validators=[validate_moment])  # renamed to "from" below
+    to = serializers.DateTimeField(required=False, validators=[validate_moment])
     resolution = serializers.ChoiceField(choices=["hour", "day", "month"], default="hour")
 
 
@@ -193,8 +196,8 @@ class StatusChangeSerializer(serializers.ModelSerializer[AssetStatusChange]):
 
 class TelemetryQuerySerializer(serializers.Serializer[Any]):
     metric = serializers.CharField(max_length=60)
-    start = serializers.DateTimeField(required=False)  # renamed to "from" below
-    to = serializers.DateTimeField(required=False)
+    start = serializers.DateTimeField(required=False, validators=[validate_moment])  # renamed to "from" below
+    to = serializers.DateTimeField(required=False, validators=[validate_moment])
     resolution = serializers.ChoiceField(choices=["raw", "minute", "hour", "day"], required=False)
 
 
@@ -232,3 +235,7 @@ class AssetUpdateSerializer(serializers.ModelSerializer[Asset]):
     class Meta:
         model = Asset
         fields = ["site", "name", "commissioned_on", "decommissioned_at"]
+        extra_kwargs = {
+            "commissioned_on": {"validators": [validate_day]},
+            "decommissioned_at": {"validators": [validate_moment]},
+        }
