@@ -330,10 +330,15 @@ def page(browser: Any, csp_violations: list[str]) -> Iterator[Any]:
 def post_ingest(base_url: str, token: str, body: Any) -> int:
     """POST heartbeats (one object or a list) to a running server's ingest endpoint as a device
     does; returns the status code."""
+    return post_json(f"{base_url}/api/v1/ingest/heartbeats", body, {"Authorization": f"Device {token}"})
+
+
+def post_json(url: str, body: Any, headers: dict[str, str]) -> int:
+    """POST `body` as JSON to a running server with `headers`; returns the status code."""
     request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
-        f"{base_url}/api/v1/ingest/heartbeats",
+        url,
         data=json.dumps(body).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
+        headers={"Content-Type": "application/json", **headers},
         method="POST",
     )
     try:

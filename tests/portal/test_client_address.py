@@ -4,11 +4,8 @@ address: a client that sends a new X-Forwarded-For with each attempt is still lo
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 
 import pytest
@@ -16,7 +13,7 @@ from django.conf import settings
 
 from portal.models import User
 from tests.factories import PASSWORD
-from tests.integration import ARTIFACTS, ROOT, VENV_BIN, stop_process
+from tests.integration import ARTIFACTS, ROOT, VENV_BIN, post_json, stop_process
 from tests.services import free_port, wait_for_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -53,17 +50,8 @@ def procfile_server(service_env: dict[str, str]) -> Iterator[str]:
 
 
 def _obtain_token(base_url: str, email: str, password: str, forwarded_for: str) -> int:
-    request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
-        f"{base_url}/api/v1/auth/token/",
-        data=json.dumps({"email": email, "password": password}).encode(),
-        headers={"Content-Type": "application/json", "X-Forwarded-For": forwarded_for},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback only
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return int(error.code)
+    body = {"email": email, "password": password}
+    return post_json(f"{base_url}/api/v1/auth/token/", body, {"X-Forwarded-For": forwarded_for})
 
 
 def test_the_procfiles_server_ignores_x_forwarded_for_for_the_lockout(
