@@ -341,13 +341,16 @@ def on_alarm_raised(*, alarm_id: str, **_: Any) -> None:
         return
     severity = alarm.get_severity_display().lower()
     note = f"Alarm raised: {alarm.message} ({severity}, {alarm.raised_at:%Y-%m-%d %H:%M} UTC)."
-    for _attempt in range(3):
+    for attempt in range(3):
         try:
             with transaction.atomic():
                 _ticket_for_alarm(alarm, priority, note)
             return
         except IntegrityError:
-            continue  # another worker opened it at the same moment: comment on that one instead
+            # Another worker opened it at the same moment: comment on that one instead. Three
+            # refusals in a row are something else: raise, so the task retries and logs it.
+            if attempt == 2:
+                raise
 
 
 def _ticket_for_alarm(alarm: Alarm, priority: str, note: str) -> None:
