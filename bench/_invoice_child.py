@@ -85,8 +85,8 @@ def rss_kib(field: str) -> int:
 def main(run_id: str) -> None:
     timed(metering, "quantities", "metering.quantities (usage sums)")
     timed(metering, "uptime", "metering.uptime")
-    timed(runs, "_compute_chunk", "runs._compute_chunk (meter + rate)")
-    timed(runs, "_write_chunk", "runs._write_chunk (insert, lock, lines, update)")
+    timed(runs, "compute_chunk", "runs.compute_chunk (meter + rate)")
+    timed(runs, "write_chunk", "runs.write_chunk (insert, lock, lines, update)")
     connection.ensure_connection()
     rss_before = rss_kib("VmRSS")
     usage_before = resource.getrusage(resource.RUSAGE_SELF)

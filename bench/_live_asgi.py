@@ -3,7 +3,7 @@
     LIVE_TRACE_DIR=/tmp/x uvicorn _live_asgi:application --app-dir bench ...
 
 The application is the project's own object; only the channel layer's receiving step
-(`LiveChannelLayer._receive_message`) is wrapped, so that each `asset.values` event arriving
+(`LiveChannelLayer.receive_message`) is wrapped, so that each `asset.values` event arriving
 for a customer's group (one per timed heartbeat; in a broadcast or a group message) appends
 the moment the web process took it from Redis, before handing it to its sockets, to
 `$LIVE_TRACE_DIR/web-<pid>.jsonl`. That splits "published" → "frame received" into the
@@ -68,4 +68,4 @@ def traced_receive(original: Receive) -> Receive:
     return wrapper
 
 
-LiveChannelLayer._receive_message = traced_receive(LiveChannelLayer._receive_message)  # type: ignore[method-assign,assignment]
+LiveChannelLayer.receive_message = traced_receive(LiveChannelLayer.receive_message)  # type: ignore[method-assign,assignment]

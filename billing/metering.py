@@ -95,7 +95,7 @@ def active_days(contract: Contract, period: Period) -> int:
     return max((last - first).days + 1, 0)
 
 
-def _covered_hours(contract_ids: Iterable[object], period: Period) -> QuerySet[HourlyUsage]:
+def covered_hours(contract_ids: Iterable[object], period: Period) -> QuerySet[HourlyUsage]:
     """Hourly usage rows of the contracts' assets inside the period and their coverage.
 
     The coverage conditions sit in one `filter()` call, so they apply to the same coverage
@@ -115,7 +115,7 @@ def quantities(contract_ids: Iterable[object], period: Period) -> dict[str, dict
     """{contract id: {metric: quantity}} for contracts whose customers share `period`'s zone."""
     result: dict[str, dict[str, Decimal]] = defaultdict(dict)
     rows = (
-        _covered_hours(contract_ids, period)
+        covered_hours(contract_ids, period)
         .values("asset__coverages__contract_id", "metric")
         .annotate(quantity=Sum("quantity"))
         .order_by()
@@ -128,7 +128,7 @@ def quantities(contract_ids: Iterable[object], period: Period) -> dict[str, dict
 def daily_quantities(contract: Contract, period: Period) -> dict[str, list[tuple[date, Decimal]]]:
     """{metric: [(local day, quantity), ...]} of one contract's period, for its usage chart."""
     rows = (
-        _covered_hours([contract.pk], period)
+        covered_hours([contract.pk], period)
         .annotate(day=TruncDate("hour", tzinfo=ZoneInfo(period.time_zone)))
         .values("metric", "day")
         .annotate(quantity=Sum("quantity"))
@@ -143,7 +143,7 @@ def daily_quantities(contract: Contract, period: Period) -> dict[str, list[tuple
 def hourly_rows(contract: Contract, period: Period, metric: str) -> QuerySet[HourlyUsage]:
     """The hourly usage behind one meter of one contract's period: billing provenance."""
     return (
-        _covered_hours([contract.pk], period)
+        covered_hours([contract.pk], period)
         .filter(metric=metric)
         .select_related("asset")
         .order_by("hour", "asset__serial_number")

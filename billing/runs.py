@@ -80,7 +80,7 @@ def billable_contracts(period_label: str) -> Any:
     )
 
 
-def _chunks(period_label: str) -> Iterator[list[Contract]]:
+def contract_chunks(period_label: str) -> Iterator[list[Contract]]:
     last_pk = None
     base = billable_contracts(period_label).select_related("customer", "plan").order_by("pk")
     while True:
@@ -171,7 +171,7 @@ def _late_usage_lines(
     return lines, billed
 
 
-def _compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> list[Draft]:
+def compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> list[Draft]:
     by_zone: dict[str, list[Contract]] = defaultdict(list)
     for contract in chunk:
         by_zone[contract.customer.time_zone].append(contract)
@@ -252,7 +252,7 @@ def _months_back(period_label: str, months: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def _write_chunk(drafts: list[Draft], run: InvoiceRun | None) -> tuple[int, int, int]:
+def write_chunk(drafts: list[Draft], run: InvoiceRun | None) -> tuple[int, int, int]:
     """Insert missing invoices, lock all, replace the drafts' lines. (created, updated, skipped)."""
     if not drafts:
         return 0, 0, 0
@@ -384,12 +384,12 @@ def bill_period(
     """Bill every billable contract for `period_label`; returns counts. Safe to call concurrently."""
     now = now or timezone.now()
     counts = {"processed": 0, "created": 0, "updated": 0, "skipped": 0}
-    for chunk in _chunks(period_label):
+    for chunk in contract_chunks(period_label):
         for attempt in range(5):
             try:
                 with transaction.atomic():
-                    drafts = _compute_chunk(chunk, period_label, now)
-                    created, updated, skipped = _write_chunk(drafts, run)
+                    drafts = compute_chunk(chunk, period_label, now)
+                    created, updated, skipped = write_chunk(drafts, run)
                 break
             except OperationalError as error:  # a deadlock or serialization failure: retry the chunk
                 if attempt == 4 or "deadlock" not in str(error).lower():

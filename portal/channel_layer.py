@@ -71,10 +71,10 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
         layer = super()._get_layer()
         for shard in layer._shards:
             if "_receive_message" not in vars(shard):
-                shard._receive_message = functools.partial(self._receive_message, layer)
+                shard._receive_message = functools.partial(self.receive_message, layer)
         return layer
 
-    def _receive_message(self, layer: Any, message: dict[str, Any] | None) -> None:
+    def receive_message(self, layer: Any, message: dict[str, Any] | None) -> None:
         """channels_redis's shard `_receive_message`, with sinks and broadcasts."""
         if message is None:
             return
