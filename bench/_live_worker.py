@@ -7,7 +7,7 @@ wrapping three functions, by module attribute, so their callers reach the wrappe
 
 - `fleet.worker.process_batch`: when a batch was claimed (start) and finished, which assets
   it changed;
-- `fleet.events.asset_status_changed`: called by the batch's on-commit hook, i.e. just after
+- `fleet.live.publish_asset_states`: called by the batch's on-commit hook, i.e. just after
   the commit (its time goes into the next publish record);
 - `portal.live.publish_many`: the channel-layer sends of a batch (start, end, assets).
 
@@ -34,7 +34,7 @@ import django
 
 django.setup()
 
-from fleet import events  # noqa: E402
+from fleet import live as fleet_live  # noqa: E402
 from fleet.ingest import worker  # noqa: E402
 from portal import live  # noqa: E402
 from portal.celery import app  # noqa: E402
@@ -103,7 +103,7 @@ def traced_publish(original: Callable[..., None]) -> Callable[..., None]:
 
 
 worker.process_batch = traced_batch(worker.process_batch)
-events.asset_status_changed = traced_commit(events.asset_status_changed)
+fleet_live.publish_asset_states = traced_commit(fleet_live.publish_asset_states)
 live.publish_many = traced_publish(live.publish_many)
 
 if __name__ == "__main__":

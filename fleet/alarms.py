@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from fleet import events
+from fleet import live as fleet_live
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -251,6 +252,6 @@ def offline_sweep(*, now: datetime | None = None) -> list[str]:
                     message=f"{asset.name} has sent nothing since {last_seen:%Y-%m-%d %H:%M} UTC", at=now,
                 )  # fmt: skip
                 events.record(events.AssetStatusChanged(asset_ids=[str(pk)]))
-                transaction.on_commit(partial(events.asset_status_changed, asset_ids=[str(pk)]))
+                transaction.on_commit(partial(fleet_live.publish_asset_states, asset_ids=[str(pk)]))
             marked.append(str(pk))
     return marked

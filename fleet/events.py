@@ -1,4 +1,4 @@
-"""The domain events of `fleet`, and the live messages of a changed asset.
+"""The domain events of `fleet`.
 
     from fleet import events
     events.record(events.AlarmRaised(alarm_id=str(alarm.pk)))           # in the transaction
@@ -6,31 +6,27 @@
 
 Events are recorded inside the transaction of the change and handled by Celery tasks after
 it commits (`portal.events`, `portal.outbox`); fleet never imports the apps that handle them.
-Live messages are not events: they go out on commit, straight to the channel layer.
+Live messages are not events: they go out on commit, straight to the channel layer
+(fleet/live.py).
 docs/architecture.md lists every event and its handlers.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Self
 
-from portal import live
 from portal.events import Event, record, subscribe, subscribers
 
 __all__ = [
     "AlarmCleared",
     "AlarmRaised",
     "AssetStatusChanged",
-    "asset_status_changed",
     "record",
     "subscribe",
     "subscribers",
 ]
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -60,37 +56,3 @@ class AssetStatusChanged(Event):
     def merge(cls, events: list[Self]) -> list[Self]:
         ids = sorted({pk for event in events for pk in event.asset_ids})
         return [cls(asset_ids=ids[i : i + cls.CHUNK]) for i in range(0, len(ids), cls.CHUNK)]
-
-
-def asset_status_changed(*, asset_ids: list[str]) -> None:
-    """Live messages for assets whose state changed (after the commit): one `asset.status` and
-    one `asset.values` each. Their domain event is `AssetStatusChanged`, recorded in the batch's
-    transaction."""
-    if not asset_ids:
-        return
-    from fleet.models import Asset
-
-    messages: list[live.Message] = []
-    rows = (
-        Asset.objects.filter(pk__in=set(asset_ids))
-        .order_by()
-        .values_list("id", "customer_id", "status", "last_seen_at", "last_values", "last_fault_code")
-    )
-    for asset_id, customer_id, status, last_seen_at, last_values, fault_code in rows:
-        message = {
-            "type": "asset.status",
-            "asset": str(asset_id),
-            "status": status,
-            "last_seen_at": last_seen_at.isoformat() if last_seen_at else None,
-            "last_values": last_values,
-            "fault_code": fault_code,
-        }
-        # The overview (customer and staff groups) gets status; an asset page that
-        # subscribed gets the values too. Sockets coalesce both per asset per second.
-        messages += live.for_customer(customer_id, message)
-        values = {**message, "type": "asset.values"}
-        messages += live.for_customer(customer_id, values, topic=live.asset_topic(asset_id))
-    try:
-        live.publish_many(messages)  # one connection for the whole batch
-    except Exception:
-        log.warning("live: could not publish %d messages", len(messages), exc_info=True)

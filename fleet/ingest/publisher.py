@@ -1,7 +1,7 @@
 """Live messages of committed batches, coalesced under load (docs/architecture.md, "Live").
 
 The worker hands each committed batch's changed assets to `live_publisher`; the messages
-themselves are made by `fleet.events.asset_status_changed`.
+themselves are made by `fleet.live.publish_asset_states`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from django.conf import settings
 from django.db import DatabaseError
 
-from fleet import events
+from fleet import live as fleet_live
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class LivePublisher:
     pausing, a small batch's messages go out at once from the batch's own thread (at light
     load the shortest way to the browsers: no hop to another thread, which under load would
     have to win the interpreter lock from the storing thread for every Redis round trip).
-    Otherwise they go to a thread of their own, which sends `events.asset_status_changed`
+    Otherwise they go to a thread of their own, which sends `fleet_live.publish_asset_states`
     for everything handed over since its last round: each asset once, with its state as
     committed by then (the function reads it), so a message per asset per batch at most.
 
@@ -91,7 +91,7 @@ class LivePublisher:
         started = time.thread_time()  # CPU, not waiting: a new connection's set-up is not cost
         for attempt in (1, 2):
             try:
-                events.asset_status_changed(asset_ids=asset_ids)
+                fleet_live.publish_asset_states(asset_ids=asset_ids)
             except DatabaseError:
                 # A round that met a broken connection (a database restart, a pool closed
                 # under it) tries once more on a fresh one.
