@@ -250,6 +250,23 @@ class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
         read_only_fields = fields
 
 
+class LineUsageHourSerializer(serializers.Serializer[dict[str, Any]]):
+    hour = serializers.DateTimeField()
+    asset = serializers.UUIDField()
+    serial_number = serializers.CharField()
+    quantity = serializers.DecimalField(max_digits=24, decimal_places=6)
+
+
+class LineUsageSerializer(serializers.Serializer[dict[str, Any]]):
+    """The answer of GET /invoices/{id}/lines/{line}/usage/ (built in the view; described here)."""
+
+    line = serializers.IntegerField()
+    metric = serializers.CharField()
+    period = serializers.CharField()
+    quantity = serializers.DecimalField(max_digits=24, decimal_places=6)
+    hours = LineUsageHourSerializer(many=True)
+
+
 class VoidSerializer(serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField(max_length=2000)
 

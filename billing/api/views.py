@@ -25,6 +25,7 @@ from billing.api.serializers import (
     InvoiceRunCreateSerializer,
     InvoiceRunSerializer,
     InvoiceSerializer,
+    LineUsageSerializer,
     MarkPaidSerializer,
     PeriodQuerySerializer,
     PlanSerializer,
@@ -39,6 +40,7 @@ from portal.roles import Capability
 from portal.tenancy import scoped_get, scoped_get_many, scoped_get_or_none
 
 PERIOD = OpenApiParameter("period", OpenApiTypes.STR, description="A month as YYYY-MM (default: this month).")
+CSV = {(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV, a header line first")}
 
 
 class PlanViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
@@ -241,11 +243,17 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         return self._done(invoice)
 
     @extend_schema(
-        request=CreditNoteCreateSerializer,
-        responses={200: CreditNoteSerializer(many=True), 201: CreditNoteSerializer},
-        summary="List or issue credit notes of an invoice",
+        methods=["GET"],
+        responses=CreditNoteSerializer(many=True),
+        summary="The credit notes of an invoice (all of them: not paginated)",
     )
-    @action(detail=True, methods=["get", "post"], url_path="credit-notes")
+    @extend_schema(
+        methods=["POST"],
+        request=CreditNoteCreateSerializer,
+        responses={201: CreditNoteSerializer},
+        summary="Issue a credit note",
+    )
+    @action(detail=True, methods=["get", "post"], url_path="credit-notes", pagination_class=None)
     def credit_notes(self, request: Request, pk: str | None = None) -> Response:
         invoice = self.get_object()
         if request.method == "GET":
@@ -278,7 +286,9 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         period = metering.period_of(line.period, invoice.customer.time_zone)
         return invoice, line, metering.hourly_rows(invoice.contract, period, line.metric)
 
-    @extend_schema(summary="The hourly usage behind one line (billing provenance)")
+    @extend_schema(
+        responses=LineUsageSerializer, summary="The hourly usage behind one line (billing provenance)"
+    )
     @action(detail=True, methods=["get"], url_path=r"lines/(?P<line_id>[0-9]+)/usage")
     def line_usage(self, request: Request, pk: str | None = None, line_id: str | None = None) -> Response:
         _, line, rows = self._usage_line(line_id)
@@ -298,7 +308,7 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
             }
         )  # fmt: skip
 
-    @extend_schema(summary="The hourly usage behind one line, as CSV")
+    @extend_schema(responses=CSV, summary="The hourly usage behind one line, as CSV")
     def line_usage_csv(self, request: Request, pk: str | None = None, line_id: str | None = None) -> Any:
         invoice, line, rows = self._usage_line(line_id)
         name = f"{invoice.number or invoice.pk}-line{line.position}-{line.metric}.csv"
@@ -311,7 +321,7 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
-    @extend_schema(parameters=[PERIOD], summary="All invoice lines of a period as CSV")
+    @extend_schema(parameters=[PERIOD], responses=CSV, summary="All invoice lines of a period as CSV")
     def export_csv(self, request: Request) -> StreamingHttpResponse:
         query = PeriodQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)

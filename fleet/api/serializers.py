@@ -175,8 +175,13 @@ class UsageSeriesSerializer(serializers.Serializer[Any]):
 
 class AlarmSerializer(serializers.ModelSerializer[Alarm]):
     asset_name = serializers.CharField(source="asset.name", read_only=True)
-    acknowledged_by = serializers.EmailField(source="acknowledged_by.email", read_only=True, default=None)
-    cleared_by = serializers.EmailField(source="cleared_by.email", read_only=True, default=None)
+    # null until someone acknowledges or clears it (the schema says so: allow_null).
+    acknowledged_by = serializers.EmailField(
+        source="acknowledged_by.email", read_only=True, default=None, allow_null=True
+    )
+    cleared_by = serializers.EmailField(
+        source="cleared_by.email", read_only=True, default=None, allow_null=True
+    )
 
     class Meta:
         model = Alarm

@@ -27,7 +27,7 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
 
 class UserSerializer(serializers.ModelSerializer[User]):
     customer: serializers.PrimaryKeyRelatedField[Customer] = serializers.PrimaryKeyRelatedField(
-        read_only=True
+        read_only=True, allow_null=True, help_text="null for provider staff"
     )
 
     class Meta:
@@ -64,7 +64,7 @@ class UserUpdateSerializer(serializers.Serializer[Any]):
 
 
 class MeSerializer(serializers.ModelSerializer[User]):
-    customer = CustomerSerializer(read_only=True)
+    customer = CustomerSerializer(read_only=True, allow_null=True, help_text="null for provider staff")
     capabilities = serializers.SerializerMethodField()
 
     class Meta:

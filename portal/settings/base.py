@@ -258,6 +258,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "SCHEMA_PATH_PREFIX": "/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.api.schema.add_error_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "AssetStatusEnum": "fleet.models.AssetStatus",
         "AlarmStateEnum": "fleet.models.AlarmState",

@@ -34,12 +34,21 @@ class AttachmentSerializer(serializers.ModelSerializer[Attachment]):
 
 class TicketSerializer(serializers.ModelSerializer[Ticket]):
     customer_name = serializers.CharField(source="customer.name", read_only=True)
-    asset_name = serializers.CharField(source="asset.name", read_only=True, default=None)
-    invoice_number = serializers.CharField(source="invoice.number", read_only=True, default=None)
-    contract_number = serializers.CharField(source="contract.number", read_only=True, default=None)
-    assignee_email = serializers.EmailField(source="assignee.email", read_only=True, default=None)
+    # null when the ticket has no asset, invoice, contract or assignee (allow_null: the schema says so).
+    asset_name = serializers.CharField(source="asset.name", read_only=True, default=None, allow_null=True)
+    invoice_number = serializers.CharField(
+        source="invoice.number", read_only=True, default=None, allow_null=True
+    )
+    contract_number = serializers.CharField(
+        source="contract.number", read_only=True, default=None, allow_null=True
+    )
+    assignee_email = serializers.EmailField(
+        source="assignee.email", read_only=True, default=None, allow_null=True
+    )
     resolution_due = serializers.DateTimeField(read_only=True)
-    next_due = serializers.DateTimeField(read_only=True)
+    next_due = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="null once resolved, or while waiting for the customer"
+    )
     events = serializers.SerializerMethodField()
     attachments = serializers.SerializerMethodField()
 

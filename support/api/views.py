@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -143,7 +144,9 @@ class TicketViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveM
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY}, summary="Download a file"
+        # Served as the type it was accepted as (settings.ATTACHMENT_TYPES, checked on upload).
+        responses={(200, content_type): OpenApiTypes.BINARY for content_type in settings.ATTACHMENT_TYPES},
+        summary="Download a file",
     )
     @action(detail=True, methods=["get"], url_path=r"attachments/(?P<attachment_id>[0-9a-fA-F-]{36})")
     def attachment(
