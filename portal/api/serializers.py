@@ -82,6 +82,15 @@ class TokenRequestSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100, required=False, default="", allow_blank=True)
 
 
+class ErrorSerializer(serializers.Serializer[Any]):
+    """An error answer other than a 400 (portal/api/exceptions.py); the schema's `Error`."""
+
+    detail = serializers.CharField()
+
+    class Meta:
+        ref_name = "Error"
+
+
 class TokenResponseSerializer(serializers.Serializer[Any]):
     token = serializers.CharField(help_text="Shown once; send as `Authorization: Token <token>`.")
 

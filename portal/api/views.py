@@ -5,7 +5,7 @@ from typing import Any
 from axes.exceptions import AxesBackendPermissionDenied
 from django.contrib.auth import authenticate
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, permissions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -17,6 +17,7 @@ from portal.api.base import TenantScopedViewSet, request_user
 from portal.api.serializers import (
     ApiTokenSerializer,
     CustomerSerializer,
+    ErrorSerializer,
     MeSerializer,
     TokenRequestSerializer,
     TokenResponseSerializer,
@@ -118,7 +119,10 @@ class TokenView(APIView):
 
     @extend_schema(
         request=TokenRequestSerializer,
-        responses={201: TokenResponseSerializer},
+        responses={
+            201: TokenResponseSerializer,
+            429: OpenApiResponse(ErrorSerializer, description="Too many failed log-ins; try again later."),
+        },
         summary="Get an API token",
         auth=[],
     )

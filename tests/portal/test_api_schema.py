@@ -90,3 +90,10 @@ def test_files_are_described_as_the_types_they_are_served_as(schema: dict[str, A
 
 def test_a_plan_needs_its_currency(schema: dict[str, Any]) -> None:
     assert "currency" in schema["components"]["schemas"]["PlanRequest"]["required"]
+
+
+def test_the_token_endpoint_documents_its_lockout(schema: dict[str, Any]) -> None:
+    locked = schema["paths"]["/api/v1/auth/token/"]["post"]["responses"]["429"]
+
+    assert locked["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    assert schema["components"]["schemas"]["Error"]["required"] == ["detail"]
