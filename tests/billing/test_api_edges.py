@@ -52,3 +52,16 @@ def test_a_plan_may_be_created_inactive(finance: User, compressor: object) -> No
 
     assert response.status_code == 201, response.content
     assert response.json()["is_active"] is False
+
+
+@pytest.mark.parametrize("period", ["0000-01", "9999-12"])
+def test_the_pages_refuse_a_month_out_of_range_too(
+    viewer_a: User, finance: User, contract_a: Contract, period: str
+) -> None:
+    usage_page = client_for(viewer_a).get(f"/billing/contracts/{contract_a.pk}/", {"period": period})
+    run_form = client_for(finance).post("/billing/runs/", {"period": period}, follow=True)
+
+    assert usage_page.status_code == 200  # the current month instead
+    assert run_form.status_code == 200
+    assert "period must be a month from 1970-01 to 2999-12" in run_form.content.decode()
+    assert not InvoiceRun.objects.exists()
