@@ -19,6 +19,7 @@ from fleet.models import (
     FailedBatch,
     Heartbeat,
     HourlyUsage,
+    ImplausibleReading,
     IngestInbox,
     MetricDefinition,
     Site,
@@ -80,7 +81,9 @@ class AssetStatusChangeAdmin(ReadOnlyAdmin):
 
 @admin.register(MetricDefinition)
 class MetricDefinitionAdmin(admin.ModelAdmin[MetricDefinition]):
-    list_display = ["code", "label", "asset_model", "kind", "unit", "normal_min", "normal_max"]
+    list_display = [
+        "code", "label", "asset_model", "kind", "unit", "normal_min", "normal_max", "max_rate_per_hour",
+    ]  # fmt: skip
     list_filter = ["asset_model", "kind"]
 
 
@@ -120,6 +123,28 @@ class HeartbeatAdmin(ReadOnlyAdmin):
 class HourlyUsageAdmin(ReadOnlyAdmin):
     list_display = ["asset", "metric", "hour", "quantity", "customer"]
     list_filter = ["metric", "customer"]
+
+
+@admin.register(ImplausibleReading)
+class ImplausibleReadingAdmin(ReadOnlyAdmin):
+    list_display = ["ts", "asset", "metric", "seq", "value", "increment", "allowed", "status", "customer"]
+    list_filter = ["status", "metric", "customer"]
+    actions = ["accept", "reject"]
+
+    def _decide(self, request: HttpRequest, queryset: Any, *, accept: bool) -> None:
+        decided = 0
+        for reading in queryset.filter(status=ImplausibleReading.Status.PENDING):
+            services.implausible_reading_decide(reading=reading, accept=accept, actor=request.user)  # type: ignore[arg-type]
+            decided += 1
+        self.message_user(request, f"{decided} pending reading(s) {'accepted' if accept else 'rejected'}.")
+
+    @admin.action(description="Accept: bill their increments")
+    def accept(self, request: HttpRequest, queryset: Any) -> None:
+        self._decide(request, queryset, accept=True)
+
+    @admin.action(description="Reject: never bill them")
+    def reject(self, request: HttpRequest, queryset: Any) -> None:
+        self._decide(request, queryset, accept=False)
 
 
 @admin.register(IngestInbox)

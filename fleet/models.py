@@ -11,6 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
@@ -75,6 +76,17 @@ class MetricDefinition(models.Model):
     kind = models.CharField(max_length=10, choices=MetricKind.choices, default=MetricKind.GAUGE)
     normal_min = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     normal_max = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    max_rate_per_hour = models.DecimalField(
+        max_digits=20,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal("0.000001"))],
+        help_text=(
+            "Counters only: the most the counter can rise per hour of its readings' time. A reading "
+            "beyond it is flagged and billed only when staff accept it. Empty: no bound."
+        ),
+    )
 
     class Meta:
         ordering = ["asset_model", "code"]
@@ -84,6 +96,11 @@ class MetricDefinition(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.code})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.max_rate_per_hour is not None and self.kind != MetricKind.COUNTER:
+            raise ValidationError({"max_rate_per_hour": "Only a counter has a rate bound."})
 
 
 class AssetStatus(models.TextChoices):
@@ -374,6 +391,7 @@ class AlarmKind(models.TextChoices):
     THRESHOLD = "threshold", "Threshold"
     DEVICE_FAULT = "device_fault", "Device fault"
     OFFLINE = "offline", "Offline"
+    DATA_QUALITY = "data_quality", "Data quality"
 
 
 class AlarmState(models.TextChoices):
@@ -464,3 +482,60 @@ class TelemetryRollup(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.asset_id} {self.metric} {self.resolution} {self.bucket:%Y-%m-%d %H:%M}"
+
+
+class ImplausibleReading(TenantOwned):
+    """A counter reading beyond its metric's `max_rate_per_hour`: stored, flagged, billed only
+    once staff accept it (docs/billing.md, "Implausible counter readings").
+
+    Kept by the ingest worker, which creates, re-judges and deletes pending rows as the
+    readings around them arrive (fleet/usage.py); `status` accepted or rejected is staff's
+    decision and the worker never changes it. One row per reading and metric.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    customer = models.ForeignKey(
+        "portal.Customer", on_delete=models.PROTECT, related_name="implausiblereadings", db_index=False
+    )
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="implausible_readings")
+    # No index of its own: `implausible_once_per_reading` leads with (customer, device, seq).
+    device = models.ForeignKey(
+        Device, on_delete=models.PROTECT, related_name="implausible_readings", db_index=False
+    )
+    seq = models.BigIntegerField()
+    metric = models.CharField(max_length=60)
+    ts = models.DateTimeField(help_text="The reading's own time.")
+    value = models.DecimalField(max_digits=24, decimal_places=6)
+    baseline_value = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    baseline_ts = models.DateTimeField(null=True, blank=True)
+    increment = models.DecimalField(
+        max_digits=24, decimal_places=6, help_text="What accepting it adds to its hour's usage."
+    )
+    allowed = models.DecimalField(
+        max_digits=24, decimal_places=6, help_text="The most the bound allowed over that time."
+    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    created_at = models.DateTimeField(default=timezone.now)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        "portal.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-ts"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "device", "seq", "metric"], name="implausible_once_per_reading"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer", "status", "-ts"], name="implausible_customer_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.asset_id} {self.metric}#{self.seq} {self.status}"

@@ -27,6 +27,7 @@ from fleet.models import (
     Device,
     DeviceCredential,
     HourlyUsage,
+    ImplausibleReading,
     MetricDefinition,
     Severity,
     Site,
@@ -106,6 +107,26 @@ class AlarmFilter(django_filters.FilterSet):
         if value == "active":
             return alarms.filter(state__in=ACTIVE_ALARM_STATES)
         return alarms.filter(state=value)
+
+
+def implausible_reading_list(*, actor: User) -> QuerySet[ImplausibleReading]:
+    """Flagged counter readings of the assets the actor may see, newest first."""
+    return (
+        ImplausibleReading.objects.visible_to(actor)
+        .select_related("asset", "decided_by")
+        .order_by("-ts", "-pk")
+    )
+
+
+class ImplausibleReadingFilter(django_filters.FilterSet):
+    status = django_filters.ChoiceFilter(choices=ImplausibleReading.Status.choices)
+    asset = django_filters.UUIDFilter(field_name="asset_id")
+    metric = django_filters.CharFilter(field_name="metric")
+    customer = django_filters.UUIDFilter(field_name="customer_id", help_text="Staff: one customer's readings")
+
+    class Meta:
+        model = ImplausibleReading
+        fields = ["status", "asset", "metric", "customer"]
 
 
 def device_list(*, actor: User) -> QuerySet[Device]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from fleet.credentials import device_token_issue
 from fleet.ingest import admission
+from fleet.ingest.state import Folding, Usage, add_usage, flags_settled, refold
 from fleet.models import (
     AlarmRule,
     Asset,
@@ -18,10 +20,13 @@ from fleet.models import (
     AssetStatus,
     Device,
     FailedBatch,
+    Heartbeat,
+    ImplausibleReading,
     IngestInbox,
     MetricDefinition,
     Site,
 )
+from fleet.usage import Judgement, Reading, as_decimal
 from portal.models import Customer, User
 from portal.services import audit_record
 
@@ -178,3 +183,77 @@ def failed_batch_retry(*, batch: FailedBatch) -> IngestInbox:
     batch.save(update_fields=["retried_at"])
     transaction.on_commit(admission.nudge)
     return row
+
+
+class ReadingDecisionError(Exception):
+    """A decision on a reading that was decided otherwise already (a 400 for the API)."""
+
+
+@transaction.atomic
+def implausible_reading_decide(
+    *, reading: ImplausibleReading, accept: bool, actor: User
+) -> ImplausibleReading:
+    """Accept a flagged counter reading (its increment is added to its hour's usage, once,
+    and it becomes a baseline like any reading) or reject it (it stays out). Idempotent:
+    the same decision twice changes nothing; the other one is refused.
+
+    Under the device's row lock, the lock the ingest worker folds under: a batch of the
+    same device never sees half a decision. Accepting re-folds the readings after it up to
+    the first that counted and still counts (fleet/usage.py), so those measured from an
+    older baseline while it was pending are measured from it now.
+    """
+    device = (
+        Device.objects.for_customer(reading.customer_id)
+        .select_for_update()
+        .select_related("asset")
+        .get(pk=reading.device_id)
+    )
+    reading = (
+        ImplausibleReading.objects.for_customer(device.customer_id).select_for_update().get(pk=reading.pk)
+    )
+    status = ImplausibleReading.Status.ACCEPTED if accept else ImplausibleReading.Status.REJECTED
+    if reading.status == status:
+        return reading
+    if reading.status != ImplausibleReading.Status.PENDING:
+        raise ReadingDecisionError(f"This reading is {reading.status} already.")
+    reading.status = status
+    reading.decided_at = timezone.now()
+    reading.decided_by = actor
+    reading.save(update_fields=["status", "decided_at", "decided_by"])
+    if accept:
+        heartbeat = Heartbeat.objects.for_customer(device.customer_id).get(device=device, seq=reading.seq)
+        bound = (
+            MetricDefinition.objects.filter(asset_model_id=device.asset.model_id, code=reading.metric)
+            .values_list("max_rate_per_hour", flat=True)
+            .first()
+        )
+        usage: Usage = defaultdict(Decimal)
+        folding = Folding()
+        refold(
+            device,
+            reading.metric,
+            bound,
+            [
+                Reading(
+                    seq=reading.seq,
+                    value=as_decimal(heartbeat.metrics[reading.metric]),
+                    ts=heartbeat.ts,
+                    stored_increment=Decimal(heartbeat.increments.get(reading.metric, "0")),
+                    stored=Judgement.ACCEPTED,
+                )
+            ],
+            usage,
+            folding,
+        )  # writes the stored rows' new increments (this one's, and those it is the baseline of)
+        if reading.metric in folding.baselines:
+            device.counter_state = {**device.counter_state, **folding.baselines}
+            device.save(update_fields=["counter_state"])
+        add_usage(usage)
+    audit_record(
+        actor=actor,
+        action=f"counter_reading.{status}",
+        target=reading,
+        data={"metric": reading.metric, "seq": reading.seq, "increment": str(reading.increment)},
+    )
+    flags_settled(asset=device.asset, code=reading.metric, reason=f"reading {status} by staff", actor=actor)
+    return reading

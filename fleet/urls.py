@@ -10,6 +10,7 @@ urlpatterns = [
     path("fleet/devices/<uuid:pk>/rotate/", views.device_rotate, name="device_rotate"),
     path("fleet/devices/<uuid:pk>/revoke/", views.device_revoke, name="device_revoke"),
     path("fleet/alarms/<uuid:pk>/<str:action>/", views.alarm_action, name="alarm_action"),
+    path("fleet/readings/<uuid:pk>/<str:action>/", views.reading_decide, name="reading_decide"),
     path("sites/", views.site_list, name="site_list"),
     path("sites/<uuid:pk>/", views.site_detail, name="site_detail"),
 ]

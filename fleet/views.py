@@ -20,6 +20,7 @@ from fleet.models import (
     Asset,
     AssetStatusChange,
     Device,
+    ImplausibleReading,
     Severity,
 )
 from fleet.selectors import site_list as select_sites
@@ -89,6 +90,11 @@ def asset_detail(request: HttpRequest, pk: str) -> HttpResponse:
         .order_by("-installed_at"),
         "can_acknowledge": can(actor, Capability.ACKNOWLEDGE_ALARMS),
         "can_manage": can(actor, Capability.MANAGE_FLEET),
+        "flagged_readings": ImplausibleReading.objects.for_customer(asset.customer_id)
+        .filter(asset=asset)
+        .select_related("decided_by")
+        .order_by("-ts")[:20],
+        "can_decide_readings": can(actor, Capability.WORK_TICKETS),
         "metric_spec": [
             {
                 "code": m.code,
@@ -125,6 +131,25 @@ def alarm_action(request: HttpRequest, pk: str, action: str) -> HttpResponseBase
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = reverse("asset_detail", args=[alarm.asset_id])
     return redirect(target)
+
+
+@login_required
+@require_POST
+def reading_decide(request: HttpRequest, pk: str, action: str) -> HttpResponseBase:
+    """Accept or reject a flagged counter reading (docs/billing.md, "Implausible counter readings")."""
+    require_capability(request, Capability.WORK_TICKETS)
+    if action not in ("accept", "reject"):
+        raise Http404
+    actor = _user(request)
+    reading = get_object_or_404(ImplausibleReading.objects.visible_to(actor), pk=pk)
+    try:
+        services.implausible_reading_decide(reading=reading, accept=action == "accept", actor=actor)
+        messages.success(
+            request, "Reading accepted: its usage is billed." if action == "accept" else "Reading rejected."
+        )
+    except services.ReadingDecisionError as exc:
+        messages.error(request, str(exc))
+    return redirect(reverse("asset_detail", args=[reading.asset_id]))
 
 
 @login_required

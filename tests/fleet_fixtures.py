@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
 from fleet import services
+from fleet.ingest import worker
 from fleet.ingest.auth import clear_auth_cache
-from fleet.models import Asset, AssetModel, Device
+from fleet.models import Asset, AssetModel, Device, IngestInbox
 from portal.models import Customer
 from tests.factories import SiteFactory
 
@@ -65,3 +70,24 @@ def fleet_a(customer_a: Customer, compressor: AssetModel) -> Installed:
 @pytest.fixture
 def fleet_b(customer_b: Customer, compressor: AssetModel) -> Installed:
     return install(customer_b, compressor, "B-0001")
+
+
+def deliver_shuffled(
+    installed: Installed, history: Sequence[tuple[int, Any, datetime]], rng: random.Random, metric: str
+) -> None:
+    """Deliver (seq, value, ts) readings of `metric` as a bad network would: shuffled, some
+    twice, in random batches, some of which are drained early; then drain the rest."""
+    delivered = [h for h in history for _ in range(rng.choice([1, 1, 2]))]
+    rng.shuffle(delivered)
+    while delivered:
+        size = rng.randint(1, 8)
+        chunk, delivered = delivered[:size], delivered[size:]
+        items = [
+            {"seq": seq, "ts": ts.astimezone(UTC).isoformat(), "status": "ok", "fault_code": "",
+             "metrics": {metric: float(value)}}
+            for seq, value, ts in chunk
+        ]  # fmt: skip
+        IngestInbox.objects.create(device_id=installed.device.pk, count=len(items), items=items)
+        if rng.random() < 0.5:
+            worker.drain()
+    worker.drain()

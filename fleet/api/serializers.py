@@ -36,7 +36,7 @@ class SiteCreateSerializer(serializers.Serializer[Site]):
 class MetricSerializer(serializers.ModelSerializer[MetricDefinition]):
     class Meta:
         model = MetricDefinition
-        fields = ["code", "label", "unit", "kind", "normal_min", "normal_max"]
+        fields = ["code", "label", "unit", "kind", "normal_min", "normal_max", "max_rate_per_hour"]
 
 
 class AlarmRuleSerializer(serializers.ModelSerializer[AlarmRule]):

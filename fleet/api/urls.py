@@ -1,5 +1,6 @@
 from rest_framework.routers import SimpleRouter
 
+from fleet.api.readings import ImplausibleReadingViewSet
 from fleet.api.views import AlarmViewSet, AssetModelViewSet, AssetViewSet, DeviceViewSet, SiteViewSet
 
 router = SimpleRouter(trailing_slash=True)
@@ -8,5 +9,6 @@ router.register("asset-models", AssetModelViewSet, basename="asset-model")
 router.register("assets", AssetViewSet, basename="asset")
 router.register("devices", DeviceViewSet, basename="device")
 router.register("alarms", AlarmViewSet, basename="alarm")
+router.register("implausible-readings", ImplausibleReadingViewSet, basename="implausible-reading")
 
 urlpatterns = router.urls

@@ -152,7 +152,8 @@ def store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | None
                 moment = moments[text] = _ts(text)
             parsed.append((item, moment))
             received.append(received_at)
-        increments = fold_device(device, parsed, counters.get(device.asset.model_id, ()), usage)
+        folding = fold_device(device, parsed, counters.get(device.asset.model_id, ()), usage)
+        increments = folding.increments
         for (item, ts), received_at in zip(parsed, received, strict=True):
             telemetry.accumulate(
                 rollups, customer_id=customer_key, asset_id=asset_key, ts=ts, metrics=item["metrics"]
@@ -163,7 +164,9 @@ def store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | None
                     item["fault_code"], item["metrics"], increments.get(item["seq"], {}), received_at,
                 )
             )  # fmt: skip
-        update_device_and_asset(device, parsed, rules.get(device.asset.model_id, []), changes, result)
+        update_device_and_asset(
+            device, parsed, rules.get(device.asset.model_id, []), changes, result, folding.baselines
+        )
     changes.write()
     _insert_heartbeats(new_rows)
     result.stored += len(new_rows)

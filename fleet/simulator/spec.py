@@ -143,7 +143,7 @@ def device_spec(device: Device) -> DeviceSpec:
     """Read what the simulator needs from a device (with `asset__model` and its metrics loaded).
 
     The seq continues after the newest stored one and the counters from the stored readings
-    (`counter_state` is `{code: [seq, value]}`), so a restart of the simulator looks to the
+    (`counter_state` is `{code: [seq, value, …]}`), so a restart of the simulator looks to the
     server like a device that kept counting, not like a reset.
     """
     model = device.asset.model
@@ -158,7 +158,7 @@ def device_spec(device: Device) -> DeviceSpec:
     )
     counters: dict[str, float] = {}
     for code, state in (device.counter_state or {}).items():
-        value = _as_float(state[1]) if isinstance(state, list) and len(state) == 2 else None
+        value = _as_float(state[1]) if isinstance(state, list) and len(state) >= 2 else None
         if value is not None and value >= 0:
             counters[code] = value
     return DeviceSpec(

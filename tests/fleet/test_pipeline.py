@@ -19,7 +19,7 @@ from fleet.ingest import publisher, state, store, worker
 from fleet.models import AssetModel, AssetStatus, FailedBatch, Heartbeat, HourlyUsage, IngestInbox
 from fleet.usage import usage_truth
 from portal.models import Customer
-from tests.fleet.conftest import Installed, install
+from tests.fleet_fixtures import Installed, deliver_shuffled, install
 
 
 def enqueue(installed: Installed, items: list[dict[str, Any]]) -> None:
@@ -171,16 +171,7 @@ def test_hourly_usage_equals_the_truth_under_any_delivery(
         value = amount if kind == "reset" else value + amount
         history.append((seq, float(value), ts))
         ts += timedelta(minutes=minutes)
-    # Delivery: shuffled, with duplicates, in random batches, some of which are drained early.
-    delivered = [h for h in history for _ in range(rng.choice([1, 1, 2]))]
-    rng.shuffle(delivered)
-    while delivered:
-        size = rng.randint(1, 8)
-        chunk, delivered = delivered[:size], delivered[size:]
-        enqueue(installed, [item(seq, moment, run_hours=v) for seq, v, moment in chunk])
-        if rng.random() < 0.5:
-            worker.drain()
-    worker.drain()
+    deliver_shuffled(installed, history, rng, "run_hours")
 
     stored = {
         u.hour: u.quantity

@@ -116,6 +116,17 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         ],
         list_urls=["/api/v1/alarms/", "/api/v1/alarms/?state=active", "/alarms/"],
     ),
+    apps.get_model("fleet", "ImplausibleReading"): Case(
+        make=lambda c: _implausible_reading(c),
+        detail_urls=["/api/v1/implausible-readings/{pk}/", "/fleet/assets/{row.asset_id}/"],
+        action_urls=[
+            "/api/v1/implausible-readings/{pk}/accept/",
+            "/api/v1/implausible-readings/{pk}/reject/",
+            "/fleet/readings/{pk}/accept/",
+            "/fleet/readings/{pk}/reject/",
+        ],
+        list_urls=["/api/v1/implausible-readings/", "/api/v1/implausible-readings/?status=pending"],
+    ),
     apps.get_model("fleet", "AssetStatusChange"): Case(
         make=lambda c: _status_change(c),
         detail_urls=["/api/v1/assets/{row.asset_id}/status-history/"],
@@ -286,6 +297,19 @@ def _alarm(customer: Customer) -> models.Model:
     return Alarm.objects.create(
         customer=customer, asset=asset, kind="offline", key="offline", severity="critical",
         message=f"Secret alarm of {customer.name}", raised_at=timezone.now(),
+    )  # fmt: skip
+
+
+def _implausible_reading(customer: Customer) -> models.Model:
+    from decimal import Decimal
+
+    from fleet.models import ImplausibleReading
+
+    heartbeat = HeartbeatFactory(device__asset__site__customer=customer, metrics={"run_hours": 9e14})
+    return ImplausibleReading.objects.create(
+        customer=customer, asset=heartbeat.asset, device=heartbeat.device, seq=heartbeat.seq,
+        metric="run_hours", ts=heartbeat.ts, value=Decimal("900000000000000"),
+        increment=Decimal("899999999999990"), allowed=Decimal("1.5"),
     )  # fmt: skip
 
 
