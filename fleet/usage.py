@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, localcontext
+from decimal import Context, Decimal, localcontext
 from enum import StrEnum
 
 QUANTUM = Decimal("0.000001")
@@ -35,8 +35,12 @@ ZERO = Decimal("0").quantize(QUANTUM)
 # However close two readings' times are, a bound allows at least one minute's rise: device
 # clocks jitter, and two readings a millisecond apart would allow next to nothing.
 MIN_SPAN = timedelta(minutes=1)
-_HOUR = timedelta(hours=1) // timedelta(microseconds=1)
-_EXACT = 64  # digits: enough for every product of plausible() to be exact
+_MICROSECOND = timedelta(microseconds=1)
+_HOUR = timedelta(hours=1) // _MICROSECOND
+# Enough digits for the products of `beyond` to be exact: rise < 1e15 (6 places), bound < 1e14,
+# span < 1e17 µs. The default 28 would round the largest, and a rounded comparison could
+# judge a reading differently from the reference.
+EXACT = Context(prec=64)
 
 
 class Judgement(StrEnum):
@@ -87,18 +91,23 @@ class Baseline:
 
 def allowed(bound: Decimal, since: datetime, until: datetime) -> Decimal:
     """The most a counter with `bound` (per hour) may rise from `since` to `until`."""
-    span = max(until - since, MIN_SPAN) // timedelta(microseconds=1)
+    span = max(until - since, MIN_SPAN) // _MICROSECOND
     return bound * span / _HOUR
 
 
+def beyond(bound: Decimal, since: datetime, rise: Decimal, ts: datetime) -> bool:
+    """Whether `rise` from `since` to `ts` exceeds `bound` × the hours between (at least a
+    minute's worth), multiplied out. Exact only in the EXACT context: a caller judging many
+    readings enters it once (`localcontext(EXACT)`), `plausible` enters it itself."""
+    return rise * _HOUR > bound * (max(ts - since, MIN_SPAN) // _MICROSECOND)
+
+
 def plausible(bound: Decimal | None, baseline: Baseline | None, rise: Decimal, ts: datetime) -> bool:
-    """Whether an increment of `rise` at `ts` over `baseline` is within `bound`: one
-    comparison when there is a bound, none when there is not."""
+    """Whether an increment of `rise` at `ts` over `baseline` is within `bound`."""
     if bound is None or baseline is None or baseline.ts is None:
         return True
-    span = max(ts - baseline.ts, MIN_SPAN) // timedelta(microseconds=1)
-    with localcontext(prec=_EXACT):  # both products exact: rise < 1e15, bound < 1e14, span < 1e17 µs
-        return rise * _HOUR <= bound * span
+    with localcontext(EXACT):
+        return not beyond(bound, baseline.ts, rise, ts)
 
 
 @dataclass

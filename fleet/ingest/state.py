@@ -10,9 +10,10 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
 from django.db.models import Exists, OuterRef, Subquery
@@ -34,6 +35,7 @@ from fleet.models import (
 )
 from fleet.sql import binding_cursor
 from fleet.usage import (
+    EXACT,
     ZERO,
     Baseline,
     Folded,
@@ -42,10 +44,10 @@ from fleet.usage import (
     allowed,
     as_decimal,
     baseline_after,
+    beyond,
     fold,
     hour_of,
     increment,
-    plausible,
 )
 
 if TYPE_CHECKING:
@@ -161,28 +163,36 @@ def fold_device(
         stored_state = device.counter_state.get(code)
         baseline = _baseline(stored_state)
         previous = baseline.value if baseline else None
+        # With a bound, readings are judged from the baseline's time (unknown for an entry
+        # from before it was kept: not judged), all in one exact context.
+        judged_from = baseline.ts if bound is not None and baseline else None
         kept: tuple[int, datetime, Any] | None = None  # the newest reading that counts
         flagged: list[Folded] = []
-        for item, ts in parsed:
-            value = item["metrics"].get(code)
-            if value is None:
-                continue
-            current = as_decimal(value)
-            new = increment(previous, current)
-            if bound is not None and not plausible(bound, baseline, new, ts):
-                increments[item["seq"]][code] = str(ZERO)
-                reading = Reading(item["seq"], current, ts, None)
-                flagged.append(Folded(reading, new, Judgement.PENDING, ZERO, baseline))
-                continue  # not a baseline: the next reading is measured from the last that counts
-            increments[item["seq"]][code] = str(new)
-            if new:
-                hour = hours.get(ts)
-                if hour is None:
-                    hour = hours[ts] = hour_of(ts)
-                usage[(customer_key, asset_key, code, hour)] += new
-            previous, kept = current, (item["seq"], ts, value)
-            if bound is not None:
-                baseline = Baseline(item["seq"], current, ts)
+        with localcontext(EXACT) if bound is not None else nullcontext():
+            for item, ts in parsed:
+                value = item["metrics"].get(code)
+                if value is None:
+                    continue
+                current = as_decimal(value)
+                new = increment(previous, current)
+                if judged_from is not None and bound is not None and beyond(bound, judged_from, new, ts):
+                    increments[item["seq"]][code] = str(ZERO)
+                    since = (
+                        Baseline(kept[0], previous, kept[1]) if kept and previous is not None else baseline
+                    )
+                    flagged.append(
+                        Folded(Reading(item["seq"], current, ts, None), new, Judgement.PENDING, ZERO, since)
+                    )
+                    continue  # not a baseline: the next reading is measured from the last that counts
+                increments[item["seq"]][code] = str(new)
+                if new:
+                    hour = hours.get(ts)
+                    if hour is None:
+                        hour = hours[ts] = hour_of(ts)
+                    usage[(customer_key, asset_key, code, hour)] += new
+                previous, kept = current, (item["seq"], ts, value)
+                if bound is not None:
+                    judged_from = ts
         if kept is not None:
             out.baselines[code] = [kept[0], kept[2], kept[1].isoformat()]
         elif flagged and stored_state:
