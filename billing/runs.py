@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
@@ -65,6 +66,37 @@ def invoice_run_start(*, actor: User | None, period: str) -> InvoiceRun:
         run = InvoiceRun.objects.create(period=period, started_by=actor)
         audit_record(actor=actor, action="invoice_run.started", target=run, data={"period": period})
         outbox.enqueue(invoice_run, run_id=str(run.pk))
+    return run
+
+
+class InvoiceRunStateError(ValidationError):
+    """A retry of a run that has not failed."""
+
+
+@transaction.atomic
+def invoice_run_retry(*, actor: User | None, run: InvoiceRun) -> InvoiceRun:
+    """Queue a failed run again, once its cause is fixed: the same run, its counts and error
+    cleared, the task through the outbox. Only a `failed` run moves (a conditional UPDATE: two
+    finance users pressing retry at once queue it once); anything else is InvoiceRunStateError.
+    What the failed attempt committed stays: a run is idempotent, so the retry completes it."""
+    from billing.tasks import invoice_run
+
+    moved = InvoiceRun.objects.filter(pk=run.pk, status=InvoiceRunStatus.FAILED).update(
+        status=InvoiceRunStatus.QUEUED,
+        error="",
+        processed=0,
+        created_count=0,
+        updated_count=0,
+        skipped_count=0,
+        started_at=None,
+        finished_at=None,
+    )
+    run.refresh_from_db()
+    if not moved:
+        raise InvoiceRunStateError(f"Only a failed run can be retried; this one is {run.status}.")
+    audit_record(actor=actor, action="invoice_run.retried", target=run, data={"period": run.period})
+    outbox.enqueue(invoice_run, run_id=str(run.pk))
+    transaction.on_commit(lambda: publish_progress(run))
     return run
 
 
@@ -433,6 +465,7 @@ def publish_progress(run: InvoiceRun) -> None:
                 "created": run.created_count,
                 "updated": run.updated_count,
                 "skipped": run.skipped_count,
+                "error": run.error,
             },
         )
     except Exception:
@@ -440,13 +473,21 @@ def publish_progress(run: InvoiceRun) -> None:
 
 
 def invoice_run_execute(run_id: str) -> InvoiceRun:
+    """What the task `billing.invoice_run` does: claim the run, bill its period, and end it
+    `done` or `failed` with the error, whatever raised (a run never stays `running` because
+    its task raised). A run that is `done` or `failed` already stays so (a second delivery);
+    a `running` one is claimed again (the redelivery of a task whose worker died)."""
+    claimed = InvoiceRun.objects.filter(
+        pk=run_id, status__in=[InvoiceRunStatus.QUEUED, InvoiceRunStatus.RUNNING]
+    ).update(status=InvoiceRunStatus.RUNNING, started_at=timezone.now(), error="")
     run = InvoiceRun.objects.select_related("started_by").get(pk=run_id)
-    run.status = InvoiceRunStatus.RUNNING
-    run.started_at = timezone.now()
-    run.total = billable_contracts(run.period).count()
-    run.save(update_fields=["status", "started_at", "total"])
-    publish_progress(run)
+    if not claimed:
+        return run
     try:
+        run.total = billable_contracts(run.period).count()
+        run.save(update_fields=["total"])
+        publish_progress(run)
+        assert run.started_at is not None  # set by the claim
         bill_period(run.period, run=run, now=run.started_at)
     except Exception as error:
         log.exception("invoice run %s failed", run.pk)

@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import DatabaseError
 
 from portal.events import HANDLER_TASK
 
 
-@shared_task(name="billing.invoice_run", acks_late=True)
+# A failure of the billing itself ends the run `failed` (billing.runs.invoice_run_execute); what
+# reaches Celery is a database that would not even record that, and a retry finds the run
+# `running` and claims it again, so it never stays `running` for good.
+@shared_task(
+    name="billing.invoice_run",
+    acks_late=True,
+    autoretry_for=(DatabaseError,),
+    retry_backoff=True,
+    retry_backoff_max=300,
+    max_retries=8,
+)
 def invoice_run(run_id: str) -> dict[str, object]:
     """Bill a period (idempotent: a redelivered or repeated run leaves one invoice per contract)."""
     from billing.runs import invoice_run_execute

@@ -10,6 +10,7 @@ urlpatterns = [
     path("billing/invoices/<uuid:pk>/", views.invoice_detail, name="invoice_detail"),
     path("billing/invoices/<uuid:pk>/<str:action>/", views.invoice_action, name="invoice_action"),
     path("billing/runs/", views.run_list, name="invoice_run_list"),
+    path("billing/runs/<uuid:pk>/retry/", views.run_retry, name="invoice_run_retry"),
     path("billing/plans/", views.plan_list, name="plan_list"),
     path("billing/revenue/", views.revenue, name="revenue"),
 ]

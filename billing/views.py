@@ -24,7 +24,7 @@ from billing.models import (
     InvoiceRun,
     InvoiceStatus,
 )
-from billing.runs import invoice_run_start
+from billing.runs import invoice_run_retry, invoice_run_start
 from portal.filters import chosen, page_filters
 from portal.models import Customer, User
 from portal.roles import Capability, can
@@ -257,6 +257,21 @@ def plan_list(request: HttpRequest) -> HttpResponse:
         contract_count=Count("contracts", filter=Q(contracts__status=ContractStatus.ACTIVE), distinct=True)
     )
     return render(request, "billing/plan_list.html", {"plans": plans})
+
+
+@login_required
+@require_POST
+def run_retry(request: HttpRequest, pk: str) -> HttpResponseBase:
+    """Finance's button on a failed run: queue it again (docs/billing.md#the-invoice-run)."""
+    require_capability(request, Capability.RUN_INVOICES)
+    run = get_object_or_404(InvoiceRun.objects.visible_to(request.user), pk=pk)
+    try:
+        invoice_run_retry(actor=_user(request), run=run)
+    except ValidationError as exc:
+        messages.error(request, error_text(exc))
+    else:
+        messages.success(request, f"Invoice run for {run.period} queued again.")
+    return redirect("invoice_run_list")
 
 
 @login_required

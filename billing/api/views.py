@@ -32,7 +32,7 @@ from billing.api.serializers import (
     VoidSerializer,
 )
 from billing.models import Contract, CreditNote, Invoice, InvoiceLine, InvoiceRun, Plan
-from billing.runs import invoice_run_start
+from billing.runs import invoice_run_retry, invoice_run_start
 from fleet.models import Asset
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
@@ -193,6 +193,12 @@ class InvoiceRunViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
         data = InvoiceRunCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         run = invoice_run_start(actor=self.actor, period=data.validated_data["period"])
+        return Response(InvoiceRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={202: InvoiceRunSerializer}, summary="Retry a failed run")
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str | None = None) -> Response:
+        run = invoice_run_retry(actor=self.actor, run=self.get_object())
         return Response(InvoiceRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -26,6 +26,17 @@
     row.querySelector('[data-field="status"]').textContent = STATUS[m.status] || m.status;
     row.querySelector('[data-field="count"]').textContent = m.processed + "/" + m.total;
     ["created", "updated", "skipped"].forEach(function (k) { row.querySelector('[data-field="' + k + '"]').textContent = m[k]; });
+    var error = row.querySelector('[data-field="error"]');
+    error.textContent = m.error || "";
+    error.hidden = !m.error;
+    // A failed run gets the page's retry form (its CSRF token rendered in the template).
+    var retry = row.querySelector('[data-field="retry"]');
+    if (m.status === "failed" && !retry) {
+      retry = document.getElementById("run-retry").content.firstElementChild.cloneNode(true);
+      retry.action = retry.getAttribute("data-base") + m.run + "/retry/";
+      error.after(retry);
+    }
+    if (m.status !== "failed" && retry) { retry.remove(); }
   }
   Fleetport.live.on("invoice_run.progress", show);
   // On every (re)connect, catch up on what happened while the socket was away.
@@ -39,7 +50,7 @@
         .then(function (run) {
           if (run) { show({ run: run.id, percent: run.percent, status: run.status, processed: run.processed,
                             total: run.total, created: run.created_count, updated: run.updated_count,
-                            skipped: run.skipped_count }); }
+                            skipped: run.skipped_count, error: run.error }); }
         });
     });
   });

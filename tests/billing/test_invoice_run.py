@@ -10,10 +10,11 @@ import pytest
 from django.db import close_old_connections
 
 from billing import metering, services
-from billing.models import Contract, Invoice, InvoiceLine, InvoiceStatus, Plan
-from billing.runs import bill_period
-from portal.models import Customer
+from billing.models import Contract, Invoice, InvoiceLine, InvoiceRun, InvoiceStatus, Plan
+from billing.runs import bill_period, invoice_run_execute, invoice_run_start
+from portal.models import AuditEntry, Customer, OutboxMessage, User
 from tests.billing_fixtures import contract_for, status_change, usage
+from tests.conftest import client_for
 from tests.factories import CustomerFactory
 from tests.fleet_fixtures import Installed, install
 
@@ -325,3 +326,63 @@ def test_late_usage_of_an_ended_contract_is_still_billed(
     assert [(x.kind, x.period, x.amount) for x in late.lines.all()] == [
         ("late_usage", "2026-10", Decimal("4.00"))
     ]
+
+
+def test_a_run_whose_billing_raises_ends_failed_with_its_error_and_a_retry_completes_it(
+    contract_a: Contract, fleet_a: Installed, finance: User, admin_b: User
+) -> None:
+    # Given a customer whose time zone was valid when stored and is gone from tzdata since
+    # (2020b removed US/Pacific-New): the run cannot compute that customer's month.
+    Customer.objects.filter(pk=contract_a.customer_id).update(time_zone="US/Pacific-New")
+    usage(fleet_a.asset, datetime(2026, 10, 3, 8, tzinfo=UTC), "10")
+    run = invoice_run_start(actor=finance, period="2026-10")
+
+    # When the task runs it
+    invoice_run_execute(str(run.pk))
+
+    # Then the run is failed, not stuck, and says why: in the API, on the page and live.
+    staff = client_for(finance)
+    shown = staff.get(f"/api/v1/invoice-runs/{run.pk}/").json()
+    assert shown["status"] == "failed"
+    assert shown["error"] == "ZoneInfoNotFoundError: 'No time zone found with key US/Pacific-New'"
+    assert shown["finished_at"] is not None
+    page = staff.get("/billing/runs/").content.decode()
+    assert "No time zone found with key US/Pacific-New" in page
+    assert f'action="/billing/runs/{run.pk}/retry/"' in page
+    assert not Invoice.objects.exists()
+    # A second delivery of the task leaves it failed (only a retry queues it again).
+    assert invoice_run_execute(str(run.pk)).status == "failed"
+    # A customer admin can neither see nor retry it.
+    assert client_for(admin_b).post(f"/api/v1/invoice-runs/{run.pk}/retry/").status_code in (403, 404)
+
+    # When finance fixes the cause and retries
+    Customer.objects.filter(pk=contract_a.customer_id).update(time_zone="America/Los_Angeles")
+    response = staff.post(f"/api/v1/invoice-runs/{run.pk}/retry/")
+    assert response.status_code == 202
+    assert (response.json()["status"], response.json()["error"]) == ("queued", "")
+    assert OutboxMessage.objects.filter(task="billing.invoice_run").count() == 2  # start, retry
+    invoice_run_execute(str(run.pk))
+
+    # Then the same run completes the month.
+    run.refresh_from_db()
+    assert (run.status, run.error, run.processed, run.created_count) == ("done", "", 1, 1)
+    assert Invoice.objects.get().run_id == run.pk
+    # And a run that is not failed cannot be retried: a 400 with the reason, on the page too.
+    again = staff.post(f"/api/v1/invoice-runs/{run.pk}/retry/")
+    assert again.status_code == 400
+    assert again.json()["detail"] == "Only a failed run can be retried; this one is done."
+    followed = staff.post(f"/billing/runs/{run.pk}/retry/", follow=True)
+    assert "Only a failed run can be retried; this one is done." in followed.content.decode()
+    audit = AuditEntry.objects.filter(action__startswith="invoice_run.").order_by("created_at")
+    assert list(audit.values_list("action", flat=True)) == [
+        "invoice_run.started",
+        "invoice_run.retried",
+    ]
+
+
+def test_the_retry_button_queues_a_failed_run_again(contract_a: Contract, finance: User) -> None:
+    run = InvoiceRun.objects.create(period="2026-10", started_by=finance, status="failed", error="Boom")
+    response = client_for(finance).post(f"/billing/runs/{run.pk}/retry/", follow=True)
+    assert "Invoice run for 2026-10 queued again." in response.content.decode()
+    run.refresh_from_db()
+    assert (run.status, run.error) == ("queued", "")
