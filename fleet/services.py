@@ -216,12 +216,17 @@ def implausible_reading_decide(
         return reading
     if reading.status != ImplausibleReading.Status.PENDING:
         raise ReadingDecisionError(f"This reading is {reading.status} already.")
+    heartbeat = (
+        Heartbeat.objects.for_customer(device.customer_id).filter(device=device, seq=reading.seq).first()
+    )
+    if heartbeat is None and accept:
+        # Raw retention (RAW_RETENTION_DAYS) pruned it: nothing left to fold from.
+        raise ReadingDecisionError("This reading is past raw retention; it can only be rejected.")
     reading.status = status
     reading.decided_at = timezone.now()
     reading.decided_by = actor
     reading.save(update_fields=["status", "decided_at", "decided_by"])
-    if accept:
-        heartbeat = Heartbeat.objects.for_customer(device.customer_id).get(device=device, seq=reading.seq)
+    if heartbeat is not None and accept:
         bound = (
             MetricDefinition.objects.filter(asset_model_id=device.asset.model_id, code=reading.metric)
             .values_list("max_rate_per_hour", flat=True)

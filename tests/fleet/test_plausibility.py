@@ -367,3 +367,33 @@ def test_the_bound_is_set_with_the_models_metrics_and_only_on_counters(operator:
     refused = client_for(operator).post("/api/v1/asset-models/", body, content_type="application/json")
     assert refused.status_code == 400
     assert "max_rate_per_hour" in refused.content.decode()
+
+
+def test_the_asset_page_shows_flags_to_all_and_buttons_to_support(
+    meter: Installed, viewer_a: User, support: User
+) -> None:
+    deliver(meter, glitch())
+    flag = ImplausibleReading.objects.get()
+    page = client_for(viewer_a).get(f"/fleet/assets/{meter.asset.pk}/").content.decode()
+    assert "Implausible counter readings" in page
+    assert f"/fleet/readings/{flag.pk}/accept/" not in page
+    assert client_for(viewer_a).post(f"/fleet/readings/{flag.pk}/accept/").status_code == 403
+    staff = client_for(support)
+    assert (
+        f"/fleet/readings/{flag.pk}/accept/" in staff.get(f"/fleet/assets/{meter.asset.pk}/").content.decode()
+    )
+    answer = staff.post(f"/fleet/readings/{flag.pk}/accept/")
+    assert answer.status_code == 302
+    flag.refresh_from_db()
+    assert flag.status == "accepted"
+    assert total(meter) == Decimal("899999999999900")  # 100.9 after 9e14 is a reset beyond the bound
+
+
+def test_a_reading_past_raw_retention_can_be_rejected_not_accepted(meter: Installed, support: User) -> None:
+    deliver(meter, glitch())
+    flag = ImplausibleReading.objects.get()
+    Heartbeat.objects.filter(device=meter.device, seq=1).delete()
+    with pytest.raises(services.ReadingDecisionError):
+        services.implausible_reading_decide(reading=flag, accept=True, actor=support)
+    services.implausible_reading_decide(reading=flag, accept=False, actor=support)
+    assert total(meter) == Decimal("0.9")
