@@ -21,20 +21,34 @@ decodes one before the layer does; no more: kept messages are objects every full
 collection walks), so what a consumer receives is shared with the other consumers of the
 process and must be treated as read-only.
 
+Reconnecting (`LiveShard`): a connection that Redis closed (a restart) is found dead only when
+it is next used, and redis-py raises that first error to the caller. A socket's first
+subscription after a restart failed its handshake (a 500) whenever no socket had kept the
+process's pub/sub connection reading across the restart; the first publish was lost. Now a
+subscription that meets a dead connection starts the shard over (receiving task stopped, a
+fresh connection, every channel of the process subscribed again, since a restarted Redis
+knows none) and is made again; a publish is made again on a fresh connection. Redis still
+down is an error at once (a refused connect is immediate), and the next subscription tries
+again.
+
 It reaches into channels_redis's per-loop layer (`_get_layer`, `_get_group_channel_name`,
-`_get_shard`, the shard's `_lock`, `_ensure_redis` and `_redis`), pinned in
+`_get_shard`, `_shards`) and its shard (`_lock`, `_ensure_redis`, `_ensure_receiver`, `_redis`,
+`_pubsub`, `_subscribed_to`, `_receive_task`), pinned in
 requirements/lock.txt; tests/portal/test_live_socket.py sends through it to real consumers.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
 import logging
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from channels_redis.pubsub import RedisPubSubChannelLayer
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisSingleShardConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +58,66 @@ Sink = Callable[[dict[str, Any]], bool]
 BROADCAST_GROUP = "live.broadcast"
 BROADCAST = "live.broadcast"  # the message type on it: {"groups": [[group, message], ...]}
 BROADCAST_MAX = 1024  # events (or messages) per broadcast message
+
+
+class LiveShard(RedisSingleShardConnection):
+    """channels_redis's connection to one Redis (pub/sub and publishing), made whole again after
+    that Redis restarts (module docstring). `receive` is the layer's `receive_message`."""
+
+    def __init__(self, host: Any, layer: Any, receive: Callable[[dict[str, Any] | None], None]) -> None:
+        super().__init__(host, layer)
+        self._receive_message = receive
+        self.stale = False  # a reconnect failed: the next subscription starts over first
+
+    async def publish(self, channel: str, message: bytes) -> None:
+        try:
+            await super().publish(channel, message)
+        except RedisConnectionError:
+            # redis-py dropped the dead connection: this takes a fresh one. (A publish that
+            # went out before the connection died goes twice; live events are states.)
+            await super().publish(channel, message)
+
+    async def subscribe(self, channel: str) -> None:
+        if self.stale:
+            await self.reconnect()
+        try:
+            await super().subscribe(channel)
+        except RedisConnectionError:
+            await self.reconnect()
+            await super().subscribe(channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        try:
+            await super().unsubscribe(channel)
+        except RedisConnectionError:
+            # Nothing to tell a Redis we lost: forget the channel, start over next time.
+            self._subscribed_to.discard(channel)
+            self.stale = True
+
+    async def reconnect(self) -> None:
+        """A fresh connection subscribed to every channel this process subscribed to.
+
+        Under the shard's lock with the receiving task stopped: the dead connection's last
+        reader and the new one's handshake must not share a socket. Raises (and stays `stale`)
+        while Redis is down."""
+        shard: Any = self  # channels_redis is untyped
+        async with shard._lock:
+            self.stale = True
+            task, shard._receive_task = shard._receive_task, None
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if shard._redis is not None:
+                with contextlib.suppress(Exception):  # its connections are dead already
+                    await shard._redis.aclose(close_connection_pool=True)
+            shard._redis = shard._pubsub = None
+            shard._ensure_redis()
+            shard._ensure_receiver()
+            if shard._subscribed_to:
+                await shard._pubsub.subscribe(*shard._subscribed_to)
+            self.stale = False
+            log.warning("live: reconnected to Redis, %d channels subscribed again", len(self._subscribed_to))
 
 
 class LiveChannelLayer(RedisPubSubChannelLayer):
@@ -69,9 +143,9 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
 
     def _get_layer(self) -> Any:
         layer = super()._get_layer()
-        for shard in layer._shards:
-            if "_receive_message" not in vars(shard):
-                shard._receive_message = functools.partial(self.receive_message, layer)
+        if not isinstance(layer._shards[0], LiveShard):  # a new loop's layer: no connection yet
+            receive = functools.partial(self.receive_message, layer)
+            layer._shards = [LiveShard(shard.host, layer, receive) for shard in layer._shards]
         return layer
 
     def receive_message(self, layer: Any, message: dict[str, Any] | None) -> None:
@@ -138,10 +212,17 @@ class LiveChannelLayer(RedisPubSubChannelLayer):
         for shard, items in by_shard.items():
             async with shard._lock:
                 shard._ensure_redis()
-                pipe = shard._redis.pipeline(transaction=False)
-                for channel, data in items:
-                    pipe.publish(channel, data)
-                await pipe.execute()
+                for attempt in (1, 2):  # the second on a fresh connection, as LiveShard.publish
+                    pipe = shard._redis.pipeline(transaction=False)
+                    for channel, data in items:
+                        pipe.publish(channel, data)
+                    try:
+                        await pipe.execute()
+                    except RedisConnectionError:
+                        if attempt == 2:
+                            raise
+                    else:
+                        break
 
     async def broadcast_many(self, messages: list[tuple[str, dict[str, Any]]]) -> None:
         """Send each (group, message), in order, as few broadcast messages (BROADCAST_MAX events

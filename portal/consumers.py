@@ -18,6 +18,7 @@ socket at the same moment (an ingest batch's changes reach a support agent's soc
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from typing import Any
@@ -25,9 +26,12 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from channels.sessions import InstanceSessionWrapper
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from portal import live
 from portal.tenancy import customer_id_scope
+
+log = logging.getLogger(__name__)
 
 COALESCE_SECONDS = 1.0
 MAX_SUBSCRIPTIONS = 200
@@ -50,6 +54,24 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         if scope is False:
             await self.close(code=4401)
             return
+        # Staff share one group that receives every customer's events (see live.publish_for_customer).
+        names = [live.STAFF_GROUP] if scope is None else [live.customer_group(scope)]
+        names.append(live.user_group(user.pk))
+        try:
+            await self._join(names)
+        except RedisConnectionError:
+            # Redis is down (a restart it comes back from is the layer's to handle): refuse
+            # the handshake, which the page's socket retries with backoff, never a 500.
+            log.warning("live: Redis is unreachable, socket refused", exc_info=True)
+            await self.close()
+            return
+        await self.accept()
+        await self.send_json({"type": "hello", "role": user.role})
+        self.accepted = True
+        if self.outbox:
+            self._start_writer()
+
+    async def _join(self, names: list[str]) -> None:
         add_sink = getattr(self.channel_layer, "add_sink", None)
         if add_sink is not None:
             # Group events straight from the layer (portal.channel_layer), before the socket
@@ -57,17 +79,9 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             # carry them, so nothing sent after the joins is missed. What comes before the
             # hello waits in the outbox.
             await add_sink(self.channel_name, self.take)
-        # Staff share one group that receives every customer's events (see live.publish_for_customer).
-        names = [live.STAFF_GROUP] if scope is None else [live.customer_group(scope)]
-        names.append(live.user_group(user.pk))
         for name in names:
+            self.groups_joined.append(name)  # before the join: a failed one is left on disconnect
             await self.channel_layer.group_add(name, self.channel_name)
-        self.groups_joined = names
-        await self.accept()
-        await self.send_json({"type": "hello", "role": user.role})
-        self.accepted = True
-        if self.outbox:
-            self._start_writer()
 
     def _frame_send(self) -> Any:
         """The server's `send` for event frames, from under Channels' session wrapper.
