@@ -397,3 +397,34 @@ def test_a_reading_past_raw_retention_can_be_rejected_not_accepted(meter: Instal
         services.implausible_reading_decide(reading=flag, accept=True, actor=support)
     services.implausible_reading_decide(reading=flag, accept=False, actor=support)
     assert total(meter) == Decimal("0.9")
+
+
+def test_a_bound_costs_an_in_order_batch_no_query(customer_a: Customer, compressor: AssetModel) -> None:
+    """The hot path: plausible in-order readings of a bounded counter cost what unbounded ones do."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from fleet.ingest.state import model_rules
+
+    fleet = [install(customer_a, compressor, f"B-{n:04d}") for n in range(4)]
+    for installed in fleet:
+        deliver(installed, [item(1, T0, run_hours=100.0)])
+
+    def batch_queries(seq: int) -> int:
+        for installed in fleet:
+            IngestInbox.objects.create(
+                device_id=installed.device.pk,
+                count=1,
+                items=[item(seq, T0 + seq * HOUR, run_hours=100.0 + seq)],
+            )
+        model_rules.read({compressor.pk})  # the rules as a running worker holds them
+        with CaptureQueriesContext(connection) as queries:
+            assert worker.process_batch().stored == len(fleet)
+        return len(queries)
+
+    unbounded = batch_queries(2)
+    MetricDefinition.objects.filter(asset_model=compressor, code="run_hours").update(max_rate_per_hour=BOUND)
+    model_rules.clear()
+    assert batch_queries(3) == unbounded
+    assert not ImplausibleReading.objects.exists()
+    assert total(fleet[0]) == Decimal("3")  # +2 in two hours, +1 in one: within 1.5 an hour
