@@ -9,7 +9,7 @@ from portal import accounts, health, views
 
 handler403 = "portal.views.error_403"
 handler404 = "portal.views.error_404"
-handler500 = "portal.views.error_500"
+handler500 = "portal.errors.server_error"
 
 accounts_patterns = [
     path("login/", accounts.LoginView.as_view(), name="login"),

@@ -34,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from fleet.ingest import admission, contract
 from fleet.ingest.auth import authenticate_device_async
+from portal.errors import SERVER_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -229,7 +230,7 @@ class IngestEndpoint:
         except _ClientGoneError:
             return
         except Exception:
-            # What Django does with a view's exception: log it, answer handler500's page.
+            # What Django does with a view's exception: log it, answer as handler500 does.
             log.exception("ingest: the lean path failed on a request")
             await _send_server_error(send)
             return
@@ -363,13 +364,8 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 async def _send_server_error(send: Send) -> None:
-    """handler500's page (portal.views.error_500), as Django answers an unexpected error."""
-    from django.template import loader
-
-    try:
-        body = loader.get_template("500.html").render({}).encode()
-    except Exception:  # noqa: BLE001 - the error page must not fail in turn
-        body = b"<h1>Server Error (500)</h1>"
-    headers = [(b"content-type", b"text/html; charset=utf-8"), (b"content-length", str(len(body)).encode())]
+    """What Django answers an unexpected error under /api/ (portal.errors.server_error)."""
+    body = json.dumps(SERVER_ERROR).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -242,6 +242,8 @@ def test_a_database_failure_is_a_500_page_not_a_crash(
     monkeypatch.setattr("fleet.ingest.endpoint.InboxWriter._write", broken)
     (answer,) = lean(post(unlimited, beat()))
     assert answer[0] == 500
+    assert answer[1]["content-type"] == "application/json"
+    assert "failed" in json.loads(answer[2])["detail"]  # the API's error shape, as Django answers
     assert not IngestInbox.objects.exists()
 
 
