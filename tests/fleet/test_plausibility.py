@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from django.utils import timezone
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from fleet import services
@@ -428,3 +428,30 @@ def test_a_bound_costs_an_in_order_batch_no_query(customer_a: Customer, compress
     assert batch_queries(3) == unbounded
     assert not ImplausibleReading.objects.exists()
     assert total(fleet[0]) == Decimal("3")  # +2 in two hours, +1 in one: within 1.5 an hour
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=steps, seed=st.integers(0, 2**32 - 1))
+def test_usage_with_decisions_taken_midway_equals_the_truth(
+    customer_a: Customer, bounded: AssetModel, support: User, plan: list[tuple[str, Decimal, int]], seed: int
+) -> None:
+    """Staff decide on whatever is pending while readings still arrive out of order: the result
+    is the truth of the whole history with those decisions, each increment counted once."""
+    rng = random.Random(seed)
+    installed = install(customer_a, bounded, f"P-{uuid.uuid4().hex[:12]}")
+    history = [(seq, as_decimal(float(value)), ts) for seq, value, ts in history_of(plan)]
+    shuffled = list(history)
+    rng.shuffle(shuffled)
+    half = len(shuffled) // 2
+    decisions: dict[int, Judgement] = {}
+    for part in (shuffled[:half], shuffled[half:]):
+        deliver_shuffled(installed, part, rng, "run_hours")
+        for flag in ImplausibleReading.objects.filter(device=installed.device, status="pending"):
+            if rng.random() < 0.6:
+                accept = rng.random() < 0.5
+                services.implausible_reading_decide(reading=flag, accept=accept, actor=support)
+                decisions[flag.seq] = Judgement.ACCEPTED if accept else Judgement.REJECTED
+    decided = set(decisions.values())
+    event(f"accepted: {Judgement.ACCEPTED in decided}, rejected: {Judgement.REJECTED in decided}")
+    truth = {hour: q for hour, q in usage_truth(history, BOUND, decisions).items() if q}
+    assert usage_of(installed) == truth
