@@ -379,6 +379,7 @@ def test_the_asset_page_shows_flags_to_all_and_buttons_to_support(
     assert f"/fleet/readings/{flag.pk}/accept/" not in page
     assert client_for(viewer_a).post(f"/fleet/readings/{flag.pk}/accept/").status_code == 403
     staff = client_for(support)
+    assert f"/fleet/assets/{meter.asset.pk}/#flags-h" in staff.get("/alarms/").content.decode()
     assert (
         f"/fleet/readings/{flag.pk}/accept/" in staff.get(f"/fleet/assets/{meter.asset.pk}/").content.decode()
     )
