@@ -61,6 +61,11 @@ def _check_may_manage(*, actor: User, customer: Customer | None, role: str) -> N
     raise PermissionDenied("You may not manage this user.")
 
 
+# What a customer admin is told for every invitation that is not an error, whether or not the
+# address has an account somewhere else (docs/security.md, "Invitations").
+INVITATION_SENT = "If the address can be invited, an invitation is on its way."
+
+
 @transaction.atomic
 def user_invite(
     *,
@@ -69,22 +74,46 @@ def user_invite(
     role: str,
     customer: Customer | None,
     full_name: str = "",
-) -> User:
-    """Create a user without a password and e-mail them a link to set one (after commit)."""
+) -> User | None:
+    """Invite `email`: a user without a password, e-mailed a link to set one (after commit).
+
+    Operators are told the truth: an address that has an account anywhere is a ValidationError.
+    A customer admin learns nothing about accounts outside their customer: an address of
+    another customer or of staff gets no user and no e-mail, yet the same audit entry and the
+    same answer (None, INVITATION_SENT) as a new address, whose user this returns only to the
+    caller (the API and pages show the admin neither). An invitee of their own customer who
+    has not set a password yet is e-mailed again; a member who has is a ValidationError.
+    """
     _check_may_manage(actor=actor, customer=customer, role=role)
     email = User.objects.normalize_email(email).lower()
-    if User.objects.filter(email__iexact=email).exists():
-        # Same words whoever owns the address: no hint about other customers' users.
+    existing = User.objects.filter(email__iexact=email).first()
+    truthful = can(actor, Capability.MANAGE_ALL_USERS)
+    if existing is not None and truthful:
         raise ValidationError({"email": "A user with this e-mail address already exists."})
-    user = User.objects.create_user(email, None, role=role, customer=customer, full_name=full_name)
-    audit_record(actor=actor, action="user.invited", target=user, customer=customer, data={"role": role})
+    ours = existing is not None and existing.customer_id == actor.customer_id
+    if existing is not None and ours and existing.has_usable_password():
+        raise ValidationError({"email": "A user of your customer already has this e-mail address."})
+    # The entry a customer admin reads at /activity/ is the same in every case.
+    label = (full_name or email)[:200]
 
     from portal import outbox
     from portal.tasks import user_invite_send
 
-    # Through the outbox: committed with the user, so a broker outage delays the e-mail but
-    # never loses it (nor turns the answer into a 500).
-    outbox.enqueue(user_invite_send, user_id=str(user.pk))
+    if existing is None:
+        user = User.objects.create_user(email, None, role=role, customer=customer, full_name=full_name)
+        entry = audit_record(
+            actor=actor, action="user.invited", target=user, customer=customer, data={"role": role}
+        )
+        # Through the outbox: committed with the user, so a broker outage delays the e-mail but
+        # never loses it (nor turns the answer into a 500).
+        outbox.enqueue(user_invite_send, user_id=str(user.pk))
+    else:
+        entry = audit_record(actor=actor, action="user.invited", customer=customer, data={"role": role})
+        if ours:  # their own invitee, who has not set a password yet: e-mailed again
+            outbox.enqueue(user_invite_send, user_id=str(existing.pk))
+        user = None
+    if entry.target_repr != label:
+        AuditEntry.objects.filter(pk=entry.pk).update(target_repr=label)
     return user
 
 

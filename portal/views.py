@@ -93,8 +93,12 @@ def user_invite(request: HttpRequest) -> HttpResponse:
         except ValidationError as exc:
             form.add_error(None, _form_errors(exc))
         else:
-            messages.success(request, f"Invitation sent to {user.email}.")
-            return redirect("user_detail", pk=user.pk)
+            if can(actor, Capability.MANAGE_ALL_USERS) and user is not None:
+                messages.success(request, f"Invitation sent to {user.email}.")
+                return redirect("user_detail", pk=user.pk)
+            # A customer admin: the same words whoever owns the address (docs/security.md).
+            messages.success(request, services.INVITATION_SENT)
+            return redirect("user_list")
     return render(request, "portal/user_invite.html", {"form": form})
 
 

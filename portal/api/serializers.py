@@ -58,6 +58,16 @@ class UserInviteSerializer(serializers.Serializer[Any]):
     )
 
 
+class InvitationSerializer(serializers.Serializer[Any]):
+    """A customer admin's answer to an invitation: the same whether or not the address has an
+    account outside their customer (docs/security.md, "Invitations")."""
+
+    email = serializers.EmailField()
+    full_name = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    detail = serializers.CharField(help_text="If the address can be invited, an invitation is on its way.")
+
+
 class UserUpdateSerializer(serializers.Serializer[Any]):
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     is_active = serializers.BooleanField(required=False)

@@ -5,19 +5,20 @@ from typing import Any
 from axes.exceptions import AxesBackendPermissionDenied
 from django.contrib.auth import authenticate
 from django.db import transaction
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import mixins, permissions, serializers, status
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from portal import services
+from portal import selectors, services
 from portal.api.base import TenantScopedViewSet, request_user
 from portal.api.serializers import (
     ApiTokenSerializer,
     CustomerSerializer,
     ErrorSerializer,
+    InvitationSerializer,
     MeSerializer,
     TokenRequestSerializer,
     TokenResponseSerializer,
@@ -75,9 +76,20 @@ class UserViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
     capabilities = {"*": _MANAGE_USERS}
 
     def narrow(self, queryset: Any) -> Any:
-        return queryset.select_related("customer")
+        return selectors.without_pending_invitees(queryset.select_related("customer"), actor=self.actor)
 
-    @extend_schema(request=UserInviteSerializer, responses={201: UserSerializer}, summary="Invite a user")
+    @extend_schema(
+        request=UserInviteSerializer,
+        responses={
+            201: PolymorphicProxySerializer(
+                component_name="InvitationAnswer",
+                serializers=[UserSerializer, InvitationSerializer],
+                resource_type_field_name=None,
+            )
+        },
+        summary="Invite a user",
+        description="Operators get the user; a customer admin gets the invitation, whoever owns the address.",
+    )
     def create(self, request: Request) -> Response:
         data = UserInviteSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -89,7 +101,15 @@ class UserViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMod
         else:  # operators invite staff; a customer admin invites into their own customer
             customer = None if can(actor, Capability.MANAGE_ALL_USERS) else actor.customer
         user = services.user_invite(actor=actor, customer=customer, **data.validated_data)
-        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+        if can(actor, Capability.MANAGE_ALL_USERS):
+            return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+        answer = {
+            "email": User.objects.normalize_email(data.validated_data["email"]).lower(),
+            "full_name": data.validated_data["full_name"],
+            "role": data.validated_data["role"],
+            "detail": services.INVITATION_SENT,
+        }
+        return Response(InvitationSerializer(answer).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         request=UserUpdateSerializer, responses=UserSerializer, summary="Change role or (de)activate"

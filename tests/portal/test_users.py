@@ -131,5 +131,6 @@ def test_invitation_email_goes_only_to_the_invitee(admin_a: User, customer_a: Cu
     user = services.user_invite(
         actor=admin_a, email="only@alpha.test", role="customer_viewer", customer=customer_a
     )
+    assert user is not None
     user_invite_send(user_id=str(user.pk))
     assert [m.to for m in mail.outbox] == [["only@alpha.test"]]
