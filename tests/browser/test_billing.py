@@ -12,7 +12,7 @@ from django.utils import timezone
 from billing import metering, services
 from billing.models import Contract, Invoice, InvoiceStatus
 from billing.runs import bill_period, invoice_run_start
-from portal.models import User
+from portal.models import Customer, User
 from tests.billing_fixtures import usage
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
@@ -140,3 +140,32 @@ def test_usage_to_date_moves_live_as_heartbeats_arrive(
     page.wait_for_function(f"() => document.querySelector('{cell}').textContent === '4.5 h'", timeout=20_000)
     assert page.evaluate("window.__noReload") == 1
     screenshot(page, "billing-contract-usage-live")
+
+
+def test_a_failed_run_shows_why_live_and_finance_retries_it(
+    page: Any, asgi_server: str, live_worker: Any, finance: User, contract_a: Contract, fleet_a: Installed
+) -> None:
+    period = last_month_usage(fleet_a)
+    # A customer time zone that tzdata removed since it was stored (2020b: US/Pacific-New).
+    Customer.objects.filter(pk=contract_a.customer_id).update(time_zone="US/Pacific-New")
+    login(page, asgi_server, finance.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/billing/runs/")
+    page.wait_for_selector('[data-live-state="live"]')
+
+    run = invoice_run_start(actor=finance, period=period.label)
+    row = f'tr[data-run="{run.pk}"]'
+    page.wait_for_selector(f'{row} [data-testid="retry-run"]', timeout=30_000)
+    assert page.inner_text(f'{row} [data-field="status"]') == "Failed"
+    assert "No time zone found with key US/Pacific-New" in page.inner_text(f'{row} [data-field="error"]')
+
+    Customer.objects.filter(pk=contract_a.customer_id).update(time_zone="America/Los_Angeles")
+    page.click(f'{row} [data-testid="retry-run"]')
+    page.wait_for_selector(f"text=Invoice run for {period.label} queued again.")
+    page.wait_for_function(
+        f"""() => document.querySelector('{row} [data-field="status"]')?.textContent === 'Done'""",
+        timeout=30_000,
+    )
+    assert not page.is_visible(f'{row} [data-field="error"]')
+    assert page.locator(f'{row} [data-testid="retry-run"]').count() == 0
+    assert Invoice.objects.get(contract=contract_a).run_id == run.pk
