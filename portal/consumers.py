@@ -41,6 +41,18 @@ EVENTS_PER_FRAME = 256
 class LiveConsumer(AsyncJsonWebsocketConsumer):
     groups_joined: list[str]
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels subscribes the socket's own channel before `connect`; with Redis down that
+        raises, which uvicorn answered with a 500. Refuse the handshake instead (the page's
+        socket retries with backoff); an error after the socket was accepted is not ours."""
+        try:
+            await super().__call__(scope, receive, send)
+        except RedisConnectionError:
+            if getattr(self, "accepted", False):
+                raise
+            log.warning("live: Redis is unreachable, socket refused", exc_info=True)
+            await send({"type": "websocket.close", "code": 1011})
+
     async def connect(self) -> None:
         user = self.scope.get("user")
         self.groups_joined = []
