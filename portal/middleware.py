@@ -7,6 +7,15 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    """The zone called `name`; UTC for a name this tzdata does not know (stored when it was
+    valid, removed since, as US/Pacific-New in 2020b), which is no reason for a 500."""
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
 class UserTimezoneMiddleware:
     """Show times in the user's zone (their own, else their customer's, else UTC)."""
 
@@ -16,7 +25,7 @@ class UserTimezoneMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            timezone.activate(zoneinfo.ZoneInfo(user.display_time_zone))
+            timezone.activate(_zone(user.display_time_zone))
         else:
             timezone.deactivate()
         try:

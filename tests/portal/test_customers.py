@@ -70,3 +70,12 @@ def test_an_unchanged_customer_writes_nothing(operator: User, customer_a: Custom
 def test_only_who_manages_customers_may(admin_a: User, customer_a: Customer) -> None:
     with pytest.raises(PermissionDenied):
         services.customer_update(actor=admin_a, customer=customer_a, name="Mine now")
+
+
+def test_a_customer_zone_that_tzdata_removed_shows_times_in_utc_not_a_500(
+    viewer_a: User, customer_a: Customer
+) -> None:
+    # Valid when stored; tzdata 2020b removed it. (Validation refuses it now: hence update().)
+    Customer.objects.filter(pk=customer_a.pk).update(time_zone="US/Pacific-New")
+    response = client_for(viewer_a).get("/")
+    assert response.status_code == 200
