@@ -138,6 +138,7 @@ def _process_env(**extra: str) -> dict[str, str]:
         "DJANGO_SETTINGS_MODULE": "portal.settings.test",
         "DATABASE_URL": _test_database_url(),
         "PYTHONUNBUFFERED": "1",
+        "FLEETPORT_SUITE_SERVER": "1",  # tests/apps.py: content types cached across flushes
         **extra,
     }
 

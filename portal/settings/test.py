@@ -7,7 +7,7 @@ import os
 os.environ.setdefault("DATABASE_POOL", "0")
 
 from .base import *  # noqa: F403
-from .base import REST_FRAMEWORK, STATIC_ROOT, VAR_DIR
+from .base import INSTALLED_APPS, REST_FRAMEWORK, STATIC_ROOT, VAR_DIR
 
 DEBUG = False
 SECRET_KEY = "test-insecure-key-only-for-the-test-suite-0123456789abcdefghijklmnop"
@@ -22,3 +22,5 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.locme
 REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]}
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 ATTACHMENTS_ROOT = VAR_DIR / "test-attachments"
+# The suite's own processes forget cached content types after its flushes (tests/apps.py).
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.apps.SuiteConfig"]
