@@ -27,9 +27,9 @@ subscription after a restart failed its handshake (a 500) whenever no socket had
 process's pub/sub connection reading across the restart; the first publish was lost. Now a
 subscription that meets a dead connection starts the shard over (receiving task stopped, a
 fresh connection, every channel of the process subscribed again, since a restarted Redis
-knows none) and is made again; a publish is made again on a fresh connection. Redis still
-down is an error at once (a refused connect is immediate), and the next subscription tries
-again.
+knows none) and is made again; the first subscription of a process with no socket starts
+over at once; a publish is made again on a fresh connection. Redis still down is an error at
+once (a refused connect is immediate), and the next subscription tries again.
 
 It reaches into channels_redis's per-loop layer (`_get_layer`, `_get_group_channel_name`,
 `_get_shard`, `_shards`) and its shard (`_lock`, `_ensure_redis`, `_ensure_receiver`, `_redis`,
@@ -78,11 +78,17 @@ class LiveShard(RedisSingleShardConnection):
             await super().publish(channel, message)
 
     async def subscribe(self, channel: str) -> None:
-        if self.stale:
-            await self.reconnect()
+        if self.stale or not self._subscribed_to:
+            # With no subscription nothing has read the connection since the last one went:
+            # it may be one Redis closed (a restart) unnoticed. The first subscription of an
+            # idle process (no socket) takes a fresh one instead of finding out.
+            await self.reconnect(only_if_idle=True)
         try:
             await super().subscribe(channel)
-        except RedisConnectionError:
+        except Exception:  # noqa: BLE001 - any failure: a fresh connection, and once more
+            # A dead connection raises ConnectionError, or whatever its half-closed socket
+            # raises when the receiving task is reconnecting it at that very moment (seen:
+            # AttributeError on its writer). Either way the shard starts over.
             await self.reconnect()
             await super().subscribe(channel)
 
@@ -94,7 +100,7 @@ class LiveShard(RedisSingleShardConnection):
             self._subscribed_to.discard(channel)
             self.stale = True
 
-    async def reconnect(self) -> None:
+    async def reconnect(self, *, only_if_idle: bool = False) -> None:
         """A fresh connection subscribed to every channel this process subscribed to.
 
         Under the shard's lock with the receiving task stopped: the dead connection's last
@@ -102,6 +108,8 @@ class LiveShard(RedisSingleShardConnection):
         while Redis is down."""
         shard: Any = self  # channels_redis is untyped
         async with shard._lock:
+            if only_if_idle and not self.stale and shard._subscribed_to:
+                return  # another socket subscribed meanwhile, on a fresh connection
             self.stale = True
             task, shard._receive_task = shard._receive_task, None
             if task is not None:
@@ -109,15 +117,19 @@ class LiveShard(RedisSingleShardConnection):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if shard._redis is not None:
-                with contextlib.suppress(Exception):  # its connections are dead already
-                    await shard._redis.aclose(close_connection_pool=True)
+                # Its connections are dead already: closing them may only wait (up to the
+                # socket timeout) for a peer that is gone.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(shard._redis.aclose(close_connection_pool=True), 1.0)
             shard._redis = shard._pubsub = None
             shard._ensure_redis()
             shard._ensure_receiver()
             if shard._subscribed_to:
                 await shard._pubsub.subscribe(*shard._subscribed_to)
             self.stale = False
-            log.warning("live: reconnected to Redis, %d channels subscribed again", len(self._subscribed_to))
+            if shard._subscribed_to:
+                count = len(shard._subscribed_to)
+                log.warning("live: reconnected to Redis, %d channels subscribed again", count)
 
 
 class LiveChannelLayer(RedisPubSubChannelLayer):
