@@ -66,7 +66,8 @@ def test_an_address_with_an_account_elsewhere_looks_like_a_new_one_to_a_customer
     new = _seen_by(admin_a, "nobody-yet@nowhere.test")
 
     for key, seen in new.items():  # each with the lines that differ, if any
-        diff = difflib.unified_diff(str(elsewhere[key]).splitlines(), str(seen).splitlines(), lineterm="", n=0)
+        before, after = str(elsewhere[key]).splitlines(), str(seen).splitlines()
+        diff = difflib.unified_diff(before, after, lineterm="", n=0)
         assert elsewhere[key] == seen, f"{key}: " + "\n".join(diff)
     assert elsewhere["answer"][0] == 201
     assert '"detail":"If the address can be invited, an invitation is on its way."' in new["answer"][1]
