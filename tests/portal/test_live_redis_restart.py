@@ -32,6 +32,7 @@ def open_socket(base: str, cookie: str) -> ClientConnection:
         additional_headers={"Cookie": f"sessionid={cookie}"},
         open_timeout=10,
         proxy=None,
+        legacy=True,  # closed by the test itself, not in a `with` block
     )
     assert json.loads(sock.recv(timeout=10))["type"] == "hello"
     return sock
