@@ -11,8 +11,8 @@ scan of ~11 consecutive index pages per asset (9.5 s). The cost: ~65 bytes per u
 docs/performance.md (S4) has the figures.
 
 The index is billing's (it serves the billing query only), so it lives here and not in
-fleet's model state; it is built CONCURRENTLY on PostgreSQL so that ingest keeps writing
-while it is built. SQLite (the `make run` default) has no INCLUDE: all four are key columns.
+fleet's model state; it is built CONCURRENTLY so that ingest keeps writing while it is
+built.
 """
 
 from typing import Any
@@ -23,20 +23,14 @@ INDEX = "usage_asset_hour_covering"
 
 
 def create_index(apps: Any, schema_editor: Any) -> None:
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(
-            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} ON fleet_hourlyusage (asset_id, hour)"
-            " INCLUDE (metric, quantity)"
-        )
-    else:
-        schema_editor.execute(
-            f"CREATE INDEX IF NOT EXISTS {INDEX} ON fleet_hourlyusage (asset_id, hour, metric, quantity)"
-        )
+    schema_editor.execute(
+        f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {INDEX} ON fleet_hourlyusage (asset_id, hour)"
+        " INCLUDE (metric, quantity)"
+    )
 
 
 def drop_index(apps: Any, schema_editor: Any) -> None:
-    concurrently = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
-    schema_editor.execute(f"DROP INDEX {concurrently}IF EXISTS {INDEX}")
+    schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {INDEX}")
 
 
 class Migration(migrations.Migration):
