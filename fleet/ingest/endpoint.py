@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import psycopg
+from csp.middleware import CSPMiddleware
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
 from django.core.handlers.asgi import ASGIRequest
@@ -30,6 +31,7 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.http import parse_header_parameters
+from django.utils.module_loading import import_string
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from fleet.ingest import admission, contract
@@ -173,22 +175,30 @@ def _no_view(_request: HttpRequest) -> HttpResponse:
 
 
 class _Probe(HttpRequest):
-    """A request that is over HTTPS or not, for the middleware to judge."""
+    """A request to the ingest path, over HTTPS or not, for the middleware to judge."""
 
     def __init__(self, secure: bool) -> None:
         super().__init__()
         self.secure = secure
+        self.path = self.path_info = contract.PATH
 
     def is_secure(self) -> bool:
         return self.secure
 
 
+# Middleware of MIDDLEWARE that only add headers to the view's answers: the lean door asks
+# them for those headers (the others do nothing to the ingest view's answers).
+HEADER_MIDDLEWARE = (SecurityMiddleware, XFrameOptionsMiddleware, CSPMiddleware)
+
+
 def _middleware_headers(secure: bool) -> list[tuple[bytes, bytes]]:
-    """The headers SecurityMiddleware and XFrameOptionsMiddleware put on the view's answers,
-    as those middleware make them (HSTS over HTTPS only, X-Frame-Options, nosniff, ...)."""
+    """The headers the configured header middleware put on the view's answers, as they make
+    them (HSTS over HTTPS only, X-Frame-Options, nosniff, the Content-Security-Policy ...)."""
     request, response = _Probe(secure), HttpResponse()
-    for middleware in (SecurityMiddleware(_no_view), XFrameOptionsMiddleware(_no_view)):
-        response = middleware.process_response(request, response)
+    for path in reversed(settings.MIDDLEWARE):  # process_response runs last to first
+        middleware = import_string(path)
+        if issubclass(middleware, HEADER_MIDDLEWARE):
+            response = middleware(_no_view).process_response(request, response)
     return [
         (name.lower().encode("latin-1"), value.encode("latin-1"))
         for name, value in response.items()

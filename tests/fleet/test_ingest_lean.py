@@ -35,7 +35,10 @@ def _no_worker_nudges(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 URL = "/api/v1/ingest/heartbeats"
-HEADERS = ("content-type", "retry-after", "www-authenticate", "x-frame-options", "x-content-type-options")
+HEADERS = (
+    "content-type", "retry-after", "www-authenticate", "x-frame-options", "x-content-type-options",
+    "referrer-policy", "cross-origin-opener-policy", "content-security-policy",
+)  # fmt: skip
 
 
 class Handed:
