@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from fleet.credentials import device_token_issue
 from fleet.ingest import admission
-from fleet.ingest.state import Folding, Usage, add_usage, flags_settled, refold
+from fleet.ingest.counters import Folding, Usage, add_usage, flags_settled, refold
 from fleet.models import (
     AlarmRule,
     Asset,

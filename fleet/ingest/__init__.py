@@ -10,6 +10,7 @@ Web side (the web process imports only these):
 Worker side (Celery `fleet.ingest_drain`, fleet/tasks.py):
     worker.py     claim inbox rows, one transaction per batch, row-by-row retry, set-aside rows
     store.py      lock the devices, keep new heartbeats once per (device, seq), COPY them
-    state.py      fold counters into usage, device and asset state, alarms; rules per model
+    counters.py   fold counters into usage, refold late readings, flag implausible ones
+    state.py      device and asset state, status changes, alarms; rules per model
     publisher.py  the live messages of committed batches, coalesced under load
 """

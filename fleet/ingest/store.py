@@ -1,5 +1,5 @@
 """Storing a claimed batch: its devices locked, new heartbeats kept once per (device, seq) and
-written with COPY, folded into usage, rollups, state and alarms (state.py) — inside the
+written with COPY, folded into usage (counters.py), rollups, state and alarms (state.py) — inside the
 batch's transaction (worker.py). docs/ingest.md, "The worker".
 """
 
@@ -16,7 +16,8 @@ from django.db import connection
 from django.utils.dateparse import parse_datetime
 
 from fleet import telemetry
-from fleet.ingest.state import StateChanges, add_usage, fold_device, model_rules, update_device_and_asset
+from fleet.ingest.counters import add_usage, fold_device
+from fleet.ingest.state import StateChanges, model_rules, update_device_and_asset
 from fleet.models import ACTIVE_ALARM_STATES, Alarm, Asset, Device, Heartbeat
 from fleet.sql import binding_cursor
 
