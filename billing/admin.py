@@ -11,12 +11,16 @@ from django.http import HttpRequest
 from billing.models import (
     Contract,
     ContractAsset,
+    ContractPriceOverride,
     CreditNote,
     Invoice,
     InvoiceLine,
+    InvoiceReminder,
     InvoiceRun,
     InvoiceStatus,
+    Payment,
     Plan,
+    PlanRevision,
     PriceComponent,
 )
 from portal.admin_base import ReadOnlyAdmin
@@ -46,12 +50,27 @@ class ContractAssetInline(admin.TabularInline[ContractAsset, Contract]):
     raw_id_fields = ["asset"]
 
 
+class ContractPriceOverrideInline(admin.TabularInline[ContractPriceOverride, Contract]):
+    model = ContractPriceOverride
+    extra = 0
+
+
 @admin.register(Contract)
 class ContractAdmin(admin.ModelAdmin[Contract]):
     list_display = ["number", "customer", "plan", "status", "start_date", "end_date"]
     list_filter = ["status", "plan"]
     search_fields = ["number", "customer__name"]
-    inlines = [ContractAssetInline]
+    inlines = [ContractAssetInline, ContractPriceOverrideInline]
+
+
+@admin.register(ContractPriceOverride)
+class ContractPriceOverrideAdmin(admin.ModelAdmin[ContractPriceOverride]):
+    list_display = ["contract", "metric", "charge_model", "unit_price", "note"]
+
+
+@admin.register(PlanRevision)
+class PlanRevisionAdmin(ReadOnlyAdmin):
+    list_display = ["plan", "version", "replaced_at", "replaced_by"]
 
 
 @admin.register(ContractAsset)
@@ -118,3 +137,18 @@ class CreditNoteAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnlyAdmin):
+    """Look only: payments are recorded on the invoice page and the API (audited)."""
+
+    list_display = ["invoice", "customer", "received_on", "amount", "currency", "method", "reference"]
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(InvoiceReminder)
+class InvoiceReminderAdmin(ReadOnlyAdmin):
+    list_display = ["invoice", "days_overdue", "sent_to", "created_at"]

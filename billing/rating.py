@@ -56,6 +56,7 @@ class Component:
     package_size: Decimal | None = None
     package_price: Decimal = ZERO
     tiers: tuple[Tier, ...] = ()
+    override: str = ""  # a contract's negotiated price: what the invoice line says about it
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Pricing:
     minimum_commitment: Decimal | None = None
     components: tuple[Component, ...] = ()
     plan: str = ""
+    plan_version: int = 0
 
     def component(self, metric: str) -> Component | None:
         return next((c for c in self.components if c.metric == metric), None)
@@ -101,6 +103,7 @@ class Pricing:
                     )
                     for t in c.get("tiers") or []
                 ),
+                override=c.get("override", ""),
             )
             for c in data.get("components") or []
         )
@@ -110,6 +113,7 @@ class Pricing:
             minimum_commitment=_dec(data.get("minimum_commitment")),
             components=components,
             plan=data.get("plan", ""),
+            plan_version=int(data.get("plan_version") or 0),
         )
 
 

@@ -117,7 +117,7 @@ def contract_chunks(period_label: str) -> Iterator[list[Contract]]:
     base = billable_contracts(period_label).select_related("customer", "plan").order_by("pk")
     while True:
         page = base.filter(pk__gt=last_pk) if last_pk is not None else base
-        chunk = list(page.prefetch_related("plan__components")[:CHUNK])
+        chunk = list(page.prefetch_related("plan__components", "price_overrides")[:CHUNK])
         if not chunk:
             return
         yield chunk
@@ -247,7 +247,7 @@ def compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> li
         for contract in contracts:
             key = str(contract.pk)
             days = metering.active_days(contract, period)
-            pricing = contract.plan.pricing()
+            pricing = contract.pricing()
             recent = [o for o in earlier.get(key, []) if o.period >= _months_back(period_label, lookback)]
             late, late_billed = _late_usage_lines(contract, period, recent, billed_by[key], current[key])
             if days == 0:  # an ended contract: an invoice only when late usage turned up
@@ -355,6 +355,7 @@ def write_chunk(drafts: list[Draft], run: InvoiceRun | None) -> tuple[int, int, 
             invoice.currency = draft.pricing.currency
             invoice.uptime = draft.uptime
             invoice.subtotal, invoice.tax, invoice.total = amounts.subtotal, amounts.tax, amounts.total
+            invoice.amount_due = amounts.total  # a draft owes its total; payments come after finalizing
             invoice.updated_at = timezone.now()
             if run is not None and invoice.run_id is None:
                 invoice.run = run
@@ -375,6 +376,7 @@ DRAFT_FIELDS = (
     "subtotal",
     "tax",
     "total",
+    "amount_due",
     "updated_at",
     "run",
 )

@@ -102,7 +102,7 @@ class ContractUsage:
 def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> ContractUsage:
     """Usage of one contract in one period so far, priced, and projected linearly to the period end."""
     period = metering.period_of(period_label, contract.customer.time_zone)
-    pricing = contract.plan.pricing()
+    pricing = contract.pricing()
     days = metering.active_days(contract, period)
     used = metering.quantities([contract.pk], period).get(str(contract.pk), {})
     uptime = (

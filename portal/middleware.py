@@ -6,6 +6,8 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from portal import formatting
+
 
 def _zone(name: str) -> zoneinfo.ZoneInfo:
     """The zone called `name`; UTC for a name this tzdata does not know (stored when it was
@@ -17,18 +19,22 @@ def _zone(name: str) -> zoneinfo.ZoneInfo:
 
 
 class UserTimezoneMiddleware:
-    """Show times in the user's zone (their own, else their customer's, else UTC)."""
+    """Show times in the user's zone (their own, else their customer's, else UTC) and figures
+    in the user's locale (`portal.formatting`)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         user = getattr(request, "user", None)
+        locale = None
         if user is not None and user.is_authenticated:
             timezone.activate(_zone(user.display_time_zone))
+            locale = user.display_locale
         else:
             timezone.deactivate()
         try:
-            return self.get_response(request)
+            with formatting.override(locale):
+                return self.get_response(request)
         finally:
             timezone.deactivate()

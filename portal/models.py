@@ -15,7 +15,9 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Now
 from django.utils import timezone
+from django_countries.fields import CountryField
 
+from portal.formatting import validate_locale
 from portal.roles import CUSTOMER_ROLES, Capability, Role, can
 from portal.tenancy import TenantQuerySet, customer_id_scope
 
@@ -26,6 +28,35 @@ CURRENCY_CHOICES = [("EUR", "EUR"), ("USD", "USD"), ("GBP", "GBP"), ("CHF", "CHF
 def validate_time_zone(value: str) -> None:
     if value not in zoneinfo.available_timezones():
         raise ValidationError(f"{value!r} is not a known time zone.")
+
+
+def validate_vat_id(value: str) -> str:
+    """`value` in its compact form if it is a valid VAT ID by its country's rules (python-stdnum),
+    else a ValidationError that says what is wrong."""
+    from stdnum import vatin
+    from stdnum.exceptions import InvalidChecksum, InvalidComponent, InvalidFormat, InvalidLength
+
+    try:
+        return str(vatin.validate(value))
+    except InvalidComponent:
+        raise ValidationError("Start the VAT ID with its country code, e.g. DE123456788.") from None
+    except InvalidLength:
+        raise ValidationError("This VAT ID has the wrong length for its country.") from None
+    except InvalidChecksum:
+        raise ValidationError("This VAT ID's check digit is wrong; check for a typo.") from None
+    except InvalidFormat:
+        raise ValidationError("This is not how VAT IDs of that country are written.") from None
+
+
+class TaxCategory(models.TextChoices):
+    """The EN 16931 VAT category (UNCL 5305) a customer's invoices are taxed under."""
+
+    STANDARD = "S", "Standard rate"
+    REVERSE_CHARGE = "AE", "Reverse charge"
+    INTRA_COMMUNITY = "K", "Intra-community supply"
+    EXPORT = "G", "Export outside the EU"
+    EXEMPT = "E", "Exempt from VAT"
+    ZERO_RATED = "Z", "Zero rated"
 
 
 class CustomerQuerySet(models.QuerySet["Customer"]):
@@ -54,6 +85,27 @@ class Customer(models.Model):
         help_text="A fraction: 0.1900 is 19 %.",
     )
     billing_email = models.EmailField(blank=True)
+    # Billing identity (docs/billing.md, "Billing identity"): what invoices, credit notes and
+    # e-invoices print for the buyer. VAT Directive art. 226 asks for name, address and VAT ID.
+    legal_name = models.CharField(max_length=200, blank=True, help_text="Empty: the name above.")
+    address_line1 = models.CharField("street and number", max_length=200, blank=True)
+    address_line2 = models.CharField("address line 2", max_length=200, blank=True)
+    postal_code = models.CharField(max_length=20, blank=True)
+    city = models.CharField(max_length=100, blank=True)
+    country = CountryField(blank=True)
+    vat_id = models.CharField(
+        "VAT ID", max_length=20, blank=True, help_text="With its country prefix, e.g. DE123456788."
+    )
+    tax_category = models.CharField(max_length=2, choices=TaxCategory.choices, default=TaxCategory.STANDARD)
+    tax_exemption_reason = models.CharField(
+        max_length=200, blank=True, help_text="Printed on invoices where no VAT is charged."
+    )
+    locale = models.CharField(
+        max_length=16,
+        default="en",
+        validators=[validate_locale],
+        help_text="How numbers, money and dates are written for its users, e.g. de-DE.",
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
 
@@ -70,6 +122,44 @@ class Customer(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        errors: dict[str, str] = {}
+        if self.vat_id:
+            try:
+                self.vat_id = validate_vat_id(self.vat_id)
+            except ValidationError as exc:
+                errors["vat_id"] = exc.messages[0]
+        if self.tax_category != TaxCategory.STANDARD:
+            if self.tax_rate:
+                errors["tax_rate"] = f"{self.get_tax_category_display()} invoices charge no VAT: set 0 %."
+            if not self.tax_exemption_reason.strip():
+                errors["tax_exemption_reason"] = "Say why no VAT is charged; invoices print it."
+        if self.tax_category == TaxCategory.REVERSE_CHARGE and not self.vat_id:
+            errors["vat_id"] = "Reverse charge needs the customer's VAT ID."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def billing_name(self) -> str:
+        return self.legal_name or self.name
+
+    def billing_identity(self) -> dict[str, str]:
+        """The buyer as invoices print it (and keep, once finalized)."""
+        return {
+            "name": self.billing_name,
+            "address_line1": self.address_line1,
+            "address_line2": self.address_line2,
+            "postal_code": self.postal_code,
+            "city": self.city,
+            "country": str(self.country.code) if self.country else "",  # type: ignore[attr-defined]
+            "country_name": str(self.country.name) if self.country else "",  # type: ignore[attr-defined]
+            "vat_id": self.vat_id,
+            "email": self.billing_email,
+            "tax_category": self.tax_category,
+            "tax_exemption_reason": self.tax_exemption_reason,
+        }
 
 
 class UserQuerySet(models.QuerySet["User"]):
@@ -129,6 +219,12 @@ class User(AbstractBaseUser, PermissionsMixin):
         validators=[validate_time_zone],
         help_text="Empty: the customer's time zone (UTC for staff).",
     )
+    locale = models.CharField(
+        max_length=16,
+        blank=True,
+        validators=[validate_locale],
+        help_text="Empty: the customer's (English for staff). How numbers, money and dates read.",
+    )
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
 
@@ -183,6 +279,14 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def has_module_perms(self, app_label: str) -> bool:
         return self.is_staff or super().has_module_perms(app_label)
+
+    @property
+    def display_locale(self) -> str:
+        if self.locale:
+            return self.locale
+        if self.customer is not None:
+            return self.customer.locale
+        return "en"
 
     @property
     def display_time_zone(self) -> str:

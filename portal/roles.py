@@ -52,6 +52,8 @@ class Capability(StrEnum):
     MANAGE_CONTRACTS = "manage_contracts"
     RUN_INVOICES = "run_invoices"  # invoice runs, review, finalize, void, credit notes, exports
     MANAGE_CUSTOMERS = "manage_customers"
+    EDIT_BILLING_IDENTITY = "edit_billing_identity"  # a customer's address, VAT ID, tax rate
+    RECORD_PAYMENTS = "record_payments"
     MANAGE_FLEET = "manage_fleet"  # sites, asset models, assets, devices and credentials
     MANAGE_ALL_USERS = "manage_all_users"
     USE_ADMIN = "use_admin"  # the Django admin
@@ -94,6 +96,8 @@ _FINANCE = frozenset(
         Capability.MANAGE_PLANS,
         Capability.MANAGE_CONTRACTS,
         Capability.RUN_INVOICES,
+        Capability.EDIT_BILLING_IDENTITY,
+        Capability.RECORD_PAYMENTS,
     }
 )
 

@@ -158,63 +158,66 @@ def _check_may_manage_customers(actor: User) -> None:
         raise PermissionDenied("You may not manage customers.")
 
 
+# What the API and the admin may set on a customer; BILLING_IDENTITY_FIELDS finance may too.
+BILLING_IDENTITY_FIELDS = (
+    "legal_name", "address_line1", "address_line2", "postal_code", "city", "country", "vat_id",
+    "tax_category", "tax_exemption_reason", "billing_email",
+)  # fmt: skip
+CUSTOMER_FIELDS = (
+    "name", "slug", "currency", "time_zone", "tax_rate", "locale", "is_active", *BILLING_IDENTITY_FIELDS,
+)  # fmt: skip
+
+
+def _check_fields(values: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    unknown = set(values) - set(allowed)
+    if unknown:
+        raise TypeError(f"not a customer field one may set here: {', '.join(sorted(unknown))}")
+
+
 @transaction.atomic
-def customer_create(
-    *,
-    actor: User,
-    name: str,
-    slug: str,
-    currency: str = "EUR",
-    time_zone: str = "UTC",
-    tax_rate: Decimal = Decimal("0"),
-    billing_email: str = "",
-    is_active: bool = True,
-) -> Customer:
-    """Onboard a customer (a tenant), from the API or the admin alike; audited."""
+def customer_create(*, actor: User, name: str, slug: str, **fields: Any) -> Customer:
+    """Onboard a customer (a tenant), from the API or the admin alike; audited. `fields` are
+    any of CUSTOMER_FIELDS; the model's defaults fill the rest."""
     _check_may_manage_customers(actor)
-    customer = Customer(
-        name=name,
-        slug=slug,
-        currency=currency,
-        time_zone=time_zone,
-        tax_rate=tax_rate,
-        billing_email=billing_email,
-        is_active=is_active,
-    )
+    _check_fields(fields, CUSTOMER_FIELDS)
+    customer = Customer(name=name, slug=slug, **fields)
     customer.full_clean()
     customer.save()
     audit_record(actor=actor, action="customer.created", target=customer)
     return customer
 
 
+def _audit_value(value: Any) -> Any:
+    return value if value is None or isinstance(value, bool | int | str) else str(value)
+
+
 @transaction.atomic
-def customer_update(
-    *,
-    actor: User,
-    customer: Customer,
-    name: str | None = None,
-    slug: str | None = None,
-    currency: str | None = None,
-    time_zone: str | None = None,
-    tax_rate: Decimal | None = None,
-    billing_email: str | None = None,
-    is_active: bool | None = None,
-) -> Customer:
+def customer_update(*, actor: User, customer: Customer, **changes: Any) -> Customer:
     """Change a customer's fields (`None`: leave as is); audited with the changed values.
-    Nothing changed, nothing written: safe to call twice."""
-    _check_may_manage_customers(actor)
-    given = {
-        "name": name,
-        "slug": slug,
-        "currency": currency,
-        "time_zone": time_zone,
-        "tax_rate": tax_rate,
-        "billing_email": billing_email,
-        "is_active": is_active,
-    }
-    changed = {f: v for f, v in given.items() if v is not None and getattr(customer, f) != v}
+    Nothing changed, nothing written: safe to call twice. Operators may change any of
+    CUSTOMER_FIELDS; finance the billing identity and the tax rate only."""
+    given = {f: v for f, v in changes.items() if v is not None}
+    if can(actor, Capability.MANAGE_CUSTOMERS):
+        _check_fields(given, CUSTOMER_FIELDS)
+    elif can(actor, Capability.EDIT_BILLING_IDENTITY):
+        _check_fields(given, (*BILLING_IDENTITY_FIELDS, "tax_rate"))
+    else:
+        raise PermissionDenied("You may not change customers.")
+    changed = {f: v for f, v in given.items() if getattr(customer, f) != v}
     if not changed:
         return customer
+    for field, value in changed.items():
+        setattr(customer, field, value)
+    customer.full_clean()
+    # full_clean may normalize (a VAT ID to its compact form): write what it left.
+    customer.save(update_fields=list(changed))
+    audit_record(
+        actor=actor,
+        action="customer.updated",
+        target=customer,
+        data={f: _audit_value(getattr(customer, f)) for f in changed},
+    )
+    return customer
     for field, value in changed.items():
         setattr(customer, field, value)
     customer.full_clean()

@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "channels",
     "axes",
     "csp",
+    "django_countries",
     "portal.apps.PortalConfig",
     "fleet.apps.FleetConfig",
     "billing.apps.BillingConfig",

@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import template
+
+from portal import formatting
 
 register = template.Library()
 
@@ -15,3 +19,36 @@ def minutes(value: int | None) -> str:
     hours, mins = divmod(rest, 60)
     parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{mins} min" if mins else ""]
     return " ".join(p for p in parts if p) or "0 min"
+
+
+# Figures in the request's locale (portal.formatting); the same in static/js/format.js.
+
+
+@register.filter
+def money(value: Decimal | None, currency: str) -> str:
+    """{{ invoice.total|money:invoice.currency }} → €11,539.38 (de-DE: 11.539,38 €)."""
+    return formatting.money(value, currency)
+
+
+@register.filter
+def money_plain(value: Decimal | None, currency: str) -> str:
+    """The amount at the currency's minor unit without its symbol (a column headed by it)."""
+    return formatting.money_plain(value, currency)
+
+
+@register.filter
+def quantity(value: Decimal | None, unit: str = "") -> str:
+    """{{ line.quantity|quantity:"h" }} → 1,356.34 h."""
+    return formatting.quantity(value, unit)
+
+
+@register.filter
+def percent(value: Decimal | None, decimals: int = formatting.PERCENT_DECIMALS) -> str:
+    """A value in percent: {{ 99.5|percent }} → 99.5 %; {{ tax_rate_fraction|percent }} needs ×100 first."""
+    return formatting.percent(value, int(decimals))
+
+
+@register.simple_tag
+def format_spec() -> dict[str, object]:
+    """The locale and unit table for static/js/format.js (put in the page with json_script)."""
+    return formatting.js_spec()

@@ -45,6 +45,8 @@ def test_the_admin_creates_and_changes_a_customer_with_audit_entries(operator: U
         "time_zone": "UTC",
         "tax_rate": "0.2000",
         "billing_email": "",
+        "tax_category": "S",
+        "locale": "en",
         "is_active": "on",
     }
 

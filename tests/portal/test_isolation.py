@@ -188,6 +188,12 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         list_urls=["/api/v1/credit-notes/", "/api/v1/invoices/"],
         seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
     ),
+    apps.get_model("billing", "Payment"): Case(
+        make=lambda c: _payment(c),
+        detail_urls=[],
+        list_urls=[],
+        seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
+    ),
     apps.get_model("support", "Ticket"): Case(
         make=lambda c: _ticket(c),
         detail_urls=[
@@ -286,6 +292,21 @@ def _credit_note(customer: Customer) -> models.Model:
     return services.credit_note_create(
         actor=None, invoice=_invoice(customer), amount=Decimal("1"), reason=f"Goodwill for {customer.name}"
     )
+
+
+def _payment(customer: Customer) -> models.Model:
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from billing.models import Payment
+
+    invoice = _invoice(customer)
+    return Payment.objects.create(
+        customer_id=customer.pk, invoice=invoice, received_on=timezone.now().date(),
+        amount=Decimal("1.00"), currency=invoice.currency, method="bank_transfer",
+        reference=f"Transfer from {customer.name}",
+    )  # fmt: skip
 
 
 def _alarm(customer: Customer) -> models.Model:

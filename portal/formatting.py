@@ -1,0 +1,143 @@
+"""How figures read: money at its currency's minor unit, quantities at their unit's precision,
+percentages, all in the reader's locale (Babel's CLDR data). One layer for pages, PDFs, e-mails
+and CSVs; `static/js/format.js` does the same in the browser with `Intl` and the unit table
+below (docs/architecture.md, "Figures").
+
+    with formatting.override("de-DE"):
+        formatting.money(Decimal("11539.38"), "EUR")     # '11.539,38 €'
+        formatting.quantity(Decimal("1356.341257"), "h")  # '1.356,34 h'
+
+The request's locale is the user's (`User.display_locale`), set by
+`portal.middleware.UserTimezoneMiddleware`;
+a task that renders for a customer (an e-mail, a PDF) uses `override(customer.locale)`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from babel import Locale, UnknownLocaleError
+from babel.numbers import format_currency, format_decimal, get_currency_precision
+from django.core.exceptions import ValidationError
+
+DEFAULT_LOCALE = "en"
+
+# Decimals a quantity is written (and billed, docs/billing.md) with, per metric unit. A unit not
+# listed gets DEFAULT_DECIMALS. The browser receives the same table (`unit_decimals_json`).
+UNIT_DECIMALS: dict[str, int] = {
+    "h": 2,
+    "kWh": 1,
+    "MWh": 3,
+    "m³": 2,
+    "m3": 2,
+    "L": 1,
+    "l": 1,
+    "cycles": 0,
+    "starts": 0,
+    "pcs": 0,
+    "days": 0,
+    "%": 1,
+    "°C": 1,
+    "bar": 2,
+    "mm/s": 2,
+    "rpm": 0,
+    "kW": 1,
+    "A": 1,
+    "V": 0,
+}
+DEFAULT_DECIMALS = 2
+PERCENT_DECIMALS = 2  # uptime 99.95 %: two decimals tell 21 minutes a month apart
+
+_current: contextvars.ContextVar[str] = contextvars.ContextVar("fleetport_locale", default=DEFAULT_LOCALE)
+
+
+def validate_locale(value: str) -> None:
+    """A locale Babel knows, written as a BCP 47 tag (de-DE) or with an underscore (de_DE)."""
+    try:
+        Locale.parse(value.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        raise ValidationError(f"{value!r} is not a known locale (e.g. en, en-GB, de-DE, fr-FR).") from None
+
+
+def _babel(tag: str | None) -> Locale:
+    try:
+        return Locale.parse((tag or DEFAULT_LOCALE).replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return Locale.parse(DEFAULT_LOCALE)
+
+
+def current() -> str:
+    return _current.get()
+
+
+@contextlib.contextmanager
+def override(tag: str | None) -> Iterator[str]:
+    """Format in `tag` inside the block (a task rendering for a customer)."""
+    token = _current.set(tag or DEFAULT_LOCALE)
+    try:
+        yield _current.get()
+    finally:
+        _current.reset(token)
+
+
+def minor_digits(currency: str) -> int:
+    return int(get_currency_precision(currency))
+
+
+def money(amount: Decimal | int | None, currency: str, tag: str | None = None) -> str:
+    """`amount` at the currency's minor unit with its symbol, in the locale's way."""
+    if amount is None or amount == "":
+        return ""
+    return str(format_currency(Decimal(amount), currency, locale=_babel(tag or current())))
+
+
+def money_plain(amount: Decimal | int | None, currency: str, tag: str | None = None) -> str:
+    """`amount` at the currency's minor unit without the symbol (table columns headed by it)."""
+    if amount is None or amount == "":
+        return ""
+    return number(Decimal(amount), minor_digits(currency), tag)
+
+
+def decimals_for(unit: str | None) -> int:
+    return UNIT_DECIMALS.get((unit or "").strip(), DEFAULT_DECIMALS)
+
+
+def round_quantity(value: Decimal, unit: str | None) -> Decimal:
+    """`value` at its unit's precision, half up: the quantity an invoice bills and shows."""
+    return value.quantize(Decimal(1).scaleb(-decimals_for(unit)), rounding=ROUND_HALF_UP)
+
+
+def number(value: Decimal | int | None, decimals: int, tag: str | None = None) -> str:
+    """`value` with exactly `decimals` decimals and the locale's grouping."""
+    if value is None or value == "":
+        return ""
+    pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
+    locale = _babel(tag or current())
+    return str(format_decimal(Decimal(value), format=pattern, locale=locale, decimal_quantization=True))
+
+
+def quantity(value: Decimal | int | None, unit: str | None = "", tag: str | None = None) -> str:
+    """`value` at its unit's precision, followed by the unit: 1,356.34 h."""
+    if value is None or value == "":
+        return ""
+    text = number(value, decimals_for(unit), tag)
+    return f"{text}\u00a0{unit}" if unit else text
+
+
+def percent(value: Decimal | int | None, decimals: int = PERCENT_DECIMALS, tag: str | None = None) -> str:
+    """A value already in percent (99.5 means 99.5 %), trailing zeros dropped: 99.5 %, 100 %."""
+    if value is None or value == "":
+        return ""
+    exact = Decimal(value).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    pattern = "#,##0" + ("." + "#" * decimals if decimals > 0 else "")
+    text = format_decimal(exact, format=pattern, locale=_babel(tag or current()), decimal_quantization=True)
+    return f"{text}\u00a0%"
+
+
+def js_spec() -> dict[str, Any]:
+    """What `static/js/format.js` needs to write figures as this module does."""
+    return {"locale": current(), "unit_decimals": UNIT_DECIMALS, "default_decimals": DEFAULT_DECIMALS}
