@@ -259,6 +259,12 @@ def invoice_finalize(*, actor: User | None, invoice: Invoice) -> Invoice:
     invoice.status = InvoiceStatus.FINALIZED
     invoice.finalized_at = now
     invoice.due_date = now.date() + timedelta(days=settings.BILLING_PAYMENT_TERMS_DAYS)
+    # The parties as they are now: what the PDF and the e-invoice print from here on.
+    invoice.seller = dict(settings.BILLING_PROVIDER)
+    invoice.bill_to = {
+        **invoice.customer.billing_identity(),
+        "purchase_order": invoice.contract.purchase_order,
+    }
     invoice.save()
     audit_record(actor=actor, action="invoice.finalized", target=invoice, customer=invoice.customer)
     return invoice

@@ -382,13 +382,23 @@ BILLING_PAYMENT_TERMS_DAYS = int(os.environ.get("BILLING_PAYMENT_TERMS_DAYS", "3
 # Invoice runs re-meter finalized periods this many months back for late usage (heartbeats
 # may arrive up to INGEST_MAX_AGE_DAYS late).
 BILLING_LATE_USAGE_MONTHS = int(os.environ.get("BILLING_LATE_USAGE_MONTHS", "4"))
-# Who the invoices come from (printed on every PDF).
+# Who the invoices come from (printed on every PDF and e-invoice; a finalized invoice keeps
+# the values it was finalized with). The defaults are a fictitious seller with well-formed IDs.
 BILLING_PROVIDER = {
     "name": os.environ.get("BILLING_PROVIDER_NAME", "Fleetport Equipment Services GmbH"),
-    "address": os.environ.get("BILLING_PROVIDER_ADDRESS", "Hafenstraße 1, 20457 Hamburg, Germany"),
-    "vat_id": os.environ.get("BILLING_PROVIDER_VAT_ID", "DE000000000"),
-    "iban": os.environ.get("BILLING_PROVIDER_IBAN", "DE00 0000 0000 0000 0000 00"),
+    "address_line1": os.environ.get("BILLING_PROVIDER_STREET", "Hafenstraße 1"),
+    "postal_code": os.environ.get("BILLING_PROVIDER_POSTAL_CODE", "20457"),
+    "city": os.environ.get("BILLING_PROVIDER_CITY", "Hamburg"),
+    "country": os.environ.get("BILLING_PROVIDER_COUNTRY", "DE"),  # ISO 3166-1 alpha-2
+    "vat_id": os.environ.get("BILLING_PROVIDER_VAT_ID", "DE123456788"),
+    "email": os.environ.get("BILLING_PROVIDER_EMAIL", "billing@fleetport.example"),
+    "iban": os.environ.get("BILLING_PROVIDER_IBAN", "DE89370400440532013000"),
+    "bic": os.environ.get("BILLING_PROVIDER_BIC", "COBADEFFXXX"),
 }
+# Dunning: reminder e-mails this many days after an unpaid invoice's due date.
+BILLING_REMINDER_DAYS = [
+    int(d) for d in os.environ.get("BILLING_REMINDER_DAYS", "7,14,30").split(",") if d.strip()
+]
 
 # Support: ticket attachments live outside static and media, served by an access-checked view.
 ATTACHMENTS_ROOT = Path(os.environ.get("ATTACHMENTS_ROOT", str(VAR_DIR / "attachments")))
