@@ -25,10 +25,11 @@ from billing.models import (
     InvoiceLockedError,
     InvoiceStatus,
     Plan,
-    PriceComponent,
 )
 from billing.money import ZERO, as_decimal, money_context, round_money
-from fleet.models import Asset, MetricDefinition
+from billing.plans import plan_create as plan_create  # the plan writes live in billing.plans
+from billing.plans import plan_update as plan_update
+from fleet.models import Asset
 from portal.models import Customer, User
 from portal.numbering import next_number
 from portal.services import audit_record
@@ -36,73 +37,6 @@ from portal.services import audit_record
 INVOICE_SERIES = "INV"
 CREDIT_NOTE_SERIES = "CN"
 CONTRACT_SERIES = "C"
-
-
-# Plans ------------------------------------------------------------------------------------
-
-
-def _set_components(plan: Plan, components: list[dict[str, Any]]) -> None:
-    counters = set(MetricDefinition.objects.filter(kind="counter").values_list("code", flat=True))
-    seen: set[str] = set()
-    for spec in components:
-        metric = spec.get("metric", "")
-        if metric not in counters:
-            raise ValidationError({"components": f"{metric!r} is not a counter metric of any asset model."})
-        if metric in seen:
-            raise ValidationError({"components": f"{metric!r} is priced twice."})
-        seen.add(metric)
-        component = PriceComponent(plan=plan, **spec)
-        component.full_clean(exclude=["plan"])
-        component.save()
-
-
-@transaction.atomic
-def plan_create(
-    *,
-    actor: User | None,
-    code: str,
-    name: str,
-    currency: str,
-    period_fee: Decimal,
-    minimum_commitment: Decimal | None = None,
-    description: str = "",
-    is_active: bool = True,
-    components: list[dict[str, Any]] | None = None,
-) -> Plan:
-    plan = Plan(
-        code=code,
-        name=name,
-        currency=currency,
-        period_fee=as_decimal(period_fee),
-        minimum_commitment=None if minimum_commitment is None else as_decimal(minimum_commitment),
-        description=description,
-        is_active=is_active,
-    )
-    plan.full_clean()
-    plan.save()
-    _set_components(plan, components or [])
-    audit_record(actor=actor, action="plan.created", target=plan)
-    return plan
-
-
-@transaction.atomic
-def plan_update(
-    *, actor: User | None, plan: Plan, components: list[dict[str, Any]] | None = None, **changes: Any
-) -> Plan:
-    """Change a plan. Drafts are re-rated with it on the next run; finalized invoices keep their prices."""
-    if "currency" in changes and changes["currency"] != plan.currency and plan.contracts.exists():
-        raise ValidationError(
-            {"currency": "Contracts bill in this plan's currency; make a new plan instead."}
-        )
-    for field, value in changes.items():
-        setattr(plan, field, value)
-    plan.full_clean()
-    plan.save()
-    if components is not None:
-        plan.components.all().delete()
-        _set_components(plan, components)
-    audit_record(actor=actor, action="plan.updated", target=plan, data={"fields": sorted(changes)})
-    return plan
 
 
 # Contracts --------------------------------------------------------------------------------
