@@ -88,18 +88,60 @@ def minor_digits(currency: str) -> int:
     return int(get_currency_precision(currency))
 
 
-def money(amount: Decimal | int | None, currency: str, tag: str | None = None) -> str:
+# Babel and the browser's ICU do not always agree on which no-break space a locale uses
+# (fr-FR groups with U+202F in one CLDR version and U+00A0 in another). Every figure is written
+# with U+00A0 wherever the locale puts a space; `static/js/format.js` applies the same rule.
+_SPACES = str.maketrans({"\u202f": "\u00a0", "\u2009": "\u00a0", " ": "\u00a0"})
+
+
+def _spaces(text: str) -> str:
+    return text.translate(_SPACES)
+
+
+def _half_up(value: Decimal | int | str, decimals: int) -> Decimal:
+    """`value` at `decimals` decimals, half away from zero (Babel alone would round half-even,
+    the browser's Intl half away from zero: rounding first makes both write the same)."""
+    return Decimal(value).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+
+
+def _empty(value: object) -> bool:
+    return value is None or value == ""
+
+
+def money(amount: Decimal | int | str | None, currency: str, tag: str | None = None) -> str:
     """`amount` at the currency's minor unit with its symbol, in the locale's way."""
-    if amount is None or amount == "":
+    if _empty(amount):
         return ""
-    return str(format_currency(Decimal(amount), currency, locale=_babel(tag or current())))
+    assert amount is not None
+    exact = _half_up(amount, minor_digits(currency))
+    return _spaces(str(format_currency(exact, currency, locale=_babel(tag or current()))))
 
 
-def money_plain(amount: Decimal | int | None, currency: str, tag: str | None = None) -> str:
+def money_plain(amount: Decimal | int | str | None, currency: str, tag: str | None = None) -> str:
     """`amount` at the currency's minor unit without the symbol (table columns headed by it)."""
-    if amount is None or amount == "":
+    if _empty(amount):
         return ""
-    return number(Decimal(amount), minor_digits(currency), tag)
+    return number(amount, minor_digits(currency), tag)
+
+
+def price_decimals(value: Decimal | int | str, currency: str) -> int:
+    """A unit price's decimals: the currency's minor unit, more when the price has more
+    (0.185 EUR/kWh stays 0.185, 4.5 reads 4.50), at most MAX_PRICE_DECIMALS."""
+    exponent = Decimal(value).normalize().as_tuple().exponent
+    own = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    return min(max(minor_digits(currency), own), MAX_PRICE_DECIMALS)
+
+
+MAX_PRICE_DECIMALS = 6  # the precision prices are stored with (billing.models.fields)
+
+
+def price(value: Decimal | int | str | None, currency: str, tag: str | None = None) -> str:
+    """A unit price or an exact (unrounded) tier amount, without the symbol: every decimal it
+    has, and at least the currency's: 0.185, 4.50, 1,200.00."""
+    if _empty(value):
+        return ""
+    assert value is not None
+    return number(value, price_decimals(value, currency), tag)
 
 
 def decimals_for(unit: str | None) -> int:
@@ -111,33 +153,44 @@ def round_quantity(value: Decimal, unit: str | None) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-decimals_for(unit)), rounding=ROUND_HALF_UP)
 
 
-def number(value: Decimal | int | None, decimals: int, tag: str | None = None) -> str:
-    """`value` with exactly `decimals` decimals and the locale's grouping."""
-    if value is None or value == "":
+def number(value: Decimal | int | str | None, decimals: int, tag: str | None = None) -> str:
+    """`value` with exactly `decimals` decimals (half up) and the locale's grouping."""
+    if _empty(value):
         return ""
+    assert value is not None
     pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
     locale = _babel(tag or current())
-    return str(format_decimal(Decimal(value), format=pattern, locale=locale, decimal_quantization=True))
+    text = format_decimal(_half_up(value, decimals), format=pattern, locale=locale, decimal_quantization=True)
+    return _spaces(str(text))
 
 
-def quantity(value: Decimal | int | None, unit: str | None = "", tag: str | None = None) -> str:
+def quantity(value: Decimal | int | str | None, unit: str | None = "", tag: str | None = None) -> str:
     """`value` at its unit's precision, followed by the unit: 1,356.34 h."""
-    if value is None or value == "":
+    if _empty(value):
         return ""
     text = number(value, decimals_for(unit), tag)
     return f"{text}\u00a0{unit}" if unit else text
 
 
-def percent(value: Decimal | int | None, decimals: int = PERCENT_DECIMALS, tag: str | None = None) -> str:
+def percent(
+    value: Decimal | int | str | None, decimals: int = PERCENT_DECIMALS, tag: str | None = None
+) -> str:
     """A value already in percent (99.5 means 99.5 %), trailing zeros dropped: 99.5 %, 100 %."""
-    if value is None or value == "":
+    if _empty(value):
         return ""
-    exact = Decimal(value).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    assert value is not None
+    exact = _half_up(value, decimals)
     pattern = "#,##0" + ("." + "#" * decimals if decimals > 0 else "")
     text = format_decimal(exact, format=pattern, locale=_babel(tag or current()), decimal_quantization=True)
-    return f"{text}\u00a0%"
+    return f"{_spaces(str(text))}\u00a0%"
 
 
 def js_spec() -> dict[str, Any]:
     """What `static/js/format.js` needs to write figures as this module does."""
-    return {"locale": current(), "unit_decimals": UNIT_DECIMALS, "default_decimals": DEFAULT_DECIMALS}
+    return {
+        "locale": current(),
+        "unit_decimals": UNIT_DECIMALS,
+        "default_decimals": DEFAULT_DECIMALS,
+        "percent_decimals": PERCENT_DECIMALS,
+        "max_price_decimals": MAX_PRICE_DECIMALS,
+    }

@@ -25,27 +25,47 @@ def minutes(value: int | None) -> str:
 
 
 @register.filter
-def money(value: Decimal | None, currency: str) -> str:
+def money(value: Decimal | str | None, currency: str) -> str:
     """{{ invoice.total|money:invoice.currency }} → €11,539.38 (de-DE: 11.539,38 €)."""
     return formatting.money(value, currency)
 
 
 @register.filter
-def money_plain(value: Decimal | None, currency: str) -> str:
+def money_plain(value: Decimal | str | None, currency: str) -> str:
     """The amount at the currency's minor unit without its symbol (a column headed by it)."""
     return formatting.money_plain(value, currency)
 
 
 @register.filter
-def quantity(value: Decimal | None, unit: str = "") -> str:
+def price(value: Decimal | str | None, currency: str) -> str:
+    """A unit price or an exact tier amount: every decimal it has, at least the currency's."""
+    return formatting.price(value, currency)
+
+
+@register.filter
+def number(value: Decimal | str | int | None, decimals: int = 0) -> str:
+    """A plain count or figure with the locale's grouping: {{ packages|number }} → 1,200."""
+    return formatting.number(value, int(decimals))
+
+
+@register.filter
+def quantity(value: Decimal | str | None, unit: str = "") -> str:
     """{{ line.quantity|quantity:"h" }} → 1,356.34 h."""
     return formatting.quantity(value, unit)
 
 
 @register.filter
-def percent(value: Decimal | None, decimals: int = formatting.PERCENT_DECIMALS) -> str:
+def percent(value: Decimal | str | None, decimals: int = formatting.PERCENT_DECIMALS) -> str:
     """A value in percent: {{ 99.5|percent }} → 99.5 %; {{ tax_rate_fraction|percent }} needs ×100 first."""
     return formatting.percent(value, int(decimals))
+
+
+@register.filter
+def rate_percent(value: Decimal | str | None) -> str:
+    """A rate stored as a fraction, in percent: {{ invoice.tax_rate|rate_percent }} → 6.25 %."""
+    if value is None or value == "":
+        return ""
+    return formatting.percent(Decimal(value) * 100)
 
 
 @register.simple_tag
