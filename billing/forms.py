@@ -24,6 +24,12 @@ class ContractForm(forms.Form):
     start_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     end_date = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
     status = forms.ChoiceField(choices=ContractStatus.choices, initial=ContractStatus.ACTIVE)
+    purchase_order = forms.CharField(
+        label="Purchase order",
+        max_length=60,
+        required=False,
+        help_text="The customer's order reference, printed on every invoice of this contract.",
+    )
     assets = forms.ModelMultipleChoiceField(
         queryset=Asset.objects.none(), required=False, widget=forms.CheckboxSelectMultiple
     )
@@ -85,6 +91,7 @@ class ContractForm(forms.Form):
             "start_date": data["start_date"],
             "end_date": data["end_date"],
             "status": data["status"],
+            "purchase_order": data["purchase_order"],
             "assets": list(data["assets"]),
             "uptime_target": data["uptime_target"],
             "service_credits": data["service_credits"],

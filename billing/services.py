@@ -97,6 +97,7 @@ def contract_create(
     resolution_minutes: dict[str, int] | None = None,
     uptime_target: Decimal | None = None,
     service_credits: list[dict[str, str]] | None = None,
+    purchase_order: str = "",
 ) -> Contract:
     if plan.currency != customer.currency:
         raise ValidationError(
@@ -113,6 +114,7 @@ def contract_create(
         resolution_minutes=resolution_minutes or {},
         uptime_target=uptime_target,
         service_credits=service_credits or [],
+        purchase_order=purchase_order.strip(),
     )
     contract.full_clean()
     contract.save()

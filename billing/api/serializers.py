@@ -109,10 +109,13 @@ class ContractSerializer(serializers.ModelSerializer[Contract]):
         model = Contract
         fields = [
             "id", "number", "customer", "customer_name", "plan", "plan_name", "start_date", "end_date",
-            "status", "first_response_minutes", "resolution_minutes", "uptime_target", "service_credits",
-            "assets", "created_at", "updated_at",
+            "status", "purchase_order", "first_response_minutes", "resolution_minutes", "uptime_target",
+            "service_credits", "assets", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+PURCHASE_ORDER_HELP = "The customer's order reference, printed on every invoice of the contract."
 
 
 class ContractCreateSerializer(SlaTermsMixin):
@@ -123,12 +126,18 @@ class ContractCreateSerializer(SlaTermsMixin):
     end_date = serializers.DateField(required=False, allow_null=True, default=None, validators=[validate_day])
     status = serializers.ChoiceField(choices=ContractStatus.choices, default=ContractStatus.ACTIVE)
     assets = serializers.ListField(child=serializers.UUIDField(), required=False, default=list)
+    purchase_order = serializers.CharField(
+        max_length=60, required=False, default="", allow_blank=True, help_text=PURCHASE_ORDER_HELP
+    )
 
 
 class ContractUpdateSerializer(SlaTermsMixin):
     plan = serializers.UUIDField(required=False)
     end_date = serializers.DateField(required=False, allow_null=True, validators=[validate_day])
     status = serializers.ChoiceField(choices=ContractStatus.choices, required=False)
+    purchase_order = serializers.CharField(
+        max_length=60, required=False, allow_blank=True, help_text=PURCHASE_ORDER_HELP
+    )
 
 
 class CoverageChangeSerializer(serializers.Serializer[dict[str, Any]]):
