@@ -15,6 +15,7 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Any
 
 from billing.money import ZERO, as_decimal, money_context, round_money
+from portal.formatting import round_quantity
 
 
 class ChargeModel:
@@ -121,7 +122,7 @@ class Pricing:
 class Charge:
     """One component's price for a quantity: the line amount and how it came about."""
 
-    quantity: Decimal  # the metered quantity
+    quantity: Decimal  # the metered quantity at its unit's precision: what is billed and shown
     billable: Decimal  # after included units
     amount: Decimal  # rounded to the minor unit
     breakdown: list[dict[str, str]] = field(default_factory=list)
@@ -148,10 +149,28 @@ def _tier_bounds(tiers: tuple[Tier, ...]) -> list[tuple[Decimal, Decimal | None,
     return bounds
 
 
+def billed_quantity(component: Component, quantity: Decimal) -> Decimal:
+    """The quantity an invoice bills for a metered one: at its unit's precision, half up
+    (docs/billing.md, "Rating a period"), so the quantity shown is the quantity priced."""
+    return round_quantity(as_decimal(quantity), component.unit)
+
+
+def billed_quantities(pricing: Pricing, quantities: dict[str, Decimal]) -> dict[str, Decimal]:
+    """Each metered quantity as `pricing` bills it (`billed_quantity`); a metric the pricing has
+    no component for is kept as metered. What an invoice records as billed, so that late usage
+    is the difference of two quantities rounded by the same rule."""
+    billed = {}
+    for metric, quantity in quantities.items():
+        component = pricing.component(metric)
+        billed[metric] = billed_quantity(component, quantity) if component else as_decimal(quantity)
+    return billed
+
+
 def rate_component(component: Component, quantity: Decimal, currency: str) -> Charge:
-    """The price of `quantity` units of one meter under `component`."""
+    """The price of `quantity` units of one meter under `component` (rounded to the unit's
+    precision first, `billed_quantity`)."""
     with money_context():
-        quantity = as_decimal(quantity)
+        quantity = billed_quantity(component, quantity)
         billable = max(quantity - component.included_units, ZERO)
         breakdown: list[dict[str, str]] = []
         exact = ZERO
@@ -179,9 +198,10 @@ def rate_component(component: Component, quantity: Decimal, currency: str) -> Ch
             exact = packages * component.package_price
             breakdown.append(
                 {
-                    "packages": str(packages),
-                    "package_size": str(size),
-                    "package_price": str(component.package_price),
+                    "packages": plain(packages),
+                    "package_size": plain(size),
+                    "package_price": plain(component.package_price),
+                    "amount": plain(exact),
                 }
             )
         else:
@@ -250,30 +270,12 @@ def rate_period(
                     "period_fee": str(pricing.period_fee),
                     "active_days": active_days,
                     "days_in_period": days_in_period,
+                    "amount": str(fee),
                 },
             )
         )
         for component in pricing.components:
-            charge = rate_component(component, quantities.get(component.metric, ZERO), currency)
-            lines.append(
-                Line(
-                    LineKind.USAGE,
-                    component.label or component.metric,
-                    charge.amount,
-                    metric=component.metric,
-                    quantity=charge.quantity,
-                    unit_price=component.unit_price
-                    if component.charge_model == ChargeModel.PER_UNIT
-                    else None,
-                    detail={
-                        "charge_model": component.charge_model,
-                        "included_units": str(component.included_units),
-                        "billable": str(charge.billable),
-                        "unit": component.unit,
-                        "tiers": charge.breakdown,
-                    },
-                )
-            )
+            lines.append(usage_line(component, quantities.get(component.metric, ZERO), currency))
         if pricing.minimum_commitment is not None:
             minimum = round_money(pricing.minimum_commitment * active_days / days_in_period, currency)
             so_far = sum((line.amount for line in lines), ZERO)
@@ -297,10 +299,41 @@ def rate_period(
                         "uptime": str(uptime),
                         "target": str(uptime_target),
                         "credit_percent": str(percent),
+                        "period_fee": str(fee),
                     },
                 )
             )
         return lines
+
+
+def usage_line(component: Component, quantity: Decimal, currency: str) -> Line:
+    """One meter's line, with everything a reader needs to recompute it by hand in `detail`:
+    the billed quantity, included units, billable quantity, the unit price or the tier /
+    package rows, the amount, and the negotiated price it comes from, if any."""
+    charge = rate_component(component, quantity, currency)
+    per_unit = component.charge_model == ChargeModel.PER_UNIT
+    description = component.label or component.metric
+    if component.override:
+        description = f"{description} (negotiated price: {component.override})"
+    return Line(
+        LineKind.USAGE,
+        description,
+        charge.amount,
+        metric=component.metric,
+        quantity=charge.quantity,
+        unit_price=component.unit_price if per_unit else None,
+        detail={
+            "charge_model": component.charge_model,
+            "unit": component.unit,
+            "quantity": str(charge.quantity),
+            "included_units": str(component.included_units),
+            "billable": str(charge.billable),
+            "unit_price": str(component.unit_price) if per_unit else None,
+            "tiers": charge.breakdown,
+            "amount": str(charge.amount),
+            "override": component.override,
+        },
+    )
 
 
 @dataclass

@@ -44,7 +44,7 @@ from billing.models import (
     InvoiceStatus,
 )
 from billing.money import ZERO, money_context
-from billing.rating import Line, LineKind, Pricing, rate_period, totals
+from billing.rating import Line, LineKind, Pricing, billed_quantities, rate_period, totals
 from portal import live, outbox
 from portal.models import User
 from portal.services import audit_record
@@ -147,13 +147,15 @@ def _late_usage_lines(
     lines: list[tuple[str, Line]] = []
     billed: dict[str, dict[str, str]] = {}
     for old in sorted(earlier, key=lambda invoice: invoice.period):
-        already = billed_elsewhere.get(old.period, {})
-        now = current.get(old.period, {})
+        # Both sides at the unit's precision (docs/billing.md, "Rating a period"): late usage
+        # is billed once it moves the billed quantity, and re-rates exactly as the period did.
+        pricing = old.pricing_snapshot()
+        already = billed_quantities(pricing, billed_elsewhere.get(old.period, {}))
+        now = billed_quantities(pricing, current.get(old.period, {}))
         delta = {m: now.get(m, ZERO) - already.get(m, ZERO) for m in set(now) | set(already)}
         delta = {m: d for m, d in delta.items() if d != ZERO}
         if not delta:
             continue
-        pricing = old.pricing_snapshot()
         old_period = metering.period_of(old.period, contract.customer.time_zone)
         days = metering.active_days(contract, old_period)
         before = rate_period(pricing, already, active_days=days, days_in_period=old_period.days)
@@ -175,6 +177,7 @@ def _late_usage_lines(
                         quantity=delta[line_after.metric],
                         detail={
                             "invoice": old.number,
+                            "unit": line_after.detail.get("unit", ""),
                             "billed_quantity": str(already.get(line_after.metric, ZERO)),
                             "metered_quantity": str(now.get(line_after.metric, ZERO)),
                             "billed_amount": str(line_before.amount),
@@ -264,7 +267,10 @@ def compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> li
                 uptime_target=contract.uptime_target,
                 credit_schedule=contract.credit_schedule(),
             )
-            billed = {period_label: {m: str(q) for m, q in quantities.items()}, **late_billed}
+            billed = {
+                period_label: {m: str(q) for m, q in billed_quantities(pricing, quantities).items()},
+                **late_billed,
+            }
             drafts.append(
                 Draft(
                     contract,

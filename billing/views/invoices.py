@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Sum
+from django.db.models import Count, Q, Sum
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -25,7 +25,20 @@ def invoice_list(request: HttpRequest) -> HttpResponse:
     invoices = filterset.qs
     filters = chosen(filterset)
     customers = Customer.objects.visible_to(user).order_by("name") if user.customer_id is None else []
-    totals = invoices.values("currency").annotate(total=Sum("total")).order_by("currency")
+    # One footer per currency, each saying what it adds: never one count or sum across
+    # currencies; a voided invoice is listed but owes nothing, so it is left out of the sums.
+    live = ~Q(status=InvoiceStatus.VOID)
+    totals = (
+        invoices.order_by()
+        .values("currency")
+        .annotate(
+            count=Count("pk", filter=live),
+            voided=Count("pk", filter=~live),
+            total=Sum("total", filter=live),
+            amount_due=Sum("amount_due", filter=live),
+        )
+        .order_by("currency")
+    )
     page = Paginator(invoices.order_by("-period", "customer__name"), 50).get_page(request.GET.get("page"))
     return render(
         request,

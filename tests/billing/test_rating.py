@@ -78,8 +78,14 @@ COMPONENT_CASES = [
     (
         "package: a sliver opens a block",
         Component("m", "package", package_size=D("100"), package_price=D("25")),
-        "300.000001",
+        "300.01",
         "100.00",
+    ),
+    (
+        "package: a sliver under the unit's precision is not billed (300.004 → 300.00)",
+        Component("m", "package", package_size=D("100"), package_price=D("25")),
+        "300.004",
+        "75.00",
     ),
     (
         "package after included units",
@@ -88,6 +94,44 @@ COMPONENT_CASES = [
         "50.00",
     ),
 ]
+
+
+def hours(price: str, included: str = "0") -> Component:
+    return Component(
+        "run_hours", ChargeModel.PER_UNIT, unit="h", unit_price=D(price), included_units=D(included)
+    )
+
+
+# Quantities are billed at their unit's precision, half up (docs/billing.md, "Rating a period"):
+# the quantity on the invoice is the quantity priced, so each line recomputes by hand.
+PRECISION_CASES = [
+    # (case, component, metered quantity, billed quantity, billable, amount)
+    ("hours at 2 decimals: 1329.882 h → 1329.88 h, 100 h included, × 1.2",
+     hours("1.2", "100"), "1329.882", "1329.88", "1229.88", "1475.86"),
+    ("hours round half up: 0.005 h → 0.01 h", hours("100"), "0.005", "0.01", "0.01", "1.00"),
+    ("kWh at 1 decimal: 10.05 kWh → 10.1 kWh × 0.25 = 2.525",
+     Component("energy_kwh", "per_unit", unit="kWh", unit_price=D("0.25")), "10.05", "10.1", "10.1", "2.53"),
+    ("cycles are whole: 5000.4 cycles → 5000 = 5 packages of 1000 at 4.50",
+     Component("cycles", "package", unit="cycles", package_size=D("1000"), package_price=D("4.5")),
+     "5000.4", "5000", "5000", "22.50"),
+    ("cycles: 5000.5 → 5001 opens a sixth package",
+     Component("cycles", "package", unit="cycles", package_size=D("1000"), package_price=D("4.5")),
+     "5000.5", "5001", "5001", "27.00"),
+    ("graduated tiers price the billed quantity: 100.004 h → 100.00 h, all in tier 1",
+     Component("run_hours", "graduated", unit="h", tiers=WITH_FEES), "100.004", "100.00", "100.00", "110.00"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("case", "component", "metered", "billed", "billable", "amount"),
+    PRECISION_CASES,
+    ids=[c[0] for c in PRECISION_CASES],
+)
+def test_quantities_are_billed_at_their_units_precision(
+    case: str, component: Component, metered: str, billed: str, billable: str, amount: str
+) -> None:
+    charge = rate_component(component, D(metered), "EUR")
+    assert (str(charge.quantity), str(charge.billable), str(charge.amount)) == (billed, billable, amount)
 
 
 @pytest.mark.parametrize(
