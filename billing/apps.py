@@ -20,6 +20,7 @@ class BillingConfig(AppConfig):
         register_seeder(demo.seed)
         add_nav_item("Contracts", "contract_list", (Capability.VIEW_CONTRACTS,), 20)
         add_nav_item("Invoices", "invoice_list", (Capability.VIEW_INVOICES,), 22)
+        add_nav_item("Overdue", "overdue_list", (Capability.RECORD_PAYMENTS,), 23)
         add_nav_item("Invoice runs", "invoice_run_list", (Capability.RUN_INVOICES,), 24)
         add_nav_item("Plans", "plan_list", (Capability.MANAGE_PLANS,), 26)
         add_nav_item("Revenue", "revenue", (Capability.RUN_INVOICES,), 28)

@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.template.loader import render_to_string
 
-from billing.models import Invoice, InvoiceLine
+from billing.models import CreditNote, Invoice, InvoiceLine, Payment
+from billing.money import round_money
 from fleet.models import HourlyUsage
 
 
@@ -64,22 +66,54 @@ def _is_number(text: str) -> bool:
     return True
 
 
+# The invoice export (docs/billing.md, "CSV export"): one row per invoice line, credit note and
+# payment, the `record` column saying which. Amounts are written at the currency's minor unit
+# with a dot decimal and no grouping, whatever the reader's locale: this file is for machines.
 INVOICE_EXPORT_HEADER = [
-    "invoice", "status", "customer", "contract", "period", "currency", "line", "kind", "description",
-    "metric", "line_period", "quantity", "unit_price", "amount", "subtotal", "tax", "total",
+    "record", "document", "invoice", "status", "customer", "contract", "period", "currency", "date",
+    "line", "kind", "description", "metric", "line_period", "quantity", "unit_price", "amount", "tax",
+    "total", "invoice_subtotal", "invoice_tax", "invoice_total", "amount_due", "method", "reference",
 ]  # fmt: skip
 
 
+def _money(amount: Decimal | None, currency: str) -> str:
+    return "" if amount is None else f"{round_money(amount, currency):f}"
+
+
+def _plain(value: Decimal | None) -> str:
+    return "" if value is None else f"{value:f}"
+
+
 def invoice_export_rows(invoices: Iterable[Invoice]) -> Iterator[list[Any]]:
-    """One row per invoice line, with the invoice's totals repeated (what an accounting import wants)."""
+    """The rows of the invoice export for `invoices` (already scoped to the reader), each with
+    its lines, credit notes and payments prefetched (or fetched here)."""
     for invoice in invoices:
+        cur = invoice.currency
+        name = invoice.display_name  # a draft: "Draft · <customer> · <period>", never its id
+        head = [invoice.status, invoice.customer.name, invoice.contract.number, invoice.period, cur]
+        totals = [_money(invoice.subtotal, cur), _money(invoice.tax, cur), _money(invoice.total, cur),
+                  _money(invoice.amount_due, cur)]  # fmt: skip
+        issued = invoice.finalized_at.date().isoformat() if invoice.finalized_at else ""
         lines: Iterable[InvoiceLine] = invoice.lines.all()
         for line in lines:
             yield [
-                invoice.number or f"draft-{invoice.pk}", invoice.status, invoice.customer.name,
-                invoice.contract.number, invoice.period, invoice.currency, line.position, line.kind,
-                line.description, line.metric, line.period, line.quantity, line.unit_price, line.amount,
-                invoice.subtotal, invoice.tax, invoice.total,
+                "invoice_line", name, name, *head, issued, line.position, line.kind, line.description,
+                line.metric, line.period, _plain(line.quantity), _plain(line.unit_price),
+                _money(line.amount, cur), "", "", *totals, "", "",
+            ]  # fmt: skip
+        notes: Iterable[CreditNote] = invoice.credit_notes.all()
+        for note in sorted(notes, key=lambda n: n.created_at):
+            yield [
+                "credit_note", note.number, name, *head, note.created_at.date().isoformat(), "",
+                "credit_note", note.reason, "", "", "", "", _money(note.amount, cur), _money(note.tax, cur),
+                _money(note.total, cur), *totals, "", "",
+            ]  # fmt: skip
+        paid: Iterable[Payment] = invoice.payments.all()
+        for payment in sorted(paid, key=lambda p: (p.received_on, p.created_at)):
+            yield [
+                "payment", str(payment.pk), name, *head, payment.received_on.isoformat(), "", "payment",
+                payment.note, "", "", "", "", _money(payment.amount, cur), "", _money(payment.amount, cur),
+                *totals, payment.method, payment.reference,
             ]  # fmt: skip
 
 

@@ -1,5 +1,7 @@
 """Writes of billing: plans, contracts and their assets, invoice state changes, credit notes.
 
+Payments and the amount due live in `billing.payments`.
+
 The invoice run itself lives in `billing.runs`. Every write here records an audit entry.
 """
 
@@ -27,9 +29,12 @@ from billing.models import (
     Plan,
 )
 from billing.money import ZERO, as_decimal, money_context, round_money
+from billing.payments import invoice_settle
 from billing.plans import plan_create as plan_create  # the plan writes live in billing.plans
 from billing.plans import plan_update as plan_update
+from billing.tasks import credit_note_email, invoice_email
 from fleet.models import Asset
+from portal import outbox
 from portal.models import Customer, User
 from portal.numbering import next_number
 from portal.services import audit_record
@@ -201,8 +206,11 @@ def invoice_finalize(*, actor: User | None, invoice: Invoice) -> Invoice:
         **invoice.customer.billing_identity(),
         "purchase_order": invoice.contract.purchase_order,
     }
+    invoice.amount_due = invoice.total  # nothing paid or credited yet
     invoice.save()
     audit_record(actor=actor, action="invoice.finalized", target=invoice, customer=invoice.customer)
+    # The customer gets it with its PDF and XML once this commits (billing.mail; idempotent).
+    outbox.enqueue(invoice_email, invoice_id=str(invoice.pk))
     return invoice
 
 
@@ -218,23 +226,15 @@ def invoice_void(*, actor: User | None, invoice: Invoice, reason: str) -> Invoic
         raise ValidationError(
             {"invoice": "This invoice has credit notes; correct it with another credit note."}
         )
+    if invoice.payments.exists():
+        raise ValidationError(
+            {"invoice": "Payments were recorded against this invoice; correct it with a credit note."}
+        )
     invoice.status = InvoiceStatus.VOID
     invoice.voided_at = timezone.now()
     invoice.void_reason = reason.strip()
     invoice.save()
     audit_record(actor=actor, action="invoice.voided", target=invoice, customer=invoice.customer)
-    return invoice
-
-
-@transaction.atomic
-def invoice_mark_paid(*, actor: User | None, invoice: Invoice, paid_at: datetime | None = None) -> Invoice:
-    invoice = _locked(invoice)
-    if invoice.status != InvoiceStatus.FINALIZED:
-        raise InvoiceLockedError(f"Only a finalized invoice can be marked paid, not a {invoice.status} one.")
-    invoice.status = InvoiceStatus.PAID
-    invoice.paid_at = paid_at or timezone.now()
-    invoice.save()
-    audit_record(actor=actor, action="invoice.paid", target=invoice, customer=invoice.customer)
     return invoice
 
 
@@ -271,4 +271,10 @@ def credit_note_create(*, actor: User | None, invoice: Invoice, amount: Decimal,
         actor=actor, action="credit_note.created", target=note, customer=invoice.customer,
         data={"invoice": invoice.number, "amount": str(amount)},
     )  # fmt: skip
+    # Less is due (a paid invoice goes below zero: a credit owed back, docs/billing.md).
+    was = invoice.status
+    invoice_settle(invoice=invoice)
+    if was != invoice.status:
+        audit_record(actor=actor, action="invoice.paid", target=invoice, customer=invoice.customer)
+    outbox.enqueue(credit_note_email, credit_note_id=str(note.pk))
     return note

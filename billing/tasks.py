@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 from django.db import DatabaseError
 
@@ -47,3 +49,46 @@ def assets_reported(asset_ids: list[str]) -> None:
     from billing import live
 
     live.assets_reported(asset_ids=asset_ids)
+
+
+# E-mails to the customer (billing.mail). Each is idempotent: the document's `emailed_at` (or
+# the reminder's row) is claimed under a lock, so a redelivered task sends nothing twice.
+def _mail_task(name: str) -> Any:
+    return shared_task(
+        name=name, acks_late=True, autoretry_for=(Exception,), retry_backoff=True,
+        retry_backoff_max=600, max_retries=8,
+    )  # fmt: skip
+
+
+@_mail_task("billing.invoice_email")
+def invoice_email(invoice_id: str) -> bool:
+    """A finalized invoice to its customer's billing address, with its PDF and XML."""
+    from billing import mail
+
+    return mail.invoice_send(invoice_id=invoice_id)
+
+
+@_mail_task("billing.credit_note_email")
+def credit_note_email(credit_note_id: str) -> bool:
+    """An issued credit note to its customer's billing address, with its PDF and XML."""
+    from billing import mail
+
+    return mail.credit_note_send(credit_note_id=credit_note_id)
+
+
+@_mail_task("billing.invoice_reminder_send")
+def invoice_reminder_send(reminder_id: int) -> bool:
+    """One dunning e-mail (the sweep made its InvoiceReminder row)."""
+    from billing import mail
+
+    return mail.reminder_send(reminder_id=reminder_id)
+
+
+@shared_task(name="billing.overdue_sweep")
+def overdue_sweep() -> dict[str, int]:
+    """Celery beat, hourly (each customer's day ends at its own midnight): mark invoices overdue,
+    queue reminders (billing.payments); idempotent."""
+    from billing import payments
+
+    result = payments.overdue_sweep()
+    return {"overdue": result.overdue, "cleared": result.cleared, "reminders": result.reminders}

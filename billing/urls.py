@@ -7,6 +7,7 @@ urlpatterns = [
     path("billing/contracts/new/", views.contract_new, name="contract_new"),
     path("billing/contracts/<uuid:pk>/", views.contract_detail, name="contract_detail"),
     path("billing/invoices/", views.invoice_list, name="invoice_list"),
+    path("billing/overdue/", views.overdue_list, name="overdue_list"),
     path("billing/invoices/<uuid:pk>/", views.invoice_detail, name="invoice_detail"),
     path("billing/invoices/<uuid:pk>/<str:action>/", views.invoice_action, name="invoice_action"),
     path("billing/runs/", views.run_list, name="invoice_run_list"),

@@ -34,6 +34,7 @@ from portal.services import audit_record
 from support import access, sla
 from support.models import (
     TRANSITIONS,
+    UNRESOLVED,
     Attachment,
     Category,
     EventKind,
@@ -409,10 +410,38 @@ def on_alarm_cleared(*, alarm_id: str, **_: Any) -> None:
 # Billing disputes ---------------------------------------------------------------------------
 
 
+class DisputeExistsError(ValidationError):
+    """The invoice already has an open dispute: add to that ticket instead (`.ticket`)."""
+
+    def __init__(self, ticket: Ticket) -> None:
+        self.ticket = ticket
+        super().__init__(
+            {"invoice": f"Dispute {ticket.number} about this invoice is still open; add to it instead "
+                        f"(/support/tickets/{ticket.pk}/)."}
+        )  # fmt: skip
+
+
+def open_dispute_of(invoice: Invoice) -> Ticket | None:
+    """The invoice's unresolved dispute ticket, if any (at most one: dispute_open sees to it)."""
+    return (
+        Ticket.objects.filter(customer_id=invoice.customer_id, invoice=invoice, source=Source.DISPUTE)
+        .filter(status__in=UNRESOLVED)
+        .order_by("created_at")
+        .first()
+    )
+
+
 @transaction.atomic
 def dispute_open(*, actor: User, invoice: Invoice, reason: str, line: InvoiceLine | None = None) -> Ticket:
+    """Open a dispute ticket for `invoice` (or one line). One open dispute per invoice: while
+    one is unresolved, raises DisputeExistsError naming it (the invoice row is locked, so two
+    admins disputing at once get one ticket and one such error)."""
     if not can(actor, Capability.DISPUTE_INVOICES):
         raise PermissionDenied("Only a customer admin disputes an invoice.")
+    Invoice.objects.select_for_update().filter(pk=invoice.pk).values_list("pk", flat=True).first()
+    existing = open_dispute_of(invoice)
+    if existing is not None:
+        raise DisputeExistsError(existing)
     if not reason.strip():
         raise ValidationError({"reason": "Say what is wrong with the invoice."})
     if line is not None and line.invoice_id != invoice.pk:

@@ -235,12 +235,16 @@ def dispute_new(request: HttpRequest, invoice_pk: str) -> HttpResponseBase:
     invoice = get_object_or_404(invoices_visible_to(user), pk=invoice_pk)
     lines = list(invoice.lines.order_by("position"))
     error = ""
-    if request.method == "POST":
+    # One open dispute per invoice: the page says so and links to it instead of a second form.
+    existing = services.open_dispute_of(invoice)
+    if request.method == "POST" and existing is None:
         line = next((x for x in lines if str(x.pk) == request.POST.get("line")), None)
         try:
             ticket = services.dispute_open(
                 actor=user, invoice=invoice, reason=request.POST.get("reason", ""), line=line
             )
+        except services.DisputeExistsError as exc:
+            existing = exc.ticket
         except ValidationError as exc:
             error = error_text(exc)
         else:
@@ -249,7 +253,13 @@ def dispute_new(request: HttpRequest, invoice_pk: str) -> HttpResponseBase:
     return render(
         request,
         "support/dispute_new.html",
-        {"invoice": invoice, "lines": lines, "error": error, "selected": request.GET.get("line", "")},
+        {
+            "invoice": invoice,
+            "lines": lines,
+            "error": error,
+            "selected": request.GET.get("line", ""),
+            "existing": existing,
+        },
     )
 
 

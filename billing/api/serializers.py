@@ -233,6 +233,7 @@ class CreditNoteSerializer(serializers.ModelSerializer[CreditNote]):
             "tax",
             "total",
             "created_at",
+            "emailed_at",
         ]
         read_only_fields = fields
 
@@ -253,8 +254,8 @@ class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
         fields = [
             "id", "number", "status", "customer", "customer_name", "contract", "contract_number", "period",
             "period_start", "period_end", "currency", "tax_rate", "subtotal", "tax", "total", "uptime",
-            "finalized_at", "due_date", "paid_at", "voided_at", "void_reason", "lines", "credit_notes",
-            "created_at", "updated_at",
+            "amount_due", "overdue_since", "emailed_at", "finalized_at", "due_date", "paid_at",
+            "voided_at", "void_reason", "lines", "credit_notes", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -278,9 +279,3 @@ class LineUsageSerializer(serializers.Serializer[dict[str, Any]]):
 
 class VoidSerializer(serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField(max_length=2000)
-
-
-class MarkPaidSerializer(serializers.Serializer[dict[str, Any]]):
-    paid_at = serializers.DateTimeField(
-        required=False, allow_null=True, default=None, validators=[validate_moment]
-    )

@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from billing.api.payments import PaymentViewSet
 from billing.api.views import (
     ContractViewSet,
     CreditNoteViewSet,
@@ -15,6 +16,7 @@ router.register("contracts", ContractViewSet, basename="contract")
 router.register("invoice-runs", InvoiceRunViewSet, basename="invoice-run")
 router.register("invoices", InvoiceViewSet, basename="invoice")
 router.register("credit-notes", CreditNoteViewSet, basename="credit-note")
+router.register("payments", PaymentViewSet, basename="payment")
 
 # Files keep their extension without the router's trailing slash (the paths of docs/api.md, "Invoices").
 urlpatterns = [

@@ -14,6 +14,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from billing import documents, metering, selectors, services
+from billing.api import payments as payment_api
+from billing.api.payments import MarkPaidSerializer, PaymentCreateSerializer, PaymentSerializer
 from billing.api.serializers import (
     ContractCreateSerializer,
     ContractSerializer,
@@ -26,7 +28,6 @@ from billing.api.serializers import (
     InvoiceRunSerializer,
     InvoiceSerializer,
     LineUsageSerializer,
-    MarkPaidSerializer,
     PeriodQuerySerializer,
     PlanSerializer,
     VoidSerializer,
@@ -212,7 +213,7 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         "*": (Capability.VIEW_INVOICES,),
         "finalize": (Capability.RUN_INVOICES,),
         "void": (Capability.RUN_INVOICES,),
-        "mark_paid": (Capability.RUN_INVOICES,),
+        "mark_paid": (Capability.RECORD_PAYMENTS,),
     }
 
     def narrow(self, queryset: Any) -> Any:
@@ -238,15 +239,33 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         )
         return self._done(invoice)
 
-    @extend_schema(request=MarkPaidSerializer, responses=InvoiceSerializer, summary="Record the payment")
+    @extend_schema(
+        request=MarkPaidSerializer,
+        responses=InvoiceSerializer,
+        summary="Record a payment of the whole amount due",
+        description="Kept for scripts written before payments: the same as POST payments/ with "
+        "the amount due (received today in the customer's time zone unless received_on is given).",
+    )
     @action(detail=True, methods=["post"], url_path="mark-paid")
     def mark_paid(self, request: Request, pk: str | None = None) -> Response:
-        data = MarkPaidSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        invoice = services.invoice_mark_paid(
-            actor=self.actor, invoice=self.get_object(), paid_at=data.validated_data["paid_at"]
-        )
+        invoice = self.get_object()
+        payment_api.invoice_mark_paid(self, request, invoice)
         return self._done(invoice)
+
+    @extend_schema(
+        methods=["GET"],
+        responses=PaymentSerializer(many=True),
+        summary="The payments of an invoice (all of them: not paginated)",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=PaymentCreateSerializer,
+        responses={201: PaymentSerializer},
+        summary="Record a payment (at most the amount due)",
+    )
+    @action(detail=True, methods=["get", "post"], pagination_class=None)
+    def payments(self, request: Request, pk: str | None = None) -> Response:
+        return payment_api.invoice_payments(self, request, self.get_object())
 
     @extend_schema(
         methods=["GET"],
@@ -327,7 +346,11 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         response["Content-Disposition"] = f'attachment; filename="{name}"'
         return response
 
-    @extend_schema(parameters=[PERIOD], responses=CSV, summary="All invoice lines of a period as CSV")
+    @extend_schema(
+        parameters=[PERIOD],
+        responses=CSV,
+        summary="Invoice lines, credit notes and payments of a period as CSV",
+    )
     def export_csv(self, request: Request) -> StreamingHttpResponse:
         query = PeriodQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -336,7 +359,7 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         if period:
             invoices = invoices.filter(period=period)
         invoices = invoices.prefetch_related(
-            Prefetch("lines", queryset=InvoiceLine.objects.order_by("position"))
+            Prefetch("lines", queryset=InvoiceLine.objects.order_by("position")), "credit_notes", "payments"
         )
         response = StreamingHttpResponse(
             documents.csv_rows(documents.INVOICE_EXPORT_HEADER, documents.invoice_export_rows(invoices)),

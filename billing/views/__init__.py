@@ -3,6 +3,7 @@
 from billing.views.contracts import contract_detail, contract_list, contract_new
 from billing.views.invoice_detail import invoice_action, invoice_detail
 from billing.views.invoices import invoice_list
+from billing.views.overdue import overdue_list
 from billing.views.plans import plan_list
 from billing.views.revenue import revenue
 from billing.views.runs import run_list, run_retry
@@ -14,6 +15,7 @@ __all__ = [
     "invoice_action",
     "invoice_detail",
     "invoice_list",
+    "overdue_list",
     "plan_list",
     "revenue",
     "run_list",

@@ -310,6 +310,9 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "billing.invoice_run_last_month",
         "schedule": crontab(minute=0, hour=6, day_of_month=2),
     },
+    # Dunning (billing.payments): hourly, so each customer's day turns over within the hour of
+    # its own midnight; idempotent, an invoice is marked and each reminder sent once.
+    "billing-overdue-sweep": {"task": "billing.overdue_sweep", "schedule": crontab(minute=15)},
     "ticket-sla-sweep": {"task": "support.sla_sweep", "schedule": 60.0},
     "ticket-auto-close": {"task": "support.auto_close", "schedule": 3600.0},
 }

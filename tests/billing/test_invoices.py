@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from billing import services
 from billing.models import Contract, Invoice, InvoiceLine, InvoiceLockedError, InvoiceStatus, Plan
+from billing.payments import payment_record
 from billing.runs import bill_period
 from fleet.models import AssetModel
 from portal.models import Customer
@@ -100,10 +101,12 @@ def test_a_finalized_invoice_refuses_every_change(draft: Invoice) -> None:
 
 
 def test_paid_and_void_are_the_only_ways_on(draft: Invoice) -> None:
-    with pytest.raises(InvoiceLockedError):
-        services.invoice_mark_paid(actor=None, invoice=draft)
+    today = timezone.now().date()
+    with pytest.raises(ValidationError):
+        payment_record(actor=None, invoice=draft, amount=draft.total, received_on=today, method="cash")
     invoice = services.invoice_finalize(actor=None, invoice=draft)
-    paid = services.invoice_mark_paid(actor=None, invoice=invoice)
+    payment_record(actor=None, invoice=invoice, amount=invoice.total, received_on=today, method="cash")
+    paid = Invoice.objects.get(pk=invoice.pk)
     assert paid.status == InvoiceStatus.PAID
     assert paid.paid_at is not None
     with pytest.raises(InvoiceLockedError):
