@@ -1,4 +1,5 @@
-"""What finance sends: invoice PDFs (WeasyPrint, from an HTML template) and CSV exports."""
+"""What finance sends: CSV exports. The PDFs and e-invoices are billing.einvoice's (`invoice_pdf`
+is re-exported here for older callers)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,10 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
-from django.template.loader import render_to_string
-
+from billing.einvoice import invoice_pdf as invoice_pdf  # moved there; importable from here too
 from billing.models import CreditNote, Invoice, InvoiceLine, Payment
 from billing.money import round_money
 from fleet.models import HourlyUsage
-
-
-def invoice_pdf(invoice: Invoice) -> bytes:
-    """The invoice as a PDF. Fonts come from the system (fonts-dejavu); nothing is fetched."""
-    from weasyprint import HTML  # imported here: Pango loads only when a PDF is made
-
-    html = render_to_string(
-        "billing/invoice_pdf.html",
-        {
-            "invoice": invoice,
-            "lines": invoice.lines.order_by("position"),
-            "customer": invoice.customer,
-            "provider": settings.BILLING_PROVIDER,
-            "credit_notes": invoice.credit_notes.all(),
-            "tax_percent": format((invoice.tax_rate * 100).normalize(), "f"),
-        },
-    )
-
-    def no_fetch(url: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        raise ValueError(f"invoice PDFs fetch nothing ({url})")
-
-    return bytes(HTML(string=html, url_fetcher=no_fetch).write_pdf())
 
 
 class _Echo:

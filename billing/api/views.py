@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -15,6 +15,7 @@ from rest_framework.response import Response
 
 from billing import documents, metering, selectors, services
 from billing.api import payments as payment_api
+from billing.api.documents import CreditNoteDocumentActions, InvoiceDocumentActions
 from billing.api.payments import MarkPaidSerializer, PaymentCreateSerializer, PaymentSerializer
 from billing.api.serializers import (
     ContractCreateSerializer,
@@ -203,7 +204,9 @@ class InvoiceRunViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retri
         return Response(InvoiceRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
-class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+class InvoiceViewSet(
+    InvoiceDocumentActions, TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin
+):
     """Invoices. Customer admins see their finalized invoices; finance sees and changes all."""
 
     model = Invoice
@@ -291,18 +294,6 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         note = services.credit_note_create(actor=self.actor, invoice=invoice, **data.validated_data)
         return Response(CreditNoteSerializer(note).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(
-        responses={(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY)}, summary="The PDF"
-    )
-    @action(detail=True, methods=["get"])
-    def pdf(self, request: Request, pk: str | None = None) -> HttpResponse:
-        invoice = self.get_object()
-        response = HttpResponse(documents.invoice_pdf(invoice), content_type="application/pdf")
-        response["Content-Disposition"] = (
-            f'attachment; filename="{invoice.number or "draft-" + str(invoice.pk)}.pdf"'
-        )
-        return response
-
     def _usage_line(self, line_id: str | None) -> tuple[Invoice, InvoiceLine, Any]:
         invoice = self.get_object()
         line = scoped_get_or_none(invoice.lines.exclude(metric=""), line_id)
@@ -369,7 +360,9 @@ class InvoiceViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.Retrieve
         return response
 
 
-class CreditNoteViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):
+class CreditNoteViewSet(
+    CreditNoteDocumentActions, TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin
+):
     model = CreditNote
     serializer_class = CreditNoteSerializer
     capabilities = {"*": (Capability.VIEW_INVOICES,)}

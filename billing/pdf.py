@@ -1,0 +1,106 @@
+"""The PDFs finance sends: HTML templates rendered by WeasyPrint, made Factur-X by factur-x.
+
+Rendering fetches nothing (no stylesheet, image or font from a URL: `NoFetch`) and uses the
+system fonts (fonts-dejavu). Figures are written in the customer's locale (`portal.formatting`).
+An issued document is PDF/A-3b, the archival form Factur-X asks for, with its CII XML
+embedded as `factur-x.xml` (billing.einvoice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.template.loader import render_to_string
+
+from billing.einvoice import invoice_parties, vat_category
+from billing.models import CreditNote, Invoice
+from portal import formatting
+
+PDF_A = "pdf/a-3b"
+
+
+def _no_fetch_class() -> Any:
+    from weasyprint.urls import URLFetcher  # imported here: Pango loads only when a PDF is made
+
+    class NoFetch(URLFetcher):
+        """Refuse every URL: a document never depends on anything but its template."""
+
+        def fetch(self, url: str, headers: Any = None) -> Any:
+            raise ValueError(f"billing PDFs fetch nothing ({url[:80]})")
+
+    return NoFetch
+
+
+def html_to_pdf(html: str, *, archival: bool) -> bytes:
+    """WeasyPrint's PDF of `html`: PDF/A-3b when `archival`, else a plain PDF."""
+    from weasyprint import HTML
+
+    options: dict[str, Any] = {"pdf_variant": PDF_A} if archival else {}
+    return bytes(HTML(string=html, url_fetcher=_no_fetch_class()()).write_pdf(**options))
+
+
+def attach_facturx(pdf: bytes, xml: bytes, *, lang: str = "") -> bytes:
+    """`pdf` (PDF/A-3) with `xml` embedded as the Factur-X EN 16931 data (checked by the XSD)."""
+    import facturx
+
+    return bytes(
+        facturx.generate_from_binary(
+            pdf, xml, flavor="factur-x", level="en16931", check_xsd=True, lang=lang or None
+        )
+    )
+
+
+def _tax_percent(invoice: Invoice) -> str:
+    return format((invoice.tax_rate * 100).normalize(), "f")
+
+
+def _parties(invoice: Invoice) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The parties with their country's name (the seller's snapshot keeps only the code)."""
+    from django_countries import countries
+
+    seller, bill_to = invoice_parties(invoice)
+    named = []
+    for party in (seller, bill_to):
+        code = str(party.get("country") or "")
+        named.append({**party, "country_name": party.get("country_name") or countries.name(code) or code})
+    return named[0], named[1]
+
+
+def render_invoice(invoice: Invoice, *, archival: bool) -> bytes:
+    """The invoice page as a PDF, figures in the customer's locale."""
+    seller, bill_to = _parties(invoice)
+    customer = invoice.customer
+    with formatting.override(customer.locale):
+        html = render_to_string(
+            "billing/invoice_pdf.html",
+            {
+                "invoice": invoice,
+                "lines": invoice.lines.order_by("position"),
+                "customer": customer,
+                "seller": seller,
+                "bill_to": bill_to,
+                "vat": vat_category(bill_to, invoice.tax_rate),
+                "credit_notes": invoice.credit_notes.order_by("created_at"),
+                "tax_percent": _tax_percent(invoice),
+            },
+        )
+    return html_to_pdf(html, archival=archival)
+
+
+def render_credit_note(note: CreditNote) -> bytes:
+    """The credit note as a PDF/A-3b, figures in the customer's locale."""
+    invoice = note.invoice
+    seller, bill_to = _parties(invoice)
+    with formatting.override(invoice.customer.locale):
+        html = render_to_string(
+            "billing/credit_note_pdf.html",
+            {
+                "note": note,
+                "invoice": invoice,
+                "seller": seller,
+                "bill_to": bill_to,
+                "vat": vat_category(bill_to, invoice.tax_rate),
+                "tax_percent": _tax_percent(invoice),
+            },
+        )
+    return html_to_pdf(html, archival=True)
