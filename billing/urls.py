@@ -1,6 +1,7 @@
 from django.urls import path
 
 from billing import views
+from billing.views import plans as plan_views
 
 urlpatterns = [
     path("billing/contracts/", views.contract_list, name="contract_list"),
@@ -13,5 +14,8 @@ urlpatterns = [
     path("billing/runs/", views.run_list, name="invoice_run_list"),
     path("billing/runs/<uuid:pk>/retry/", views.run_retry, name="invoice_run_retry"),
     path("billing/plans/", views.plan_list, name="plan_list"),
+    path("billing/plans/new/", plan_views.plan_new, name="plan_new"),
+    path("billing/plans/<uuid:pk>/", plan_views.plan_detail, name="plan_detail"),
+    path("billing/plans/<uuid:pk>/edit/", plan_views.plan_edit, name="plan_edit"),
     path("billing/revenue/", views.revenue, name="revenue"),
 ]

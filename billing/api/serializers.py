@@ -60,9 +60,9 @@ class PlanSerializer(serializers.ModelSerializer[Plan]):
         model = Plan
         fields = [
             "id", "code", "name", "description", "currency", "period_fee", "minimum_commitment",
-            "is_active", "components", "created_at",
+            "is_active", "components", "version", "created_at",
         ]  # fmt: skip
-        read_only_fields = ["id", "created_at"]
+        read_only_fields = ["id", "version", "created_at"]
         # The model's default is no reason to guess the currency of a new price list.
         extra_kwargs = {"currency": {"required": True}}
 
