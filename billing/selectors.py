@@ -99,12 +99,20 @@ class ContractUsage:
     elapsed: Decimal  # share of the period (the whole calendar month) that has passed, 0–1
     meters: list[MeterUsage]
     period_fee: Decimal
+    # What the month end adds to the projection besides fee and meters: the minimum
+    # commitment's true-up and a service credit, as (description, amount) rows.
+    projected_adjustments: list[tuple[str, Decimal]]
     subtotal_so_far: Decimal
     projected_subtotal: Decimal
     projected_total: Decimal
     uptime: Decimal | None
     uptime_target: Decimal | None
     daily: list[dict[str, Any]]  # [{"metric", "day", "quantity"}], days in the customer's zone
+
+    @property
+    def projected_adjustments_total(self) -> Decimal:
+        """One row's worth of the month-end adjustments, so the projected column adds up."""
+        return sum((amount for _, amount in self.projected_adjustments), ZERO)
 
 
 def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> ContractUsage:
@@ -139,15 +147,21 @@ def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> C
                     metric=component.metric,
                     label=component.label or component.metric,
                     unit=component.unit,
-                    quantity=used.get(component.metric, ZERO),
+                    # The quantities as they would be billed (at the unit's precision).
+                    quantity=now_line.quantity if now_line.quantity is not None else ZERO,
                     amount=now_line.amount,
-                    projected_quantity=projected.get(component.metric, ZERO),
+                    projected_quantity=end_line.quantity if end_line.quantity is not None else ZERO,
                     projected_amount=end_line.amount,
                 )
             )
         fee = next(x.amount for x in so_far if x.kind == LineKind.PERIOD_FEE) if days else ZERO
         projected_totals = totals(ahead, contract.customer.tax_rate, pricing.currency)
         usage_so_far = sum((m.amount for m in meters), ZERO)
+        adjustments = [
+            (x.description, x.amount)
+            for x in ahead
+            if x.kind in (LineKind.MINIMUM_TRUE_UP, LineKind.SERVICE_CREDIT)
+        ]
     return ContractUsage(
         contract=contract,
         period=period,
@@ -155,6 +169,7 @@ def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> C
         elapsed=elapsed.quantize(Decimal("0.0001")),
         meters=meters,
         period_fee=fee,
+        projected_adjustments=adjustments if days else [],
         subtotal_so_far=fee + usage_so_far,
         projected_subtotal=projected_totals.subtotal if days else ZERO,
         projected_total=projected_totals.total if days else ZERO,

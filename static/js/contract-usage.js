@@ -20,13 +20,18 @@
       .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
   }
 
-  function trim(value) {  // "12.500000" -> "12.5"
-    return value.indexOf(".") < 0 ? value : value.replace(/0+$/, "").replace(/\.$/, "");
+  function setField(root, name, text) {
+    root.querySelectorAll('[data-field="' + name + '"]').forEach(function (el) { el.textContent = text; });
   }
 
-  function setField(root, name, text) {
-    var el = root.querySelector('[data-field="' + name + '"]');
-    if (el) { el.textContent = text; }
+  // Amounts arrive as decimal strings with the currency's two decimals (the API's DecimalField):
+  // the month-end adjustments row is what the projection adds beyond fee and meters, worked out
+  // in whole minor units (BigInt), never in floats.
+  function minor(value) { return BigInt(String(value).replace(".", "")); }
+  function fromMinor(units) {
+    var negative = units < 0n;
+    var digits = (negative ? -units : units).toString().padStart(3, "0");
+    return (negative ? "-" : "") + digits.slice(0, -2) + "." + digits.slice(-2);
   }
 
   function draw(data) {
@@ -43,7 +48,8 @@
       var days = data.daily.filter(function (d) { return d.metric === meter.metric; });
       var trace = { type: "bar", x: days.map(function (d) { return d.day + " 12:00"; }), width: 0.8 * 86400e3,
                     y: days.map(function (d) { return Number(d.quantity); }), marker: { color: "#2563eb" },
-                    hovertemplate: "%{x|%-d %b}: %{y} " + plain(meter.unit) + "<extra></extra>" };
+                    customdata: days.map(function (d) { return plain(window.Fleetport.format.quantity(d.quantity, meter.unit)); }),
+                    hovertemplate: "%{x|%-d %b}: %{customdata}<extra></extra>" };
       var layout = { title: { text: plain(meter.label + " per day (" + (meter.unit || "units") + ")"), font: { size: 14 } },
                      margin: { l: 50, r: 16, t: 36, b: 36 }, height: 240, showlegend: false,
                      xaxis: { type: "date", range: [spec.days[0] + " 00:00", spec.days[1] + " 23:59"],
@@ -59,18 +65,29 @@
   }
 
   function render(data) {
+    var format = window.Fleetport.format;
+    var currency = data.currency;
     var section = document.getElementById("usage");
-    setField(section, "subtotal_so_far", data.subtotal_so_far);
-    setField(section, "projected_subtotal", data.projected_subtotal);
-    setField(section, "uptime", data.uptime === null ? "—" : data.uptime + " %");
+    setField(section, "subtotal_so_far", format.moneyPlain(data.subtotal_so_far, currency));
+    setField(section, "projected_subtotal", format.moneyPlain(data.projected_subtotal, currency));
+    setField(section, "period_fee", format.moneyPlain(data.period_fee, currency));
+    setField(section, "projected_period_fee", format.moneyPlain(data.period_fee, currency));
+    setField(section, "uptime", data.uptime === null ? "—" : format.percent(data.uptime));
+    var adjustments = minor(data.projected_subtotal) - minor(data.period_fee);
     data.meters.forEach(function (m) {
+      adjustments -= minor(m.projected_amount);
       var row = section.querySelector('tr[data-metric="' + m.metric + '"]');
       if (!row) { return; }
-      setField(row, "quantity", trim(m.quantity) + " " + m.unit);
-      setField(row, "amount", m.amount);
-      setField(row, "projected_quantity", trim(m.projected_quantity) + " " + m.unit);
-      setField(row, "projected_amount", m.projected_amount);
+      setField(row, "quantity", format.quantity(m.quantity, m.unit));
+      setField(row, "amount", format.moneyPlain(m.amount, currency));
+      setField(row, "projected_quantity", format.quantity(m.projected_quantity, m.unit));
+      setField(row, "projected_amount", format.moneyPlain(m.projected_amount, currency));
     });
+    var adjustmentRow = section.querySelector('tr[data-row="adjustments"]');
+    if (adjustmentRow) {
+      setField(adjustmentRow, "projected_adjustments", format.moneyPlain(fromMinor(adjustments), currency));
+      adjustmentRow.hidden = adjustments === 0n;
+    }
     draw(data);
   }
 

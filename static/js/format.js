@@ -4,7 +4,10 @@
  *   Fleetport.format.money("11539.38", "EUR")   → "€11,539.38"
  *   Fleetport.format.quantity("1356.341257", "h") → "1,356.34 h"
  *   Fleetport.format.percent("99.5")             → "99.5 %"
- * Amounts arrive as decimal strings; they are rounded by Intl, never summed here. */
+ * Amounts arrive as decimal strings and go to Intl as strings: Intl formats them as exact
+ * decimals (no float in between) and rounds half away from zero, as the server does (it rounds
+ * half up before Babel). Every space the locale writes becomes U+00A0, as on the server
+ * (Babel and ICU disagree on U+202F for some locales). Nothing is summed here. */
 (function () {
   "use strict";
   var specNode = document.getElementById("format-spec");
@@ -12,10 +15,29 @@
   var locale = spec.locale || "en";
   var unitDecimals = spec.unit_decimals || {};
   var defaultDecimals = spec.default_decimals === undefined ? 2 : spec.default_decimals;
+  var percentDecimals = spec.percent_decimals === undefined ? 2 : spec.percent_decimals;
+  var maxPriceDecimals = spec.max_price_decimals === undefined ? 6 : spec.max_price_decimals;
   var NBSP = "\u00a0";
+  var cache = {};
 
-  function num(value) {
-    return typeof value === "number" ? value : Number(value);
+  function empty(value) { return value === null || value === undefined || value === ""; }
+
+  function exact(value) {  // what Intl reads as an exact decimal
+    return typeof value === "string" ? value.trim() : String(value);
+  }
+
+  function spaces(text) { return text.replace(/[\u202f\u2009 ]/g, NBSP); }
+
+  function formatter(key, options) {
+    var id = key + JSON.stringify(options);
+    if (!cache[id]) {
+      try {
+        cache[id] = new Intl.NumberFormat(locale, options);
+      } catch (e) {  // a locale the browser lacks: write it as the server's fallback does
+        cache[id] = new Intl.NumberFormat("en", options);
+      }
+    }
+    return cache[id];
   }
 
   function decimalsFor(unit) {
@@ -23,41 +45,62 @@
     return Object.prototype.hasOwnProperty.call(unitDecimals, key) ? unitDecimals[key] : defaultDecimals;
   }
 
+  function minorDigits(currency) {
+    return formatter("c", { style: "currency", currency: currency }).resolvedOptions().maximumFractionDigits;
+  }
+
   function number(value, decimals) {
-    if (value === null || value === undefined || value === "") { return ""; }
-    return new Intl.NumberFormat(locale, {
-      minimumFractionDigits: decimals, maximumFractionDigits: decimals
-    }).format(num(value));
+    if (empty(value)) { return ""; }
+    return spaces(formatter("n", {
+      minimumFractionDigits: decimals, maximumFractionDigits: decimals, useGrouping: "always",
+      roundingMode: "halfExpand"
+    }).format(exact(value)));
   }
 
   function money(value, currency) {
-    if (value === null || value === undefined || value === "") { return ""; }
-    return new Intl.NumberFormat(locale, { style: "currency", currency: currency }).format(num(value));
+    if (empty(value)) { return ""; }
+    var digits = minorDigits(currency);
+    return spaces(formatter("m", {
+      style: "currency", currency: currency, minimumFractionDigits: digits, maximumFractionDigits: digits,
+      useGrouping: "always", roundingMode: "halfExpand"
+    }).format(exact(value)));
   }
 
   function moneyPlain(value, currency) {
-    if (value === null || value === undefined || value === "") { return ""; }
-    var digits = new Intl.NumberFormat(locale, { style: "currency", currency: currency })
-      .resolvedOptions().maximumFractionDigits;
-    return number(value, digits);
+    if (empty(value)) { return ""; }
+    return number(value, minorDigits(currency));
+  }
+
+  function ownDecimals(value) {  // "4.500000" → 1, "0.185" → 3, "12" → 0
+    var text = exact(value).replace(/^[-+]/, "");
+    if (/e/i.test(text)) { text = Number(text).toFixed(maxPriceDecimals); }
+    var dot = text.indexOf(".");
+    return dot < 0 ? 0 : text.slice(dot + 1).replace(/0+$/, "").length;
+  }
+
+  function price(value, currency) {
+    if (empty(value)) { return ""; }
+    var decimals = Math.min(Math.max(minorDigits(currency), ownDecimals(value)), maxPriceDecimals);
+    return number(value, decimals);
   }
 
   function quantity(value, unit) {
-    if (value === null || value === undefined || value === "") { return ""; }
+    if (empty(value)) { return ""; }
     var text = number(value, decimalsFor(unit));
     return unit ? text + NBSP + unit : text;
   }
 
   function percent(value, decimals) {
-    if (value === null || value === undefined || value === "") { return ""; }
-    var d = decimals === undefined ? 2 : decimals;
-    return new Intl.NumberFormat(locale, { minimumFractionDigits: 0, maximumFractionDigits: d })
-      .format(num(value)) + NBSP + "%";
+    if (empty(value)) { return ""; }
+    var d = decimals === undefined ? percentDecimals : decimals;
+    return spaces(formatter("p", {
+      minimumFractionDigits: 0, maximumFractionDigits: d, useGrouping: "always", roundingMode: "halfExpand"
+    }).format(exact(value))) + NBSP + "%";
   }
 
   window.Fleetport = window.Fleetport || {};
   window.Fleetport.format = {
-    locale: locale, number: number, money: money, moneyPlain: moneyPlain,
-    quantity: quantity, percent: percent, decimalsFor: decimalsFor
+    locale: locale, number: number, money: money, moneyPlain: moneyPlain, price: price,
+    quantity: quantity, percent: percent, decimalsFor: decimalsFor, minorDigits: minorDigits
   };
 })();

@@ -22,16 +22,20 @@
         .then(function (data) {
           var byAsset = {};
           data.hours.forEach(function (h) {
-            (byAsset[h.serial_number] = byAsset[h.serial_number] || { x: [], y: [] });
+            (byAsset[h.serial_number] = byAsset[h.serial_number] || { x: [], y: [], text: [] });
             byAsset[h.serial_number].x.push(h.hour.slice(0, 19));
             byAsset[h.serial_number].y.push(Number(h.quantity));
+            byAsset[h.serial_number].text.push(plain(window.Fleetport.format.quantity(h.quantity, button.getAttribute("data-unit") || "")));
           });
           var traces = Object.keys(byAsset).map(function (serial) {
-            return { type: "bar", name: plain(serial), x: byAsset[serial].x, y: byAsset[serial].y };
+            return { type: "bar", name: plain(serial), x: byAsset[serial].x, y: byAsset[serial].y,
+                     customdata: byAsset[serial].text, hovertemplate: "%{x}: %{customdata}<extra>" + plain(serial) + "</extra>" };
           });
           var unit = button.getAttribute("data-unit") || "units";
           Plotly.newPlot(box, traces, {
-            title: { text: data.quantity.replace(/\.?0+$/, "") + " " + plain(unit) + " in " + data.hours.length + " metered hours",
+            title: { text: plain(window.Fleetport.format.quantity(data.quantity, button.getAttribute("data-unit") || "")) +
+                           (button.getAttribute("data-unit") ? "" : " " + unit) + " in " +
+                           window.Fleetport.format.number(data.hours.length, 0) + " metered hours",
                      font: { size: 13 } },
             barmode: "stack", height: 240, margin: { l: 50, r: 16, t: 36, b: 36 }, xaxis: { type: "date" },
             paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: traces.length > 1,

@@ -1,28 +1,48 @@
-/* The revenue page: billed amounts per month by customer, and billed usage per metric (Plotly). */
+/* The revenue page: for each currency on its own, net revenue per month by customer and billed
+ * usage per meter (Plotly). Figures of two currencies never share an axis or a sum. */
 (function () {
   "use strict";
   var data = JSON.parse(document.getElementById("revenue-data").textContent);
+  var format = window.Fleetport.format;
   // Plotly reads its texts as a little HTML (<b>, <br>, <a href>): data goes in as plain text.
   function plain(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
   var config = { responsive: true, displaylogo: false };
-  var base = { barmode: "stack", height: 320, margin: { l: 60, r: 16, t: 40, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)",
-               plot_bgcolor: "rgba(0,0,0,0)", font: { family: "system-ui, sans-serif", size: 12 }, xaxis: { type: "category" } };
-  function traces(series) {
-    return Object.keys(series).sort().map(function (name) {
-      var months = Object.keys(series[name]).sort();
-      return { type: "bar", name: plain(name), x: months, y: months.map(function (m) { return Number(series[name][m]); }) };
-    });
+  function base() {
+    return { barmode: "relative", height: 320, margin: { l: 70, r: 60, t: 40, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)",
+             plot_bgcolor: "rgba(0,0,0,0)", font: { family: "system-ui, sans-serif", size: 12 },
+             xaxis: { type: "category" }, legend: { orientation: "h", y: -0.2 } };
   }
-  Plotly.newPlot("revenue-chart", traces(data.revenue), Object.assign({ title: { text: "Billed per month by customer" } }, base), config);
-  var box = document.getElementById("usage-charts");
-  Object.keys(data.usage).sort().forEach(function (metric) {
-    var el = document.createElement("div"); el.className = "chart"; box.appendChild(el);
-    var months = Object.keys(data.usage[metric]).sort();
-    Plotly.newPlot(el, [
-      { type: "bar", name: "quantity", x: months, y: months.map(function (m) { return Number(data.usage[metric][m]); }) },
-      { type: "scatter", mode: "lines+markers", name: "amount", yaxis: "y2", x: months,
-        y: months.map(function (m) { return Number(data.usage_amount[metric][m]); }) }
-    ], Object.assign({}, base, { title: { text: "Billed " + plain(metric) + " per month" }, barmode: "group",
-      yaxis2: { overlaying: "y", side: "right", title: { text: "amount" } } }), config);
+  function bars(name, series, label) {
+    var months = Object.keys(series).sort();
+    return { type: "bar", name: plain(name), x: months, y: months.map(function (m) { return Number(series[m]); }),
+             customdata: months.map(function (m) { return plain(label(series[m])); }),
+             hovertemplate: plain(name) + ", %{x}: %{customdata}<extra></extra>" };
+  }
+
+  data.currencies.forEach(function (c) {
+    var money = function (v) { return format.money(v, c.currency); };
+    var customers = Object.keys(c.net).sort().map(function (name) { return bars(name, c.net[name], money); });
+    Plotly.newPlot("revenue-chart-" + c.currency, customers, Object.assign(base(), {
+      title: { text: plain("Net revenue per month by customer (" + c.currency + ")") },
+      yaxis: { title: { text: plain(c.currency) } } }), config);
+
+    var box = document.getElementById("usage-charts-" + c.currency);
+    c.meters.forEach(function (meter) {
+      var el = document.createElement("div");
+      el.className = "chart";
+      el.setAttribute("data-testid", "meter-chart");
+      box.appendChild(el);
+      var quantity = bars(meter.name + " (" + (meter.unit || "units") + ")", meter.quantity,
+                          function (v) { return format.quantity(v, meter.unit); });
+      var months = Object.keys(meter.amount).sort();
+      var amount = { type: "scatter", mode: "lines+markers", name: plain("amount (" + c.currency + ")"), yaxis: "y2",
+                     x: months, y: months.map(function (m) { return Number(meter.amount[m]); }),
+                     customdata: months.map(function (m) { return plain(money(meter.amount[m])); }),
+                     hovertemplate: "%{x}: %{customdata}<extra></extra>" };
+      Plotly.newPlot(el, [quantity, amount], Object.assign(base(), {
+        title: { text: plain("Billed " + meter.name + " per month (" + c.currency + ")") }, barmode: "group",
+        yaxis: { title: { text: plain(meter.unit || "units") } },
+        yaxis2: { overlaying: "y", side: "right", title: { text: plain(c.currency) } } }), config);
+    });
   });
 })();

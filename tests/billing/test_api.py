@@ -161,10 +161,11 @@ def test_usage_to_date_with_its_projection(
     assert data["elapsed"] == "0.5154"
     run_hours, energy = data["meters"]
     assert (run_hours["quantity"], run_hours["amount"]) == ("100.000000", "50.00")
-    assert run_hours["projected_quantity"] == "194.010417"  # 100 × 745 / 384
-    assert run_hours["projected_amount"] == "97.01"
-    assert (energy["amount"], energy["projected_quantity"]) == ("120.00", "1164.062500")
-    assert energy["projected_amount"] == "216.41"  # 1,000 × 0.20 + 164.0625 × 0.10
+    # Quantities as they would be billed, at the unit's precision (docs/billing.md).
+    assert run_hours["projected_quantity"] == "194.010000"  # 100 × 745 / 384 = 194.0104 → 194.01 h
+    assert run_hours["projected_amount"] == "97.01"  # 194.01 × 0.50 = 97.005
+    assert (energy["amount"], energy["projected_quantity"]) == ("120.00", "1164.100000")  # 1,164.0625 kWh
+    assert energy["projected_amount"] == "216.41"  # 1,000 × 0.20 + 164.1 × 0.10
     assert data["subtotal_so_far"] == "270.00"
     assert data["projected_subtotal"] == "413.42"  # fee 100 + 97.01 + 216.41
     assert client_for(support).get(f"/api/v1/contracts/{contract_a.pk}/usage/").status_code == 403

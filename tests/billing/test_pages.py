@@ -131,7 +131,8 @@ def test_the_revenue_page_charts_finalized_invoices(finance: User, draft: Invoic
     services.invoice_finalize(actor=None, invoice=draft)
     page = client_for(finance).get("/billing/revenue/").content.decode()
     assert 'id="revenue-data"' in page
-    assert "Alpha Dairy (EUR)" in page
+    assert "Revenue in EUR" in page
+    assert "Alpha Dairy" in page
     assert "Bravo" not in page  # B's invoice is still a draft
 
 

@@ -116,7 +116,7 @@ def test_the_pages_whose_scripts_moved_to_files_run_under_the_csp(
     login(page, asgi_server, operator.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
     page.goto(f"{asgi_server}/billing/revenue/")
-    page.wait_for_selector("#revenue-chart .main-svg")
+    page.wait_for_selector("#revenue-chart-EUR .main-svg")
     page.goto(f"{asgi_server}/support/sla/")
     page.wait_for_selector("#sla-chart .main-svg")
     for path in ("/billing/runs/", "/support/tickets/", "/alarms/"):
