@@ -385,15 +385,16 @@ def invoice_document(invoice: Invoice) -> _Document:
     tz = invoice.customer.time_zone
     period = metering.period_of(invoice.period, tz)
     items, allowances = _split(invoice.lines.order_by("position"))
-    category = vat_category(invoice.bill_to, invoice.tax_rate)
+    seller, buyer = invoice_parties(invoice)
+    category = vat_category(buyer, invoice.tax_rate)
     due = invoice.due_date
     return _Document(
         type_code=INVOICE,
         number=invoice.number or "",
         issued=_local_date(invoice.finalized_at, tz),
         currency=invoice.currency,
-        seller=invoice.seller,
-        buyer=invoice.bill_to,
+        seller=seller,
+        buyer=buyer,
         category=category,
         items=items,
         allowances=allowances,
@@ -406,7 +407,7 @@ def invoice_document(invoice: Invoice) -> _Document:
             else f"Payable by SEPA credit transfer, quoting {invoice.number}."
         ),
         contract=invoice.contract.number,
-        purchase_order=(invoice.bill_to.get("purchase_order") or "").strip(),
+        purchase_order=(buyer.get("purchase_order") or "").strip(),
     )
 
 
@@ -414,15 +415,16 @@ def credit_note_document(note: CreditNote) -> _Document:
     invoice = note.invoice
     _issued(invoice)
     tz = invoice.customer.time_zone
-    category = vat_category(invoice.bill_to, invoice.tax_rate)
+    seller, buyer = invoice_parties(invoice)
+    category = vat_category(buyer, invoice.tax_rate)
     item = _Item(f"Credit: {note.reason}", Decimal(1), ONE, note.amount, None, note.amount)
     return _Document(
         type_code=CREDIT_NOTE,
         number=note.number,
         issued=_local_date(note.created_at, tz),
         currency=note.currency,
-        seller=invoice.seller,
-        buyer=invoice.bill_to,
+        seller=seller,
+        buyer=buyer,
         category=category,
         items=[item],
         allowances=[],
@@ -431,7 +433,7 @@ def credit_note_document(note: CreditNote) -> _Document:
         due_date=None,
         payment_terms=f"Credited against invoice {invoice.number}.",
         contract=invoice.contract.number,
-        purchase_order=(invoice.bill_to.get("purchase_order") or "").strip(),
+        purchase_order=(buyer.get("purchase_order") or "").strip(),
         preceding=(invoice.number or "", _local_date(invoice.finalized_at, tz)),
         note=note.reason,
     )
@@ -451,8 +453,9 @@ def credit_note_xml(note: CreditNote) -> bytes:
 
 
 def invoice_parties(invoice: Invoice) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(seller, bill-to) as the invoice prints them: the snapshots once finalized; for a draft,
-    the provider and the customer as they are now (a draft is re-made by every run)."""
+    """(seller, bill-to) as the invoice prints them: the snapshots once finalized; for a draft
+    (and an invoice finalized before parties were kept), the provider and the customer as they
+    are now, which is what finalizing keeps."""
     if invoice.status != InvoiceStatus.DRAFT and invoice.bill_to:
         return invoice.seller, invoice.bill_to
     bill_to = {**invoice.customer.billing_identity(), "purchase_order": invoice.contract.purchase_order}

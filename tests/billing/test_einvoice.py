@@ -16,8 +16,9 @@ from billing import einvoice, services
 from billing.einvoice import NS
 from billing.models import Contract, Invoice
 from billing.runs import bill_period
-from portal.models import Customer
-from tests.billing_fixtures import usage
+from portal.models import Customer, User
+from tests.billing_fixtures import status_change, usage
+from tests.conftest import client_for
 from tests.fleet_fixtures import Installed
 
 AFTER_OCTOBER = datetime(2026, 11, 5, tzinfo=UTC)
@@ -163,3 +164,217 @@ def test_a_draft_has_no_xml_and_its_pdf_says_draft(draft: Invoice) -> None:
     pdf = einvoice.invoice_pdf(draft)
     assert facturx.get_xml_from_pdf(pdf, check_xsd=False) == (False, False)
     assert "DRAFT" in "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+
+
+def test_a_service_credit_is_a_document_level_allowance(
+    customer_a: Customer, contract_a: Contract, fleet_a: Installed
+) -> None:
+    identify(customer_a)
+    status_change(fleet_a.asset, "offline", datetime(2026, 10, 10, 8, tzinfo=UTC))
+    status_change(fleet_a.asset, "online", datetime(2026, 10, 10, 20, tzinfo=UTC), previous="offline")
+    invoice = services.invoice_finalize(actor=None, invoice=bill_october(contract_a, fleet_a))
+    credit = invoice.lines.get(kind="service_credit")
+    assert credit.amount < 0
+
+    xml = einvoice.invoice_xml(invoice)
+
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    allowance = f"{SETTLEMENT}/ram:SpecifiedTradeAllowanceCharge"
+    assert one(xml, f"{allowance}/ram:ChargeIndicator/udt:Indicator") == "false"
+    assert one(xml, f"{allowance}/ram:ActualAmount") == str(-credit.amount)
+    assert one(xml, f"{allowance}/ram:Reason") == credit.description
+    assert one(xml, f"{allowance}/ram:CategoryTradeTax/ram:CategoryCode") == "S"
+    line_amounts = xpath(xml, "//ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount")
+    assert all(Decimal(a) >= 0 for a in line_amounts)
+    assert one(xml, f"{TOTALS}/ram:LineTotalAmount") == str(invoice.subtotal - credit.amount)
+    assert one(xml, f"{TOTALS}/ram:AllowanceTotalAmount") == str(-credit.amount)
+    assert one(xml, f"{TOTALS}/ram:TaxBasisTotalAmount") == str(invoice.subtotal)
+    assert one(xml, f"{TOTALS}/ram:GrandTotalAmount") == str(invoice.total)
+
+
+def test_a_reverse_charge_customer_gets_category_ae_with_its_reason(
+    customer_a: Customer, contract_a: Contract, fleet_a: Installed
+) -> None:
+    reason = "Reverse charge: the recipient accounts for the VAT"
+    identify(customer_a, tax_category="AE", tax_rate=Decimal("0"), tax_exemption_reason=reason)
+    invoice = services.invoice_finalize(actor=None, invoice=bill_october(contract_a, fleet_a))
+    assert invoice.tax == 0
+
+    xml = einvoice.invoice_xml(invoice)
+
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    breakdown = f"{SETTLEMENT}/ram:ApplicableTradeTax"
+    assert one(xml, f"{breakdown}/ram:CategoryCode") == "AE"
+    assert one(xml, f"{breakdown}/ram:RateApplicablePercent") == "0.00"
+    assert one(xml, f"{breakdown}/ram:ExemptionReason") == reason
+    assert one(xml, f"{breakdown}/ram:ExemptionReasonCode") == "VATEX-EU-AE"
+    assert one(xml, f"{breakdown}/ram:CalculatedAmount") == "0.00"
+    assert set(xpath(xml, "//ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax/ram:CategoryCode")) == {
+        "AE"
+    }
+    assert one(xml, f"{BUYER}/ram:SpecifiedTaxRegistration/ram:ID") == BUYER_VAT
+    text = pdf_text(einvoice.invoice_pdf(invoice))
+    assert "Reverse charge" in text
+    assert reason in text
+
+
+@pytest.mark.parametrize(
+    ("bill_to", "rate", "expected"),
+    [
+        ({"tax_category": "S"}, Decimal("0.19"), ("S", "19.00", "", "")),
+        ({"tax_category": "S"}, Decimal("0.0625"), ("S", "6.25", "", "")),
+        # A standard customer billed at 0 % cannot be S (BR-S-05): exempt when it says why …
+        (
+            {"tax_category": "S", "tax_exemption_reason": "Medical"},
+            Decimal("0"),
+            ("E", "0.00", "Medical", ""),
+        ),
+        # … zero-rated (no reason allowed, BR-Z-10) when it does not.
+        ({"tax_category": "S"}, Decimal("0"), ("Z", "0.00", "", "")),
+        ({"tax_category": "Z", "tax_exemption_reason": "ignored"}, Decimal("0"), ("Z", "0.00", "", "")),
+        ({"tax_category": "K"}, Decimal("0"), ("K", "0.00", "Intra-community supply", "VATEX-EU-IC")),
+        (
+            {"tax_category": "G", "tax_exemption_reason": "Export"},
+            Decimal("0"),
+            ("G", "0.00", "Export", "VATEX-EU-G"),
+        ),
+        ({"tax_category": "E"}, Decimal("0"), ("E", "0.00", "Exempt from VAT", "")),
+        ({"tax_category": "AE"}, Decimal("0"), ("AE", "0.00", "Reverse charge", "VATEX-EU-AE")),
+        # Tax charged is standard-rated, whatever the record says.
+        ({"tax_category": "AE"}, Decimal("0.19"), ("S", "19.00", "", "")),
+    ],
+)
+def test_the_vat_category_follows_en16931(
+    bill_to: dict[str, str], rate: Decimal, expected: tuple[str, ...]
+) -> None:
+    category = einvoice.vat_category(bill_to, rate)
+    assert (category.code, str(category.percent), category.reason, category.reason_code) == expected
+
+
+@pytest.mark.parametrize("category", ["K", "G", "E", "Z"])
+def test_every_zero_rated_category_validates(
+    customer_a: Customer, contract_a: Contract, fleet_a: Installed, category: str
+) -> None:
+    identify(customer_a, tax_category=category, tax_rate=Decimal("0"), tax_exemption_reason="")
+    invoice = services.invoice_finalize(actor=None, invoice=bill_october(contract_a, fleet_a))
+
+    xml = einvoice.invoice_xml(invoice)
+
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    assert one(xml, f"{SETTLEMENT}/ram:ApplicableTradeTax/ram:CategoryCode") == category
+    if category == "K":  # BR-IC-12: where an intra-community supply went
+        assert one(xml, "//ram:ShipToTradeParty/ram:PostalTradeAddress/ram:CountryID") == "FR"
+
+
+def test_the_pdf_prints_the_bill_to_block_and_amounts_in_the_customers_locale(
+    customer_a: Customer, issued: Invoice
+) -> None:
+    Customer.objects.filter(pk=customer_a.pk).update(locale="de-DE")
+    issued.refresh_from_db()
+    services.credit_note_create(actor=None, invoice=issued, amount=Decimal("10.00"), reason="Downtime")
+    issued.refresh_from_db()
+
+    text = pdf_text(einvoice.invoice_pdf(issued))
+
+    seller = ("Fleetport Equipment Services GmbH", "Germany")
+    for printed in ("Alpha Dairy SAS", "12 rue du Lait", "Bâtiment B", "69003 Lyon", "France",
+                    f"VAT ID {BUYER_VAT}", "PO-4711", *seller):  # fmt: skip
+        assert printed in text, printed
+    total = f"{issued.total:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")
+    assert f"{total} €" in text  # de-DE: 1.234,56 € (the no-break space reads as a space)
+    due = f"{issued.amount_due:,.2f}".replace(",", "X").replace(".", ",").replace("X", ".")
+    assert "Amount still due" in text
+    assert due in text
+    assert "CN-" in text
+
+
+def test_the_credit_note_pdf_is_factur_x_and_names_the_invoice(issued: Invoice) -> None:
+    note = services.credit_note_create(actor=None, invoice=issued, amount=Decimal("10.00"), reason="Downtime")
+
+    pdf = einvoice.credit_note_pdf(note)
+
+    filename, embedded = facturx.get_xml_from_pdf(pdf, check_xsd=True)
+    assert filename == "factur-x.xml"
+    assert embedded == einvoice.credit_note_xml(note)
+    text = pdf_text(pdf)
+    for printed in (f"Credit note {note.number}", f"Corrects invoice {issued.number}", "Downtime",
+                    "Alpha Dairy SAS", f"VAT ID {BUYER_VAT}", "10.00", "1.90", "€11.90"):  # fmt: skip
+        assert printed in text, printed
+
+
+def test_an_invoice_without_a_buyer_country_has_a_pdf_but_no_xml(
+    customer_a: Customer, contract_a: Contract, fleet_a: Installed
+) -> None:
+    identify(customer_a, country="")
+    invoice = services.invoice_finalize(actor=None, invoice=bill_october(contract_a, fleet_a))
+
+    with pytest.raises(einvoice.IncompleteParty):
+        einvoice.invoice_xml(invoice)
+    pdf = einvoice.invoice_pdf(invoice)
+    assert facturx.get_xml_from_pdf(pdf, check_xsd=False) == (False, False)
+    assert "Alpha Dairy SAS" in pdf_text(pdf)
+
+
+def pdf_text(pdf: bytes) -> str:
+    """The PDF's words, one space between each (lines wrap where the layout says)."""
+    return " ".join(" ".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages).split())
+
+
+# The endpoints and the invoice page ---------------------------------------------------------
+
+
+def test_a_customer_admin_downloads_the_invoice_xml_and_pdf(admin_a: User, issued: Invoice) -> None:
+    client = client_for(admin_a)
+
+    xml = client.get(f"/api/v1/invoices/{issued.pk}/xml/")
+    pdf = client.get(f"/api/v1/invoices/{issued.pk}/pdf/")
+
+    assert xml.status_code == 200
+    assert xml["Content-Type"] == "application/xml"
+    assert f'filename="{issued.number}.xml"' in xml["Content-Disposition"]
+    assert xml.content == einvoice.invoice_xml(issued)
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
+    assert facturx.get_xml_from_pdf(pdf.content, check_xsd=True)[1] == xml.content
+
+
+def test_a_draft_has_no_xml_endpoint_answer_but_409(finance: User, draft: Invoice) -> None:
+    response = client_for(finance).get(f"/api/v1/invoices/{draft.pk}/xml/")
+
+    assert response.status_code == 409
+    assert response.json() == {"detail": "A draft invoice has no e-invoice; finalize it first."}
+    assert client_for(finance).get(f"/api/v1/invoices/{draft.pk}/pdf/").status_code == 200
+
+
+def test_credit_note_documents_are_served_to_who_may_see_the_invoice(
+    admin_a: User, admin_b: User, viewer_a: User, finance: User, issued: Invoice
+) -> None:
+    note = services.credit_note_create(actor=None, invoice=issued, amount=Decimal("5.00"), reason="Goodwill")
+    urls = [f"/api/v1/credit-notes/{note.pk}/pdf/", f"/api/v1/credit-notes/{note.pk}/xml/"]
+
+    for user in (admin_a, finance):
+        pdf, xml = (client_for(user).get(url) for url in urls)
+        assert (pdf.status_code, pdf["Content-Type"]) == (200, "application/pdf")
+        assert (xml.status_code, xml["Content-Type"]) == (200, "application/xml")
+        assert xml.content == einvoice.credit_note_xml(note)
+        assert f'filename="{note.number}.pdf"' in pdf["Content-Disposition"]
+    for url in [*urls, f"/api/v1/invoices/{issued.pk}/xml/"]:
+        assert client_for(admin_b).get(url).status_code == 404
+        assert client_for(viewer_a).get(url).status_code == 403  # viewers never see invoices
+
+
+def test_the_invoice_page_links_its_documents(admin_a: User, finance: User, issued: Invoice) -> None:
+    note = services.credit_note_create(actor=None, invoice=issued, amount=Decimal("5.00"), reason="Goodwill")
+
+    page = client_for(admin_a).get(f"/billing/invoices/{issued.pk}/").content.decode()
+
+    for link in (f"/api/v1/invoices/{issued.pk}/pdf/", f"/api/v1/invoices/{issued.pk}/xml/",
+                 f"/api/v1/credit-notes/{note.pk}/pdf/", f"/api/v1/credit-notes/{note.pk}/xml/"):  # fmt: skip
+        assert link in page, link
+
+
+def test_a_draft_page_offers_the_draft_pdf_only(finance: User, draft: Invoice) -> None:
+    page = client_for(finance).get(f"/billing/invoices/{draft.pk}/").content.decode()
+
+    assert "Draft PDF" in page
+    assert f"/api/v1/invoices/{draft.pk}/xml/" not in page

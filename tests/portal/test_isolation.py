@@ -158,6 +158,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         detail_urls=[
             "/api/v1/invoices/{pk}/",
             "/api/v1/invoices/{pk}/pdf/",
+            "/api/v1/invoices/{pk}/xml/",
             "/api/v1/invoices/{pk}/credit-notes/",
             "/api/v1/invoices/{pk}/lines/{row.usage_line_id}/usage/",
             "/api/v1/invoices/{pk}/lines/{row.usage_line_id}/usage.csv",
@@ -184,7 +185,11 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     ),
     apps.get_model("billing", "CreditNote"): Case(
         make=lambda c: _credit_note(c),
-        detail_urls=["/api/v1/credit-notes/{pk}/"],
+        detail_urls=[
+            "/api/v1/credit-notes/{pk}/",
+            "/api/v1/credit-notes/{pk}/pdf/",
+            "/api/v1/credit-notes/{pk}/xml/",
+        ],
         list_urls=["/api/v1/credit-notes/", "/api/v1/invoices/"],
         seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
     ),
@@ -279,6 +284,8 @@ def _invoice(customer: Customer) -> models.Model:
             plan=contract.plan, metric="run_hours", charge_model="per_unit", unit_price=Decimal("1")
         )
     bill_period("2026-10", now=datetime(2026, 11, 2, tzinfo=UTC))
+    # The country EN 16931 asks of the buyer, so the e-invoice (xml/) answers 200 to staff.
+    Customer.objects.filter(pk=customer.pk, country="").update(country="DE")
     invoice: Any = services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract))
     invoice.usage_line_id = invoice.lines.get(kind="usage").pk
     return invoice
