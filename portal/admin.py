@@ -16,10 +16,24 @@ from portal.models import ApiToken, AuditEntry, Customer, DocumentSequence, Outb
 
 @admin.register(Customer)
 class CustomerAdmin(admin.ModelAdmin[Customer]):
-    list_display = ["name", "slug", "currency", "time_zone", "tax_rate", "is_active"]
-    list_filter = ["is_active", "currency"]
-    search_fields = ["name", "slug", "billing_email"]
+    list_display = ["name", "slug", "currency", "time_zone", "tax_rate", "country", "vat_id", "is_active"]
+    list_filter = ["is_active", "currency", "tax_category", "country"]
+    search_fields = ["name", "slug", "legal_name", "vat_id", "billing_email"]
     prepopulated_fields = {"slug": ["name"]}
+    fieldsets = (
+        (None, {"fields": ("name", "slug", "is_active")}),
+        ("Account", {"fields": ("currency", "time_zone", "locale")}),
+        (
+            "Billing identity",
+            {
+                "description": "What invoices print for the buyer (docs/billing.md, “Billing identity”).",
+                "fields": (
+                    "legal_name", "address_line1", "address_line2", "postal_code", "city", "country",
+                    "vat_id", "tax_rate", "tax_category", "tax_exemption_reason", "billing_email",
+                ),
+            },
+        ),
+    )  # fmt: skip
 
     def save_model(self, request: HttpRequest, obj: Customer, form: Any, change: bool) -> None:
         """Through the services, as the API does, so the admin's changes are audited too."""
@@ -56,7 +70,7 @@ class UserAdmin(DjangoUserAdmin):
     readonly_fields = ["last_login", "date_joined"]
     fieldsets = (
         (None, {"fields": ("email", "password")}),
-        ("Person", {"fields": ("full_name", "time_zone")}),
+        ("Person", {"fields": ("full_name", "time_zone", "locale")}),
         ("Access", {"fields": ("role", "customer", "is_active", "is_superuser")}),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any, cast
 
+from babel import Locale
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
@@ -75,11 +76,45 @@ class UserRoleForm(forms.Form):
         self.fields["role"].initial = user.role
 
 
+# The locales offered in selects: the provider's markets. A stored tag not listed here (set on
+# the API, which takes any locale Babel knows) is offered too, so a form never drops it.
+LOCALES = (
+    "en", "en-GB", "en-US", "en-IE", "de-DE", "de-AT", "de-CH", "fr-FR", "fr-BE", "fr-CH",
+    "nl-NL", "nl-BE", "it-IT", "es-ES", "pt-PT", "pl-PL", "cs-CZ", "da-DK", "sv-SE", "nb-NO", "fi-FI",
+)  # fmt: skip
+
+
+def locale_choices(current: str = "") -> list[tuple[str, str]]:
+    """(tag, "Deutsch (Deutschland) – German (Germany)") for each offered locale, `current` too."""
+    tags = [*LOCALES, *([current] if current and current not in LOCALES else [])]
+    choices = []
+    for tag in tags:
+        locale = Locale.parse(tag.replace("-", "_"))
+        own, english = locale.get_display_name() or tag, locale.get_display_name("en") or tag
+        label = own if own == english else f"{own[:1].upper()}{own[1:]} – {english}"
+        choices.append((tag, f"{label} ({tag})"))
+    return choices
+
+
 class ProfileForm(forms.ModelForm[User]):
     time_zone = forms.ChoiceField(
         choices=[("", "My customer's time zone (or UTC)"), *TIME_ZONE_CHOICES], required=False
     )
+    locale = forms.ChoiceField(
+        label="Numbers and money",
+        required=False,
+        help_text="How numbers, amounts and dates read for you.",
+    )
 
     class Meta:
         model = User
-        fields = ["full_name", "time_zone"]
+        fields = ["full_name", "time_zone", "locale"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        user = self.instance
+        default = user.customer.locale if user.customer is not None else "en"
+        cast(forms.ChoiceField, self.fields["locale"]).choices = [
+            ("", f"As my customer's ({default})" if user.customer is not None else "English (en)"),
+            *locale_choices(user.locale),
+        ]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
@@ -158,14 +157,15 @@ def _check_may_manage_customers(actor: User) -> None:
         raise PermissionDenied("You may not manage customers.")
 
 
-# What the API and the admin may set on a customer; BILLING_IDENTITY_FIELDS finance may too.
+# What the API, the admin and the billing identity page may set on a customer. Operators set
+# any of CUSTOMER_FIELDS; finance (Capability.EDIT_BILLING_IDENTITY) the FINANCE_FIELDS only: how
+# invoices name, address, tax and write for the customer (docs/billing.md, "Billing identity").
 BILLING_IDENTITY_FIELDS = (
     "legal_name", "address_line1", "address_line2", "postal_code", "city", "country", "vat_id",
-    "tax_category", "tax_exemption_reason", "billing_email",
+    "tax_category", "tax_exemption_reason", "billing_email", "locale",
 )  # fmt: skip
-CUSTOMER_FIELDS = (
-    "name", "slug", "currency", "time_zone", "tax_rate", "locale", "is_active", *BILLING_IDENTITY_FIELDS,
-)  # fmt: skip
+FINANCE_FIELDS = (*BILLING_IDENTITY_FIELDS, "tax_rate")
+CUSTOMER_FIELDS = ("name", "slug", "currency", "time_zone", "is_active", *FINANCE_FIELDS)
 
 
 def _check_fields(values: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -195,15 +195,19 @@ def _audit_value(value: Any) -> Any:
 def customer_update(*, actor: User, customer: Customer, **changes: Any) -> Customer:
     """Change a customer's fields (`None`: leave as is); audited with the changed values.
     Nothing changed, nothing written: safe to call twice. Operators may change any of
-    CUSTOMER_FIELDS; finance the billing identity and the tax rate only."""
-    given = {f: v for f, v in changes.items() if v is not None}
-    if can(actor, Capability.MANAGE_CUSTOMERS):
-        _check_fields(given, CUSTOMER_FIELDS)
-    elif can(actor, Capability.EDIT_BILLING_IDENTITY):
-        _check_fields(given, (*BILLING_IDENTITY_FIELDS, "tax_rate"))
-    else:
+    CUSTOMER_FIELDS; finance the FINANCE_FIELDS (a value given unchanged is no change, so a
+    full PUT of the rest as it stands is fine). Validated as a whole (`Customer.clean`: the VAT
+    ID, the tax category's rules) before anything is written: on a ValidationError nothing is."""
+    if not can(actor, Capability.MANAGE_CUSTOMERS) and not can(actor, Capability.EDIT_BILLING_IDENTITY):
         raise PermissionDenied("You may not change customers.")
+    given = {f: v for f, v in changes.items() if v is not None}
+    _check_fields(given, CUSTOMER_FIELDS)
     changed = {f: v for f, v in given.items() if getattr(customer, f) != v}
+    refused = sorted(set(changed) - set(FINANCE_FIELDS))
+    if refused and not can(actor, Capability.MANAGE_CUSTOMERS):
+        raise PermissionDenied(
+            f"Finance may change a customer's billing identity and tax rate, not {', '.join(refused)}."
+        )
     if not changed:
         return customer
     for field, value in changed.items():
@@ -216,16 +220,5 @@ def customer_update(*, actor: User, customer: Customer, **changes: Any) -> Custo
         action="customer.updated",
         target=customer,
         data={f: _audit_value(getattr(customer, f)) for f in changed},
-    )
-    return customer
-    for field, value in changed.items():
-        setattr(customer, field, value)
-    customer.full_clean()
-    customer.save(update_fields=list(changed))
-    audit_record(
-        actor=actor,
-        action="customer.updated",
-        target=customer,
-        data={f: str(v) if isinstance(v, Decimal) else v for f, v in changed.items()},
     )
     return customer

@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from fleet.ingest.view import heartbeats as ingest_heartbeats
-from portal import accounts, health, views
+from portal import accounts, health, views, views_billing
 
 handler403 = "portal.views.error_403"
 handler404 = "portal.views.error_404"
@@ -44,6 +44,7 @@ urlpatterns = [
     path("accounts/", include(accounts_patterns)),
     path("customers/", views.customer_list, name="customer_list"),
     path("customers/<uuid:pk>/", views.customer_detail, name="customer_detail"),
+    path("customers/<uuid:pk>/billing/", views_billing.customer_billing, name="customer_billing"),
     path("users/", views.user_list, name="user_list"),
     path("users/invite/", views.user_invite, name="user_invite"),
     path("users/<uuid:pk>/", views.user_detail, name="user_detail"),

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import selectors, services
-from portal.forms import ProfileForm, UserInviteForm, UserRoleForm
+from portal.forms import ProfileForm, UserInviteForm, UserRoleForm, locale_choices
 from portal.home import panels_for
 from portal.models import User
 from portal.roles import Capability, Role, can
@@ -69,7 +69,17 @@ def customer_detail(request: HttpRequest, pk: str) -> HttpResponse:
         if can(actor, Capability.MANAGE_ALL_USERS) or can(actor, Capability.MANAGE_CUSTOMER_USERS)
         else User.objects.none()
     )
-    return render(request, "portal/customer_detail.html", {"customer": customer, "users": users})
+    return render(
+        request,
+        "portal/customer_detail.html",
+        {
+            "customer": customer,
+            "users": users,
+            "identity": customer.billing_identity(),
+            "locale_label": dict(locale_choices(customer.locale))[customer.locale],
+            "can_edit_identity": can(actor, Capability.EDIT_BILLING_IDENTITY),
+        },
+    )
 
 
 @login_required
@@ -165,7 +175,10 @@ def profile(request: HttpRequest) -> HttpResponse:
         form.save()
         messages.success(request, "Your profile is saved.")
         return redirect("profile")
-    return render(request, "portal/profile.html", {"form": form})
+    # A customer admin sees how their own customer is billed (read-only; finance edits it).
+    customer = user.customer if can(user, Capability.VIEW_INVOICES) else None
+    identity = customer.billing_identity() if customer is not None else None
+    return render(request, "portal/profile.html", {"form": form, "identity": identity})
 
 
 def error_403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

@@ -2,13 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django_countries.serializers import CountryFieldMixin
 from rest_framework import serializers
 
 from portal.models import ApiToken, Customer, User
 from portal.roles import ACCESS, Role
 
 
-class CustomerSerializer(serializers.ModelSerializer[Customer]):
+class CustomerSerializer(CountryFieldMixin, serializers.ModelSerializer[Customer]):
+    """A customer with its billing identity (docs/billing.md, "Billing identity"). Operators set
+    every field; finance the identity fields and `tax_rate` only (any other changed: 403)."""
+
     class Meta:
         model = Customer
         fields = [
@@ -18,11 +22,31 @@ class CustomerSerializer(serializers.ModelSerializer[Customer]):
             "currency",
             "time_zone",
             "tax_rate",
-            "billing_email",
             "is_active",
             "created_at",
+            # The billing identity: what invoices print for the buyer.
+            "legal_name",
+            "address_line1",
+            "address_line2",
+            "postal_code",
+            "city",
+            "country",
+            "vat_id",
+            "tax_category",
+            "tax_exemption_reason",
+            "billing_email",
+            "locale",
         ]
         read_only_fields = ["id", "created_at"]
+        extra_kwargs = {
+            "tax_rate": {"help_text": "A fraction: 0.1900 is 19 %, 0.0625 is 6.25 %."},
+            "country": {"help_text": "ISO 3166-1 alpha-2, e.g. DE; empty when not known."},
+            "vat_id": {
+                "help_text": "With its country prefix, e.g. DE136695976; checked by its country's rules "
+                "(check digit, length) and stored in its compact form."
+            },
+            "locale": {"help_text": "A BCP 47 tag Babel knows, e.g. de-DE: how its invoices write figures."},
+        }
 
 
 class UserSerializer(serializers.ModelSerializer[User]):

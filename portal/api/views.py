@@ -45,14 +45,16 @@ class CustomerViewSet(
     mixins.CreateModelMixin,
     mixins.UpdateModelMixin,
 ):
-    """Customers (tenants). Customer users see their own; staff see all; operators onboard."""
+    """Customers (tenants). Customer users see their own; staff see all; operators onboard and
+    change any field; finance changes the billing identity and the tax rate (any other field
+    changed answers 403, `portal.services.customer_update`)."""
 
     model = Customer
     serializer_class = CustomerSerializer
     capabilities = {
         "create": (Capability.MANAGE_CUSTOMERS,),
-        "update": (Capability.MANAGE_CUSTOMERS,),
-        "partial_update": (Capability.MANAGE_CUSTOMERS,),
+        "update": (Capability.MANAGE_CUSTOMERS, Capability.EDIT_BILLING_IDENTITY),
+        "partial_update": (Capability.MANAGE_CUSTOMERS, Capability.EDIT_BILLING_IDENTITY),
     }
 
     def perform_create(self, serializer: serializers.BaseSerializer[Customer]) -> None:

@@ -75,6 +75,14 @@ PAGES: list[tuple[str | UrlFor, dict[Role, int]]] = [
         lambda a, b: f"/customers/{_b(a, b)}/",
         {VIEWER: NOT_FOUND, ADMIN: NOT_FOUND, SUPPORT: OK, FINANCE: OK, OPERATOR: OK},
     ),
+    (
+        lambda a, b: f"/customers/{_a(a, b)}/billing/",
+        {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: OK, OPERATOR: OK},
+    ),
+    (
+        lambda a, b: f"/customers/{_b(a, b)}/billing/",
+        {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: OK, OPERATOR: OK},
+    ),
     ("/users/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/users/invite/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),
     ("/activity/", {VIEWER: FORBIDDEN, ADMIN: OK, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK}),

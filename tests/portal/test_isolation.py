@@ -46,8 +46,9 @@ class Case:
 ISOLATION_CASES: dict[type[models.Model], Case] = {
     Customer: Case(
         make=lambda c: c,
-        detail_urls=["/customers/{pk}/", "/api/v1/customers/{pk}/"],
-        list_urls=["/api/v1/customers/", "/"],
+        detail_urls=["/customers/{pk}/", "/api/v1/customers/{pk}/", "/customers/{pk}/billing/"],
+        action_urls=["/customers/{pk}/billing/"],
+        list_urls=["/api/v1/customers/", "/", "/accounts/profile/"],
     ),
     User: Case(
         make=lambda c: UserFactory(customer=c, role=Role.CUSTOMER_VIEWER),
