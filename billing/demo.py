@@ -25,7 +25,7 @@ RESPONSE = {"P1": 60, "P2": 240, "P3": 480, "P4": 1440}
 RESOLUTION = {"P1": 480, "P2": 1440, "P3": 4320, "P4": 10080}
 
 PLANS = {
-    "acme": {
+    "utility-eur": {
         "code": "utility-eur",
         "name": "Air & cold as a service",
         "currency": "EUR",
@@ -41,7 +41,7 @@ PLANS = {
              "package_size": Decimal("1000"), "package_price": Decimal("4.50")},
         ],
     },
-    "borealis": {
+    "cold-usd": {
         "code": "cold-usd",
         "name": "Cold chain as a service",
         "currency": "USD",
@@ -59,6 +59,14 @@ PLANS = {
     },
 }  # fmt: skip
 
+# customer slug -> (plan code, the customer's purchase order its invoices print). Calypso rents
+# no machine yet: its invoices bill the period fee and the minimum commitment, under reverse charge.
+CONTRACTS = {
+    "acme": ("utility-eur", "4500012345"),
+    "borealis": ("cold-usd", "PO-BCS-2026-117"),
+    "calypso": ("utility-eur", "CD/INK/2026/0042"),
+}
+
 # Per model: (run share by day, by night, kWh per run hour, cycles per run hour).
 PROFILES = {
     "aircomp-75": (Decimal("0.85"), Decimal("0.25"), Decimal("58"), Decimal("0")),
@@ -70,17 +78,20 @@ OUTAGE_SERIAL = "AC75-1002"  # offline for 20 hours last month: a 5 % service cr
 
 def seed(customers: dict[str, Customer]) -> dict[str, int]:
     now = timezone.now()
-    for slug, spec in PLANS.items():
+    for slug, (code, purchase_order) in CONTRACTS.items():
         customer = customers[slug]
-        plan = Plan.objects.filter(code=spec["code"]).first() or services.plan_create(actor=None, **spec)  # type: ignore[arg-type]
+        spec = PLANS[code]
+        plan = Plan.objects.filter(code=code).first() or services.plan_create(actor=None, **spec)  # type: ignore[arg-type]
         number = f"{slug.upper()}-2026-01"
         assets = list(Asset.objects.filter(customer=customer).order_by("serial_number"))
         if not Contract.objects.filter(number=number).exists():
             services.contract_create(
                 actor=None, customer=customer, plan=plan, number=number, start_date=date(2026, 1, 1),
                 assets=assets, uptime_target=Decimal("99.5"), service_credits=CREDITS,
-                first_response_minutes=RESPONSE, resolution_minutes=RESOLUTION,
+                first_response_minutes=RESPONSE, resolution_minutes=RESOLUTION, purchase_order=purchase_order,
             )  # fmt: skip
+        else:  # a demo seeded before purchase orders: brought back to the values above
+            Contract.objects.filter(number=number).update(purchase_order=purchase_order)
         history_from = metering.period_containing(now, customer.time_zone).previous().start
         _usage_history(assets, history_from, now)
         _outage(assets, metering.period_containing(now, customer.time_zone).previous())

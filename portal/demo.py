@@ -1,4 +1,4 @@
-"""The demo data `manage.py seed_demo` loads: two customers and a user of every role; apps add
+"""The demo data `manage.py seed_demo` loads: three customers and a user of every role; apps add
 theirs (sites, equipment, contracts) through `register_seeder` from their `AppConfig.ready()`.
 
 Idempotent: each row is found by its natural key (slug, e-mail, name) and brought back to
@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from portal.models import Customer, User
+from portal.models import Customer, TaxCategory, User
 from portal.roles import Role
 
 DEMO_PASSWORD = "fleetport-demo"  # noqa: S105 - documented in README.md; refused in production settings
@@ -27,6 +27,26 @@ class DemoCustomer:
     time_zone: str
     tax_rate: Decimal
     billing_email: str
+    # The billing identity (docs/billing.md, "Billing identity"): real-looking, valid VAT IDs.
+    legal_name: str = ""
+    address_line1: str = ""
+    postal_code: str = ""
+    city: str = ""
+    country: str = ""
+    vat_id: str = ""
+    tax_category: str = TaxCategory.STANDARD
+    tax_exemption_reason: str = ""
+    locale: str = "en"
+
+    def identity(self) -> dict[str, object]:
+        return {
+            "name": self.name, "currency": self.currency, "time_zone": self.time_zone,
+            "tax_rate": self.tax_rate, "billing_email": self.billing_email, "legal_name": self.legal_name,
+            "address_line1": self.address_line1, "address_line2": "", "postal_code": self.postal_code,
+            "city": self.city, "country": self.country, "vat_id": self.vat_id,
+            "tax_category": self.tax_category, "tax_exemption_reason": self.tax_exemption_reason,
+            "locale": self.locale, "is_active": True,
+        }  # fmt: skip
 
 
 CUSTOMERS = (
@@ -37,7 +57,16 @@ CUSTOMERS = (
         time_zone="Europe/Berlin",
         tax_rate=Decimal("0.1900"),
         billing_email="ap@acme.example",
+        legal_name="Acme Foods GmbH",
+        address_line1="Großmarkt 12",
+        postal_code="20097",
+        city="Hamburg",
+        country="DE",
+        vat_id="DE136695976",
+        locale="de-DE",
     ),
+    # The provider's one customer billed in dollars, with US sales tax: no VAT ID to print (the
+    # United States have no VAT); the e-invoice names it by its legal name and address.
     DemoCustomer(
         slug="borealis",
         name="Borealis Cold Storage",
@@ -45,6 +74,31 @@ CUSTOMERS = (
         time_zone="America/Chicago",
         tax_rate=Decimal("0.0625"),
         billing_email="payables@borealis.example",
+        legal_name="Borealis Cold Storage, Inc.",
+        address_line1="2200 S Halsted St",
+        postal_code="60608",
+        city="Chicago, IL",
+        country="US",
+        locale="en-US",
+    ),
+    # A business customer in another EU country: reverse charge, no VAT on its invoices.
+    DemoCustomer(
+        slug="calypso",
+        name="Calypso Dairy",
+        currency="EUR",
+        time_zone="Europe/Amsterdam",
+        tax_rate=Decimal("0"),
+        billing_email="crediteuren@calypso.example",
+        legal_name="Calypso Dairy B.V.",
+        address_line1="Wilhelminakade 91",
+        postal_code="3072 AP",
+        city="Rotterdam",
+        country="NL",
+        vat_id="NL004495445B01",
+        tax_category=TaxCategory.REVERSE_CHARGE,
+        tax_exemption_reason="Reverse charge: VAT to be accounted for by the recipient "
+        "(Art. 196 Council Directive 2006/112/EC).",
+        locale="nl-NL",
     ),
 )
 
@@ -64,17 +118,8 @@ USERS = (
 def seed_demo() -> dict[str, int]:
     customers: dict[str, Customer] = {}
     for spec in CUSTOMERS:
-        customer, _ = Customer.objects.update_or_create(
-            slug=spec.slug,
-            defaults={
-                "name": spec.name,
-                "currency": spec.currency,
-                "time_zone": spec.time_zone,
-                "tax_rate": spec.tax_rate,
-                "billing_email": spec.billing_email,
-                "is_active": True,
-            },
-        )
+        customer, _ = Customer.objects.update_or_create(slug=spec.slug, defaults=spec.identity())
+        customer.full_clean()  # the demo's identities pass the checks the portal's forms make
         customers[spec.slug] = customer
     for email, full_name, role, slug in USERS:
         user, _ = User.objects.update_or_create(

@@ -8,10 +8,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from stdnum import vatin
 
 from billing import services as billing_services
 from billing.models import Contract, Invoice
 from billing.runs import bill_period
+from portal.demo import CUSTOMERS
 from portal.models import AuditEntry, Customer, TaxCategory, User
 from tests.billing_fixtures import usage
 from tests.conftest import client_for
@@ -318,3 +320,21 @@ def test_the_profile_offers_locales_by_name(viewer_a: User) -> None:
     assert 'data-testid="billing-identity"' not in page  # a viewer is not shown how A is billed
     refused = client_for(viewer_a).post("/accounts/profile/", {"locale": "xx-NOPE"})
     assert "locale" in refused.context["form"].errors
+
+
+# Demo data -------------------------------------------------------------------------------
+
+
+def test_every_demo_customer_has_a_full_identity() -> None:
+    for spec in CUSTOMERS:
+        assert spec.legal_name
+        assert spec.address_line1
+        assert spec.postal_code
+        assert spec.city
+        assert spec.country
+        assert not spec.vat_id or vatin.is_valid(spec.vat_id), spec.slug
+    assert {s.slug for s in CUSTOMERS if s.currency == "USD"} == {"borealis"}
+    assert [(s.slug, s.tax_rate) for s in CUSTOMERS if s.tax_category == TaxCategory.REVERSE_CHARGE] == [
+        ("calypso", Decimal("0"))
+    ]
+    assert next(s for s in CUSTOMERS if s.country == "DE").locale == "de-DE"

@@ -80,7 +80,7 @@ def test_seed_demo_is_idempotent(db: None) -> None:
     first = (Customer.objects.count(), User.objects.count(), apps.get_model("fleet", "Site").objects.count())
     call_command("seed_demo", stdout=StringIO())
     second = (Customer.objects.count(), User.objects.count(), apps.get_model("fleet", "Site").objects.count())
-    assert first == second == (2, 7, 4)
+    assert first == second == (3, 7, 4)
     assert apps.get_model("fleet", "Asset").objects.count() == 8
     assert {u.role for u in User.objects.all()} == set(Role)
     for user in User.objects.all():
