@@ -10,6 +10,8 @@ the send (a reminder by the `sent` mark in its audit trail), so a redelivered ta
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from babel.dates import format_date
@@ -25,6 +27,8 @@ from billing.payments import reminder_recipients
 from portal import formatting
 from portal.models import AuditEntry
 from portal.services import audit_record
+
+log = logging.getLogger(__name__)
 
 PDF = "application/pdf"
 XML = "application/xml"
@@ -84,9 +88,22 @@ def invoice_message(invoice: Invoice) -> EmailMessage | None:
         message = _message(
             f"Invoice {invoice.number} from {provider}", "billing/email/invoice.txt", context, to
         )
-    message.attach(f"{invoice.number}.pdf", einvoice.invoice_pdf(invoice), PDF)
-    message.attach(f"{invoice.number}.xml", einvoice.invoice_xml(invoice), XML)
+    _attach(
+        message, str(invoice.number), einvoice.invoice_pdf(invoice), lambda: einvoice.invoice_xml(invoice)
+    )
     return message
+
+
+def _attach(message: EmailMessage, number: str, pdf: bytes, xml: Callable[[], bytes]) -> None:
+    """The PDF, and the XML where the document can have one: a buyer without a country makes no
+    valid e-invoice (billing.einvoice.IncompleteParty); the PDF still goes, and the audit says so."""
+    from billing import einvoice
+
+    message.attach(f"{number}.pdf", pdf, PDF)
+    try:
+        message.attach(f"{number}.xml", xml(), XML)
+    except einvoice.IncompleteParty:
+        log.warning("%s: e-mailed without its XML (incomplete billing identity)", number)
 
 
 def credit_note_message(note: CreditNote) -> EmailMessage | None:
@@ -110,8 +127,7 @@ def credit_note_message(note: CreditNote) -> EmailMessage | None:
             context,
             to,
         )
-    message.attach(f"{note.number}.pdf", einvoice.credit_note_pdf(note), PDF)
-    message.attach(f"{note.number}.xml", einvoice.credit_note_xml(note), XML)
+    _attach(message, note.number, einvoice.credit_note_pdf(note), lambda: einvoice.credit_note_xml(note))
     return message
 
 
@@ -134,7 +150,7 @@ def invoice_send(*, invoice_id: str) -> bool:
     invoice.save(update_fields=["emailed_at", "updated_at"])
     audit_record(
         actor=None, action="invoice.emailed", target=invoice, customer=invoice.customer,
-        data={"to": message.to},
+        data={"to": message.to, "attachments": [a[0] for a in message.attachments]},
     )  # fmt: skip
     return True
 
@@ -157,7 +173,7 @@ def credit_note_send(*, credit_note_id: str) -> bool:
     note.save(update_fields=["emailed_at"])
     audit_record(
         actor=None, action="credit_note.emailed", target=note, customer=note.invoice.customer,
-        data={"to": message.to},
+        data={"to": message.to, "attachments": [a[0] for a in message.attachments]},
     )  # fmt: skip
     return True
 

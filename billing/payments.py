@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import zoneinfo
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import django_filters
@@ -39,8 +39,8 @@ from portal.services import audit_record
 from portal.validation import validate_day
 
 
-def local_today(time_zone: str) -> date:
-    return timezone.now().astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")).date()
+def local_today(time_zone: str, now: datetime | None = None) -> date:
+    return (now or timezone.now()).astimezone(zoneinfo.ZoneInfo(time_zone or "UTC")).date()
 
 
 def latest_today(*zones: str) -> date:
@@ -183,13 +183,14 @@ def reminder_step(days: int) -> int | None:
     return reached[-1] if reached else None
 
 
-def overdue_sweep() -> SweepResult:
+def overdue_sweep(*, now: datetime | None = None) -> SweepResult:
     """The daily dunning pass (idempotent: a second run the same day changes and sends nothing).
 
     Each invoice in its own transaction, locked and skipped when someone else holds it (a
     payment being recorded right now): the next day's run picks it up."""
     from billing.tasks import invoice_reminder_send
 
+    now = now or timezone.now()
     result = SweepResult()
     # No longer overdue: paid, credited to zero or voided since.
     stale = Invoice.objects.filter(overdue_since__isnull=False).exclude(
@@ -199,7 +200,7 @@ def overdue_sweep() -> SweepResult:
     candidates = Invoice.objects.filter(
         status=InvoiceStatus.FINALIZED,
         amount_due__gt=ZERO,
-        due_date__lt=timezone.now().date() + timedelta(days=1),
+        due_date__lt=now.date() + timedelta(days=1),
     ).values_list("pk", flat=True)
     for pk in list(candidates):
         with transaction.atomic():
@@ -211,7 +212,7 @@ def overdue_sweep() -> SweepResult:
             )
             if invoice is None or invoice.due_date is None:
                 continue
-            today = local_today(invoice.customer.time_zone)
+            today = local_today(invoice.customer.time_zone, now)
             if today <= invoice.due_date:
                 continue  # still due today in the customer's zone
             if invoice.overdue_since is None:

@@ -58,18 +58,18 @@ class InvoiceFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=InvoiceStatus.choices)
     customer = django_filters.UUIDFilter(field_name="customer_id")
     contract = django_filters.UUIDFilter(field_name="contract_id")
-    overdue = django_filters.BooleanFilter(
-        method="filter_overdue", help_text="true: overdue (due date passed, something due); false: not."
+    overdue = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_overdue",
+        help_text="true: overdue (due date passed, something due); false: not.",
     )
 
     class Meta:
         model = Invoice
         fields = ["period", "status", "customer", "contract", "overdue"]
 
-    def filter_overdue(self, queryset: QuerySet[Invoice], name: str, value: bool | None) -> QuerySet[Invoice]:
-        if value is None:
-            return queryset
-        return queryset.filter(overdue_since__isnull=not value)
+    def filter_overdue(self, queryset: QuerySet[Invoice], name: str, value: str) -> QuerySet[Invoice]:
+        return queryset.filter(overdue_since__isnull=value != "true")
 
 
 def credit_notes_visible_to(user: Any) -> QuerySet[CreditNote]:
