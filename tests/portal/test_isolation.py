@@ -161,6 +161,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             "/api/v1/invoices/{pk}/pdf/",
             "/api/v1/invoices/{pk}/xml/",
             "/api/v1/invoices/{pk}/credit-notes/",
+            "/api/v1/invoices/{pk}/payments/",
             "/api/v1/invoices/{pk}/lines/{row.usage_line_id}/usage/",
             "/api/v1/invoices/{pk}/lines/{row.usage_line_id}/usage.csv",
             "/billing/invoices/{pk}/",
@@ -170,10 +171,12 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             "/api/v1/invoices/{pk}/finalize/",
             "/api/v1/invoices/{pk}/void/",
             "/api/v1/invoices/{pk}/mark-paid/",
+            "/api/v1/invoices/{pk}/payments/",
             "/api/v1/invoices/{pk}/credit-notes/",
             "/api/v1/invoices/{pk}/dispute/",
             "/billing/invoices/{pk}/finalize/",
             "/billing/invoices/{pk}/credit-note/",
+            "/billing/invoices/{pk}/payment/",
             "/support/disputes/{pk}/",
         ],
         list_urls=[
@@ -182,6 +185,8 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             "/api/v1/invoices/",
             "/api/v1/invoices/export.csv",
             "/api/v1/invoices/export.csv?period=2026-10",
+            "/api/v1/invoices/?overdue=true",
+            "/billing/overdue/",
         ],
     ),
     apps.get_model("billing", "CreditNote"): Case(
@@ -196,8 +201,21 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     ),
     apps.get_model("billing", "Payment"): Case(
         make=lambda c: _payment(c),
-        detail_urls=[],
-        list_urls=[],
+        detail_urls=[
+            "/api/v1/payments/{pk}/",
+            "/api/v1/invoices/{row.invoice_id}/payments/",
+            "/billing/invoices/{row.invoice_id}/",
+        ],
+        action_urls=[
+            "/api/v1/invoices/{row.invoice_id}/payments/",
+            "/billing/invoices/{row.invoice_id}/payment/",
+        ],
+        list_urls=[
+            "/api/v1/payments/",
+            "/api/v1/payments/?method=bank_transfer",
+            "/api/v1/invoices/export.csv",
+            "/billing/overdue/",
+        ],
         seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
     ),
     apps.get_model("support", "Ticket"): Case(
