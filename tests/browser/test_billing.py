@@ -58,6 +58,7 @@ def test_finance_runs_last_month_reviews_and_finalizes(
     assert "tier 1" in page.inner_text("#lines")  # the graduated energy breakdown
     screenshot(page, "billing-invoice-draft")
     page.click('[data-testid="finalize"]')
+    page.click('[data-testid="confirm-ok"]')  # static/js/confirm.js asks first
     page.wait_for_selector("text=Finalized as INV-")
     invoice.refresh_from_db()
     assert invoice.status == InvoiceStatus.FINALIZED
