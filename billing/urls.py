@@ -1,6 +1,7 @@
 from django.urls import path
 
 from billing import views
+from billing.views import overrides as override_views
 from billing.views import plans as plan_views
 
 urlpatterns = [
@@ -17,5 +18,15 @@ urlpatterns = [
     path("billing/plans/new/", plan_views.plan_new, name="plan_new"),
     path("billing/plans/<uuid:pk>/", plan_views.plan_detail, name="plan_detail"),
     path("billing/plans/<uuid:pk>/edit/", plan_views.plan_edit, name="plan_edit"),
+    path(
+        "billing/contracts/<uuid:pk>/price-overrides/",
+        override_views.contract_overrides,
+        name="contract_overrides",
+    ),
+    path(
+        "billing/contracts/<uuid:pk>/price-overrides/<slug:metric>/remove/",
+        override_views.contract_override_remove,
+        name="contract_override_remove",
+    ),
     path("billing/revenue/", views.revenue, name="revenue"),
 ]

@@ -43,14 +43,20 @@ class PriceComponentSerializer(serializers.ModelSerializer[PriceComponent]):
         ]  # fmt: skip
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        tiers = [
-            {k: (None if v is None else str(v)) for k, v in tier.items()} for tier in attrs.get("tiers") or []
-        ]
-        attrs["tiers"] = tiers
-        errors = validate_component(attrs["charge_model"], tiers, attrs.get("package_size"))
-        if errors:
-            raise serializers.ValidationError(errors)
-        return attrs
+        return validate_price_terms(attrs)
+
+
+def validate_price_terms(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A component's or a negotiated price's terms: tiers stored as decimal strings, and the rules
+    of `validate_component`."""
+    tiers = [
+        {k: (None if v is None else str(v)) for k, v in tier.items()} for tier in attrs.get("tiers") or []
+    ]
+    attrs["tiers"] = tiers
+    errors = validate_component(attrs["charge_model"], tiers, attrs.get("package_size"))
+    if errors:
+        raise serializers.ValidationError(errors)
+    return attrs
 
 
 class PlanSerializer(serializers.ModelSerializer[Plan]):

@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from billing.api.overrides import ContractPriceOverrideViewSet
 from billing.api.payments import PaymentViewSet
 from billing.api.views import (
     ContractViewSet,
@@ -25,6 +26,19 @@ urlpatterns = [
         "invoices/<uuid:pk>/lines/<int:line_id>/usage.csv",
         InvoiceViewSet.as_view({"get": "line_usage_csv"}),
         name="invoice-line-usage-csv",
+    ),
+    # A contract's negotiated prices, keyed by the metric they price (docs/api.md, "Negotiated prices").
+    path(
+        "contracts/<uuid:pk>/price-overrides/",
+        ContractPriceOverrideViewSet.as_view({"get": "list", "post": "create"}),
+        name="contract-price-overrides",
+    ),
+    path(
+        "contracts/<uuid:pk>/price-overrides/<slug:metric>/",
+        ContractPriceOverrideViewSet.as_view(
+            {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
+        ),
+        name="contract-price-override",
     ),
     *router.urls,
 ]

@@ -150,8 +150,17 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             "/api/v1/contracts/{pk}/usage/?period=2026-10",
             "/billing/contracts/{pk}/",
             "/billing/contracts/{pk}/?period=2026-10",
+            "/api/v1/contracts/{pk}/price-overrides/",
+            "/api/v1/contracts/{pk}/price-overrides/run_hours/",
+            "/billing/contracts/{pk}/price-overrides/",
         ],
-        action_urls=["/api/v1/contracts/{pk}/assets/", "/api/v1/contracts/{pk}/assets/remove/"],
+        action_urls=[
+            "/api/v1/contracts/{pk}/assets/",
+            "/api/v1/contracts/{pk}/assets/remove/",
+            "/api/v1/contracts/{pk}/price-overrides/",
+            "/billing/contracts/{pk}/price-overrides/",
+            "/billing/contracts/{pk}/price-overrides/run_hours/remove/",
+        ],
         list_urls=["/api/v1/contracts/", "/api/v1/plans/", "/billing/contracts/", "/"],
     ),
     apps.get_model("billing", "Invoice"): Case(
@@ -283,9 +292,23 @@ def _contract(customer: Customer) -> models.Model:
         actor=None, code="iso", name="Isolation plan", currency="EUR", period_fee=Decimal("100")
     )
     asset: Any = AssetFactory(site__customer=customer, name=f"Covered machine of {customer.name}")
-    return services.contract_create(
+    contract = services.contract_create(
         actor=None, customer=customer, plan=plan, start_date=date(2026, 1, 1), assets=[asset]
     )
+    _negotiated_price(contract)
+    return contract
+
+
+def _negotiated_price(contract: Any) -> Any:
+    """A negotiated price for run_hours (a counter of the factory's asset model)."""
+    from decimal import Decimal
+
+    from billing.overrides import override_set
+
+    return override_set(
+        actor=None, contract=contract, metric="run_hours", charge_model="per_unit", unit_price=Decimal("0.3"),
+        note=f"Secret deal of {contract.customer.name}",
+    )  # fmt: skip
 
 
 def _invoice(customer: Customer) -> models.Model:
@@ -513,3 +536,39 @@ def test_b_ids_in_request_bodies_are_unknown_to_a(admin_a: User, customer_b: Cus
         "errors": [{"field": "customer", "message": "Unknown customer."}],
     }
     assert not User.objects.filter(email="sneaky@example.test").exists()
+
+
+def test_a_customer_never_sees_another_customers_negotiated_prices(
+    cast: dict[str, User], customer_a: Customer, customer_b: Customer
+) -> None:
+    from billing.overrides import overrides_visible_to
+
+    mine, theirs = _contract(customer_a), _contract(customer_b)
+    secret = f"Secret deal of {customer_b.name}"
+    for role in CUSTOMER_A_ROLES:
+        user = cast[role]
+        client = client_for(user)
+        assert list(overrides_visible_to(user).values_list("contract_id", flat=True)) == [mine.pk]
+        for url in [
+            f"/billing/contracts/{mine.pk}/",
+            f"/api/v1/contracts/{mine.pk}/price-overrides/",
+            "/api/v1/contracts/",
+            "/api/v1/plans/",
+            "/billing/contracts/",
+            "/",
+        ]:
+            response = client.get(url)
+            assert response.status_code == 200, url
+            assert secret not in response.content.decode(), url
+        assert (
+            f"Secret deal of {customer_a.name}"
+            in client.get(f"/billing/contracts/{mine.pk}/").content.decode()
+        )
+        for method in ("put", "patch", "delete"):
+            response = getattr(client, method)(
+                f"/api/v1/contracts/{theirs.pk}/price-overrides/run_hours/",
+                {"charge_model": "per_unit", "unit_price": "0"},
+                content_type="application/json",
+            )
+            assert response.status_code in (403, 404), method
+    assert theirs.price_overrides.get().note == secret
