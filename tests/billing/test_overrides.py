@@ -27,7 +27,7 @@ def negotiate(contract: Contract, actor: User | None = None, **terms: object) ->
         "unit_price": Decimal("0.30"), "note": "Negotiated 2026-09",
     }  # fmt: skip
     values.update(terms)
-    return overrides.override_set(actor=actor, contract=contract, **values)  # type: ignore[arg-type]
+    return overrides.override_set(actor=actor, contract=contract, **values)
 
 
 # Services ---------------------------------------------------------------------------------
