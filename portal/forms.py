@@ -84,16 +84,18 @@ LOCALES = (
 )  # fmt: skip
 
 
+def locale_label(tag: str) -> str:
+    """The locale's name in its own language and ours: Deutsch (Deutschland) – German (Germany) (de-DE)."""
+    locale = Locale.parse(tag.replace("-", "_"))
+    own, english = locale.get_display_name() or tag, locale.get_display_name("en") or tag
+    label = own if own == english else f"{own[:1].upper()}{own[1:]} – {english}"
+    return f"{label} ({tag})"
+
+
 def locale_choices(current: str = "") -> list[tuple[str, str]]:
-    """(tag, "Deutsch (Deutschland) – German (Germany)") for each offered locale, `current` too."""
+    """(tag, label) for each offered locale, and for `current` when it is not one of them."""
     tags = [*LOCALES, *([current] if current and current not in LOCALES else [])]
-    choices = []
-    for tag in tags:
-        locale = Locale.parse(tag.replace("-", "_"))
-        own, english = locale.get_display_name() or tag, locale.get_display_name("en") or tag
-        label = own if own == english else f"{own[:1].upper()}{own[1:]} – {english}"
-        choices.append((tag, f"{label} ({tag})"))
-    return choices
+    return [(tag, locale_label(tag)) for tag in tags]
 
 
 class ProfileForm(forms.ModelForm[User]):

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import selectors, services
-from portal.forms import ProfileForm, UserInviteForm, UserRoleForm, locale_choices
+from portal.forms import ProfileForm, UserInviteForm, UserRoleForm, locale_label
 from portal.home import panels_for
 from portal.models import User
 from portal.roles import Capability, Role, can
@@ -76,7 +76,7 @@ def customer_detail(request: HttpRequest, pk: str) -> HttpResponse:
             "customer": customer,
             "users": users,
             "identity": customer.billing_identity(),
-            "locale_label": dict(locale_choices(customer.locale))[customer.locale],
+            "locale_label": locale_label(customer.locale),
             "can_edit_identity": can(actor, Capability.EDIT_BILLING_IDENTITY),
         },
     )
