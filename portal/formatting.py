@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import unicodedata
 from collections.abc import Iterator
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
-from babel.numbers import format_currency, format_decimal, get_currency_precision
+from babel.numbers import format_currency, format_decimal, get_currency_precision, get_currency_symbol
 from django.core.exceptions import ValidationError
 
 DEFAULT_LOCALE = "en"
@@ -114,7 +115,24 @@ def money(amount: Decimal | int | str | None, currency: str, tag: str | None = N
         return ""
     assert amount is not None
     exact = _half_up(amount, minor_digits(currency))
-    return _spaces(str(format_currency(exact, currency, locale=_babel(tag or current()))))
+    locale = _babel(tag or current())
+    text = _spaces(str(format_currency(exact, currency, locale=locale)))
+    return _currency_spacing(text, str(get_currency_symbol(currency, locale=locale)))
+
+
+def _currency_spacing(text: str, symbol: str) -> str:
+    """CLDR's currency spacing, which ICU (the browser) applies and Babel does not: a symbol
+    that does not end (or start) with a symbol character is kept apart from the digits by a
+    no-break space: CHF\u00a01,234.00, not CHF1,234.00 (while €1,234.00 stays as it is)."""
+    at = text.find(symbol)
+    if not symbol or at < 0:
+        return text
+    before, after = text[:at], text[at + len(symbol) :]
+    if after[:1].isdigit() and unicodedata.category(symbol[-1])[0] != "S":
+        after = "\u00a0" + after
+    if before[-1:].isdigit() and unicodedata.category(symbol[0])[0] != "S":
+        before = before + "\u00a0"
+    return before + symbol + after
 
 
 def money_plain(amount: Decimal | int | str | None, currency: str, tag: str | None = None) -> str:

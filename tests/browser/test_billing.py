@@ -108,8 +108,8 @@ def test_a_customer_admin_reads_usage_projection_and_the_hours_behind_a_line(
     page.goto(f"{asgi_server}/billing/contracts/{contract_a.pk}/")
     page.wait_for_selector('[data-testid="usage-chart"] .main-svg')
     assert page.locator('[data-testid="usage-chart"]').count() == 2  # run hours and energy
-    assert page.inner_text('tr[data-metric="run_hours"] [data-field="quantity"]') == "3 h"
-    projected = Decimal(page.inner_text('[data-field="projected_subtotal"]'))
+    assert page.inner_text('tr[data-metric="run_hours"] [data-field="quantity"]') == "3.00\u00a0h"
+    projected = Decimal(page.inner_text('.stat [data-field="projected_subtotal"]').replace(",", ""))
     assert projected >= Decimal("100.00")  # at least the period fee
     screenshot(page, "billing-contract-usage")
 
@@ -117,7 +117,8 @@ def test_a_customer_admin_reads_usage_projection_and_the_hours_behind_a_line(
     line = invoice.lines.get(metric="run_hours")
     page.click(f'[data-provenance="{line.pk}"]')
     page.wait_for_selector(f"#provenance-{line.pk} .main-svg")
-    assert "42.5 h in 2 metered hours" in page.inner_text(f"#provenance-{line.pk}")
+    title = page.inner_text(f"#provenance-{line.pk}").replace("\u00a0", " ")
+    assert "42.50 h in 2 metered hours" in title  # Fleetport.format: h at two decimals
     screenshot(page, "billing-invoice-provenance")
     page.set_viewport_size({"width": 390, "height": 844})
     screenshot(page, "billing-invoice-phone")
@@ -134,11 +135,11 @@ def test_usage_to_date_moves_live_as_heartbeats_arrive(
     page.wait_for_selector('[data-live-state="live"]')
     page.wait_for_selector('[data-testid="usage-chart"] .main-svg')
     cell = 'tr[data-metric="run_hours"] [data-field="quantity"]'
-    assert page.inner_text(cell) == "0 h"
+    assert page.inner_text(cell) == "0.00\u00a0h"
     page.evaluate("window.__noReload = 1")
     assert post_counter(asgi_server, fleet_a.token, 1, 100.0) == 202
     assert post_counter(asgi_server, fleet_a.token, 2, 104.5) == 202  # 4.5 run hours
-    page.wait_for_function(f"() => document.querySelector('{cell}').textContent === '4.5 h'", timeout=20_000)
+    page.wait_for_function(f"() => document.querySelector('{cell}').textContent === '4.50\u00a0h'", timeout=20_000)
     assert page.evaluate("window.__noReload") == 1
     screenshot(page, "billing-contract-usage-live")
 
