@@ -16,18 +16,19 @@ from typing import Any
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import serializers, status
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
 from billing import einvoice
 from billing.models import CreditNote, Invoice
+from portal.api.serializers import ErrorSerializer
 
 PDF = {(200, "application/pdf"): OpenApiResponse(OpenApiTypes.BINARY, description="The PDF")}
 _CONFLICT = OpenApiResponse(
-    inline_serializer("Error", {"detail": serializers.CharField()}),
+    ErrorSerializer,
     description="A draft invoice, or a billing identity that lacks what EN 16931 requires",
 )
 XML = {

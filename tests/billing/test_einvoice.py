@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import facturx
 import pytest
+from drf_spectacular.generators import SchemaGenerator
 from lxml import etree
 from pypdf import PdfReader
 
@@ -378,3 +379,15 @@ def test_a_draft_page_offers_the_draft_pdf_only(finance: User, draft: Invoice) -
 
     assert "Draft PDF" in page
     assert f"/api/v1/invoices/{draft.pk}/xml/" not in page
+
+
+def test_the_schema_declares_the_documents_as_the_files_they_are() -> None:
+    paths = SchemaGenerator().get_schema(request=None, public=True)["paths"]
+
+    for path in ("/api/v1/invoices/{id}/pdf/", "/api/v1/credit-notes/{id}/pdf/"):
+        assert list(paths[path]["get"]["responses"]["200"]["content"]) == ["application/pdf"], path
+    for path in ("/api/v1/invoices/{id}/xml/", "/api/v1/credit-notes/{id}/xml/"):
+        responses = paths[path]["get"]["responses"]
+        assert list(responses["200"]["content"]) == ["application/xml"], path
+        conflict = responses["409"]["content"]["application/json"]["schema"]
+        assert conflict == {"$ref": "#/components/schemas/Error"}, path
