@@ -99,12 +99,14 @@ class PriceTermsForm(forms.Form):
     """One meter's price: a plan's component, or a contract's negotiated price (with `note`)."""
 
     metric = forms.ChoiceField(label="Meter")
-    label = forms.CharField(max_length=120, required=False, help_text="On the invoice line.")
+    label = forms.CharField(
+        max_length=120, required=False, help_text="On the invoice line; empty: the meter's name."
+    )
     unit = forms.CharField(max_length=20, required=False)
     charge_model = forms.ChoiceField(
         choices=[(m, m.replace("_", " ")) for m in ChargeModel.ALL], initial=ChargeModel.PER_UNIT
     )
-    unit_price = price(required=False, label="Unit price", help_text="Per unit (per-unit pricing).")
+    unit_price = price(required=False, label="Unit price", help_text="Per-unit pricing.")
     included_units = quantity(required=False, label="Included units")
     package_size = quantity(required=False, label="Package size")
     package_price = price(required=False, label="Package price")
@@ -124,7 +126,7 @@ class PriceTermsForm(forms.Form):
         self.fields["metric"].choices = [("", "—")] + [  # type: ignore[attr-defined]
             (code, f"{m.label} ({code})") for code, m in metrics.items()
         ]
-        self.metric_units = {code: m.unit for code, m in metrics.items()}
+        self.metric_wording = {code: (m.label, m.unit) for code, m in metrics.items()}
         tiers = tiers or []
         rows = max(len(tiers) + BLANK_TIER_ROWS, MIN_TIER_ROWS)
         if self.is_bound:
@@ -188,8 +190,9 @@ class PriceTermsForm(forms.Form):
         data = self.cleaned_data
         return {
             "metric": data["metric"],
-            "label": data["label"],
-            "unit": data["unit"] or self.metric_units.get(data["metric"], ""),
+            # The invoice line says what the meter's own definition says, unless typed otherwise.
+            "label": data["label"] or self.metric_wording.get(data["metric"], ("", ""))[0],
+            "unit": data["unit"] or self.metric_wording.get(data["metric"], ("", ""))[1],
             "charge_model": data["charge_model"],
             "unit_price": data["unit_price"] or Decimal("0"),
             "included_units": data["included_units"] or Decimal("0"),
