@@ -96,3 +96,27 @@ def test_void_asks_first_and_escape_cancels(
     page.click('[data-testid="confirm-ok"]')
     page.wait_for_selector("text=Invoice voided.")
     assert Invoice.objects.get(pk=issued.pk).status == InvoiceStatus.VOID
+
+
+def test_the_payment_pages_fit_a_laptop_and_a_phone(
+    page: Any, asgi_server: str, finance: User, issued: Invoice
+) -> None:
+    from billing import payments
+
+    payments.payment_record(
+        actor=finance, invoice=issued, amount=Decimal("24.95"), received_on=issued.finalized_at.date(),  # type: ignore[union-attr]
+        method="bank_transfer", reference="A long bank reference 2026-11 SEPA 0000000000000000",
+    )  # fmt: skip
+    Invoice.objects.filter(pk=issued.pk).update(overdue_since=issued.due_date)
+    login(page, asgi_server, finance.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    for width, height in ((1366, 768), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        for path in (f"/billing/invoices/{issued.pk}/", "/billing/overdue/"):
+            page.goto(f"{asgi_server}{path}")
+            assert page.evaluate("() => document.documentElement.scrollWidth") <= width, (path, width)
+        page.goto(f"{asgi_server}/billing/overdue/")
+        assert page.locator('[data-testid="overdue-row"]').count() == 1
+        screenshot(page, f"billing-overdue-{width}")
+    page.goto(f"{asgi_server}/billing/invoices/{issued.pk}/")
+    screenshot(page, "billing-invoice-payments-390")
