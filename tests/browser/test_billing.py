@@ -139,7 +139,9 @@ def test_usage_to_date_moves_live_as_heartbeats_arrive(
     page.evaluate("window.__noReload = 1")
     assert post_counter(asgi_server, fleet_a.token, 1, 100.0) == 202
     assert post_counter(asgi_server, fleet_a.token, 2, 104.5) == 202  # 4.5 run hours
-    page.wait_for_function(f"() => document.querySelector('{cell}').textContent === '4.50\u00a0h'", timeout=20_000)
+    page.wait_for_function(
+        f"() => document.querySelector('{cell}').textContent === '4.50\u00a0h'", timeout=20_000
+    )
     assert page.evaluate("window.__noReload") == 1
     screenshot(page, "billing-contract-usage-live")
 

@@ -5,6 +5,7 @@ whose figures move live write them the same way after a live update."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -47,7 +48,7 @@ CASES: list[tuple[str, list[Any]]] = [
     ("price", ["1200", "EUR"]),
     ("number", ["1234567", 0]),
 ]
-SERVER = {
+SERVER: dict[str, Callable[..., str]] = {
     "money": formatting.money,
     "moneyPlain": formatting.money_plain,
     "quantity": formatting.quantity,
