@@ -26,6 +26,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from billing import services as billing_services
 from billing.models import Invoice, InvoiceRun, Plan
+from billing.overrides import override_set
 from billing.runs import bill_period
 from fleet import alarms
 from fleet.models import AssetModel, AssetStatusChange
@@ -91,6 +92,10 @@ def _world(
         customer_id=asset.customer_id, asset=asset, at=now, previous="never_seen", status="online"
     )
     contract = contract_for(customer_a, plan, asset, date(2026, 1, 1))
+    override_set(
+        actor=operator, contract=contract, metric="run_hours", charge_model="per_unit",
+        unit_price=Decimal("0.3"), note="Negotiated",
+    )  # fmt: skip
     contract_for(customer_b, plan, fleet_b.asset, date(2026, 1, 1))
     usage(asset, datetime(2026, 10, 3, 10, tzinfo=UTC), "10")
     usage(asset, datetime(2026, 10, 4, 10, tzinfo=UTC), "600", metric="energy_kwh")
@@ -126,6 +131,7 @@ def _world(
         "alarms": [raised.pk, acked.pk, cleared.pk],
         "plans": [plan.pk],
         "contracts": [contract.pk],
+        "metric": ["run_hours", "energy_kwh"],  # …/price-overrides/{metric}/: one set, one not
         "invoice-runs": [run.pk],
         "invoices": list(Invoice.objects.filter(customer=customer_a).values_list("pk", flat=True)),
         "line_id": list(october.lines.values_list("pk", flat=True)),
