@@ -297,6 +297,24 @@ def test_the_customer_page_prints_why_no_vat_is_charged(finance: User, customer_
     assert "Reverse charge (Art. 196)" in page
 
 
+def test_a_reverse_charge_invoice_says_why_it_charges_no_vat(
+    finance: User, admin_a: User, customer_a: Customer, contract_a: Contract, fleet_a: Installed
+) -> None:
+    reason = "Reverse charge: VAT to be accounted for by the recipient (Art. 196)"
+    client_for(finance).post(
+        _page(customer_a), {**IDENTITY, "tax_category": "AE", "tax_rate": "0", "tax_exemption_reason": reason}
+    )
+    usage(fleet_a.asset, datetime(2026, 10, 3, 10, tzinfo=UTC), "10")
+    bill_period("2026-10", now=datetime(2026, 11, 5, tzinfo=UTC))
+    invoice = billing_services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract_a))
+
+    page = client_for(admin_a).get(f"/billing/invoices/{invoice.pk}/").content.decode()
+
+    assert invoice.tax_rate == 0
+    assert invoice.bill_to["tax_exemption_reason"] == reason
+    assert f'<dd data-field="tax_exemption_reason">{reason}</dd>' in page
+
+
 def test_a_users_locale_sets_how_the_invoice_page_writes_money(admin_a: User, invoice: Invoice) -> None:
     billing_services.invoice_finalize(actor=None, invoice=invoice)
     client = client_for(admin_a)
