@@ -23,8 +23,8 @@
     var money = function (v) { return format.money(v, c.currency); };
     var customers = Object.keys(c.net).sort().map(function (name) { return bars(name, c.net[name], money); });
     Plotly.newPlot("revenue-chart-" + c.currency, customers, Object.assign(base(), {
-      title: { text: plain("Net revenue per month by customer (" + c.currency + ")") },
-      yaxis: { title: { text: plain(c.currency) } } }), config);
+      title: { text: plain("Net per month (" + c.currency + ")") }, showlegend: true,
+      yaxis: { title: { text: plain(c.currency) }, rangemode: "tozero" } }), config);
 
     var box = document.getElementById("usage-charts-" + c.currency);
     c.meters.forEach(function (meter) {
@@ -40,9 +40,9 @@
                      customdata: months.map(function (m) { return plain(money(meter.amount[m])); }),
                      hovertemplate: "%{x}: %{customdata}<extra></extra>" };
       Plotly.newPlot(el, [quantity, amount], Object.assign(base(), {
-        title: { text: plain("Billed " + meter.name + " per month (" + c.currency + ")") }, barmode: "group",
-        yaxis: { title: { text: plain(meter.unit || "units") } },
-        yaxis2: { overlaying: "y", side: "right", title: { text: plain(c.currency) } } }), config);
+        title: { text: plain(meter.name + " (" + c.currency + ")") }, barmode: "group",
+        yaxis: { title: { text: plain(meter.unit || "units") }, rangemode: "tozero" },
+        yaxis2: { overlaying: "y", side: "right", title: { text: plain(c.currency) }, rangemode: "tozero" } }), config);
     });
   });
 })();

@@ -4,6 +4,7 @@ writing figures (portal/formatting.py; the browser's side is tests/browser/test_
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from datetime import UTC, date, datetime
@@ -16,8 +17,10 @@ import time_machine
 from hypothesis import given
 from hypothesis import strategies as st
 from lxml import html
+from pypdf import PdfReader
 
 from billing import services
+from billing.documents import invoice_pdf
 from billing.models import Contract, Invoice, Plan
 from billing.money import round_money
 from billing.rating import ChargeModel, Component, Tier, usage_line
@@ -345,3 +348,18 @@ def test_late_usage_under_the_units_precision_waits_until_it_moves_the_billed_qu
     november.refresh_from_db()
     assert (late.quantity, late.amount) == (D("0.01"), D("0.01"))  # 10.01 × 0.50 − 10 × 0.50 = 0.005
     assert november.billed_quantities["2026-10"] == {"run_hours": "0.01"}
+
+
+def test_the_pdf_shows_the_same_recomputable_lines(two_currencies: tuple[Invoice, Invoice]) -> None:
+    eur, usd = two_currencies
+    for invoice in (eur, usd):
+        reader = PdfReader(io.BytesIO(invoice_pdf(invoice)))
+        text = "\n".join(page.extract_text() for page in reader.pages).replace("\u00a0", " ")
+        for line in invoice.lines.all():
+            assert formatting.money_plain(line.amount, invoice.currency, "en") in text
+        assert f"Subtotal {formatting.money_plain(invoice.subtotal, invoice.currency, 'en')}" in text
+        assert f"Total {formatting.money(invoice.total, invoice.currency, 'en')}" in text
+        assert "× 31/31 days" in text
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(invoice_pdf(usd))).pages)
+    # quantity · included · billable · unit price · amount: 39.13 h × 0.735 = 28.76055 → 28.76
+    assert "Run hours 41.13 h 2.00 h 39.13 h 0.735 28.76" in text.replace("\u00a0", " ")
