@@ -209,6 +209,9 @@ def invoice_finalize(*, actor: User | None, invoice: Invoice) -> Invoice:
     invoice.amount_due = invoice.total  # nothing paid or credited yet
     invoice.save()
     audit_record(actor=actor, action="invoice.finalized", target=invoice, customer=invoice.customer)
+    if invoice.amount_due <= ZERO:  # nothing to pay (credits ate the fee): paid as it is issued
+        invoice_settle(invoice=invoice)
+        audit_record(actor=actor, action="invoice.paid", target=invoice, customer=invoice.customer)
     # The customer gets it with its PDF and XML once this commits (billing.mail; idempotent).
     outbox.enqueue(invoice_email, invoice_id=str(invoice.pk))
     return invoice

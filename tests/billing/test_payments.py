@@ -409,3 +409,15 @@ def test_drafts_are_named_by_customer_and_period_in_the_export(
     rows = _export(finance)
     assert {r["invoice"] for r in rows} == {"Draft · Alpha Dairy · 2026-10"}
     assert not any("draft-" in value for r in rows for value in r.values())
+
+
+def test_an_invoice_with_nothing_to_pay_is_paid_as_it_is_finalized(
+    contract_a: Contract, fleet_a: Installed
+) -> None:
+    bill_period("2026-10", now=AFTER_OCTOBER)
+    draft = Invoice.objects.get(contract=contract_a)
+    # A run that billed nothing (say every line was credited): the run's own totals, zeroed.
+    Invoice.objects.filter(pk=draft.pk).update(subtotal=0, tax=0, total=0, amount_due=0)
+    invoice = services.invoice_finalize(actor=None, invoice=Invoice.objects.get(pk=draft.pk))
+    assert (invoice.status, invoice.amount_due) == (InvoiceStatus.PAID, Decimal("0"))
+    assert invoice.paid_at is not None
