@@ -290,10 +290,12 @@ def rate_period(
                 )
         percent = credit_percent(uptime, uptime_target, credit_schedule or [])
         if percent > ZERO:
+            assert uptime is not None  # credit_percent() is 0 without both
+            assert uptime_target is not None
             lines.append(
                 Line(
                     LineKind.SERVICE_CREDIT,
-                    f"Service credit: uptime {uptime}% below {uptime_target}%",
+                    f"Service credit: uptime {plain(uptime)} % below {plain(uptime_target)} %",
                     -round_money(fee * percent / 100, currency),
                     detail={
                         "uptime": str(uptime),

@@ -363,3 +363,16 @@ def test_the_pdf_shows_the_same_recomputable_lines(two_currencies: tuple[Invoice
     text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(invoice_pdf(usd))).pages)
     # quantity · included · billable · unit price · amount: 39.13 h × 0.735 = 28.76055 → 28.76
     assert "Run hours 41.13 h 2.00 h 39.13 h 0.735 28.76" in text.replace("\u00a0", " ")
+
+
+def test_a_service_credit_line_says_its_uptime_as_people_write_it() -> None:
+    from billing.rating import CreditStep, Pricing, rate_period
+
+    lines = rate_period(
+        Pricing("EUR", D("1000")), {}, active_days=31, days_in_period=31,
+        uptime=D("99.1946"), uptime_target=D("99.500"), credit_schedule=[CreditStep(D("99.5"), D("5"))],
+    )  # fmt: skip
+    credit = lines[-1]
+    assert credit.description == "Service credit: uptime 99.1946 % below 99.5 %"
+    assert credit.amount == -round_money(D("1000") * D("5") / 100, "EUR")
+    assert credit.detail["period_fee"] == "1000.00"
