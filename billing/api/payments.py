@@ -21,7 +21,19 @@ from portal.validation import validate_day
 class PaymentSerializer(serializers.ModelSerializer[Payment]):
     invoice_number = serializers.CharField(source="invoice.number", read_only=True)
     customer_name = serializers.CharField(source="customer.name", read_only=True)
-    created_by = serializers.EmailField(source="created_by.email", read_only=True, allow_null=True)
+    created_by = serializers.EmailField(
+        source="created_by.email",
+        read_only=True,
+        allow_null=True,
+        help_text="Who recorded it: provider staff see the address; a customer's users see null.",
+    )
+
+    def to_representation(self, instance: Payment) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or getattr(request.user, "customer_id", None) is not None:
+            data["created_by"] = None  # staff addresses are the provider's business
+        return data
 
     class Meta:
         model = Payment
@@ -69,14 +81,16 @@ def invoice_payments(view: Any, request: Request, invoice: Invoice) -> Response:
             .filter(invoice=invoice)
             .order_by("received_on", "created_at")
         )
-        return Response(PaymentSerializer(rows, many=True).data)
+        return Response(PaymentSerializer(rows, many=True, context={"request": request}).data)
     if not view.actor.can(Capability.RECORD_PAYMENTS):
         view.permission_denied(request, message="Your role does not allow this.")
     data = PaymentCreateSerializer(data=request.data)
     data.is_valid(raise_exception=True)
     payment = record(view.actor, invoice, data.validated_data)
     fresh = payments.payments_visible_to(view.actor).get(pk=payment.pk)
-    return Response(PaymentSerializer(fresh).data, status=status.HTTP_201_CREATED)
+    return Response(
+        PaymentSerializer(fresh, context={"request": request}).data, status=status.HTTP_201_CREATED
+    )
 
 
 def invoice_mark_paid(view: Any, request: Request, invoice: Invoice) -> Payment:

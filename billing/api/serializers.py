@@ -249,11 +249,43 @@ class CreditNoteCreateSerializer(serializers.Serializer[dict[str, Any]]):
     reason = serializers.CharField(max_length=2000)
 
 
+class PartySerializer(serializers.Serializer[dict[str, str]]):
+    """A party as a finalized invoice keeps it (docs/billing.md, "Billing identity"); a field the
+    party does not have is left out."""
+
+    name = serializers.CharField(read_only=True)
+    address_line1 = serializers.CharField(read_only=True, required=False)
+    address_line2 = serializers.CharField(read_only=True, required=False)
+    postal_code = serializers.CharField(read_only=True, required=False)
+    city = serializers.CharField(read_only=True, required=False)
+    country = serializers.CharField(read_only=True, required=False, help_text="ISO 3166-1 alpha-2")
+    vat_id = serializers.CharField(read_only=True, required=False)
+    email = serializers.CharField(read_only=True, required=False)
+    tax_category = serializers.CharField(read_only=True, required=False, help_text="UNCL 5305 (buyer)")
+    tax_exemption_reason = serializers.CharField(read_only=True, required=False)
+    purchase_order = serializers.CharField(read_only=True, required=False)
+    iban = serializers.CharField(read_only=True, required=False, help_text="seller")
+    bic = serializers.CharField(read_only=True, required=False, help_text="seller")
+
+
 class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
     contract_number = serializers.CharField(source="contract.number", read_only=True)
     customer_name = serializers.CharField(source="customer.name", read_only=True)
     lines = InvoiceLineSerializer(many=True, read_only=True)
     credit_notes = CreditNoteSerializer(many=True, read_only=True)
+    seller = PartySerializer(
+        read_only=True, allow_null=True, help_text="Kept when finalized; null on a draft."
+    )
+    bill_to = PartySerializer(
+        read_only=True, allow_null=True, help_text="The buyer as finalized; null on a draft."
+    )
+
+    def to_representation(self, instance: Invoice) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        for party in ("seller", "bill_to"):
+            if not getattr(instance, party):
+                data[party] = None
+        return data
 
     class Meta:
         model = Invoice
@@ -261,7 +293,8 @@ class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
             "id", "number", "status", "customer", "customer_name", "contract", "contract_number", "period",
             "period_start", "period_end", "currency", "tax_rate", "subtotal", "tax", "total", "uptime",
             "amount_due", "overdue_since", "emailed_at", "finalized_at", "due_date", "paid_at",
-            "voided_at", "void_reason", "lines", "credit_notes", "created_at", "updated_at",
+            "voided_at", "void_reason", "seller", "bill_to", "lines", "credit_notes", "created_at",
+            "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 

@@ -63,6 +63,7 @@ class UserSerializer(serializers.ModelSerializer[User]):
             "role",
             "customer",
             "time_zone",
+            "locale",
             "is_active",
             "last_login",
             "date_joined",
@@ -100,10 +101,16 @@ class UserUpdateSerializer(serializers.Serializer[Any]):
 class MeSerializer(serializers.ModelSerializer[User]):
     customer = CustomerSerializer(read_only=True, allow_null=True, help_text="null for provider staff")
     capabilities = serializers.SerializerMethodField()
+    display_locale = serializers.CharField(
+        read_only=True, help_text="The locale figures are written in: the user's, else the customer's."
+    )
 
     class Meta:
         model = User
-        fields = ["id", "email", "full_name", "role", "customer", "time_zone", "capabilities"]
+        fields = [
+            "id", "email", "full_name", "role", "customer", "time_zone", "locale", "display_locale",
+            "capabilities",
+        ]  # fmt: skip
         read_only_fields = fields
 
     def get_capabilities(self, obj: User) -> list[str]:
