@@ -1,9 +1,12 @@
 """The demo's billing: a plan and a contract per demo customer, and usage history to bill.
 
 The simulator only makes live heartbeats, so finance would have nothing to invoice for last
-month; this seeds believable hourly usage from the start of the previous month up to the
+month; this seeds believable hourly usage from the start of the month before last up to the
 current hour (never overwriting what the pipeline already recorded), and one long outage last
-month so that the demo invoice shows a service credit. Idempotent like the rest of the demo.
+month so that the demo invoice shows a service credit. The month before last is already
+billed and finalized (on the 1st of last month, so its invoices are due by now): Acme paid in
+full, Borealis paid part, Calypso nothing yet — the overdue page and the reminders have work.
+Last month is left for finance to run. Idempotent like the rest of the demo.
 """
 
 from __future__ import annotations
@@ -15,8 +18,9 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
-from billing import metering, services
-from billing.models import Contract, Plan
+from billing import metering, payments, services
+from billing.models import Contract, Invoice, InvoiceStatus, Plan
+from billing.runs import bill_period
 from fleet.models import Asset, AssetStatusChange, HourlyUsage
 from portal.models import Customer
 
@@ -92,13 +96,42 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
             )  # fmt: skip
         else:  # a demo seeded before purchase orders: brought back to the values above
             Contract.objects.filter(number=number).update(purchase_order=purchase_order)
-        history_from = metering.period_containing(now, customer.time_zone).previous().start
+        history_from = metering.period_containing(now, customer.time_zone).previous().previous().start
         _usage_history(assets, history_from, now)
         _outage(assets, metering.period_containing(now, customer.time_zone).previous())
+    _books_of_the_month_before_last(customers, now)
     return {
         "plans": Plan.objects.count(),
         "contracts": Contract.objects.filter(customer__in=customers.values()).count(),
     }
+
+
+# How much of its invoice for the month before last each demo customer has paid.
+PAID_SHARE = {"acme": Decimal("1"), "borealis": Decimal("0.4"), "calypso": Decimal("0")}
+
+
+def _books_of_the_month_before_last(customers: dict[str, Customer], now: datetime) -> None:
+    last = metering.period_containing(now, "UTC").previous()
+    label = last.previous().label
+    numbers = [f"{slug.upper()}-2026-01" for slug in CONTRACTS]
+    if Invoice.objects.filter(period=label, contract__number__in=numbers).exists():
+        return  # billed on an earlier start: leave finance's books alone
+    bill_period(label, now=last.start + timedelta(hours=6))
+    finalized_at = last.start + timedelta(hours=9)
+    for slug, share in PAID_SHARE.items():
+        invoice = Invoice.objects.filter(
+            period=label, contract__number=f"{slug.upper()}-2026-01", status=InvoiceStatus.DRAFT
+        ).first()
+        if invoice is None:
+            continue
+        invoice = services.invoice_finalize(actor=None, invoice=invoice, at=finalized_at)
+        amount = (invoice.amount_due * share).quantize(Decimal("0.01"))
+        if amount > 0:
+            payments.payment_record(
+                actor=None, invoice=invoice, amount=amount, method="bank_transfer",
+                received_on=(finalized_at + timedelta(days=12)).date(),
+                reference=f"SEPA {customers[slug].name[:20]} {invoice.number}",
+            )  # fmt: skip
 
 
 def _usage_history(assets: list[Asset], since: datetime, now: datetime) -> None:

@@ -190,12 +190,13 @@ def _locked(invoice: Invoice) -> Invoice:
 
 
 @transaction.atomic
-def invoice_finalize(*, actor: User | None, invoice: Invoice) -> Invoice:
-    """Draft → finalized: the next number of the gap-free yearly sequence; immutable from here."""
+def invoice_finalize(*, actor: User | None, invoice: Invoice, at: datetime | None = None) -> Invoice:
+    """Draft → finalized: the next number of the gap-free yearly sequence; immutable from here.
+    `at` back-dates the finalizing (the demo's books of the month before last); default now."""
     invoice = _locked(invoice)
     if invoice.status != InvoiceStatus.DRAFT:
         raise InvoiceLockedError(f"Only a draft can be finalized; this invoice is {invoice.status}.")
-    now = timezone.now()
+    now = at or timezone.now()
     invoice.number = next_number(INVOICE_SERIES, now.year)
     invoice.status = InvoiceStatus.FINALIZED
     invoice.finalized_at = now

@@ -20,6 +20,7 @@ import pytest
 from django.apps import apps
 from django.contrib import admin
 from django.core.management import call_command
+from django.utils import timezone
 
 from portal.demo import DEMO_PASSWORD
 from portal.models import Customer, User
@@ -82,6 +83,19 @@ def test_seed_demo_is_idempotent(db: None) -> None:
     second = (Customer.objects.count(), User.objects.count(), apps.get_model("fleet", "Site").objects.count())
     assert first == second == (3, 7, 4)
     assert apps.get_model("fleet", "Asset").objects.count() == 8
+    # The month before last is on the books: finalized, one paid, one part-paid, one unpaid.
+    books = {
+        i.customer.slug: i for i in apps.get_model("billing", "Invoice").objects.select_related("customer")
+    }
+    assert {slug: i.status for slug, i in books.items()} == {
+        "acme": "paid", "borealis": "finalized", "calypso": "finalized",
+    }  # fmt: skip
+    assert books["acme"].amount_due == 0
+    assert 0 < books["borealis"].amount_due < books["borealis"].total
+    assert books["calypso"].amount_due == books["calypso"].total > 0
+    assert books["calypso"].due_date < timezone.now().date()  # due by now: the overdue page has work
+    assert books["borealis"].bill_to["purchase_order"] == "PO-BCS-2026-117"
+    assert apps.get_model("billing", "Payment").objects.count() == 2
     assert {u.role for u in User.objects.all()} == set(Role)
     for user in User.objects.all():
         assert user.check_password(DEMO_PASSWORD)
