@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
-from billing import metering, payments, services
+from billing import metering, overrides, payments, services
 from billing.models import Contract, Invoice, InvoiceStatus, Plan
 from billing.runs import bill_period
 from fleet.models import Asset, AssetStatusChange, HourlyUsage
@@ -71,6 +71,13 @@ CONTRACTS = {
     "calypso": ("utility-eur", "CD/INK/2026/0042"),
 }
 
+# Negotiated prices: Acme pays less per run hour than the plan's 1.20, with more included.
+NEGOTIATED = {
+    "acme": {"metric": "run_hours", "label": "Run hours", "unit": "h", "charge_model": "per_unit",
+             "unit_price": Decimal("1.05"), "included_units": Decimal("150"),
+             "note": "Negotiated for 2026, framework agreement FA-17"},
+}  # fmt: skip
+
 # Per model: (run share by day, by night, kWh per run hour, cycles per run hour).
 PROFILES = {
     "aircomp-75": (Decimal("0.85"), Decimal("0.25"), Decimal("58"), Decimal("0")),
@@ -96,6 +103,9 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
             )  # fmt: skip
         else:  # a demo seeded before purchase orders: brought back to the values above
             Contract.objects.filter(number=number).update(purchase_order=purchase_order)
+        contract = Contract.objects.get(number=number)
+        if slug in NEGOTIATED and not contract.price_overrides.exists():
+            overrides.override_set(actor=None, contract=contract, **NEGOTIATED[slug])  # type: ignore[arg-type]
         history_from = metering.period_containing(now, customer.time_zone).previous().previous().start
         _usage_history(assets, history_from, now)
         _outage(assets, metering.period_containing(now, customer.time_zone).previous())

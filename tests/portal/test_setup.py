@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from decimal import Decimal
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,15 @@ def test_seed_demo_is_idempotent(db: None) -> None:
     assert books["acme"].amount_due == 0
     assert 0 < books["borealis"].amount_due < books["borealis"].total
     assert books["calypso"].amount_due == books["calypso"].total > 0
-    assert books["calypso"].due_date < timezone.now().date()  # due by now: the overdue page has work
+    due = books["calypso"].due_date
+    assert due is not None
+    assert due < timezone.now().date()  # due by now: the overdue page has work
     assert books["borealis"].bill_to["purchase_order"] == "PO-BCS-2026-117"
     assert apps.get_model("billing", "Payment").objects.count() == 2
+    negotiated = books["acme"].lines.get(metric="run_hours")
+    assert "Negotiated for 2026" in negotiated.description
+    assert negotiated.unit_price == Decimal("1.05")
+    assert apps.get_model("billing", "ContractPriceOverride").objects.count() == 1
     assert {u.role for u in User.objects.all()} == set(Role)
     for user in User.objects.all():
         assert user.check_password(DEMO_PASSWORD)
