@@ -50,6 +50,7 @@ from drafthorse.models.note import IncludedNote
 from drafthorse.models.party import TaxRegistration
 from drafthorse.models.payment import PaymentMeans, PaymentTerms
 from drafthorse.models.tradelines import LineItem
+from lxml import etree
 
 from billing import metering
 from billing.models import CreditNote, Invoice, InvoiceLine, InvoiceStatus
@@ -99,8 +100,17 @@ class DocumentNotIssued(Exception):  # noqa: N818 - reads as the state it report
     """The invoice is a draft: it has no number and no e-invoice yet."""
 
 
-class IncompleteParty(ValueError):  # noqa: N818
+class NoEInvoice(ValueError):  # noqa: N818 - reads as the state it reports
+    """The document cannot be issued as an e-invoice (see the subclasses); its PDF still can."""
+
+
+class IncompleteParty(NoEInvoice):
     """A party snapshot lacks what EN 16931 requires (a name, a country)."""
+
+
+class SchemaRejected(NoEInvoice):
+    """The XML built does not validate against the Factur-X EN 16931 schema: a mapping bug,
+    reported (and logged) rather than served or e-mailed."""
 
 
 # The VAT category ---------------------------------------------------------------------------
@@ -358,7 +368,11 @@ def _serialize(doc: _Document) -> bytes:
         reference = settlement.invoice_referenced_document
         reference.issuer_assigned_id, reference.issue_date_time = doc.preceding
 
-    return bytes(cii.serialize(schema=SCHEMA))
+    try:
+        return bytes(cii.serialize(schema=SCHEMA))
+    except etree.XMLSyntaxError as exc:  # drafthorse validates while it writes
+        logger.error("e-invoice XML rejected by the schema: %s", exc)
+        raise SchemaRejected(f"The e-invoice does not validate against EN 16931's schema: {exc}") from None
 
 
 # The two documents -------------------------------------------------------------------------
@@ -494,7 +508,7 @@ def _with_xml(rendered: bytes, build: Any, document: Invoice | CreditNote, *, la
 
     try:
         xml = build(document)
-    except IncompleteParty as exc:
+    except NoEInvoice as exc:
         logger.warning("%s %s: PDF without e-invoice: %s", type(document).__name__, document, exc)
         return rendered
     return pdf.attach_facturx(rendered, xml, lang=lang)

@@ -96,14 +96,15 @@ def invoice_message(invoice: Invoice) -> EmailMessage | None:
 
 def _attach(message: EmailMessage, number: str, pdf: bytes, xml: Callable[[], bytes]) -> None:
     """The PDF, and the XML where the document can have one: a buyer without a country makes no
-    valid e-invoice (billing.einvoice.IncompleteParty); the PDF still goes, and the audit says so."""
+    valid e-invoice (billing.einvoice.IncompleteParty), nor does an XML the schema rejects
+    (SchemaRejected); the PDF still goes, and the log says so."""
     from billing import einvoice
 
     message.attach(f"{number}.pdf", pdf, PDF)
     try:
         message.attach(f"{number}.xml", xml(), XML)
-    except einvoice.IncompleteParty:
-        log.warning("%s: e-mailed without its XML (incomplete billing identity)", number)
+    except einvoice.NoEInvoice:
+        log.warning("%s: e-mailed without its XML (incomplete billing identity or rejected XML)", number)
 
 
 def credit_note_message(note: CreditNote) -> EmailMessage | None:

@@ -56,7 +56,7 @@ def _file(content: bytes, content_type: str, filename: str) -> HttpResponse:
 def _xml(build: Any, document: Any) -> bytes:
     try:
         return bytes(build(document))
-    except (einvoice.DocumentNotIssued, einvoice.IncompleteParty) as exc:
+    except (einvoice.DocumentNotIssued, einvoice.NoEInvoice) as exc:
         raise NoEInvoice(str(exc)) from None
 
 

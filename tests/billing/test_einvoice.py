@@ -415,3 +415,22 @@ def test_the_schema_declares_the_documents_as_the_files_they_are() -> None:
         assert list(responses["200"]["content"]) == ["application/xml"], path
         conflict = responses["409"]["content"]["application/json"]["schema"]
         assert conflict == {"$ref": "#/components/schemas/Error"}, path
+
+
+def test_an_xml_the_schema_rejects_is_reported_never_served(
+    finance: User, customer_a: Customer, contract_a: Contract, fleet_a: Installed
+) -> None:
+    """An XML the schema rejects (here: a character no XML may carry; else a mapping bug) never
+    reaches a customer, nor becomes a 500: the check drafthorse runs while writing turns into a
+    409, and the PDF goes without the XML."""
+    identify(customer_a, legal_name="Alpha\x0bDairy")  # a control character no XML may carry
+    invoice = services.invoice_finalize(actor=None, invoice=bill_october(contract_a, fleet_a))
+
+    with pytest.raises(einvoice.SchemaRejected):
+        einvoice.invoice_xml(invoice)
+    response = client_for(finance).get(f"/api/v1/invoices/{invoice.pk}/xml/")
+    assert response.status_code == 409
+    assert "does not validate" in response.json()["detail"]
+    pdf = client_for(finance).get(f"/api/v1/invoices/{invoice.pk}/pdf/")
+    assert pdf.status_code == 200
+    assert facturx.get_xml_from_pdf(pdf.content, check_xsd=False) == (False, False)
