@@ -251,21 +251,26 @@ class CreditNoteCreateSerializer(serializers.Serializer[dict[str, Any]]):
 
 class PartySerializer(serializers.Serializer[dict[str, str]]):
     """A party as a finalized invoice keeps it (docs/billing.md, "Billing identity"); a field the
-    party does not have is left out."""
+    party does not have is left out. Only ever written (nested read-only in InvoiceSerializer);
+    its fields are not marked read-only so that the schema does not call them all required."""
 
-    name = serializers.CharField(read_only=True)
-    address_line1 = serializers.CharField(read_only=True, required=False)
-    address_line2 = serializers.CharField(read_only=True, required=False)
-    postal_code = serializers.CharField(read_only=True, required=False)
-    city = serializers.CharField(read_only=True, required=False)
-    country = serializers.CharField(read_only=True, required=False, help_text="ISO 3166-1 alpha-2")
-    vat_id = serializers.CharField(read_only=True, required=False)
-    email = serializers.CharField(read_only=True, required=False)
-    tax_category = serializers.CharField(read_only=True, required=False, help_text="UNCL 5305 (buyer)")
-    tax_exemption_reason = serializers.CharField(read_only=True, required=False)
-    purchase_order = serializers.CharField(read_only=True, required=False)
-    iban = serializers.CharField(read_only=True, required=False, help_text="seller")
-    bic = serializers.CharField(read_only=True, required=False, help_text="seller")
+    name = serializers.CharField()
+    address_line1 = serializers.CharField(required=False)
+    address_line2 = serializers.CharField(required=False)
+    postal_code = serializers.CharField(required=False)
+    city = serializers.CharField(required=False)
+    country = serializers.CharField(required=False, help_text="ISO 3166-1 alpha-2")
+    vat_id = serializers.CharField(required=False)
+    email = serializers.CharField(required=False)
+    tax_category = serializers.CharField(required=False, help_text="UNCL 5305 (buyer)")
+    tax_exemption_reason = serializers.CharField(required=False)
+    purchase_order = serializers.CharField(required=False)
+    iban = serializers.CharField(required=False, help_text="seller")
+    bic = serializers.CharField(required=False, help_text="seller")
+
+    def to_representation(self, instance: dict[str, str]) -> dict[str, str] | None:  # type: ignore[override]
+        """A draft keeps no parties yet (an empty dict): null."""
+        return super().to_representation(instance) if instance else None
 
 
 class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
@@ -279,13 +284,6 @@ class InvoiceSerializer(serializers.ModelSerializer[Invoice]):
     bill_to = PartySerializer(
         read_only=True, allow_null=True, help_text="The buyer as finalized; null on a draft."
     )
-
-    def to_representation(self, instance: Invoice) -> dict[str, Any]:
-        data: dict[str, Any] = super().to_representation(instance)
-        for party in ("seller", "bill_to"):
-            if not getattr(instance, party):
-                data[party] = None
-        return data
 
     class Meta:
         model = Invoice
