@@ -349,6 +349,23 @@ def post_json(url: str, body: Any, headers: dict[str, str]) -> int:
         return int(error.code)
 
 
+# The screens every page must fit (issue 16): a laptop and a phone.
+LAPTOP = {"width": 1366, "height": 768}
+PHONE = {"width": 390, "height": 844}
+SCREENS = (LAPTOP, PHONE)
+
+
+def on_screen(page: Any, screen: dict[str, int]) -> None:
+    page.set_viewport_size(screen)
+
+
+def assert_fits(page: Any, what: object = None) -> None:
+    """Nothing on the page scrolls sideways at its viewport's width."""
+    width = page.viewport_size["width"]
+    scrolled = page.evaluate("() => document.documentElement.scrollWidth")
+    assert scrolled <= width, (what or page.url, width, scrolled)
+
+
 def screenshot(page: Any, name: str) -> Path:
     """Save a full-page screenshot as a test artifact (var/artifacts/screenshots/)."""
     path = ARTIFACTS / "screenshots" / f"{name}.png"

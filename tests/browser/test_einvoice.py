@@ -19,7 +19,7 @@ from portal.models import Customer, User
 from tests.billing_fixtures import usage
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
-from tests.integration import login, screenshot
+from tests.integration import SCREENS, assert_fits, login, on_screen, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -57,9 +57,9 @@ def test_a_customer_admin_downloads_the_e_invoice_and_the_credit_notes_documents
     assert facturx.xml_check_xsd(xml, flavor="factur-x", level="en16931")
     assert facturx.get_xml_from_pdf(pdf, check_xsd=True) == ("factur-x.xml", xml)
     assert b"<ram:TypeCode>381</ram:TypeCode>" in note_xml
-    for width, height in ((1366, 768), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
+    for screen in SCREENS:
+        on_screen(page, screen)
         documents.scroll_into_view_if_needed()
-        assert page.evaluate("document.documentElement.scrollWidth") <= width
-        screenshot(page, f"einvoice-documents-{width}")
+        assert_fits(page)
+        screenshot(page, f"einvoice-documents-{screen['width']}")
     assert errors == []

@@ -21,7 +21,7 @@ from portal.models import User
 from tests.billing_fixtures import usage
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
-from tests.integration import login, screenshot
+from tests.integration import SCREENS, assert_fits, login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -110,11 +110,11 @@ def test_live_usage_figures_read_as_the_server_wrote_them(
     live = page.eval_on_selector_all(fields, "(els) => els.map((e) => [e.dataset.field, e.textContent])")
     assert live == served
     assert ["quantity", "1.500,0\u00a0kWh"] in live
-    for viewport in ({"width": 1366, "height": 768}, {"width": 390, "height": 844}):
+    for viewport in SCREENS:
         page.set_viewport_size(viewport)
         page.reload()
         page.wait_for_selector('[data-testid="usage-chart"] .main-svg')
-        assert page.evaluate("() => document.documentElement.scrollWidth") <= viewport["width"]
+        assert_fits(page)
         screenshot(page, f"figures-contract-usage-de-{viewport['width']}")
 
 
@@ -133,11 +133,11 @@ def test_invoice_list_revenue_and_lines_fit_a_phone(
         ("/billing/invoices/", "#invoice-table", "figures-invoice-list"),
         ("/billing/revenue/", "#revenue-chart-EUR .main-svg", "figures-revenue"),
     ):
-        for viewport in ({"width": 1366, "height": 768}, {"width": 390, "height": 844}):
+        for viewport in SCREENS:
             page.set_viewport_size(viewport)
             page.goto(f"{asgi_server}{path}")
             page.wait_for_selector(ready)
-            assert page.evaluate("() => document.documentElement.scrollWidth") <= viewport["width"], path
+            assert_fits(page, path)
             screenshot(page, f"{name}-{viewport['width']}")
     page.goto(f"{asgi_server}/billing/invoices/{invoice.pk}/")
     text = page.inner_text("#lines").replace("\u00a0", " ")

@@ -16,7 +16,7 @@ from portal.models import User
 from tests.billing_fixtures import usage
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
-from tests.integration import login, screenshot
+from tests.integration import SCREENS, assert_fits, login, on_screen, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -110,13 +110,13 @@ def test_the_payment_pages_fit_a_laptop_and_a_phone(
     Invoice.objects.filter(pk=issued.pk).update(overdue_since=issued.due_date)
     login(page, asgi_server, finance.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
-    for width, height in ((1366, 768), (390, 844)):
-        page.set_viewport_size({"width": width, "height": height})
+    for screen in SCREENS:
+        on_screen(page, screen)
         for path in (f"/billing/invoices/{issued.pk}/", "/billing/overdue/"):
             page.goto(f"{asgi_server}{path}")
-            assert page.evaluate("() => document.documentElement.scrollWidth") <= width, (path, width)
+            assert_fits(page, path)
         page.goto(f"{asgi_server}/billing/overdue/")
         assert page.locator('[data-testid="overdue-row"]').count() == 1
-        screenshot(page, f"billing-overdue-{width}")
+        screenshot(page, f"billing-overdue-{screen['width']}")
     page.goto(f"{asgi_server}/billing/invoices/{issued.pk}/")
     screenshot(page, "billing-invoice-payments-390")

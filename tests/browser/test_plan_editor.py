@@ -11,14 +11,14 @@ import pytest
 from billing.models import Contract, Plan
 from portal.models import User
 from tests.factories import PASSWORD
-from tests.integration import login, screenshot
+from tests.integration import LAPTOP, PHONE, assert_fits, login, on_screen, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def fits(page: Any, width: int) -> None:
-    page.set_viewport_size({"width": width, "height": 844 if width < 500 else 768})
-    assert page.evaluate("() => document.documentElement.scrollWidth") <= width, page.url
+    on_screen(page, PHONE if width == PHONE["width"] else LAPTOP)
+    assert_fits(page)
 
 
 def test_finance_creates_a_graduated_plan_fixing_a_bad_tier(
