@@ -138,6 +138,9 @@ class Customer(models.Model):
                 errors["tax_exemption_reason"] = "Say why no VAT is charged; invoices print it."
         if self.tax_category == TaxCategory.REVERSE_CHARGE and not self.vat_id:
             errors["vat_id"] = "Reverse charge needs the customer's VAT ID."
+        if self.tax_category == TaxCategory.INTRA_COMMUNITY and not self.vat_id:
+            # EN 16931 BR-IC-02: an intra-community supply names the buyer's VAT ID.
+            errors["vat_id"] = "An intra-community supply needs the customer's VAT ID."
         if errors:
             raise ValidationError(errors)
 

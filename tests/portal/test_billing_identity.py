@@ -212,6 +212,21 @@ def test_an_invalid_vat_id_answers_400_with_a_field_error(operator: User, custom
     assert Customer.objects.get(pk=customer_a.pk).legal_name == ""
 
 
+@pytest.mark.parametrize(("category", "reason"), [("AE", "Reverse charge"), ("K", "Intra-community supply")])
+def test_reverse_charge_and_intra_community_supply_need_the_buyers_vat_id(
+    operator: User, customer_a: Customer, category: str, reason: str
+) -> None:
+    body = {"tax_category": category, "tax_rate": "0", "tax_exemption_reason": reason, "vat_id": ""}
+    refused = client_for(operator).patch(f"/api/v1/customers/{customer_a.pk}/", body, JSON)
+    assert refused.status_code == 400
+    assert [e["field"] for e in refused.json()["errors"]] == ["vat_id"]
+    accepted = client_for(operator).patch(
+        f"/api/v1/customers/{customer_a.pk}/", {**body, "vat_id": "FR40303265045"}, JSON
+    )
+    assert accepted.status_code == 200
+    assert Customer.objects.get(pk=customer_a.pk).tax_category == category
+
+
 @pytest.mark.parametrize("who", ["support", "admin_a", "viewer_a"])
 def test_other_roles_may_not_patch_a_customer(
     who: str, request: pytest.FixtureRequest, customer_a: Customer
