@@ -12,17 +12,22 @@ from fleet.models import (
     Alarm,
     AlarmRule,
     Asset,
+    AssetHealth,
     AssetModel,
     AssetStatusChange,
+    AssetThreshold,
     Device,
     DeviceCredential,
     FailedBatch,
+    HealthRule,
     Heartbeat,
     HourlyUsage,
     ImplausibleReading,
     IngestInbox,
+    MaintenanceWindow,
     MetricDefinition,
     Site,
+    StatusExclusion,
     TelemetryRollup,
 )
 from portal.admin_base import ReadOnlyAdmin
@@ -170,3 +175,33 @@ class TelemetryRollupAdmin(ReadOnlyAdmin):
     list_display = ["asset", "metric", "resolution", "bucket", "count", "minimum", "maximum", "customer"]
     list_filter = ["resolution", "metric", "customer"]
     show_full_result_count = False
+
+
+@admin.register(HealthRule)
+class HealthRuleAdmin(admin.ModelAdmin[HealthRule]):
+    list_display = ["name", "asset_model", "metric", "kind", "limit", "horizon_hours", "is_active"]
+    list_filter = ["kind", "asset_model"]
+
+
+@admin.register(AssetHealth)
+class AssetHealthAdmin(ReadOnlyAdmin):
+    list_display = ["asset", "customer", "score", "risk", "evaluated_at"]
+
+
+@admin.register(AssetThreshold)
+class AssetThresholdAdmin(ReadOnlyAdmin):
+    """Look only: customers set these on the asset page, within the model's limits (audited)."""
+
+    list_display = ["asset", "rule", "threshold", "set_by", "updated_at"]
+
+
+@admin.register(MaintenanceWindow)
+class MaintenanceWindowAdmin(ReadOnlyAdmin):
+    """Look only: windows are planned on the portal's pages and the API (customers are told)."""
+
+    list_display = ["title", "customer", "starts_at", "ends_at", "status", "is_emergency"]
+
+
+@admin.register(StatusExclusion)
+class StatusExclusionAdmin(ReadOnlyAdmin):
+    list_display = ["asset", "customer", "starts_at", "ends_at", "cause", "reason"]

@@ -87,6 +87,12 @@ class Ticket(TenantOwned):
     )
     # Alarm tickets: "rule:<id>" / "offline" / "device_fault" — one unresolved ticket per asset and key.
     alarm_key = models.CharField(max_length=64, blank=True)
+    # A proactive (prediction) ticket proposes a maintenance window; support plans it from here.
+    maintenance_window = models.ForeignKey(
+        "fleet.MaintenanceWindow", null=True, blank=True, on_delete=models.SET_NULL, related_name="tickets"
+    )
+    # Seconds the SLA clocks stood still because the ticket's asset was in a maintenance window.
+    maintenance_paused_seconds = models.PositiveIntegerField(default=0)
     assignee = models.ForeignKey(
         "portal.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="assigned_tickets"
     )

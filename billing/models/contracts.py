@@ -17,6 +17,11 @@ from portal.priority import PRIORITIES
 from portal.tenancy import TenantOwned
 
 
+def default_down_states() -> list[str]:
+    """Offline always counts as down; a fault does by default; degraded (warning) only if agreed."""
+    return ["offline", "fault"]
+
+
 class ContractStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     ACTIVE = "active", "Active"
@@ -43,6 +48,23 @@ class Contract(TenantOwned):
     resolution_minutes = models.JSONField(default=dict, blank=True)
     uptime_target = models.DecimalField(max_digits=6, decimal_places=3, null=True, blank=True)
     service_credits = models.JSONField(default=list, blank=True)
+    # Availability terms (docs/availability.md): which statuses count as down (offline always),
+    # and what time is left out of the measured time.
+    down_states = models.JSONField(
+        default=default_down_states,
+        blank=True,
+        help_text='Statuses that count as down, e.g. ["offline", "fault"].',
+    )
+    exclude_maintenance = models.BooleanField(
+        default=True, help_text="Maintenance windows are left out of availability."
+    )
+    exclude_customer_stops = models.BooleanField(
+        default=False,
+        help_text="Stops support marked as caused by the customer are left out of availability.",
+    )
+    meter_maintenance = models.BooleanField(
+        default=True, help_text="Usage inside maintenance windows is billed (off: left out of metering)."
+    )
     purchase_order = models.CharField(
         max_length=60, blank=True, help_text="The customer's order reference, printed on its invoices."
     )

@@ -1,5 +1,5 @@
 """The fleet: sites, the asset catalogue and its metrics, assets, devices, heartbeats, usage,
-alarms (one module each for assets, readings and alarms; import them from here).
+alarms, maintenance windows, health (one module each; import them from here).
 
 Tenant-owned rows carry `customer` (children too) so every query and index can lead with it.
 The asset catalogue (`AssetModel`, `MetricDefinition`) is the provider's and shared.
@@ -25,6 +25,14 @@ from fleet.models.assets import (
     Site,
     credential_valid_at,
 )
+from fleet.models.health import AssetHealth, AssetThreshold, HealthRule, HealthRuleKind, RiskLevel
+from fleet.models.maintenance import (
+    MaintenanceWindow,
+    Recurrence,
+    StatusExclusion,
+    StopCause,
+    WindowStatus,
+)
 from fleet.models.readings import (
     AssetStatusChange,
     FailedBatch,
@@ -44,23 +52,33 @@ __all__ = [
     "AlarmRule",
     "AlarmState",
     "Asset",
+    "AssetHealth",
     "AssetModel",
     "AssetStatus",
     "AssetStatusChange",
+    "AssetThreshold",
     "Comparison",
     "Device",
     "DeviceCredential",
     "FailedBatch",
+    "HealthRule",
+    "HealthRuleKind",
     "Heartbeat",
     "HeartbeatStatus",
     "HourlyUsage",
     "ImplausibleReading",
     "IngestInbox",
+    "MaintenanceWindow",
     "MetricDefinition",
     "MetricKind",
+    "Recurrence",
     "Resolution",
+    "RiskLevel",
     "Severity",
     "Site",
+    "StatusExclusion",
+    "StopCause",
     "TelemetryRollup",
+    "WindowStatus",
     "credential_valid_at",
 ]

@@ -67,6 +67,8 @@ class AlarmKind(models.TextChoices):
     DEVICE_FAULT = "device_fault", "Device fault"
     OFFLINE = "offline", "Offline"
     DATA_QUALITY = "data_quality", "Data quality"
+    PREDICTION = "prediction", "Prediction"  # a health rule's trend: a limit crossed ahead
+    ANOMALY = "anomaly", "Anomaly"  # a health rule's anomaly: unlike the asset's own normal
 
 
 class AlarmState(models.TextChoices):
@@ -93,6 +95,13 @@ class Alarm(TenantOwned):
     state = models.CharField(max_length=20, choices=AlarmState.choices, default=AlarmState.RAISED)
     message = models.CharField(max_length=300)
     value = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    # Predictions: the health rule behind it and when the limit is expected to be crossed.
+    health_rule = models.ForeignKey(
+        "fleet.HealthRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="alarms"
+    )
+    expected_at = models.DateTimeField(null=True, blank=True)
+    # Raised inside a maintenance window: recorded, but no ticket and no notification.
+    in_maintenance = models.BooleanField(default=False)
     raised_at = models.DateTimeField()
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     acknowledged_by = models.ForeignKey(

@@ -106,6 +106,31 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         detail_urls=["/api/v1/assets/{row.asset_id}/heartbeats/"],
         list_urls=["/api/v1/assets/"],
     ),
+    # Issue 15's tables: their pages and endpoints add their URLs here as they come.
+    apps.get_model("fleet", "MaintenanceWindow"): Case(
+        make=lambda c: _window(c),
+        detail_urls=[],
+        list_urls=[],
+        seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
+    ),
+    apps.get_model("fleet", "StatusExclusion"): Case(
+        make=lambda c: _status_exclusion(c),
+        detail_urls=[],
+        list_urls=[],
+        seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
+    ),
+    apps.get_model("fleet", "AssetHealth"): Case(
+        make=lambda c: _asset_health(c),
+        detail_urls=[],
+        list_urls=[],
+        seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
+    ),
+    apps.get_model("fleet", "AssetThreshold"): Case(
+        make=lambda c: _asset_threshold(c),
+        detail_urls=[],
+        list_urls=[],
+        seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
+    ),
     apps.get_model("fleet", "Alarm"): Case(
         make=lambda c: _alarm(c),
         detail_urls=["/api/v1/alarms/{pk}/"],
@@ -356,6 +381,56 @@ def _payment(customer: Customer) -> models.Model:
         amount=Decimal("1.00"), currency=invoice.currency, method="bank_transfer",
         reference=f"Transfer from {customer.name}",
     )  # fmt: skip
+
+
+def _window(customer: Customer) -> models.Model:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from fleet.models import MaintenanceWindow
+
+    start = timezone.now() + timedelta(days=2)
+    return MaintenanceWindow.objects.create(
+        customer=customer, title=f"Service visit at {customer.name}", starts_at=start,
+        ends_at=start + timedelta(hours=4),
+    )  # fmt: skip
+
+
+def _status_exclusion(customer: Customer) -> models.Model:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from fleet.models import StatusExclusion
+
+    asset = AssetFactory(site__customer=customer)
+    end = timezone.now() - timedelta(days=1)
+    return StatusExclusion.objects.create(
+        customer=customer, asset=asset, starts_at=end - timedelta(hours=3), ends_at=end,
+        reason=f"{customer.name} switched the machine off for a plant holiday",
+    )  # fmt: skip
+
+
+def _asset_health(customer: Customer) -> models.Model:
+    from django.utils import timezone
+
+    from fleet.models import AssetHealth
+
+    asset = AssetFactory(site__customer=customer)
+    return AssetHealth.objects.create(customer=customer, asset=asset, score=42, evaluated_at=timezone.now())
+
+
+def _asset_threshold(customer: Customer) -> models.Model:
+    from decimal import Decimal
+
+    from fleet.models import AlarmRule, AssetThreshold
+
+    asset = AssetFactory(site__customer=customer)
+    rule = AlarmRule.objects.create(
+        asset_model=asset.model, name="Too hot", metric="temp_c", comparison="gt", threshold=Decimal("90"),
+    )  # fmt: skip
+    return AssetThreshold.objects.create(customer=customer, asset=asset, rule=rule, threshold=Decimal("85"))
 
 
 def _alarm(customer: Customer) -> models.Model:
