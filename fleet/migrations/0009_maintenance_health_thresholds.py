@@ -99,7 +99,7 @@ class Migration(migrations.Migration):
                 ('recurrence', models.CharField(blank=True, choices=[('', 'Once'), ('daily', 'Every day'), ('weekly', 'Every week'), ('monthly', 'Every month')], default='', max_length=10)),
                 ('recurs_until', models.DateField(blank=True, null=True)),
                 ('is_emergency', models.BooleanField(default=False, help_text='Opened at once, not planned ahead.')),
-                ('status', models.CharField(choices=[('planned', 'Planned'), ('cancelled', 'Cancelled')], default='planned', max_length=10)),
+                ('status', models.CharField(choices=[('proposed', 'Proposed'), ('planned', 'Planned'), ('cancelled', 'Cancelled')], default='planned', max_length=10)),
                 ('closed_early_at', models.DateTimeField(blank=True, null=True)),
                 ('cancelled_at', models.DateTimeField(blank=True, null=True)),
                 ('created_at', models.DateTimeField(auto_now_add=True)),

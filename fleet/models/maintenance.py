@@ -13,6 +13,7 @@ from portal.tenancy import TenantOwned
 
 
 class WindowStatus(models.TextChoices):
+    PROPOSED = "proposed", "Proposed"  # suggested by a prediction's ticket; not in effect yet
     PLANNED = "planned", "Planned"
     CANCELLED = "cancelled", "Cancelled"
 

@@ -1,0 +1,111 @@
+"""When assets are in maintenance: the one reading of maintenance windows that availability,
+alarms, SLA clocks, metering and health evaluation all share (docs/availability.md).
+
+    intervals = windows_for_assets([asset.pk], period.start, period.end)
+    intervals[asset.pk]            # [(start, end), ...] merged, clipped to the range
+    in_maintenance(asset.pk, now)  # True inside a window
+
+A window is in effect when it is `planned` (a `proposed` one — what a prediction's ticket
+suggests — and a `cancelled` one are not). It covers its listed assets, else every asset of
+its site, else every asset of its customer. A recurring window repeats its span in the
+customer's time zone (so a weekly Monday 06:00–10:00 visit stays at 06:00 local across a
+daylight-saving change) until `recurs_until` (inclusive, a local date). `closed_early_at`
+ends the occurrence it falls in.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dateutil.relativedelta import relativedelta
+from django.db.models import Q
+
+from fleet.models import Asset, MaintenanceWindow, Recurrence, WindowStatus
+
+Interval = tuple[datetime, datetime]
+
+STEPS: dict[str, relativedelta] = {
+    Recurrence.DAILY: relativedelta(days=1),
+    Recurrence.WEEKLY: relativedelta(weeks=1),
+    Recurrence.MONTHLY: relativedelta(months=1),
+}
+
+
+def occurrences(
+    window: MaintenanceWindow, start: datetime, end: datetime, zone: str = "UTC"
+) -> Iterator[Interval]:
+    """The spans of `window` that overlap [start, end), in time order, unclipped."""
+    if window.status != WindowStatus.PLANNED:
+        return
+    step = STEPS.get(window.recurrence)
+    local_start = window.starts_at.astimezone(ZoneInfo(zone))
+    length = window.ends_at - window.starts_at
+    index = 0
+    while True:
+        # Wall-clock arithmetic in the customer's zone: 06:00 local stays 06:00 local.
+        local = local_start + step * index if step is not None else local_start
+        if step is not None and window.recurs_until is not None and local.date() > window.recurs_until:
+            return
+        began = local.astimezone(UTC)
+        ended = began + length
+        if window.closed_early_at is not None and began <= window.closed_early_at < ended:
+            ended = window.closed_early_at
+        if began >= end:
+            return
+        if ended > start and ended > began:
+            yield began, ended
+        if step is None:
+            return
+        index += 1
+
+
+def _merge(spans: Iterable[Interval]) -> list[Interval]:
+    merged: list[Interval] = []
+    for began, ended in sorted(spans):
+        if merged and began <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], ended))
+        else:
+            merged.append((began, ended))
+    return merged
+
+
+def windows_for_assets(asset_ids: Iterable[Any], start: datetime, end: datetime) -> dict[Any, list[Interval]]:
+    """{asset id: merged maintenance intervals within [start, end)} for every given asset (an
+    asset in no window maps to [])."""
+    ids = list(asset_ids)
+    assets = list(
+        Asset.objects.filter(pk__in=ids).values_list("pk", "customer_id", "site_id", "customer__time_zone")
+    )
+    customers = {customer for _, customer, _, _ in assets}
+    windows = list(
+        MaintenanceWindow.objects.filter(customer_id__in=customers, status=WindowStatus.PLANNED)
+        .filter(starts_at__lt=end)
+        .filter(Q(ends_at__gt=start) | ~Q(recurrence=Recurrence.NONE))
+        .prefetch_related("assets")
+    )
+    zones = {customer: zone for _, customer, _, zone in assets}
+    spans: dict[Any, list[Interval]] = defaultdict(list)
+    for window in windows:
+        listed = {a.pk for a in window.assets.all()}
+        covered = [
+            pk
+            for pk, customer, site, _ in assets
+            if customer == window.customer_id
+            and (pk in listed if listed else (window.site_id is None or site == window.site_id))
+        ]
+        if not covered:
+            continue
+        for began, ended in occurrences(window, start, end, zones.get(window.customer_id) or "UTC"):
+            clipped = (max(began, start), min(ended, end))
+            for pk in covered:
+                spans[pk].append(clipped)
+    return {pk: _merge(spans.get(pk, ())) for pk in ids}
+
+
+def in_maintenance(asset_id: Any, at: datetime) -> bool:
+    """Is the asset inside a maintenance window at `at`?"""
+    return bool(windows_for_assets([asset_id], at, at + timedelta(microseconds=1))[asset_id])
