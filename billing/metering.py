@@ -1,11 +1,12 @@
-"""Metering: what a contract used in a period, and how available its assets were.
+"""Metering: what a contract used in a period.
 
 Periods are calendar months in the customer's time zone. Usage is the sum of the hourly usage
 of the contract's covered assets inside the period, only for the hours each asset was covered
-(an hour belongs to the period its start falls in). Uptime is measured from the assets' status
-history: the share of covered time an asset was not `offline`.
+(an hour belongs to the period its start falls in). A contract with `meter_maintenance` off
+leaves out the hours whose start lies inside a maintenance window (docs/availability.md,
+"Metering and maintenance"). Availability is billing.availability.
 
-Both are computed for many contracts at once by the database (sums, not rows in Python), so an
+Usage is computed for many contracts at once by the database (sums, not rows in Python), so an
 invoice run over ten thousand contracts holds a chunk's totals in memory, never usage rows.
 """
 
@@ -17,14 +18,15 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from decimal import ROUND_DOWN, Decimal
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import F, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
 from billing.models import Contract, ContractAsset
-from fleet.models import Asset, AssetStatus, AssetStatusChange, HourlyUsage
+from fleet.maintenance import windows_for_assets
+from fleet.models import HourlyUsage
 from portal.validation import FIRST_YEAR, LAST_YEAR
 
 PERIOD_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
@@ -103,12 +105,39 @@ def covered_hours(contract_ids: Iterable[object], period: Period) -> QuerySet[Ho
     PostgreSQL the sums read the covering index `usage_asset_hour_covering` (billing migration
     0002) only: (asset_id, hour) with metric and quantity, no heap fetch per usage row.
     """
+    ids = list(contract_ids)
     return HourlyUsage.objects.filter(
         Q(asset__coverages__covered_until__isnull=True) | Q(hour__lt=F("asset__coverages__covered_until")),
-        asset__coverages__contract_id__in=list(contract_ids),
+        _unmetered_maintenance(ids, period),
+        asset__coverages__contract_id__in=ids,
         hour__gte=F("asset__coverages__covered_from"),
         hour__range=(period.start, period.end - timedelta(microseconds=1)),
     )
+
+
+def _unmetered_maintenance(contract_ids: list[object], period: Period) -> Q:
+    """A condition leaving out the hours inside maintenance windows of contracts that do not
+    meter maintenance: an hour is left out when its start lies in a window (hour granularity,
+    docs/availability.md). Empty (matches all) when no such contract has a window."""
+    coverages = list(
+        ContractAsset.objects.filter(
+            contract_id__in=contract_ids, contract__meter_maintenance=False, covered_from__lt=period.end
+        )
+        .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=period.start))
+        .values_list("asset_id", "covered_from", "covered_until")
+    )
+    if not coverages:
+        return Q()
+    windows = windows_for_assets({a for a, _, _ in coverages}, period.start, period.end)
+    left_out = Q()
+    for asset_id, covered_from, covered_until in coverages:
+        for began, ended in windows.get(asset_id, ()):
+            # Clipped to this coverage, so another contract covering the asset at another time
+            # (and metering maintenance) keeps its hours.
+            began, ended = max(began, covered_from), min(ended, covered_until or ended)
+            if ended > began:
+                left_out |= Q(asset_id=asset_id, hour__gte=began, hour__lt=ended)
+    return ~left_out if left_out else Q()
 
 
 def quantities(contract_ids: Iterable[object], period: Period) -> dict[str, dict[str, Decimal]]:
@@ -148,68 +177,3 @@ def hourly_rows(contract: Contract, period: Period, metric: str) -> QuerySet[Hou
         .select_related("asset")
         .order_by("hour", "asset__serial_number")
     )
-
-
-def uptime(contract_ids: Iterable[object], period: Period, *, now: datetime) -> dict[str, Decimal | None]:
-    """{contract id: uptime %} over the covered time of the period up to `now`.
-
-    None when nothing was covered yet. Truncated (not rounded) to four decimals, so rounding
-    never lifts a measured uptime over a credit threshold.
-    """
-    until = min(period.end, now)
-    coverages = list(
-        ContractAsset.objects.filter(contract_id__in=list(contract_ids), covered_from__lt=until)
-        .filter(Q(covered_until__isnull=True) | Q(covered_until__gt=period.start))
-        .values_list("contract_id", "asset_id", "covered_from", "covered_until")
-    )
-    asset_ids = {asset_id for _, asset_id, _, _ in coverages}
-    # The status each asset had when the period started, then every change inside it.
-    at_start = dict(
-        Asset.objects.filter(pk__in=asset_ids)
-        .annotate(
-            status_at_start=Subquery(
-                AssetStatusChange.objects.filter(asset_id=OuterRef("pk"), at__lt=period.start)
-                .order_by("-at")
-                .values("status")[:1]
-            )
-        )
-        .values_list("pk", "status_at_start")
-    )
-    offline: dict[object, list[tuple[datetime, datetime]]] = defaultdict(list)
-    opened: dict[object, datetime | None] = {
-        a: (period.start if at_start.get(a) == AssetStatus.OFFLINE else None) for a in asset_ids
-    }
-    changes = (
-        AssetStatusChange.objects.filter(asset_id__in=asset_ids, at__gte=period.start, at__lt=until)
-        .order_by("asset_id", "at")
-        .values_list("asset_id", "status", "at")
-    )
-    for asset_id, status, at in changes.iterator(chunk_size=5000):
-        began = opened.get(asset_id)
-        if status == AssetStatus.OFFLINE and began is None:
-            opened[asset_id] = at
-        elif status != AssetStatus.OFFLINE and began is not None:
-            offline[asset_id].append((began, at))
-            opened[asset_id] = None
-    for still_offline, began in opened.items():
-        if began is not None:
-            offline[still_offline].append((began, until))
-
-    covered: dict[str, float] = defaultdict(float)
-    down: dict[str, float] = defaultdict(float)
-    for contract_id, asset_id, covered_from, covered_until in coverages:
-        window_start = max(covered_from, period.start)
-        window_end = min(covered_until or until, until)
-        if window_end <= window_start:
-            continue
-        key = str(contract_id)
-        covered[key] += (window_end - window_start).total_seconds()
-        for began, ended in offline.get(asset_id, ()):
-            overlap = (min(ended, window_end) - max(began, window_start)).total_seconds()
-            down[key] += max(overlap, 0.0)
-    result: dict[str, Decimal | None] = {str(c): None for c in contract_ids}
-    for key, seconds in covered.items():
-        # Whole seconds as integers: the percentage is exact Decimal arithmetic from here on.
-        total, lost = Decimal(int(seconds)), Decimal(int(down[key]))
-        result[key] = (100 * (total - lost) / total).quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
-    return result

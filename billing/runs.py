@@ -5,7 +5,8 @@
 
 Contracts are billed in chunks, each chunk in one transaction:
 
-1. meter the chunk (usage sums and uptime by the database, grouped by customer time zone);
+1. meter the chunk (usage sums by the database, availability from the status history —
+   docs/availability.md —, grouped by customer time zone);
 2. re-meter earlier finalized periods of those contracts for late usage;
 3. insert the missing invoices with ON CONFLICT DO NOTHING — the partial unique index
    `one_live_invoice_per_contract_period` lets exactly one live invoice exist per contract and
@@ -32,7 +33,7 @@ from django.db import OperationalError, connection, transaction
 from django.db.models import Field, Q
 from django.utils import timezone
 
-from billing import metering
+from billing import availability, metering
 from billing.metering import Period
 from billing.models import (
     BILLABLE_CONTRACT_STATUSES,
@@ -234,7 +235,7 @@ def compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> li
         period = metering.period_of(period_label, zone)
         zone_ids = [c.pk for c in contracts]
         used = metering.quantities(zone_ids, period)
-        uptime = metering.uptime(zone_ids, period, now=now)
+        uptime = availability.percentages(contracts, period, now=now)  # docs/availability.md
         # Current quantities of earlier periods with a billed invoice, one query per period.
         recheck: dict[str, list[Any]] = defaultdict(list)
         for contract in contracts:

@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 from django.db.models import QuerySet
 
-from billing import metering
+from billing import availability, metering
 from billing.models import Contract, CreditNote, Invoice, InvoiceStatus, Plan
 from billing.money import ZERO, money_context
 from billing.rating import LineKind, rate_period, totals
@@ -122,7 +122,9 @@ def contract_usage(contract: Contract, period_label: str, *, now: datetime) -> C
     days = metering.active_days(contract, period)
     used = metering.quantities([contract.pk], period).get(str(contract.pk), {})
     uptime = (
-        metering.uptime([contract.pk], period, now=now).get(str(contract.pk)) if now > period.start else None
+        availability.percentages([contract], period, now=now)[str(contract.pk)]
+        if now > period.start
+        else None
     )
     with money_context():
         total_seconds = Decimal(int((period.end - period.start).total_seconds()))

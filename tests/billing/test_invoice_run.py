@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from django.db import close_old_connections
 
-from billing import metering, services
+from billing import availability, metering, services
 from billing.models import Contract, Invoice, InvoiceLine, InvoiceRun, InvoiceStatus, Plan
 from billing.runs import bill_period, invoice_run_execute, invoice_run_start
 from portal.models import AuditEntry, Customer, OutboxMessage, User
@@ -220,7 +220,7 @@ def test_uptime_is_measured_only_until_now_for_the_running_month(
     status_change(fleet_a.asset, "offline", datetime(2026, 10, 10, 0, tzinfo=UTC))
     # Offline from the 10th until "now" on the 11th: one of ten and a bit days.
     now = datetime(2026, 10, 11, 0, tzinfo=UTC)
-    result = metering.uptime([contract_a.pk], metering.period_of("2026-10", "Europe/Berlin"), now=now)
+    result = availability.percentages([contract_a], metering.period_of("2026-10", "Europe/Berlin"), now=now)
     covered_hours = Decimal((now - datetime(2026, 9, 30, 22, tzinfo=UTC)).total_seconds() / 3600)
     assert result[str(contract_a.pk)] == (100 * (covered_hours - 24) / covered_hours).quantize(
         Decimal("0.0001"), rounding="ROUND_DOWN"
