@@ -28,6 +28,7 @@ from billing.models import (
     InvoiceStatus,
     Plan,
 )
+from billing.models.contracts import default_down_states
 from billing.money import ZERO, as_decimal, money_context, round_money
 from billing.payments import invoice_settle
 from billing.plans import plan_create as plan_create  # the plan writes live in billing.plans
@@ -103,7 +104,12 @@ def contract_create(
     uptime_target: Decimal | None = None,
     service_credits: list[dict[str, str]] | None = None,
     purchase_order: str = "",
+    down_states: list[str] | None = None,
+    exclude_maintenance: bool = True,
+    exclude_customer_stops: bool = False,
+    meter_maintenance: bool = True,
 ) -> Contract:
+    """A contract; the availability terms default to docs/availability.md's defaults."""
     if plan.currency != customer.currency:
         raise ValidationError(
             {"plan": f"The plan bills in {plan.currency}; {customer.name} pays in {customer.currency}."}
@@ -120,6 +126,10 @@ def contract_create(
         uptime_target=uptime_target,
         service_credits=service_credits or [],
         purchase_order=purchase_order.strip(),
+        down_states=down_states if down_states is not None else default_down_states(),
+        exclude_maintenance=exclude_maintenance,
+        exclude_customer_stops=exclude_customer_stops,
+        meter_maintenance=meter_maintenance,
     )
     contract.full_clean()
     contract.save()
