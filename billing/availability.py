@@ -26,9 +26,9 @@ from typing import Any
 
 from django.db.models import OuterRef, Q, Subquery
 
-from billing.metering import Period
+from billing.metering import Period, active_days
 from billing.models import Contract, ContractAsset
-from billing.rating import credit_percent
+from billing.rating import LineKind, credit_percent, rate_period
 from fleet.maintenance import occurrences, windows_for_assets
 from fleet.models import (
     Asset,
@@ -101,6 +101,11 @@ def status_spans(
     return spans
 
 
+def minutes(span: timedelta) -> int:
+    """Whole minutes, rounded down: how the page and the PDF show a span."""
+    return int(span.total_seconds() // 60)
+
+
 def percent(
     covered: timedelta, excluded: timedelta, down: timedelta, down_excluded: timedelta
 ) -> Decimal | None:
@@ -133,6 +138,14 @@ class DownInterval:
     def counted(self) -> timedelta:
         return self.duration - self.excluded
 
+    @property
+    def duration_minutes(self) -> int:
+        return minutes(self.duration)
+
+    @property
+    def excluded_minutes(self) -> int:
+        return minutes(self.excluded)
+
 
 @dataclass
 class Exclusion:
@@ -147,6 +160,10 @@ class Exclusion:
     @property
     def duration(self) -> timedelta:
         return self.end - self.start
+
+    @property
+    def duration_minutes(self) -> int:
+        return minutes(self.duration)
 
 
 @dataclass
@@ -181,6 +198,40 @@ class Statement:
     @property
     def credit_percent(self) -> Decimal:
         return credit_percent(self.availability, self.target, self.contract.credit_schedule())
+
+    @property
+    def currency(self) -> str:
+        return str(self.contract.plan.currency)
+
+    @property
+    def credit_amount(self) -> Decimal:
+        """The service credit line the invoice run writes (≤ 0), from the same rating code."""
+        days = active_days(self.contract, self.period)
+        if not days:
+            return Decimal("0")
+        lines = rate_period(
+            self.contract.pricing(), {}, active_days=days, days_in_period=self.period.days,
+            uptime=self.availability, uptime_target=self.target,
+            credit_schedule=self.contract.credit_schedule(),
+        )  # fmt: skip
+        return sum((x.amount for x in lines if x.kind == LineKind.SERVICE_CREDIT), Decimal("0"))
+
+    # Minutes for the page's `minutes` filter (the figures themselves count whole seconds).
+    @property
+    def covered_minutes(self) -> int:
+        return minutes(self.covered)
+
+    @property
+    def excluded_minutes(self) -> int:
+        return minutes(self.excluded)
+
+    @property
+    def down_minutes(self) -> int:
+        return minutes(self.down)
+
+    @property
+    def down_counted_minutes(self) -> int:
+        return minutes(self.down_counted)
 
 
 def _window_titles(

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from billing import views
+from billing.views import availability as availability_views
 from billing.views import overrides as override_views
 from billing.views import plans as plan_views
 
@@ -29,4 +30,14 @@ urlpatterns = [
         name="contract_override_remove",
     ),
     path("billing/revenue/", views.revenue, name="revenue"),
+    path(
+        "billing/contracts/<uuid:pk>/availability/",
+        availability_views.availability_statement,
+        name="contract_availability",
+    ),
+    path(
+        "billing/contracts/<uuid:pk>/availability/pdf/",
+        availability_views.availability_statement_pdf,
+        name="contract_availability_pdf",
+    ),
 ]

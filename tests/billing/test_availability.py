@@ -3,8 +3,11 @@ recomputation from the raw status history, and what the invoice run credits from
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
+
+from pypdf import PdfReader
 
 from billing import availability, metering
 from billing.models import Contract, Invoice, Plan
@@ -13,6 +16,7 @@ from fleet.exclusions import exclusion_mark
 from fleet.models import AssetStatusChange, MaintenanceWindow
 from portal.models import Customer, User
 from tests.billing_fixtures import contract_for, status_change, usage
+from tests.conftest import client_for
 from tests.fleet_fixtures import Installed
 
 AFTER_OCTOBER = datetime(2026, 11, 5, tzinfo=UTC)
@@ -95,6 +99,7 @@ def test_a_month_with_a_fault_a_window_and_a_customer_stop_credits_what_the_hist
     statement = availability.statement(contract, OCTOBER, now=AFTER_OCTOBER)
     assert statement.availability == expected
     assert statement.credit_percent == Decimal("10")
+    assert statement.credit_amount == invoice.lines.get(kind="service_credit").amount
     assert [(i.status, i.start, i.end, i.excluded) for i in statement.intervals] == [
         ("fault", at(5, 10), at(5, 16), timedelta(0)),
         ("offline", at(12, 6), at(12, 10), timedelta(hours=3)),
@@ -209,3 +214,34 @@ def test_nothing_measurable_gives_no_availability_and_no_credit(
 
     assert statement.availability is None
     assert statement.credit_percent == Decimal("0")
+
+
+def test_the_statement_page_and_pdf_show_every_interval_in_the_customers_zone(
+    customer_a: Customer, plan: Plan, fleet_a: Installed, support: User, viewer_a: User
+) -> None:
+    contract = contract_for(customer_a, plan, fleet_a.asset, date(2026, 1, 1), exclude_customer_stops=True)
+    spans = month_with_everything(fleet_a)
+    exclusion_mark(
+        actor=support, asset=fleet_a.asset, starts_at=spans["stop"][0], ends_at=spans["stop"][1],
+        reason="Plant holiday",
+    )  # fmt: skip
+    client = client_for(viewer_a)
+    url = f"/billing/contracts/{contract.pk}/availability/?period=2026-10"
+
+    page = client.get(url)
+    pdf = client.get(f"/billing/contracts/{contract.pk}/availability/pdf/?period=2026-10")
+
+    assert page.status_code == 200
+    html = page.content.decode()
+    # Berlin is UTC+2 until 25 October: the fault 10:00–16:00 UTC reads 12:00–18:00.
+    for text in ("2026-10-05 12:00", "2026-10-05 18:00", "Compressor overhaul", "Plant holiday"):
+        assert text in html
+    assert pdf.status_code == 200
+    assert pdf["Content-Type"] == "application/pdf"
+    text = " ".join(sheet.extract_text() for sheet in PdfReader(io.BytesIO(pdf.content)).pages)
+    for expected in (
+        "2026-10-05 12:00", "2026-10-05 18:00", "2026-10-12 08:00", "2026-10-20 02:00", "fault", "offline",
+        "Compressor overhaul", "Plant holiday", "Europe/Berlin", "99.5",
+    ):  # fmt: skip
+        assert expected in text, expected
+    assert "98.9145" in text.replace(",", ".")  # customer A's locale may write a decimal comma
