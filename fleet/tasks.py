@@ -9,8 +9,11 @@ from django.conf import settings
 from django.utils import timezone
 
 from fleet import alarms, telemetry
+from fleet.health import tasks as health_tasks
 from fleet.ingest import worker
 from fleet.models import IngestInbox
+
+__all__ = ["health_tasks"]  # fleet.health_sweep and fleet.health_evaluate, found by autodiscovery
 
 
 @shared_task(name="fleet.ingest_drain")

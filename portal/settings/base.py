@@ -300,6 +300,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
+HEALTH_EVAL_INTERVAL_SECONDS = int(os.environ.get("HEALTH_EVAL_INTERVAL_SECONDS", "900"))
+HEALTH_BATCH_SIZE = int(os.environ.get("HEALTH_BATCH_SIZE", "500"))
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "audit-prune": {"task": "portal.audit_prune", "schedule": timedelta(hours=24).total_seconds()},
     "ingest-sweep": {"task": "fleet.ingest_sweep", "schedule": 5.0},
@@ -315,6 +317,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "billing-overdue-sweep": {"task": "billing.overdue_sweep", "schedule": crontab(minute=15)},
     "ticket-sla-sweep": {"task": "support.sla_sweep", "schedule": 60.0},
     "ticket-auto-close": {"task": "support.auto_close", "schedule": 3600.0},
+    # Health rules (docs/health.md): batches of HEALTH_BATCH_SIZE assets, one task each.
+    "health-sweep": {"task": "fleet.health_sweep", "schedule": float(HEALTH_EVAL_INTERVAL_SECONDS)},
 }
 CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))

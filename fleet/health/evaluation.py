@@ -1,0 +1,392 @@
+"""Evaluating health rules over the stored rollups: `evaluate(asset_ids, now)` (docs/health.md).
+
+Per batch of assets: one query for the assets, one for their models' rules, one per rollup
+resolution the rules read (hour by default; never raw heartbeats), one for their active health
+alarms, one for their maintenance windows, one upsert of `AssetHealth`; queries beyond that
+only where an alarm is raised, moved or cleared. The numerics are scipy's (fleet/health/rules.py).
+
+Idempotent: evaluating the same data twice raises nothing new (one active alarm per asset and
+key, a database constraint), and safe to run concurrently for overlapping assets.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.db import connection, transaction
+from django.utils import timezone
+
+from fleet.alarms import alarm_clear_key, alarm_raise
+from fleet.health import rules as core
+from fleet.maintenance import windows_for_assets
+from fleet.models import (
+    ACTIVE_ALARM_STATES,
+    Alarm,
+    AlarmKind,
+    Asset,
+    AssetHealth,
+    HealthRule,
+    HealthRuleKind,
+    MetricDefinition,
+    Resolution,
+    TelemetryRollup,
+)
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "health:"
+# A raised prediction clears only once no crossing is confidently due within this many
+# horizons, and an anomaly once its z-score is below this share of the sensitivity: without
+# the gap, a value at the edge would raise and clear on alternate rounds.
+CLEAR_HORIZON_FACTOR = 1.5
+CLEAR_SENSITIVITY_SHARE = 0.75
+# expected_at is rewritten (with its message) when it moved by more than this share of the
+# time left, and at least an hour: not on every round's jitter.
+MOVE_SHARE = 0.1
+TREND_RECOVERED = "trend recovered"
+ANOMALY_GONE = "readings normal again"
+
+
+def health_key(rule: HealthRule) -> str:
+    return f"{KEY_PREFIX}{rule.pk}"
+
+
+@dataclass
+class Summary:
+    """What one `evaluate` call did; counts of (asset, rule) pairs unless named otherwise."""
+
+    assets: int = 0  # assets evaluated (with at least one active rule)
+    rules: int = 0  # (asset, rule) pairs looked at
+    no_data: int = 0  # pairs with too few rollups to say anything
+    raised: int = 0
+    moved: int = 0  # predictions whose expected time moved
+    cleared: int = 0
+    suppressed: int = 0  # would have raised, but the asset is in maintenance
+    rollup_rows: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)  # raised per alarm kind
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def add(self, other: Summary) -> None:
+        for name in ("assets", "rules", "no_data", "raised", "moved", "cleared", "suppressed", "rollup_rows"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for kind, count in other.by_kind.items():
+            self.by_kind[kind] = self.by_kind.get(kind, 0) + count
+
+
+@dataclass
+class Series:
+    hours: np.ndarray  # bucket start relative to now, in hours (negative)
+    means: np.ndarray
+    spreads: np.ndarray
+
+
+def _resolution(rule: HealthRule) -> str:
+    wanted = (rule.params or {}).get("resolution", Resolution.HOUR)
+    return wanted if wanted in (Resolution.MINUTE, Resolution.HOUR) else Resolution.HOUR
+
+
+def load_series(
+    asset_ids: list[Any], metrics: Iterable[str], resolution: str, since: datetime, now: datetime
+) -> tuple[dict[tuple[str, str], Series], int]:
+    """{(asset id, metric): Series} of the rollups in [since, now], in one query. A bucket is
+    placed at its middle (a partial current hour at the middle of what it covers so far)."""
+    width = 3600.0 if resolution == Resolution.HOUR else 60.0
+    sql = f"""
+        SELECT asset_id::text, metric, EXTRACT(EPOCH FROM bucket)::float8,
+               total / NULLIF(count, 0), maximum - minimum
+        FROM {TelemetryRollup._meta.db_table}
+        WHERE asset_id = ANY(%s) AND resolution = %s AND metric = ANY(%s)
+          AND bucket >= %s AND bucket <= %s
+        ORDER BY asset_id, metric, bucket
+    """  # noqa: S608 — the table name is ours, every value is a parameter
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [asset_ids, resolution, list(metrics), since, now])
+        rows = cursor.fetchall()
+    grouped: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
+    for asset_id, metric, epoch, mean, spread in rows:
+        grouped[(asset_id, metric)].append((epoch, mean, spread))
+    now_epoch = now.timestamp()
+    series: dict[tuple[str, str], Series] = {}
+    for key, points in grouped.items():
+        array = np.array(points, dtype=float)
+        ends = np.minimum(array[:, 0] + width, now_epoch)
+        middles = (array[:, 0] + ends) / 2
+        series[key] = Series(hours=(middles - now_epoch) / 3600.0, means=array[:, 1], spreads=array[:, 2])
+    return series, len(rows)
+
+
+def _number(value: Decimal | float) -> str:
+    return f"{float(value):,.2f}".rstrip("0").rstrip(".")
+
+
+def _hours_text(hours: float) -> str:
+    if hours < 1:
+        return "within the hour"
+    if hours < 48:
+        return f"in ~{round(hours)} h"
+    return f"in ~{round(hours / 24)} days"
+
+
+def trend_message(rule: HealthRule, label: str, unit: str, hours_to: float) -> str:
+    verb = "exceed" if rule.comparison in ("gt", "gte") else "fall below"
+    limit = f"{_number(rule.limit or 0)} {unit}".strip()
+    if hours_to <= 0:
+        return f"{label} is past {limit} and still heading that way"
+    return f"{label} predicted to {verb} {limit} {_hours_text(hours_to)}"
+
+
+def anomaly_message(label: str, unit: str, verdict: core.AnomalyVerdict) -> str:
+    what = "spread" if verdict.z_spread > verdict.z_level else "level"
+    if what == "level":
+        return (
+            f"{label} unlike its normal: {_number(verdict.recent)} {unit} against a usual "
+            f"{_number(verdict.baseline)} {unit}"
+        ).replace("  ", " ")
+    return f"{label} fluctuates unlike its normal ({verdict.z_spread:.1f}× its usual spread)"
+
+
+def _moved(old: datetime | None, new: datetime, now: datetime) -> bool:
+    if old is None:
+        return True
+    left = max((min(old, new) - now).total_seconds(), 0.0)
+    return abs((new - old).total_seconds()) > max(3600.0, MOVE_SHARE * left)
+
+
+def evaluate(asset_ids: Iterable[Any], now: datetime | None = None) -> Summary:
+    """Evaluate every active health rule of the given assets' models at `now` (default: the
+    present) over the rollups stored up to then; write their `AssetHealth`, and raise, move or
+    clear their prediction and anomaly alarms through fleet.alarms (events, live messages and
+    tickets follow). Nothing is raised for an asset in a maintenance window at `now`.
+
+    Decommissioned and unknown ids are skipped. Costs a fixed number of queries per call
+    (module docstring): callers batch (fleet.health.tasks uses 500 assets a call)."""
+    now = now or timezone.now()
+    summary = Summary()
+    assets = {
+        str(asset.pk): asset
+        for asset in Asset.objects.filter(pk__in=list(asset_ids), decommissioned_at__isnull=True).only(
+            "id", "customer_id", "model_id", "name"
+        )
+    }
+    if not assets:
+        return summary
+    rules_by_model: dict[Any, list[HealthRule]] = defaultdict(list)
+    for rule in HealthRule.objects.filter(
+        asset_model_id__in={a.model_id for a in assets.values()}, is_active=True
+    ):
+        rules_by_model[rule.asset_model_id].append(rule)
+    assets = {pk: a for pk, a in assets.items() if rules_by_model.get(a.model_id)}
+    if not assets:
+        return summary
+    ids = list(assets)
+    metric_info = {
+        (m.asset_model_id, m.code): (m.label or m.code, m.unit)
+        for m in MetricDefinition.objects.filter(asset_model_id__in=list(rules_by_model))
+    }
+
+    all_rules = [rule for rules in rules_by_model.values() for rule in rules]
+    series: dict[tuple[str, str, str], Series] = {}
+    for resolution in sorted({_resolution(rule) for rule in all_rules}):
+        wanted = [rule for rule in all_rules if _resolution(rule) == resolution]
+        lookback = max(rule.lookback_hours for rule in wanted)
+        loaded, count = load_series(
+            ids, {rule.metric for rule in wanted}, resolution, now - timedelta(hours=lookback), now
+        )
+        summary.rollup_rows += count
+        for (asset_id, metric), values in loaded.items():
+            series[(asset_id, metric, resolution)] = values
+
+    active: dict[tuple[str, str], Alarm] = {
+        (str(alarm.asset_id), alarm.key): alarm
+        for alarm in Alarm.objects.filter(
+            asset_id__in=ids, key__startswith=KEY_PREFIX, state__in=ACTIVE_ALARM_STATES
+        )
+    }
+    in_service = [a.pk for a in assets.values()]
+    windows = windows_for_assets(in_service, now, now + timedelta(microseconds=1))
+    maintenance = {str(pk): spans for pk, spans in windows.items()}
+
+    healths: list[AssetHealth] = []
+    for asset_id, asset in assets.items():
+        summary.assets += 1
+        detail: dict[str, Any] = {}
+        findings: list[dict[str, Any]] = []
+        for rule in rules_by_model[asset.model_id]:
+            summary.rules += 1
+            label, unit = metric_info.get((asset.model_id, rule.metric), (rule.metric, ""))
+            data = series.get((asset_id, rule.metric, _resolution(rule)))
+            if data is not None:
+                keep = data.hours >= -float(rule.lookback_hours)
+                data = Series(data.hours[keep], data.means[keep], data.spreads[keep])
+            key = health_key(rule)
+            alarm = active.get((asset_id, key))
+            entry: dict[str, Any] = {
+                "rule": str(rule.pk), "name": rule.name, "metric": rule.metric, "label": label,
+                "unit": unit, "kind": rule.kind, "severity": rule.severity,
+            }  # fmt: skip
+            if rule.kind == HealthRuleKind.TREND:
+                _trend(rule, asset, data, alarm, entry, now, maintenance[asset_id], summary)
+            else:
+                _anomaly(rule, asset, data, alarm, entry, now, maintenance[asset_id], summary)
+            detail[str(rule.pk)] = entry
+            if entry.get("active"):
+                findings.append(entry)
+        score, risk = core.score(findings)
+        healths.append(
+            AssetHealth(
+                asset_id=asset.pk,
+                customer_id=asset.customer_id,
+                score=score,
+                risk=risk,
+                evaluated_at=now,
+                detail=detail,
+            )
+        )
+    AssetHealth.objects.bulk_create(
+        healths,
+        update_conflicts=True,
+        unique_fields=["asset"],
+        update_fields=["customer", "score", "risk", "evaluated_at", "detail"],
+    )
+    return summary
+
+
+def _raise(
+    *, rule: HealthRule, asset: Asset, kind: str, message: str, now: datetime,
+    expected_at: datetime | None, value: float | None, summary: Summary,
+) -> None:  # fmt: skip
+    with transaction.atomic():
+        alarm = alarm_raise(
+            asset=asset, key=health_key(rule), kind=kind, severity=rule.severity, message=message, at=now,
+            value=Decimal(f"{value:.6f}") if value is not None and np.isfinite(value) else None,
+        )  # fmt: skip
+        if alarm is not None:
+            # In the raising transaction: the AlarmRaised handler (after commit) sees both.
+            Alarm.objects.filter(pk=alarm.pk).update(health_rule=rule, expected_at=expected_at)
+            summary.raised += 1
+            summary.by_kind[kind] = summary.by_kind.get(kind, 0) + 1
+
+
+def _clear(*, rule: HealthRule, asset: Asset, reason: str, summary: Summary) -> None:
+    with transaction.atomic():
+        if alarm_clear_key(asset=asset, key=health_key(rule), reason=reason) is not None:
+            summary.cleared += 1
+
+
+def _trend(
+    rule: HealthRule, asset: Asset, data: Series | None, alarm: Alarm | None, entry: dict[str, Any],
+    now: datetime, maintenance: list[Any], summary: Summary,
+) -> None:  # fmt: skip
+    limit = float(rule.limit) if rule.limit is not None else None
+    entry["limit"] = limit
+    entry["horizon_hours"] = rule.horizon_hours
+    verdict = (
+        core.trend_recent(
+            data.hours,
+            data.means,
+            limit=limit,
+            comparison=rule.comparison,
+            confidence=float((rule.params or {}).get("confidence", 0.95)),
+            recent_share=float((rule.params or {}).get("recent_share", 0.25)),
+        )
+        if data is not None and limit is not None
+        else None
+    )
+    if verdict is None:
+        summary.no_data += 1
+        entry["active"] = alarm is not None
+        if alarm is not None and alarm.expected_at is not None:
+            entry["expected_at"] = alarm.expected_at.isoformat()
+            entry["hours_to_limit"] = max((alarm.expected_at - now).total_seconds() / 3600, 0)
+        return
+    hours_to = verdict.hours_to_limit
+    entry.update(
+        slope_per_hour=verdict.slope_per_hour, level=verdict.level, confident=verdict.confident,
+        points=verdict.points, hours_to_limit=hours_to,
+    )  # fmt: skip
+    due = hours_to is not None and verdict.confident and hours_to <= rule.horizon_hours
+    still = hours_to is not None and (hours_to == 0 or hours_to <= rule.horizon_hours * CLEAR_HORIZON_FACTOR)
+    if hours_to is not None and limit is not None:
+        expected_at = now + timedelta(hours=hours_to)
+        entry["expected_at"] = expected_at.isoformat()
+        # The forecast the chart draws: from the fitted level now to the limit (dashed).
+        entry["forecast"] = [[now.isoformat(), verdict.level], [expected_at.isoformat(), limit]]
+    label, unit = entry["label"], entry["unit"]
+    if alarm is None:
+        entry["active"] = False
+        if due and hours_to is not None:
+            if maintenance:
+                summary.suppressed += 1
+                return
+            message = trend_message(rule, label, unit, hours_to)
+            _raise(
+                rule=rule, asset=asset, kind=AlarmKind.PREDICTION, message=message, now=now,
+                expected_at=now + timedelta(hours=hours_to), value=verdict.level, summary=summary,
+            )  # fmt: skip
+            entry.update(active=True, message=message)
+        return
+    if not still or hours_to is None:
+        _clear(rule=rule, asset=asset, reason=TREND_RECOVERED, summary=summary)
+        entry["active"] = False
+        return
+    entry.update(active=True, message=alarm.message)
+    expected_at = now + timedelta(hours=hours_to)
+    if _moved(alarm.expected_at, expected_at, now):
+        message = trend_message(rule, label, unit, hours_to)[:300]
+        Alarm.objects.filter(pk=alarm.pk).update(expected_at=expected_at, message=message)
+        entry["message"] = message
+        summary.moved += 1
+
+
+def _anomaly(
+    rule: HealthRule, asset: Asset, data: Series | None, alarm: Alarm | None, entry: dict[str, Any],
+    now: datetime, maintenance: list[Any], summary: Summary,
+) -> None:  # fmt: skip
+    params = rule.params or {}
+    verdict = (
+        core.anomaly(
+            data.hours,
+            data.means,
+            data.spreads,
+            recent_hours=float(params.get("recent_hours", 3)),
+            min_scale=float(params.get("min_scale", 0)),
+        )
+        if data is not None
+        else None
+    )
+    sensitivity = float(rule.sensitivity)
+    if verdict is None:
+        summary.no_data += 1
+        entry["active"] = alarm is not None
+        return
+    entry.update(
+        z=verdict.z, z_level=verdict.z_level, z_spread=verdict.z_spread, baseline=verdict.baseline,
+        recent=verdict.recent, sensitivity=sensitivity, points=verdict.points,
+    )  # fmt: skip
+    if alarm is None:
+        entry["active"] = False
+        if verdict.z > sensitivity:
+            if maintenance:
+                summary.suppressed += 1
+                return
+            message = anomaly_message(entry["label"], entry["unit"], verdict)
+            _raise(
+                rule=rule, asset=asset, kind=AlarmKind.ANOMALY, message=message, now=now,
+                expected_at=None, value=verdict.recent, summary=summary,
+            )  # fmt: skip
+            entry.update(active=True, message=message)
+        return
+    if verdict.z < sensitivity * CLEAR_SENSITIVITY_SHARE:
+        _clear(rule=rule, asset=asset, reason=ANOMALY_GONE, summary=summary)
+        entry["active"] = False
+        return
+    entry.update(active=True, message=alarm.message)

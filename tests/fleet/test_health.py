@@ -1,0 +1,188 @@
+"""Health rules over stored rollups: predictions, anomalies, the score (docs/health.md)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import numpy as np
+import pytest
+
+from fleet.health import evaluate, health_key
+from fleet.health import rules as core
+from fleet.models import (
+    Alarm,
+    AlarmKind,
+    AlarmState,
+    Asset,
+    AssetHealth,
+    AssetModel,
+    HealthRule,
+    MaintenanceWindow,
+    TelemetryRollup,
+)
+from tests.fleet_fixtures import Installed
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+
+
+def put_hours(asset: Asset, metric: str, values: Sequence[float], *, end: datetime = NOW,
+              spread: float | Sequence[float] = 1.0) -> None:  # fmt: skip
+    """Hour rollups whose means are `values`, the last one the hour before `end`."""
+    spreads = [spread] * len(values) if isinstance(spread, float | int) else list(spread)
+    start = end - timedelta(hours=len(values))
+    TelemetryRollup.objects.bulk_create(
+        [
+            TelemetryRollup(
+                customer_id=asset.customer_id,
+                asset=asset,
+                metric=metric,
+                resolution="hour",
+                bucket=start + timedelta(hours=i),
+                count=60,
+                total=value * 60,
+                minimum=value - width / 2,
+                maximum=value + width / 2,
+            )
+            for i, (value, width) in enumerate(zip(values, spreads, strict=True))
+        ]
+    )
+
+
+@pytest.fixture
+def temp_trend(compressor: AssetModel) -> HealthRule:
+    return HealthRule.objects.create(
+        asset_model=compressor, name="Oil temperature trend", metric="temp_c", kind="trend",
+        comparison="gt", limit=Decimal("85"), horizon_hours=24, lookback_hours=48, severity="warning",
+    )  # fmt: skip
+
+
+@pytest.fixture
+def pressure_anomaly(compressor: AssetModel) -> HealthRule:
+    return HealthRule.objects.create(
+        asset_model=compressor, name="Pressure unlike normal", metric="pressure_bar", kind="anomaly",
+        lookback_hours=72, sensitivity=Decimal("4"), severity="warning",
+    )  # fmt: skip
+
+
+def active(asset: Asset) -> list[Alarm]:
+    return list(Alarm.objects.filter(asset=asset, state__in=["raised", "acknowledged"]))
+
+
+def test_a_drift_raises_a_prediction_with_its_expected_time(
+    fleet_a: Installed, temp_trend: HealthRule
+) -> None:
+    # given 48 h rising 0.5 °C/h with noise, now at ~70 °C: 85 °C in ~30 h... then steeper
+    rng = random.Random(1)
+    put_hours(fleet_a.asset, "temp_c", [50 + 0.5 * i + rng.gauss(0, 0.8) for i in range(48)])
+    # when
+    summary = evaluate([fleet_a.asset.pk], NOW)
+    # then: 50 + 0.5*48 = 74 now, 11 °C to go at 0.5 °C/h: ~22 h, within the 24 h horizon
+    (alarm,) = active(fleet_a.asset)
+    assert summary.raised == 1
+    assert alarm.kind == AlarmKind.PREDICTION
+    assert alarm.health_rule_id == temp_trend.pk
+    assert alarm.key == health_key(temp_trend)
+    assert alarm.expected_at is not None
+    hours = (alarm.expected_at - NOW).total_seconds() / 3600
+    assert 17 < hours < 27
+    assert "Temperature predicted to exceed 85 °C in ~" in alarm.message
+    health = AssetHealth.objects.get(asset=fleet_a.asset)
+    assert health.score < 100
+    assert health.risk != "ok"
+    assert health.detail[str(temp_trend.pk)]["forecast"][1][1] == 85.0
+
+
+def test_a_noisy_flat_sensor_raises_nothing(fleet_a: Installed, temp_trend: HealthRule) -> None:
+    # given a sensor around 78 °C (7 below the limit) with a ±4 °C noise, for many seeds
+    for seed in range(20):
+        TelemetryRollup.objects.all().delete()
+        rng = random.Random(seed)
+        put_hours(fleet_a.asset, "temp_c", [78 + rng.gauss(0, 4) for _ in range(48)], spread=12.0)
+        evaluate([fleet_a.asset.pk], NOW)
+        assert active(fleet_a.asset) == [], seed
+    assert AssetHealth.objects.get(asset=fleet_a.asset).score == 100
+
+
+def test_the_prediction_moves_and_clears_when_the_trend_recovers(
+    fleet_a: Installed, temp_trend: HealthRule
+) -> None:
+    # given a raised prediction
+    put_hours(fleet_a.asset, "temp_c", [50 + 0.5 * i for i in range(48)])
+    evaluate([fleet_a.asset.pk], NOW)
+    (alarm,) = active(fleet_a.asset)
+    first = alarm.expected_at
+    assert first is not None
+    # when it climbs faster for 6 hours, the expected time comes nearer
+    put_hours(fleet_a.asset, "temp_c", [75 + 1.5 * i for i in range(6)], end=NOW + timedelta(hours=6))
+    summary = evaluate([fleet_a.asset.pk], NOW + timedelta(hours=6))
+    alarm.refresh_from_db()
+    assert summary.moved == 1
+    assert alarm.expected_at is not None
+    assert alarm.expected_at < first
+    # when it then cools off and stays flat for a day
+    put_hours(fleet_a.asset, "temp_c", [60.0] * 48, end=NOW + timedelta(hours=54))
+    summary = evaluate([fleet_a.asset.pk], NOW + timedelta(hours=54))
+    alarm.refresh_from_db()
+    assert summary.cleared == 1
+    assert alarm.state == AlarmState.CLEARED
+    assert alarm.cleared_reason == "trend recovered"
+    assert AssetHealth.objects.get(asset=fleet_a.asset).score == 100
+
+
+def test_evaluating_twice_raises_once(fleet_a: Installed, temp_trend: HealthRule) -> None:
+    put_hours(fleet_a.asset, "temp_c", [50 + 0.5 * i for i in range(48)])
+    assert evaluate([fleet_a.asset.pk], NOW).raised == 1
+    assert evaluate([fleet_a.asset.pk], NOW).raised == 0
+    assert len(active(fleet_a.asset)) == 1
+
+
+def test_an_anomaly_is_raised_and_cleared(fleet_a: Installed, pressure_anomaly: HealthRule) -> None:
+    rng = random.Random(3)
+    normal = [7.0 + rng.gauss(0, 0.1) for _ in range(69)]
+    # given three hours where the pressure swings five times as widely as it used to
+    put_hours(fleet_a.asset, "pressure_bar", [*normal, 7.0, 7.05, 6.95], spread=[0.5] * 69 + [2.5] * 3)
+    summary = evaluate([fleet_a.asset.pk], NOW)
+    (alarm,) = active(fleet_a.asset)
+    assert summary.by_kind == {"anomaly": 1}
+    assert alarm.kind == AlarmKind.ANOMALY
+    assert "unlike its normal" in alarm.message
+    # when it is back to normal for the next hours
+    put_hours(fleet_a.asset, "pressure_bar", [7.0, 7.02, 6.98, 7.0], end=NOW + timedelta(hours=4), spread=0.5)
+    evaluate([fleet_a.asset.pk], NOW + timedelta(hours=4))
+    alarm.refresh_from_db()
+    assert alarm.state == AlarmState.CLEARED
+    assert alarm.cleared_reason == "readings normal again"
+
+
+def test_nothing_is_raised_in_maintenance(fleet_a: Installed, temp_trend: HealthRule) -> None:
+    window = MaintenanceWindow.objects.create(
+        customer=fleet_a.asset.customer, title="Service", starts_at=NOW - timedelta(hours=1),
+        ends_at=NOW + timedelta(hours=3),
+    )  # fmt: skip
+    window.assets.add(fleet_a.asset)
+    put_hours(fleet_a.asset, "temp_c", [50 + 0.5 * i for i in range(48)])
+    summary = evaluate([fleet_a.asset.pk], NOW)
+    assert summary.suppressed == 1
+    assert active(fleet_a.asset) == []
+    # a proposed window (what a prediction suggests) is not in effect
+    window.status = "proposed"
+    window.save()
+    assert evaluate([fleet_a.asset.pk], NOW).raised == 1
+
+
+def test_the_score_is_lower_for_sooner_and_severer() -> None:
+    def one(severity: str, hours: float) -> int:
+        found = [{"kind": "trend", "severity": severity, "hours_to_limit": hours, "horizon_hours": 48}]
+        return core.score(found)[0]
+
+    assert core.score([]) == (100, "ok")
+    assert one("warning", 40) > one("warning", 4) > one("critical", 4)
+    assert core.score([{"kind": "anomaly", "severity": "critical"}] * 3) == (0, "critical")
+
+
+def test_the_trend_of_a_short_series_says_nothing() -> None:
+    hours = np.arange(-3.0, 0.0)
+    assert core.trend(hours, hours * 10, limit=85, comparison="gt") is None
