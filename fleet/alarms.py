@@ -10,6 +10,7 @@ tasks after it commits; live messages go out on commit.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -21,6 +22,7 @@ from django.utils.dateparse import parse_datetime
 
 from fleet import events
 from fleet import live as fleet_live
+from fleet import thresholds as asset_thresholds
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -167,12 +169,14 @@ def evaluate_reading(
     ts: datetime,
     rule_state: dict[str, str],
     active: set[str],
+    thresholds: Mapping[Any, Decimal] | None = None,
 ) -> None:
     """Apply one (newest-so-far) reading to the asset's alarms.
 
     `rule_state` (when each rule's condition began) and `active` (the active alarm keys,
     read once per batch) are updated in place, so a batch of readings costs queries only
-    when an alarm actually changes.
+    when an alarm actually changes. `thresholds`: the asset's own thresholds by rule id
+    (fleet/thresholds.py); a rule applies the tighter of its own and the asset's.
     """
     if item["status"] == "fault":
         if DEVICE_FAULT not in active:
@@ -190,7 +194,13 @@ def evaluate_reading(
             continue
         value = as_decimal(item["metrics"][rule.metric])
         state_key, key = str(rule.pk), rule_key(rule)
-        if not rule.holds(value):
+        own = thresholds.get(rule.pk) if thresholds else None
+        limit = (
+            rule.threshold
+            if own is None
+            else asset_thresholds.effective(rule.comparison, rule.threshold, own)
+        )
+        if not (rule.holds(value) if own is None else asset_thresholds.holds(rule.comparison, limit, value)):
             rule_state.pop(state_key, None)
             if key in active:
                 alarm_clear_key(asset=asset, key=key, reason=f"{rule.metric} back to {value}")
@@ -201,7 +211,9 @@ def evaluate_reading(
             since = ts
             rule_state[state_key] = ts.isoformat()
         if key not in active and ts - since >= timedelta(seconds=rule.for_seconds):
-            condition = f"{rule.get_comparison_display()} {rule.threshold}"
+            condition = f"{rule.get_comparison_display()} {limit}" + (
+                "" if own is None else ", the asset's own"
+            )
             alarm_raise(
                 asset=asset, key=key, kind=AlarmKind.THRESHOLD, severity=rule.severity, rule=rule,
                 message=f"{rule.name}: {rule.metric} is {value} ({condition})", at=ts, value=value,

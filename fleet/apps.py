@@ -12,14 +12,14 @@ class FleetConfig(AppConfig):
         from fleet import demo, home
         from fleet.ingest.state import model_rules
         from fleet.live import resolve_asset_topic
-        from fleet.models import AlarmRule, MetricDefinition
+        from fleet.models import AlarmRule, AssetThreshold, MetricDefinition
         from portal.context_processors import add_nav_item
         from portal.demo import register_seeder
         from portal.home import register_panel
         from portal.live import register_topic
         from portal.roles import Capability
 
-        for model in (AlarmRule, MetricDefinition):  # what the ingest batches keep a copy of
+        for model in (AlarmRule, MetricDefinition, AssetThreshold):  # what the ingest batches keep a copy of
             for signal in (post_save, post_delete):
                 signal.connect(model_rules.clear, sender=model, dispatch_uid=f"model_rules.{model.__name__}")
         register_topic("asset", resolve_asset_topic)

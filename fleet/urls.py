@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fleet import views
+from fleet import threshold_views, views
 
 urlpatterns = [
     path("fleet/", views.fleet_overview, name="fleet_overview"),
@@ -11,6 +11,11 @@ urlpatterns = [
     path("fleet/devices/<uuid:pk>/revoke/", views.device_revoke, name="device_revoke"),
     path("fleet/alarms/<uuid:pk>/<str:action>/", views.alarm_action, name="alarm_action"),
     path("fleet/readings/<uuid:pk>/<str:action>/", views.reading_decide, name="reading_decide"),
+    path(
+        "fleet/assets/<uuid:pk>/thresholds/<uuid:rule_pk>/",
+        threshold_views.threshold_edit,
+        name="threshold_edit",
+    ),
     path("sites/", views.site_list, name="site_list"),
     path("sites/<uuid:pk>/", views.site_detail, name="site_detail"),
 ]

@@ -43,6 +43,7 @@ class Capability(StrEnum):
     VIEW_INVOICES = "view_invoices"  # and download them
     DISPUTE_INVOICES = "dispute_invoices"
     VIEW_AUDIT_LOG = "view_audit_log"
+    TUNE_THRESHOLDS = "tune_thresholds"  # tighten alarm thresholds of their own assets
     # Provider staff.
     VIEW_ALL_CUSTOMERS = "view_all_customers"  # reach across tenants at all
     ACKNOWLEDGE_ALARMS = "acknowledge_alarms"
@@ -74,6 +75,7 @@ _CUSTOMER_ADMIN = _CUSTOMER_VIEWER | {
     Capability.VIEW_INVOICES,
     Capability.DISPUTE_INVOICES,
     Capability.VIEW_AUDIT_LOG,
+    Capability.TUNE_THRESHOLDS,
 }
 _SUPPORT = frozenset(
     {

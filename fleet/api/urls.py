@@ -1,6 +1,8 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from fleet.api.readings import ImplausibleReadingViewSet
+from fleet.api.thresholds import AssetThresholdViewSet
 from fleet.api.views import AlarmViewSet, AssetModelViewSet, AssetViewSet, DeviceViewSet, SiteViewSet
 
 router = SimpleRouter(trailing_slash=True)
@@ -11,4 +13,16 @@ router.register("devices", DeviceViewSet, basename="device")
 router.register("alarms", AlarmViewSet, basename="alarm")
 router.register("implausible-readings", ImplausibleReadingViewSet, basename="implausible-reading")
 
-urlpatterns = router.urls
+urlpatterns = [
+    path(
+        "assets/<uuid:pk>/thresholds/",
+        AssetThresholdViewSet.as_view({"get": "list"}),
+        name="asset-threshold-list",
+    ),
+    path(
+        "assets/<uuid:pk>/thresholds/<uuid:rule_pk>/",
+        AssetThresholdViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}),
+        name="asset-threshold-detail",
+    ),
+    *router.urls,
+]

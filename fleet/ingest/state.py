@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
@@ -21,6 +22,7 @@ from fleet.models import (
     Asset,
     AssetStatus,
     AssetStatusChange,
+    AssetThreshold,
     Device,
     MetricDefinition,
     MetricKind,
@@ -40,6 +42,10 @@ class ModelRules:
     this process's copy at once (signals); another process sees the change within TTL
     seconds (a queryset update or bulk_create, which send no signal, too). The rules are
     shared by the batches of the process: read, never changed.
+
+    The customers' own thresholds of those rules (`AssetThreshold`, fleet/thresholds.py) are
+    kept alongside, by model and asset, read and cleared with the rules: one query more per
+    refresh (at most one per TTL), none per batch or heartbeat.
     """
 
     TTL = 2.0
@@ -47,6 +53,8 @@ class ModelRules:
     def __init__(self) -> None:
         self._counters: dict[Any, tuple[Counter, ...]] = {}
         self._rules: dict[Any, list[AlarmRule]] = {}
+        # model -> asset -> rule -> the customer's threshold
+        self._thresholds: dict[Any, dict[Any, dict[Any, Decimal]]] = {}
         self._read_at: dict[Any, float] = {}
 
     def read(self, model_ids: set[Any]) -> tuple[dict[Any, tuple[Counter, ...]], dict[Any, list[AlarmRule]]]:
@@ -64,17 +72,36 @@ class ModelRules:
                 counters[model_id].append((code, bound))
             for rule in AlarmRule.objects.filter(asset_model_id__in=stale, is_active=True).order_by("pk"):
                 rules[rule.asset_model_id].append(rule)
+            thresholds: dict[Any, dict[Any, dict[Any, Decimal]]] = {m: {} for m in stale}
+            if any(rules[m] for m in stale):
+                for model_id, asset_id, rule_id, threshold in (
+                    AssetThreshold.objects.filter(rule__asset_model_id__in=stale, rule__is_active=True)
+                    .order_by()
+                    .values_list("rule__asset_model_id", "asset_id", "rule_id", "threshold")
+                ):
+                    thresholds[model_id].setdefault(asset_id, {})[rule_id] = threshold
             for model_id in stale:
                 self._counters[model_id] = tuple(sorted(counters[model_id]))
                 self._rules[model_id] = rules[model_id]
+                self._thresholds[model_id] = thresholds[model_id]
                 self._read_at[model_id] = now
         return (
             {m: self._counters[m] for m in model_ids if self._counters[m]},
             {m: self._rules[m] for m in model_ids if self._rules[m]},
         )
 
+    def thresholds(self, model_id: Any, asset_id: Any) -> dict[Any, Decimal]:
+        """The asset's own thresholds by rule id, as of this batch's `read` (read again if the
+        copy was cleared since)."""
+        if model_id not in self._thresholds:
+            self.read({model_id})
+        return self._thresholds[model_id].get(asset_id, NO_THRESHOLDS)
+
     def clear(self, **_: Any) -> None:
-        self._counters, self._rules, self._read_at = {}, {}, {}
+        self._counters, self._rules, self._thresholds, self._read_at = {}, {}, {}, {}
+
+
+NO_THRESHOLDS: dict[Any, Decimal] = {}
 
 
 model_rules = ModelRules()
@@ -183,9 +210,11 @@ def update_device_and_asset(
         return
     rule_state = dict(asset.rule_state)
     active = changes.active_alarms.setdefault(asset.pk, set())
+    # The customer's own thresholds of this asset (a dict lookup in the process's copy).
+    own = model_rules.thresholds(asset.model_id, asset.pk) if rules else NO_THRESHOLDS
     for item, ts in newer:
         alarms.evaluate_reading(
-            asset=asset, rules=rules, item=item, ts=ts, rule_state=rule_state, active=active
+            asset=asset, rules=rules, item=item, ts=ts, rule_state=rule_state, active=active, thresholds=own
         )
     newest_item, newest_ts = max(newer, key=lambda pair: pair[1])
     status = AssetStatus(STATUS_FROM_HEARTBEAT[newest_item["status"]])

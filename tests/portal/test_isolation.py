@@ -127,8 +127,14 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     ),
     apps.get_model("fleet", "AssetThreshold"): Case(
         make=lambda c: _asset_threshold(c),
-        detail_urls=[],
-        list_urls=[],
+        detail_urls=[
+            "/api/v1/assets/{row.asset_id}/thresholds/",
+            "/api/v1/assets/{row.asset_id}/thresholds/{row.rule_id}/",
+            "/fleet/assets/{row.asset_id}/thresholds/{row.rule_id}/",
+            "/fleet/assets/{row.asset_id}/",
+        ],
+        action_urls=["/fleet/assets/{row.asset_id}/thresholds/{row.rule_id}/"],
+        list_urls=[],  # per asset only: its detail URLs above
         seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
     ),
     apps.get_model("fleet", "Alarm"): Case(
