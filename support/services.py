@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from billing import services as billing_services
 from billing.models import Invoice, InvoiceLine
-from fleet.models import Alarm, Asset
+from fleet.models import Alarm, AlarmKind, Asset, MaintenanceWindow, WindowStatus
 from portal import live, outbox
 from portal.models import Customer, User
 from portal.roles import Capability, can
@@ -326,7 +326,16 @@ def attachment_add(
 # Alarms → tickets -----------------------------------------------------------------------------
 
 
+# A health rule's alarms (docs/health.md) open maintenance tickets, not breakdowns; they resolve
+# themselves when the alarm clears, and a prediction's ticket proposes a window before the
+# expected time.
+PROACTIVE_KINDS = (AlarmKind.PREDICTION, AlarmKind.ANOMALY)
+PROPOSED_WINDOW = timedelta(hours=2)
+
+
 def _alarm_priority(alarm: Alarm) -> str:
+    if alarm.health_rule is not None:
+        return alarm.health_rule.ticket_priority
     if alarm.rule is not None:
         return alarm.rule.ticket_priority
     return str(settings.SUPPORT_ALARM_TICKETS.get(alarm.kind, ""))
@@ -334,7 +343,9 @@ def _alarm_priority(alarm: Alarm) -> str:
 
 def on_alarm_raised(*, alarm_id: str, **_: Any) -> None:
     """An alarm whose rule asks for it opens a ticket — or comments on / reopens the one it has."""
-    alarm = Alarm.objects.select_related("rule", "asset", "customer").filter(pk=alarm_id).first()
+    alarm = (
+        Alarm.objects.select_related("rule", "health_rule", "asset", "customer").filter(pk=alarm_id).first()
+    )
     if alarm is None:
         return
     priority = _alarm_priority(alarm)
@@ -383,12 +394,34 @@ def _ticket_for_alarm(alarm: Alarm, priority: str, note: str) -> None:
         _move(recent, Status.OPEN, None, now, note="Reopened: the alarm came back.")
         _event(recent, EventKind.COMMENT, author=None, body=note)
         return
+    proactive = alarm.kind in PROACTIVE_KINDS
     with transaction.atomic():  # a savepoint: the unique index may refuse a concurrent twin
-        ticket_open(
+        ticket = ticket_open(
             actor=None, customer=alarm.customer, subject=f"{alarm.asset.name}: {alarm.message}"[:200],
-            description=note, category=Category.BREAKDOWN, priority=priority, source=Source.ALARM,
-            asset=alarm.asset, alarm_key=alarm.key, at=now,
+            description=note, category=Category.MAINTENANCE if proactive else Category.BREAKDOWN,
+            priority=priority, source=Source.ALARM, asset=alarm.asset, alarm_key=alarm.key, at=now,
         )  # fmt: skip
+        if alarm.kind == AlarmKind.PREDICTION and alarm.expected_at is not None:
+            _propose_window(ticket, alarm)
+
+
+def _propose_window(ticket: Ticket, alarm: Alarm) -> None:
+    """A `proposed` window (not in effect: docs/health.md) for the asset, halfway from the
+    prediction to the expected time and ending before it where there is room, on the full hour;
+    linked to the ticket."""
+    assert alarm.expected_at is not None
+    now = alarm.raised_at
+    lead = max(alarm.expected_at - now, timedelta(0))
+    start = max(now, min(now + lead / 2, alarm.expected_at - PROPOSED_WINDOW))
+    start = (start + timedelta(minutes=59)).replace(minute=0, second=0, microsecond=0)
+    window = MaintenanceWindow.objects.create(
+        customer=ticket.customer, title=f"Proposed service: {alarm.asset.name}"[:120],
+        reason=f"Ticket {ticket.number}: {alarm.message}", starts_at=start, ends_at=start + PROPOSED_WINDOW,
+        status=WindowStatus.PROPOSED,
+    )  # fmt: skip
+    window.assets.add(alarm.asset)
+    ticket.maintenance_window = window
+    ticket.save(update_fields=["maintenance_window"])
 
 
 def on_alarm_cleared(*, alarm_id: str, **_: Any) -> None:
@@ -405,6 +438,22 @@ def on_alarm_cleared(*, alarm_id: str, **_: Any) -> None:
         if ticket is not None and ticket.status != Status.CLOSED:
             why = f" ({alarm.cleared_reason})" if alarm.cleared_reason else ""
             _event(ticket, EventKind.COMMENT, author=None, body=f"Alarm cleared{why}: {alarm.message}.")
+            if alarm.kind in PROACTIVE_KINDS and ticket.is_unresolved:
+                _resolve_proactive(ticket, alarm)
+
+
+def _resolve_proactive(ticket: Ticket, alarm: Alarm) -> None:
+    """What the alarm predicted is off: the ticket resolves itself, its proposed window goes."""
+    now = timezone.now()
+    if ticket.status != Status.OPEN:
+        _move(ticket, Status.OPEN, None, now, note="Opened to resolve: the alarm cleared.")
+    _move(
+        ticket, Status.RESOLVED, None, now, note=f"Resolved by itself: {alarm.cleared_reason or 'cleared'}."
+    )
+    if ticket.maintenance_window_id is not None:
+        MaintenanceWindow.objects.filter(
+            pk=ticket.maintenance_window_id, status=WindowStatus.PROPOSED
+        ).update(status=WindowStatus.CANCELLED, cancelled_at=now)
 
 
 # Billing disputes ---------------------------------------------------------------------------
