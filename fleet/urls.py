@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fleet import threshold_views, views
+from fleet import exclusion_views, threshold_views, views
 
 urlpatterns = [
     path("fleet/", views.fleet_overview, name="fleet_overview"),
@@ -15,6 +15,16 @@ urlpatterns = [
         "fleet/assets/<uuid:pk>/thresholds/<uuid:rule_pk>/",
         threshold_views.threshold_edit,
         name="threshold_edit",
+    ),
+    path(
+        "fleet/assets/<uuid:pk>/exclusions/",
+        exclusion_views.exclusion_mark_view,
+        name="status_exclusion_mark",
+    ),
+    path(
+        "fleet/exclusions/<uuid:pk>/remove/",
+        exclusion_views.exclusion_remove_view,
+        name="status_exclusion_remove",
     ),
     path("sites/", views.site_list, name="site_list"),
     path("sites/<uuid:pk>/", views.site_detail, name="site_detail"),

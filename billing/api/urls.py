@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from billing.api.availability import ContractAvailabilityViewSet
 from billing.api.overrides import ContractPriceOverrideViewSet
 from billing.api.payments import PaymentViewSet
 from billing.api.views import (
@@ -39,6 +40,12 @@ urlpatterns = [
             {"get": "retrieve", "put": "update", "patch": "partial_update", "delete": "destroy"}
         ),
         name="contract-price-override",
+    ),
+    # The availability statement of a month (docs/api.md, "Availability").
+    path(
+        "contracts/<uuid:pk>/availability/",
+        ContractAvailabilityViewSet.as_view({"get": "retrieve"}),
+        name="contract-availability",
     ),
     *router.urls,
 ]

@@ -1,6 +1,7 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
+from fleet.api.exclusions import StatusExclusionViewSet
 from fleet.api.readings import ImplausibleReadingViewSet
 from fleet.api.thresholds import AssetThresholdViewSet
 from fleet.api.views import AlarmViewSet, AssetModelViewSet, AssetViewSet, DeviceViewSet, SiteViewSet
@@ -12,6 +13,7 @@ router.register("assets", AssetViewSet, basename="asset")
 router.register("devices", DeviceViewSet, basename="device")
 router.register("alarms", AlarmViewSet, basename="alarm")
 router.register("implausible-readings", ImplausibleReadingViewSet, basename="implausible-reading")
+router.register("status-exclusions", StatusExclusionViewSet, basename="status-exclusion")
 
 urlpatterns = [
     path(

@@ -245,3 +245,38 @@ def test_the_statement_page_and_pdf_show_every_interval_in_the_customers_zone(
     ):  # fmt: skip
         assert expected in text, expected
     assert "98.9145" in text.replace(",", ".")  # customer A's locale may write a decimal comma
+
+
+def test_the_api_answers_the_statements_figures(
+    customer_a: Customer, plan: Plan, fleet_a: Installed, support: User, viewer_a: User
+) -> None:
+    contract = contract_for(customer_a, plan, fleet_a.asset, date(2026, 1, 1), exclude_customer_stops=True)
+    spans = month_with_everything(fleet_a)
+    exclusion_mark(
+        actor=support,
+        asset=fleet_a.asset,
+        starts_at=spans["stop"][0],
+        ends_at=spans["stop"][1],
+        reason="Holiday",
+    )
+    client = client_for(viewer_a)
+
+    body = client.get(f"/api/v1/contracts/{contract.pk}/availability/?period=2026-10").json()
+    bad = client.get(f"/api/v1/contracts/{contract.pk}/availability/?period=2026-13")
+
+    assert body["availability"] == "98.9145"
+    assert body["credit_percent"] == "10.000"
+    assert body["credit_amount"] == "-10.00"
+    assert (body["covered_seconds"], body["excluded_seconds"], body["down_seconds"]) == (
+        745 * 3600,
+        8 * 3600,
+        15 * 3600,
+    )
+    assert [(i["status"], i["excluded_seconds"]) for i in body["intervals"]] == [
+        ("fault", 0), ("offline", 3 * 3600), ("offline", 4 * 3600),
+    ]  # fmt: skip
+    assert {(e["kind"], e["reason"]) for e in body["exclusions"]} == {
+        ("maintenance", "Compressor overhaul"), ("customer", "Holiday"),
+    }  # fmt: skip
+    assert bad.status_code == 400
+    assert bad.json()["errors"][0]["field"] == "period"

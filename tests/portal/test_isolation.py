@@ -115,8 +115,9 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     ),
     apps.get_model("fleet", "StatusExclusion"): Case(
         make=lambda c: _status_exclusion(c),
-        detail_urls=[],
-        list_urls=[],
+        detail_urls=["/api/v1/status-exclusions/{pk}/", "/fleet/assets/{row.asset_id}/"],
+        list_urls=["/api/v1/status-exclusions/"],
+        action_urls=["/fleet/exclusions/{pk}/remove/", "/fleet/assets/{row.asset_id}/exclusions/"],
         seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
     ),
     apps.get_model("fleet", "AssetHealth"): Case(
@@ -184,6 +185,9 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
             "/api/v1/contracts/{pk}/price-overrides/",
             "/api/v1/contracts/{pk}/price-overrides/run_hours/",
             "/billing/contracts/{pk}/price-overrides/",
+            "/billing/contracts/{pk}/availability/?period=2026-10",
+            "/billing/contracts/{pk}/availability/pdf/?period=2026-10",
+            "/api/v1/contracts/{pk}/availability/?period=2026-10",
         ],
         action_urls=[
             "/api/v1/contracts/{pk}/assets/",
