@@ -23,6 +23,7 @@ from django.utils.dateparse import parse_datetime
 from fleet import events
 from fleet import live as fleet_live
 from fleet import thresholds as asset_thresholds
+from fleet.maintenance import in_maintenance
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -63,6 +64,7 @@ def _payload(alarm: Alarm) -> dict[str, Any]:
         "state": alarm.state,
         "message": alarm.message,
         "raised_at": alarm.raised_at.isoformat(),
+        "in_maintenance": alarm.in_maintenance,
     }
 
 
@@ -107,6 +109,8 @@ def alarm_raise(
             alarm = Alarm.objects.create(
                 customer_id=asset.customer_id, asset=asset, rule=rule, kind=kind, key=key,
                 severity=severity, message=message[:300], value=value, raised_at=at,
+                # Recorded all the same; support opens no ticket for it (docs/support.md).
+                in_maintenance=in_maintenance(asset.pk, at),
             )  # fmt: skip
             _announce(alarm, "alarm.raised")  # in the savepoint: no event for a refused twin
     except IntegrityError:

@@ -9,7 +9,7 @@ class FleetConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from fleet import demo, home
+        from fleet import demo, home, windows  # noqa: F401 - windows: registers fleet.window_notify
         from fleet.ingest.state import model_rules
         from fleet.live import resolve_asset_topic
         from fleet.models import AlarmRule, AssetThreshold, MetricDefinition
@@ -29,3 +29,4 @@ class FleetConfig(AppConfig):
         add_nav_item("Fleet", "fleet_overview", (Capability.VIEW_FLEET,), 5)
         add_nav_item("Alarms", "alarm_centre", (Capability.VIEW_FLEET,), 7)
         add_nav_item("Sites", "site_list", (Capability.VIEW_FLEET,), 10)
+        add_nav_item("Maintenance", "maintenance_calendar", (Capability.VIEW_FLEET,), 8)

@@ -36,10 +36,16 @@ STEPS: dict[str, relativedelta] = {
 
 
 def occurrences(
-    window: MaintenanceWindow, start: datetime, end: datetime, zone: str = "UTC"
+    window: MaintenanceWindow,
+    start: datetime,
+    end: datetime,
+    zone: str = "UTC",
+    *,
+    in_effect_only: bool = True,
 ) -> Iterator[Interval]:
-    """The spans of `window` that overlap [start, end), in time order, unclipped."""
-    if window.status != WindowStatus.PLANNED:
+    """The spans of `window` that overlap [start, end), in time order, unclipped (those of a
+    proposed or cancelled window too with `in_effect_only=False`: for showing it)."""
+    if in_effect_only and window.status != WindowStatus.PLANNED:
         return
     step = STEPS.get(window.recurrence)
     local_start = window.starts_at.astimezone(ZoneInfo(zone))
@@ -109,3 +115,10 @@ def windows_for_assets(asset_ids: Iterable[Any], start: datetime, end: datetime)
 def in_maintenance(asset_id: Any, at: datetime) -> bool:
     """Is the asset inside a maintenance window at `at`?"""
     return bool(windows_for_assets([asset_id], at, at + timedelta(microseconds=1))[asset_id])
+
+
+def covering(asset: Asset) -> Q:
+    """The windows that cover `asset` (by listing it, its site or its whole customer), as a
+    filter on MaintenanceWindow; combine with the customer's scope and `.distinct()`."""
+    whole = Q(assets__isnull=True) & (Q(site__isnull=True) | Q(site_id=asset.site_id))
+    return Q(customer_id=asset.customer_id) & (Q(assets=asset) | whole)

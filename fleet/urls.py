@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fleet import exclusion_views, threshold_views, views
+from fleet import exclusion_views, threshold_views, views, window_views
 
 urlpatterns = [
     path("fleet/", views.fleet_overview, name="fleet_overview"),
@@ -15,6 +15,15 @@ urlpatterns = [
         "fleet/assets/<uuid:pk>/thresholds/<uuid:rule_pk>/",
         threshold_views.threshold_edit,
         name="threshold_edit",
+    ),
+    path("fleet/maintenance/", window_views.maintenance_calendar, name="maintenance_calendar"),
+    path("fleet/maintenance/new/", window_views.window_new, name="maintenance_window_new"),
+    path("fleet/maintenance/<uuid:pk>/", window_views.window_detail, name="maintenance_window"),
+    path("fleet/maintenance/<uuid:pk>/move/", window_views.window_move, name="maintenance_window_move"),
+    path(
+        "fleet/maintenance/<uuid:pk>/<str:action>/",
+        window_views.window_action,
+        name="maintenance_window_action",
     ),
     path(
         "fleet/assets/<uuid:pk>/exclusions/",

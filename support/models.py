@@ -148,8 +148,9 @@ class Ticket(TenantOwned):
         return self.status in UNRESOLVED
 
     def resolution_due_at(self, now: datetime | None = None) -> datetime:
-        """Opened + resolution minutes + time spent waiting for the customer (so far)."""
-        paused = self.paused_seconds
+        """Opened + resolution minutes + time spent waiting for the customer and in maintenance
+        (so far; `support.sla.settle_maintenance` keeps the latter up to date)."""
+        paused = self.paused_seconds + self.maintenance_paused_seconds
         if self.pending_since is not None and now is not None:
             paused += int((now - self.pending_since).total_seconds())
         return self.created_at + timedelta(minutes=self.resolution_minutes, seconds=paused)

@@ -177,6 +177,7 @@ def _move(ticket: Ticket, to: str, actor: User | None, now: datetime, *, note: s
         raise TransitionError({"status": f"A {now_label} ticket cannot become {to_label}."})
     before = ticket.status
     if ticket.is_unresolved:  # settle the clocks up to this moment before they stop or restart
+        sla.settle_maintenance([ticket], now)
         ticket.first_response_breached, ticket.resolution_breached, _ = sla.assess(ticket, now)
     if before == Status.PENDING_CUSTOMER and ticket.pending_since is not None:
         ticket.paused_seconds += int((now - ticket.pending_since).total_seconds())
@@ -348,6 +349,8 @@ def on_alarm_raised(*, alarm_id: str, **_: Any) -> None:
     )
     if alarm is None:
         return
+    if alarm.in_maintenance:
+        return  # raised inside a maintenance window: recorded, but no ticket and no e-mail
     priority = _alarm_priority(alarm)
     if not priority:
         return
@@ -557,20 +560,44 @@ def sla_sweep(*, now: datetime | None = None) -> int:
     """Flag breaches and tickets about to breach; each change goes out live. Returns how many changed."""
     now = now or timezone.now()
     changed = 0
-    for ticket in Ticket.objects.filter(
-        status__in=[Status.NEW, Status.OPEN, Status.PENDING_CUSTOMER]
-    ).iterator():
-        flags = sla.assess(ticket, now)
-        if flags != (ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state):
-            ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state = flags
-            Ticket.objects.filter(pk=ticket.pk).update(
-                first_response_breached=flags[0], resolution_breached=flags[1], sla_state=flags[2]
-            )
-            changed += 1
-            payload = {"type": "ticket.sla", "ticket": str(ticket.pk), "number": ticket.number,
-                       "sla_state": flags[2], "status": ticket.status}  # fmt: skip
-            try:
-                live.publish_for_customer(ticket.customer_id, payload)
-            except Exception:
-                log.warning("ticket %s: SLA event not published", ticket.number, exc_info=True)
+    unresolved = Ticket.objects.filter(status__in=[Status.NEW, Status.OPEN, Status.PENDING_CUSTOMER])
+    for chunk in _chunks(unresolved.iterator(), 1000):
+        paused_before = {t.pk: t.maintenance_paused_seconds for t in chunk}
+        sla.settle_maintenance(chunk, now)  # one query for the chunk's windows
+        for ticket in chunk:
+            moved = paused_before[ticket.pk] != ticket.maintenance_paused_seconds
+            changed += _sweep_one(ticket, now, paused_moved=moved)
     return changed
+
+
+def _chunks(rows: Iterator[Ticket], size: int) -> Iterator[list[Ticket]]:
+    chunk: list[Ticket] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _sweep_one(ticket: Ticket, now: datetime, *, paused_moved: bool) -> int:
+    """Store the ticket's settled clocks; 1 when its SLA flags changed (and went out live)."""
+    if paused_moved:  # the due date moves with it (a window began, ran on, moved or was cancelled)
+        Ticket.objects.filter(pk=ticket.pk).update(
+            maintenance_paused_seconds=ticket.maintenance_paused_seconds
+        )
+    flags = sla.assess(ticket, now)
+    if flags == (ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state):
+        return 0
+    ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state = flags
+    Ticket.objects.filter(pk=ticket.pk).update(
+        first_response_breached=flags[0], resolution_breached=flags[1], sla_state=flags[2]
+    )
+    payload = {"type": "ticket.sla", "ticket": str(ticket.pk), "number": ticket.number,
+               "sla_state": flags[2], "status": ticket.status}  # fmt: skip
+    try:
+        live.publish_for_customer(ticket.customer_id, payload)
+    except Exception:
+        log.warning("ticket %s: SLA event not published", ticket.number, exc_info=True)
+    return 1

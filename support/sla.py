@@ -4,11 +4,15 @@ Terms come from the contract covering the ticket's asset when the ticket was ope
 ticket's own contract, else the customer's active contract, else `SUPPORT_DEFAULT_SLA`. The
 first-response clock runs from opening until the first public reply by provider staff; the
 resolution clock runs from opening until resolved and stands still while the ticket waits for
-the customer (`pending_customer`).
+the customer (`pending_customer`) and while the ticket's asset is in a maintenance window
+(`maintenance_paused_seconds`, settled by `settle_maintenance` on every status change and
+sweep: the window time between opening and now, less the time it was also waiting for the
+customer right now, so one stretch never pauses the clock twice).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -16,6 +20,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from billing.models import Contract, ContractStatus
+from fleet.maintenance import windows_for_assets
 from support.models import SlaState, Ticket
 
 
@@ -81,3 +86,29 @@ def assess(ticket: Ticket, now: datetime) -> tuple[bool, bool, str]:
         left = (ticket.resolution_due_at(now) - now).total_seconds()
         at_risk = at_risk or left < share * ticket.resolution_minutes * 60
     return False, False, SlaState.AT_RISK if at_risk else SlaState.ON_TRACK
+
+
+def maintenance_overlap(spans: Sequence[tuple[datetime, datetime]], start: datetime, end: datetime) -> int:
+    """Whole seconds of the merged `spans` inside [start, end)."""
+    total = timedelta()
+    for began, ended in spans:
+        lo, hi = max(began, start), min(ended, end)
+        if hi > lo:
+            total += hi - lo
+    return int(total.total_seconds())
+
+
+def settle_maintenance(tickets: Sequence[Ticket], now: datetime) -> None:
+    """Set `maintenance_paused_seconds` of unresolved tickets about an asset to the maintenance
+    time of that asset between the ticket's opening and `now` (one query for all of them).
+    Recomputed from the windows each time, so a window moved or cancelled later corrects it;
+    a resolved ticket keeps what it had when it was resolved. Not saved here."""
+    about = [t for t in tickets if t.asset_id is not None and t.is_unresolved and t.created_at < now]
+    if not about:
+        return
+    spans = windows_for_assets({t.asset_id for t in about}, min(t.created_at for t in about), now)
+    for ticket in about:
+        paused = maintenance_overlap(spans[ticket.asset_id], ticket.created_at, now)
+        if ticket.pending_since is not None:  # already paused as waiting for the customer
+            paused -= maintenance_overlap(spans[ticket.asset_id], ticket.pending_since, now)
+        ticket.maintenance_paused_seconds = max(paused, 0)

@@ -5,6 +5,7 @@ from fleet.api.exclusions import StatusExclusionViewSet
 from fleet.api.readings import ImplausibleReadingViewSet
 from fleet.api.thresholds import AssetThresholdViewSet
 from fleet.api.views import AlarmViewSet, AssetModelViewSet, AssetViewSet, DeviceViewSet, SiteViewSet
+from fleet.api.windows import MaintenanceWindowViewSet
 
 router = SimpleRouter(trailing_slash=True)
 router.register("sites", SiteViewSet, basename="site")
@@ -13,6 +14,7 @@ router.register("assets", AssetViewSet, basename="asset")
 router.register("devices", DeviceViewSet, basename="device")
 router.register("alarms", AlarmViewSet, basename="alarm")
 router.register("implausible-readings", ImplausibleReadingViewSet, basename="implausible-reading")
+router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maintenance-window")
 router.register("status-exclusions", StatusExclusionViewSet, basename="status-exclusion")
 
 urlpatterns = [

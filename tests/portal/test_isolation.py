@@ -109,8 +109,17 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     # Issue 15's tables: their pages and endpoints add their URLs here as they come.
     apps.get_model("fleet", "MaintenanceWindow"): Case(
         make=lambda c: _window(c),
-        detail_urls=[],
-        list_urls=[],
+        detail_urls=["/fleet/maintenance/{pk}/", "/api/v1/maintenance-windows/{pk}/"],
+        action_urls=[
+            "/fleet/maintenance/{pk}/move/",
+            "/fleet/maintenance/{pk}/cancel/",
+            "/fleet/maintenance/{pk}/close/",
+            "/fleet/maintenance/{pk}/confirm/",
+            "/api/v1/maintenance-windows/{pk}/cancel/",
+            "/api/v1/maintenance-windows/{pk}/close-early/",
+            "/api/v1/maintenance-windows/{pk}/confirm/",
+        ],
+        list_urls=["/fleet/maintenance/", "/api/v1/maintenance-windows/", "/fleet/"],
         seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
     ),
     apps.get_model("fleet", "StatusExclusion"): Case(
