@@ -2,6 +2,7 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from fleet.api.exclusions import StatusExclusionViewSet
+from fleet.api.health import AssetHealthViewSet
 from fleet.api.readings import ImplausibleReadingViewSet
 from fleet.api.thresholds import AssetThresholdViewSet
 from fleet.api.views import AlarmViewSet, AssetModelViewSet, AssetViewSet, DeviceViewSet, SiteViewSet
@@ -18,6 +19,7 @@ router.register("maintenance-windows", MaintenanceWindowViewSet, basename="maint
 router.register("status-exclusions", StatusExclusionViewSet, basename="status-exclusion")
 
 urlpatterns = [
+    path("assets/<uuid:pk>/health/", AssetHealthViewSet.as_view({"get": "retrieve"}), name="asset-health"),
     path(
         "assets/<uuid:pk>/thresholds/",
         AssetThresholdViewSet.as_view({"get": "list"}),

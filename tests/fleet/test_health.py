@@ -23,6 +23,8 @@ from fleet.models import (
     MaintenanceWindow,
     TelemetryRollup,
 )
+from portal.models import User
+from tests.conftest import client_for
 from tests.fleet_fixtures import Installed
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
@@ -186,3 +188,27 @@ def test_the_score_is_lower_for_sooner_and_severer() -> None:
 def test_the_trend_of_a_short_series_says_nothing() -> None:
     hours = np.arange(-3.0, 0.0)
     assert core.trend(hours, hours * 10, limit=85, comparison="gt") is None
+
+
+def test_the_api_shows_the_health_and_the_prediction(
+    fleet_a: Installed, temp_trend: HealthRule, viewer_a: User, viewer_b: User
+) -> None:
+    put_hours(fleet_a.asset, "temp_c", [50 + 0.5 * i for i in range(48)])
+    evaluate([fleet_a.asset.pk], NOW)
+    url = f"/api/v1/assets/{fleet_a.asset.pk}/health/"
+    body = client_for(viewer_a).get(url).json()
+    assert body["score"] < 100
+    assert body["risk"] in ("watch", "at_risk", "critical")
+    (prediction,) = body["predictions"]
+    assert prediction["kind"] == "prediction"
+    assert prediction["expected_at"].startswith("2026-03-11")
+    (rule,) = body["rules"]
+    assert rule["active"] is True
+    assert rule["forecast"][1][1] == 85.0
+    # another customer's user: not found, like a missing asset
+    assert client_for(viewer_b).get(url).status_code == 404
+
+
+def test_an_asset_never_evaluated_reads_healthy(fleet_a: Installed, viewer_a: User) -> None:
+    body = client_for(viewer_a).get(f"/api/v1/assets/{fleet_a.asset.pk}/health/").json()
+    assert (body["score"], body["risk"], body["evaluated_at"], body["predictions"]) == (100, "ok", None, [])

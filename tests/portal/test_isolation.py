@@ -131,7 +131,7 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
     ),
     apps.get_model("fleet", "AssetHealth"): Case(
         make=lambda c: _asset_health(c),
-        detail_urls=[],
+        detail_urls=["/api/v1/assets/{row.asset_id}/health/"],
         list_urls=[],
         seen_by=frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN}),
     ),
