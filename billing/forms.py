@@ -42,6 +42,24 @@ class ContractForm(forms.Form):
         help_text="below uptime %: credit % of the fee, comma-separated",
     )
 
+    # Availability terms (docs/availability.md): offline always counts as down.
+    down_states = forms.MultipleChoiceField(
+        choices=[("fault", "Fault"), ("warning", "Degraded (warning)")],
+        required=False,
+        initial=["fault"],
+        widget=forms.CheckboxSelectMultiple,
+        label="Also down besides offline",
+    )
+    exclude_maintenance = forms.BooleanField(
+        required=False, initial=True, label="Leave maintenance windows out of availability"
+    )
+    exclude_customer_stops = forms.BooleanField(
+        required=False, initial=False, label="Leave stops caused by the customer out of availability"
+    )
+    meter_maintenance = forms.BooleanField(
+        required=False, initial=True, label="Bill usage inside maintenance windows"
+    )
+
     def __init__(self, *args: Any, user: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.fields["customer"].queryset = Customer.objects.visible_to(user).filter(is_active=True)  # type: ignore[attr-defined]
@@ -97,4 +115,8 @@ class ContractForm(forms.Form):
             "service_credits": data["service_credits"],
             "first_response_minutes": {p: data[f"respond_{p}"] for p in PRIORITIES},
             "resolution_minutes": {p: data[f"resolve_{p}"] for p in PRIORITIES},
+            "down_states": ["offline", *(s for s in ("fault", "warning") if s in data["down_states"])],
+            "exclude_maintenance": data["exclude_maintenance"],
+            "exclude_customer_stops": data["exclude_customer_stops"],
+            "meter_maintenance": data["meter_maintenance"],
         }

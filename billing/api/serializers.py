@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
@@ -99,6 +100,36 @@ class SlaTermsMixin(serializers.Serializer[Contract]):
         return _priorities(value)
 
 
+DOWN_STATES = ["offline", "fault", "warning"]  # billing.availability.DOWN_CHOICES
+
+
+def ordered_down_states(chosen: Iterable[object] | None) -> list[str]:
+    """The chosen down states in a fixed order, offline always among them (docs/availability.md)."""
+    picked = {str(s) for s in chosen or []} | {"offline"}
+    return [s for s in DOWN_STATES if s in picked]
+
+
+class AvailabilityTermsMixin(serializers.Serializer[Contract]):
+    """The contract's availability terms (docs/availability.md)."""
+
+    down_states = serializers.MultipleChoiceField(
+        choices=DOWN_STATES, required=False,
+        help_text="Statuses that count as down; offline always does. warning is degraded.",
+    )  # fmt: skip
+    exclude_maintenance = serializers.BooleanField(
+        required=False, help_text="Maintenance windows are left out of availability (default true)."
+    )
+    exclude_customer_stops = serializers.BooleanField(
+        required=False, help_text="Stops marked as caused by the customer are left out (default false)."
+    )
+    meter_maintenance = serializers.BooleanField(
+        required=False, help_text="Usage in maintenance windows is billed (default true)."
+    )
+
+    def validate_down_states(self, value: Iterable[object]) -> list[str]:
+        return ordered_down_states(value)
+
+
 def _priorities(value: dict[str, int]) -> dict[str, int]:
     unknown = sorted(set(value) - set(PRIORITIES))
     if unknown:
@@ -116,7 +147,8 @@ class ContractSerializer(serializers.ModelSerializer[Contract]):
         fields = [
             "id", "number", "customer", "customer_name", "plan", "plan_name", "start_date", "end_date",
             "status", "purchase_order", "first_response_minutes", "resolution_minutes", "uptime_target",
-            "service_credits", "assets", "created_at", "updated_at",
+            "service_credits", "down_states", "exclude_maintenance", "exclude_customer_stops",
+            "meter_maintenance", "assets", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -124,7 +156,7 @@ class ContractSerializer(serializers.ModelSerializer[Contract]):
 PURCHASE_ORDER_HELP = "The customer's order reference, printed on every invoice of the contract."
 
 
-class ContractCreateSerializer(SlaTermsMixin):
+class ContractCreateSerializer(SlaTermsMixin, AvailabilityTermsMixin):
     customer = serializers.UUIDField()
     plan = serializers.UUIDField()
     number = serializers.CharField(max_length=40, required=False, allow_blank=True, default="")
@@ -137,7 +169,7 @@ class ContractCreateSerializer(SlaTermsMixin):
     )
 
 
-class ContractUpdateSerializer(SlaTermsMixin):
+class ContractUpdateSerializer(SlaTermsMixin, AvailabilityTermsMixin):
     plan = serializers.UUIDField(required=False)
     end_date = serializers.DateField(required=False, allow_null=True, validators=[validate_day])
     status = serializers.ChoiceField(choices=ContractStatus.choices, required=False)

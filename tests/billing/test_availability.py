@@ -280,3 +280,48 @@ def test_the_api_answers_the_statements_figures(
     }  # fmt: skip
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["field"] == "period"
+
+
+def test_the_availability_terms_are_set_on_the_api_and_the_form(
+    finance: User, plan: Plan, fleet_a: Installed, viewer_a: User
+) -> None:
+    client = client_for(finance)
+    created = client.post(
+        "/api/v1/contracts/",
+        {"customer": str(fleet_a.asset.customer_id), "plan": str(plan.pk), "start_date": "2026-10-01",
+         "down_states": ["warning"], "exclude_customer_stops": True},
+        content_type="application/json",
+    ).json()  # fmt: skip
+    assert (created["down_states"], created["exclude_maintenance"], created["exclude_customer_stops"]) == (
+        ["offline", "warning"], True, True,
+    )  # fmt: skip
+    patched = client.patch(
+        f"/api/v1/contracts/{created['id']}/",
+        {"down_states": ["fault"], "meter_maintenance": False},
+        content_type="application/json",
+    )
+    assert patched.status_code == 200, patched.json()
+    assert (patched.json()["down_states"], patched.json()["meter_maintenance"]) == (
+        ["offline", "fault"],
+        False,
+    )
+    unknown = client.patch(
+        f"/api/v1/contracts/{created['id']}/", {"down_states": ["asleep"]}, content_type="application/json"
+    )
+    assert unknown.status_code == 400
+    assert unknown.json()["errors"][0]["field"] == "down_states"
+    page = client_for(viewer_a).get(f"/billing/contracts/{created['id']}/").content.decode()
+    assert "usage in windows not billed" in page
+
+    form = {
+        "customer": str(fleet_a.asset.customer_id), "plan": str(plan.pk), "start_date": "2027-01-01",
+        "status": "active", "uptime_target": "99.5", "service_credits": "99.5:5", "down_states": ["warning"],
+        "exclude_maintenance": "on",
+        **{f"respond_P{n}": "60" for n in range(1, 5)}, **{f"resolve_P{n}": "480" for n in range(1, 5)},
+    }  # fmt: skip
+    assert client.post("/billing/contracts/new/", form).status_code == 302
+    contract = Contract.objects.get(start_date=date(2027, 1, 1))
+    assert contract.down_states == ["offline", "warning"]
+    assert (contract.exclude_maintenance, contract.exclude_customer_stops, contract.meter_maintenance) == (
+        True, False, False,
+    )  # fmt: skip
