@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db.models import F, Q, QuerySet, Sum
@@ -105,7 +106,7 @@ def covered_hours(contract_ids: Iterable[object], period: Period) -> QuerySet[Ho
     PostgreSQL the sums read the covering index `usage_asset_hour_covering` (billing migration
     0002) only: (asset_id, hour) with metric and quantity, no heap fetch per usage row.
     """
-    ids = list(contract_ids)
+    ids: list[Any] = list(contract_ids)
     return HourlyUsage.objects.filter(
         Q(asset__coverages__covered_until__isnull=True) | Q(hour__lt=F("asset__coverages__covered_until")),
         _unmetered_maintenance(ids, period),
@@ -115,7 +116,7 @@ def covered_hours(contract_ids: Iterable[object], period: Period) -> QuerySet[Ho
     )
 
 
-def _unmetered_maintenance(contract_ids: list[object], period: Period) -> Q:
+def _unmetered_maintenance(contract_ids: list[Any], period: Period) -> Q:
     """A condition leaving out the hours inside maintenance windows of contracts that do not
     meter maintenance: an hour is left out when its start lies in a window (hour granularity,
     docs/availability.md). Empty (matches all) when no such contract has a window."""

@@ -40,7 +40,9 @@ def exclusion_mark_view(request: HttpRequest, pk: str) -> HttpResponse:
     asset = get_object_or_404(Asset.objects.visible_to(user), pk=pk)
     form = ExclusionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        messages.error(
+            request, "; ".join(f"{k}: {' '.join(str(m) for m in v)}" for k, v in form.errors.items())
+        )
         return redirect("asset_detail", pk=asset.pk)
     try:
         exclusions.exclusion_mark(actor=user, asset=asset, **form.cleaned_data)

@@ -33,7 +33,7 @@ def may_mark(user: User) -> bool:
 
 
 def exclusions_visible_to(user: User) -> QuerySet[StatusExclusion]:
-    return StatusExclusion.objects.visible_to(user).select_related("asset", "created_by")  # type: ignore[attr-defined,no-any-return]
+    return StatusExclusion.objects.visible_to(user).select_related("asset", "created_by")
 
 
 def exclusions_for_asset(user: User, asset: Asset) -> QuerySet[StatusExclusion]:
