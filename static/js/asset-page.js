@@ -20,6 +20,10 @@
     xaxis: { type: "date" }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "system-ui, sans-serif", size: 12 }
   };
+  // Health rules' forecasts (fleet/templates/fleet/panels/_health.html): per metric, a dashed
+  // line from the fitted value now to the limit at the expected time.
+  var forecastEl = document.getElementById("health-forecast");
+  var forecasts = forecastEl ? JSON.parse(forecastEl.textContent) : [];
   var config = { responsive: true, displaylogo: false, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 
   // Plotly reads its texts as a little HTML (<b>, <br>, <a href>): data goes in as plain text.
@@ -84,8 +88,20 @@
         { x: x, y: data.points.map(function (p) { return p.avg; }), mode: "lines", line: { color: "#0f766e", width: 2 }, name: "avg" }
       ];
     }
+    var shapes = normalShapes(m);
+    forecasts.filter(function (f) { return f.metric === m.code; }).forEach(function (f) {
+      traces.push({ x: f.points.map(function (p) { return local(p[0]); }),
+                    y: f.points.map(function (p) { return p[1]; }),
+                    mode: "lines+markers", line: { color: "#b91c1c", width: 2, dash: "dash" },
+                    name: plain("forecast: " + f.name), hoverinfo: "x+y+name" });
+      if (f.limit !== null) {
+        shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: f.limit, y1: f.limit,
+                      line: { color: "#b91c1c", width: 1, dash: "dot" } });
+      }
+      el.setAttribute("data-forecast", f.metric);
+    });
     var layout = Object.assign({}, layoutBase, { title: { text: title + " · " + data.resolution, x: 0, font: { size: 13 } },
-                                                 shapes: normalShapes(m) });
+                                                 shapes: shapes });
     Plotly.react(el, traces, layout, config);
     el.setAttribute("data-points", String(data.points.length));
   }

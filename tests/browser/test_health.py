@@ -1,0 +1,67 @@
+"""A customer sees the prediction, the health score and the forecast on the asset page."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from fleet.health import evaluate
+from fleet.ingest import worker
+from fleet.models import AssetModel, HealthRule, IngestInbox
+from portal.models import Customer, User
+from tests.factories import PASSWORD
+from tests.fleet.conftest import install
+from tests.integration import SCREENS, assert_fits, login, on_screen, screenshot
+
+pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+def test_a_customer_sees_the_prediction_and_the_forecast(
+    page: Any, asgi_server: str, viewer_a: User, customer_a: Customer, compressor: AssetModel
+) -> None:
+    # given two days of oil temperature rising 0.5 °C an hour, through the ingest worker
+    mine = install(customer_a, compressor, "HEALTH-A1")
+    HealthRule.objects.create(
+        asset_model=compressor, name="Oil temperature heading for 85 °C", metric="temp_c", kind="trend",
+        comparison="gt", limit=Decimal("85"), horizon_hours=24, lookback_hours=48,
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    start = now - timedelta(hours=48)
+    items = [
+        {"seq": i + 1, "ts": (start + timedelta(minutes=10 * i)).isoformat(), "status": "ok",
+         "fault_code": "",
+         "metrics": {"temp_c": 52 + 0.5 * (i / 6) + (i % 3) * 0.3, "pressure_bar": 7.0}}
+        for i in range(48 * 6)
+    ]  # fmt: skip
+    IngestInbox.objects.create(device_id=mine.device.pk, count=len(items), items=items)
+    worker.drain()
+    summary = evaluate([mine.asset.pk], now)
+    assert summary.raised == 1
+
+    # when the customer's viewer opens the asset page
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/fleet/assets/{mine.asset.pk}/")
+
+    # then the health panel shows the score, the risk and the prediction with its expected time
+    panel = page.locator('[data-panel="health"]')
+    assert int(panel.locator("[data-health-score]").inner_text()) < 100
+    prediction = panel.locator('[data-kind="prediction"]')
+    assert "Temperature predicted to exceed 85 °C in ~" in prediction.inner_text()
+    assert prediction.locator("[data-expected-at]").count() == 1
+    # and the temperature chart draws the forecast: a dashed line to the limit
+    page.wait_for_selector('[data-chart="temp_c"][data-forecast="temp_c"] .main-svg')
+    dashes = page.evaluate(
+        """() => document.querySelector('[data-chart="temp_c"]').data
+                   .filter(t => t.line && t.line.dash === 'dash').map(t => t.y[t.y.length - 1])"""
+    )
+    assert dashes == [85]
+    for screen in SCREENS:
+        on_screen(page, screen)
+        page.reload()  # Plotly sizes its charts to the width they load at
+        page.wait_for_selector('[data-chart="temp_c"][data-forecast="temp_c"] .main-svg')
+        assert_fits(page, f"asset page with a prediction at {screen['width']}")
+        screenshot(page, f"asset-health-{screen['width']}")
