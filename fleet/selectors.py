@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import TruncDay, TruncMonth
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.utils import timezone
 
 from fleet.models import (
@@ -64,10 +64,19 @@ class AssetFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=AssetStatus.choices)
     model = django_filters.CharFilter(method="filter_model", help_text="Asset model code or id")
     q = django_filters.CharFilter(method="filter_search", help_text="Search name and serial number")
+    sort = django_filters.ChoiceFilter(
+        choices=[("risk", "Risk, worst first")], method="sort_by",
+        help_text="risk: lowest health score first (docs/health.md); assets never evaluated count as healthy",
+    )  # fmt: skip
 
     class Meta:
         model = Asset
-        fields = ["site", "status", "model", "q"]
+        fields = ["site", "status", "model", "q", "sort"]
+
+    def sort_by(self, assets: QuerySet[Asset], name: str, value: str) -> QuerySet[Asset]:
+        # The risk level is read from the score, so the score orders both; never evaluated = 100.
+        health = Coalesce(F("health__score"), Value(100))
+        return assets.order_by(health.asc(), "customer__name", "name", "pk")
 
     def filter_model(self, assets: QuerySet[Asset], name: str, value: str) -> QuerySet[Asset]:
         return assets.filter(
@@ -177,9 +186,11 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset]) -> dict[str, Any]:
     """The overview page's data in a constant number of queries (`assets`: a filtered `asset_list`)."""
     visible = Asset.objects.visible_to(actor)
     counts = dict(visible.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    assets = assets.prefetch_related(
-        Prefetch("model__metrics", MetricDefinition.objects.order_by("code"))
-    ).annotate(open_alarms=Count("alarms", filter=Q(alarms__state__in=ACTIVE_ALARM_STATES)))
+    assets = (
+        assets.select_related("health")
+        .prefetch_related(Prefetch("model__metrics", MetricDefinition.objects.order_by("code")))
+        .annotate(open_alarms=Count("alarms", filter=Q(alarms__state__in=ACTIVE_ALARM_STATES)))
+    )
     return {
         "tiles": [(s.value, s.label, counts.get(s.value, 0)) for s in AssetStatus],
         "total": sum(counts.values()),

@@ -23,9 +23,9 @@ from fleet.models import (
     MaintenanceWindow,
     TelemetryRollup,
 )
-from portal.models import User
+from portal.models import Customer, User
 from tests.conftest import client_for
-from tests.fleet_fixtures import Installed
+from tests.fleet_fixtures import Installed, install
 
 NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -212,3 +212,26 @@ def test_the_api_shows_the_health_and_the_prediction(
 def test_an_asset_never_evaluated_reads_healthy(fleet_a: Installed, viewer_a: User) -> None:
     body = client_for(viewer_a).get(f"/api/v1/assets/{fleet_a.asset.pk}/health/").json()
     assert (body["score"], body["risk"], body["evaluated_at"], body["predictions"]) == (100, "ok", None, [])
+
+
+def test_the_overview_and_the_api_sort_by_risk(
+    customer_a: Customer, compressor: AssetModel, temp_trend: HealthRule, viewer_a: User
+) -> None:
+    # given three assets: one drifting fast, one drifting slowly, one never evaluated
+    fast, slow, quiet = (install(customer_a, compressor, serial).asset for serial in ("R-1", "R-2", "R-3"))
+    put_hours(fast, "temp_c", [60 + 0.9 * i for i in range(24)])  # 81.6 now, 85 in ~4 h
+    put_hours(slow, "temp_c", [50 + 0.5 * i for i in range(48)])
+    evaluate([fast.pk, slow.pk, quiet.pk], NOW)
+    scores = dict(AssetHealth.objects.values_list("asset_id", "score"))
+    assert scores[fast.pk] < scores[slow.pk] < 100
+    client = client_for(viewer_a)
+    # the page: by name unless asked, worst first with ?sort=risk
+    page = client.get("/fleet/?sort=risk").content.decode()
+    assert page.index("Asset R-1") < page.index("Asset R-2") < page.index("Asset R-3")
+    assert 'data-risk="' in page
+    default = client.get("/fleet/").content.decode()
+    assert default.index("Asset R-1") < default.index("Asset R-2") < default.index("Asset R-3")
+    # the API shares the filter
+    names = [a["name"] for a in client.get("/api/v1/assets/?sort=risk").json()["results"]]
+    assert names == ["Asset R-1", "Asset R-2", "Asset R-3"]
+    assert client.get("/api/v1/assets/?sort=nonsense").status_code == 400
