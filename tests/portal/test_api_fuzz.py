@@ -16,7 +16,7 @@ import json
 import os
 import subprocess
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from billing import services as billing_services
 from billing.models import Invoice, InvoiceRun, Plan
 from billing.overrides import override_set
 from billing.runs import bill_period
-from fleet import alarms
+from fleet import alarms, windows
 from fleet.models import AssetModel, AssetStatusChange
 from portal.models import Customer, User
 from portal.roles import Role
@@ -120,6 +120,14 @@ def _world(
         actor=admin, ticket=plain, upload=SimpleUploadedFile("notes.txt", b"plain text\n", "text/plain")
     )
     dispute = support_services.dispute_open(actor=admin, invoice=october, reason="Too much energy.")
+    # Maintenance windows: one running (it can close early), one proposed (it can be confirmed).
+    running = windows.window_open_emergency(
+        actor=support, customer=customer_a, title="Leak", ends_at=now + timedelta(hours=4), assets=[asset]
+    )
+    proposed = windows.window_plan(
+        actor=support, customer=customer_a, title="Proposed service", starts_at=now + timedelta(days=2),
+        ends_at=now + timedelta(days=2, hours=2), status="proposed",
+    )  # fmt: skip
     fodder = UserFactory(email="fodder@alpha.test", role=Role.CUSTOMER_VIEWER, customer=customer_a)
     return {
         "customers": [customer_a.pk, customer_b.pk],
@@ -137,6 +145,7 @@ def _world(
         "line_id": list(october.lines.values_list("pk", flat=True)),
         "credit-notes": list(october.credit_notes.values_list("pk", flat=True)),
         "tickets": [plain.pk, about_asset.pk, dispute.pk],
+        "maintenance-windows": [running.pk, proposed.pk],
         "attachment_id": list(plain.attachments.values_list("pk", flat=True)),
     }
 
