@@ -69,7 +69,7 @@ class AssetThresholdViewSet(TenantScopedViewSet):
 
     def _rule(self, asset: Asset) -> AlarmRule:
         try:
-            return thresholds.threshold_rule_get(asset=asset, rule_id=self.kwargs["rule_pk"])
+            return thresholds.threshold_rule_get(asset=asset, rule_id=self.kwargs["rule"])
         except AlarmRule.DoesNotExist as exc:
             raise NotFound() from exc
 
@@ -84,7 +84,7 @@ class AssetThresholdViewSet(TenantScopedViewSet):
         return Response(ThresholdSerializer(rows, many=True).data)
 
     @extend_schema(responses=ThresholdSerializer, summary="One alarm threshold of an asset")
-    def retrieve(self, request: Request, pk: str | None = None, rule_pk: str | None = None) -> Response:
+    def retrieve(self, request: Request, pk: str | None = None, rule: str | None = None) -> Response:
         asset = self.get_object()
         return Response(self._row(asset, self._rule(asset)))
 
@@ -93,21 +93,21 @@ class AssetThresholdViewSet(TenantScopedViewSet):
         responses=ThresholdSerializer,
         summary="Set the asset's own threshold",
     )
-    def update(self, request: Request, pk: str | None = None, rule_pk: str | None = None) -> Response:
+    def update(self, request: Request, pk: str | None = None, rule: str | None = None) -> Response:
         asset = self.get_object()
-        rule = self._rule(asset)
+        alarm_rule = self._rule(asset)
         data = ThresholdInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
             thresholds.threshold_set(
-                asset=asset, rule=rule, threshold=data.validated_data["threshold"], actor=self.actor
+                asset=asset, rule=alarm_rule, threshold=data.validated_data["threshold"], actor=self.actor
             )
         except thresholds.ThresholdError as exc:
             raise serializers.ValidationError({"threshold": [str(exc)]}) from exc
-        return Response(self._row(asset, rule))
+        return Response(self._row(asset, alarm_rule))
 
     @extend_schema(request=None, responses={204: None}, summary="Back to the model's threshold")
-    def destroy(self, request: Request, pk: str | None = None, rule_pk: str | None = None) -> Response:
+    def destroy(self, request: Request, pk: str | None = None, rule: str | None = None) -> Response:
         asset = self.get_object()
         thresholds.threshold_clear(asset=asset, rule=self._rule(asset), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)

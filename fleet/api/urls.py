@@ -26,7 +26,7 @@ urlpatterns = [
         name="asset-threshold-list",
     ),
     path(
-        "assets/<uuid:pk>/thresholds/<uuid:rule_pk>/",
+        "assets/<uuid:pk>/thresholds/<uuid:rule>/",
         AssetThresholdViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}),
         name="asset-threshold-detail",
     ),

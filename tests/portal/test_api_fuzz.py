@@ -29,7 +29,8 @@ from billing.models import Invoice, InvoiceRun, Plan
 from billing.overrides import override_set
 from billing.runs import bill_period
 from fleet import alarms, windows
-from fleet.models import AssetModel, AssetStatusChange
+from fleet.models import AlarmRule, AssetModel, AssetStatusChange
+from fleet.thresholds import threshold_set
 from portal.models import Customer, User
 from portal.roles import Role
 from portal.tokens import api_token_issue
@@ -129,6 +130,14 @@ def _world(
         ends_at=now + timedelta(days=2, hours=2), status="proposed",
     )  # fmt: skip
     fodder = UserFactory(email="fodder@alpha.test", role=Role.CUSTOMER_VIEWER, customer=customer_a)
+    # Alarm rules of the assets' model: one with an asset's own threshold, one without.
+    tuned, untuned = (
+        AlarmRule.objects.create(
+            asset_model=asset.model, name=name, metric="temp_c", comparison=comparison, threshold=Decimal(90)
+        )
+        for name, comparison in (("Fuzz hot", "gt"), ("Fuzz cold", "lt"))
+    )
+    threshold_set(asset=asset, rule=tuned, threshold=Decimal("85"), actor=admin)
     return {
         "customers": [customer_a.pk, customer_b.pk],
         "users": [fodder.pk, support.pk],
@@ -147,6 +156,7 @@ def _world(
         "tickets": [plain.pk, about_asset.pk, dispute.pk],
         "maintenance-windows": [running.pk, proposed.pk],
         "attachment_id": list(plain.attachments.values_list("pk", flat=True)),
+        "rule": [tuned.pk, untuned.pk],  # assets/{id}/thresholds/{rule}/
     }
 
 
