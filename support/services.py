@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from billing import services as billing_services
 from billing.models import Invoice, InvoiceLine
+from fleet import windows
 from fleet.models import Alarm, AlarmKind, Asset, MaintenanceWindow, WindowStatus
 from portal import live, outbox
 from portal.models import Customer, User
@@ -417,12 +418,12 @@ def _propose_window(ticket: Ticket, alarm: Alarm) -> None:
     lead = max(alarm.expected_at - now, timedelta(0))
     start = max(now, min(now + lead / 2, alarm.expected_at - PROPOSED_WINDOW))
     start = (start + timedelta(minutes=59)).replace(minute=0, second=0, microsecond=0)
-    window = MaintenanceWindow.objects.create(
-        customer=ticket.customer, title=f"Proposed service: {alarm.asset.name}"[:120],
+    # Through fleet's service (audited; a proposal is announced to nobody until confirmed).
+    window = windows.window_plan(
+        actor=None, customer=ticket.customer, title=f"Proposed service: {alarm.asset.name}"[:120],
         reason=f"Ticket {ticket.number}: {alarm.message}", starts_at=start, ends_at=start + PROPOSED_WINDOW,
-        status=WindowStatus.PROPOSED,
+        assets=[alarm.asset], status=WindowStatus.PROPOSED, now=now,
     )  # fmt: skip
-    window.assets.add(alarm.asset)
     ticket.maintenance_window = window
     ticket.save(update_fields=["maintenance_window"])
 
@@ -453,10 +454,11 @@ def _resolve_proactive(ticket: Ticket, alarm: Alarm) -> None:
     _move(
         ticket, Status.RESOLVED, None, now, note=f"Resolved by itself: {alarm.cleared_reason or 'cleared'}."
     )
-    if ticket.maintenance_window_id is not None:
-        MaintenanceWindow.objects.filter(
-            pk=ticket.maintenance_window_id, status=WindowStatus.PROPOSED
-        ).update(status=WindowStatus.CANCELLED, cancelled_at=now)
+    proposal = MaintenanceWindow.objects.filter(
+        customer_id=ticket.customer_id, pk=ticket.maintenance_window_id, status=WindowStatus.PROPOSED
+    ).first()
+    if proposal is not None:  # one support planned already stays planned
+        windows.window_cancel(actor=None, window=proposal, now=now)
 
 
 # Billing disputes ---------------------------------------------------------------------------
