@@ -261,7 +261,9 @@ def test_batches_keep_the_models_rules_until_one_is_saved(fleet_a: Installed) ->
         asset_model=fleet_a.asset.model, name="Hot", metric="temp_c", comparison="gt",
         threshold=Decimal("90"), for_seconds=0, severity="major",
     )  # fmt: skip
-    assert _rule_reads([fleet_a], 3) == 2  # the save cleared the copy: the new rule applies at once
+    # The save cleared the copy: the new rule applies at once. Three reads now the model has a
+    # rule: metrics, rules and the assets' own thresholds of those rules (fleet/thresholds.py).
+    assert _rule_reads([fleet_a], 3) == 3
     assert Alarm.objects.filter(asset=fleet_a.asset, kind="threshold").count() == 1
 
 
