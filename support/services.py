@@ -454,6 +454,8 @@ def _resolve_proactive(ticket: Ticket, alarm: Alarm) -> None:
     _move(
         ticket, Status.RESOLVED, None, now, note=f"Resolved by itself: {alarm.cleared_reason or 'cleared'}."
     )
+    if ticket.maintenance_window_id is None:
+        return
     proposal = MaintenanceWindow.objects.filter(
         customer_id=ticket.customer_id, pk=ticket.maintenance_window_id, status=WindowStatus.PROPOSED
     ).first()
