@@ -11,6 +11,8 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Contract
@@ -34,7 +36,7 @@ T0 = datetime(2026, 10, 5, 8, 0, tzinfo=UTC)
 
 
 def plan_window(
-    customer: Customer, actor: User, start: datetime, hours: int = 4, **extra: object
+    customer: Customer, actor: User | None, start: datetime, hours: int = 4, **extra: object
 ) -> MaintenanceWindow:
     return windows.window_plan(
         actor=actor, customer=customer, title="Compressor service", reason="Yearly overhaul",
@@ -415,3 +417,36 @@ def test_the_api_plans_moves_and_cancels_for_staff_and_lists_for_customers(
         f"/api/v1/maintenance-windows/{pk}/close-early/", {}, content_type="application/json"
     )
     assert not_running.status_code == 400
+
+
+def test_a_weekly_window_shows_each_coming_week_and_the_page_costs_the_same_for_more_windows(
+    customer_a: Customer, viewer_a: User, support: User
+) -> None:
+    now = timezone.now()
+    client = client_for(viewer_a)
+    plan_window(customer_a, support, now + timedelta(days=1), now=now, recurrence="weekly")
+
+    def count_queries() -> tuple[int, str]:
+        with CaptureQueriesContext(connection) as ctx:
+            body = client.get("/fleet/maintenance/").content.decode()
+        return len(ctx.captured_queries), body
+
+    few, body = count_queries()
+    assert body.count("every week") == 9  # days 1, 8, …, 57 of the next 60
+    for offset in range(2, 7):
+        site = SiteFactory(customer=customer_a)
+        plan_window(customer_a, support, now + timedelta(days=offset), now=now, site=site,
+                    assets=[AssetFactory(site=site)])  # fmt: skip
+    many, _ = count_queries()
+    assert many == few
+
+
+def test_a_proposal_is_audited_and_shown_to_staff_only(
+    customer_a: Customer, viewer_a: User, support: User
+) -> None:
+    now = timezone.now()
+    window = plan_window(customer_a, None, now + timedelta(days=1), now=now, status=WindowStatus.PROPOSED)
+    assert AuditEntry.objects.filter(action="maintenance_window.proposed", customer=customer_a).exists()
+    assert str(window.pk) in client_for(support).get("/fleet/maintenance/").content.decode()
+    assert str(window.pk) not in client_for(viewer_a).get("/fleet/maintenance/").content.decode()
+    assert client_for(viewer_a).get(f"/fleet/maintenance/{window.pk}/").status_code == 404
