@@ -6,10 +6,24 @@ own when it starts (tokens are shown once and never stored).
 
 from __future__ import annotations
 
-from datetime import date
+import math
+from datetime import date, timedelta
 from decimal import Decimal
 
-from fleet.models import AlarmRule, Asset, AssetModel, Device, MetricDefinition, Site
+from django.db import transaction
+from django.utils import timezone
+
+from fleet.models import (
+    AlarmRule,
+    Asset,
+    AssetModel,
+    Device,
+    HealthRule,
+    MetricDefinition,
+    Resolution,
+    Site,
+    TelemetryRollup,
+)
 from fleet.services import metric
 from portal.models import Customer
 
@@ -58,6 +72,26 @@ RULES = {
     "frostline-200": [("Freezer too warm", "supply_temp_c", "gt", "-15", 120, "critical", "P1")],
     "hydro-p40": [("Excessive vibration", "vibration_mm_s", "gt", "7.1", 60, "warning", "P3")],
 }
+
+# model code -> [(name, metric, kind, comparison, limit, horizon h, lookback h, sensitivity, severity,
+#                 ticket priority)]: docs/health.md
+HealthSpec = tuple[str, str, str, str, str | None, int, int, str, str, str]
+HEALTH_RULES: dict[str, list[HealthSpec]] = {
+    "aircomp-75": [
+        ("Oil temperature heading for 95 °C", "temp_c", "trend", "gt", "95", 48, 72, "3", "warning", "P3"),
+        ("Outlet pressure unlike its normal", "pressure_bar", "anomaly", "gt", None, 48, 72, "5", "info", ""),
+    ],
+    "frostline-200": [
+        ("Supply warming to −15 °C", "supply_temp_c", "trend", "gt", "-15", 24, 48, "3", "critical", "P2"),
+    ],
+    "hydro-p40": [
+        ("Vibration heading for 7.1", "vibration_mm_s", "trend", "gt", "7.1", 48, 72, "3", "warning", "P3"),
+        ("Vibration unlike its normal", "vibration_mm_s", "anomaly", "gt", None, 48, 72, "5", "info", ""),
+    ],
+}
+# The demo asset whose oil temperature has been creeping up for three days, so `make run` shows
+# a prediction (and its proactive ticket) from the start: hour rollups from 62 °C to ~84 °C.
+DRIFTING = ("AC75-1002", "temp_c", 62.0, 0.3, 72)  # serial, metric, start, °C an hour, hours
 
 # customer slug -> site name -> [(model code, serial, asset name)]
 ASSETS = {
@@ -109,6 +143,28 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
                     "ticket_priority": ticket,
                 },
             )
+        for (
+            name,
+            metric_code,
+            kind,
+            comparison,
+            limit,
+            horizon,
+            lookback,
+            sensitivity,
+            severity,
+            ticket,
+        ) in HEALTH_RULES[code]:
+            HealthRule.objects.update_or_create(
+                asset_model=model,
+                name=name,
+                defaults={
+                    "metric": metric_code, "kind": kind, "comparison": comparison,
+                    "limit": Decimal(limit) if limit is not None else None, "horizon_hours": horizon,
+                    "lookback_hours": lookback, "sensitivity": Decimal(sensitivity), "severity": severity,
+                    "ticket_priority": ticket,
+                },
+            )  # fmt: skip
         models[code] = model
     for slug, sites in ASSETS.items():
         customer = customers[slug]
@@ -131,7 +187,43 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
                     serial_number=f"GW-{serial}",
                     defaults={"customer": customer, "asset": asset, "firmware": "2.4.1"},
                 )
+    _seed_drift()
     return {
         "sites": Site.objects.filter(customer__in=customers.values()).count(),
         "assets": Asset.objects.filter(customer__in=customers.values()).count(),
     }
+
+
+def _seed_drift() -> None:
+    """Three days of hour rollups of the drifting asset, ending the hour before now (existing
+    buckets are left alone), then its health evaluated once the seed commits: the prediction,
+    its alarm and ticket are there before the first beat round."""
+    serial, code, start, rate, hours = DRIFTING
+    asset = Asset.objects.filter(serial_number=serial).first()
+    if asset is None:
+        return
+    end = timezone.now().replace(minute=0, second=0, microsecond=0)
+    rows = []
+    for hour in range(hours):
+        mean = start + rate * hour + 0.8 * math.sin(hour / 3.0)  # a little daily wobble
+        rows.append(
+            TelemetryRollup(
+                customer_id=asset.customer_id,
+                asset=asset,
+                metric=code,
+                resolution=Resolution.HOUR,
+                bucket=end - timedelta(hours=hours - hour),
+                count=120,
+                total=mean * 120,
+                minimum=mean - 1.5,
+                maximum=mean + 1.5,
+            )
+        )
+    TelemetryRollup.objects.bulk_create(rows, ignore_conflicts=True)
+
+    def evaluate_drifting() -> None:
+        from fleet.health import evaluate
+
+        evaluate([asset.pk])
+
+    transaction.on_commit(evaluate_drifting)

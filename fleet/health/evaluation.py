@@ -198,9 +198,10 @@ def evaluate(asset_ids: Iterable[Any], now: datetime | None = None) -> Summary:
     for resolution in sorted({_resolution(rule) for rule in all_rules}):
         wanted = [rule for rule in all_rules if _resolution(rule) == resolution]
         lookback = max(rule.lookback_hours for rule in wanted)
-        loaded, count = load_series(
-            ids, {rule.metric for rule in wanted}, resolution, now - timedelta(hours=lookback), now
-        )
+        since = now - timedelta(hours=lookback)
+        # uuids, not text: `asset_id = ANY(uuid[])` walks the (asset, metric, …) index.
+        uuids = [a.pk for a in assets.values()]
+        loaded, count = load_series(uuids, {rule.metric for rule in wanted}, resolution, since, now)
         summary.rollup_rows += count
         for (asset_id, metric), values in loaded.items():
             series[(asset_id, metric, resolution)] = values

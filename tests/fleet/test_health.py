@@ -6,6 +6,7 @@ import random
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 import pytest
@@ -235,3 +236,19 @@ def test_the_overview_and_the_api_sort_by_risk(
     names = [a["name"] for a in client.get("/api/v1/assets/?sort=risk").json()["results"]]
     assert names == ["Asset R-1", "Asset R-2", "Asset R-3"]
     assert client.get("/api/v1/assets/?sort=nonsense").status_code == 400
+
+
+def test_the_demo_has_a_drifting_asset_with_a_prediction(
+    db: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=StringIO())
+    drifting = Asset.objects.get(serial_number="AC75-1002")
+    (alarm,) = active(drifting)
+    assert alarm.kind == AlarmKind.PREDICTION
+    assert "Oil temperature predicted to exceed 95 °C" in alarm.message
+    assert HealthRule.objects.filter(asset_model__code="hydro-p40", kind="anomaly").exists()
