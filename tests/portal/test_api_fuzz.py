@@ -29,6 +29,7 @@ from billing.models import Invoice, InvoiceRun, Plan
 from billing.overrides import override_set
 from billing.runs import bill_period
 from fleet import alarms, windows
+from fleet.exclusions import exclusion_mark
 from fleet.models import AlarmRule, AssetModel, AssetStatusChange
 from fleet.thresholds import threshold_set
 from portal.models import Customer, User
@@ -138,6 +139,10 @@ def _world(
         for name, comparison in (("Fuzz hot", "gt"), ("Fuzz cold", "lt"))
     )
     threshold_set(asset=asset, rule=tuned, threshold=Decimal("85"), actor=admin)
+    stop = exclusion_mark(
+        actor=support, asset=asset, starts_at=now - timedelta(days=2), ends_at=now - timedelta(days=1),
+        reason="Switched off by the customer",
+    )  # fmt: skip
     return {
         "customers": [customer_a.pk, customer_b.pk],
         "users": [fodder.pk, support.pk],
@@ -157,6 +162,7 @@ def _world(
         "maintenance-windows": [running.pk, proposed.pk],
         "attachment_id": list(plain.attachments.values_list("pk", flat=True)),
         "rule": [tuned.pk, untuned.pk],  # assets/{id}/thresholds/{rule}/
+        "status-exclusions": [stop.pk],
     }
 
 
