@@ -312,10 +312,15 @@ def _trend(
     hours_to = verdict.hours_to_limit
     entry.update(
         slope_per_hour=verdict.slope_per_hour, level=verdict.level, confident=verdict.confident,
-        points=verdict.points, hours_to_limit=hours_to,
+        points=verdict.points, hours_to_limit=hours_to, hours_to_limit_late=verdict.hours_to_limit_late,
     )  # fmt: skip
-    due = hours_to is not None and verdict.confident and hours_to <= rule.horizon_hours
-    still = hours_to is not None and (hours_to == 0 or hours_to <= rule.horizon_hours * CLEAR_HORIZON_FACTOR)
+    # Raise when even the latest crossing the slope's interval allows is within the horizon;
+    # keep it while that is within 1.5 horizons (or the fitted level is past the limit).
+    late = verdict.hours_to_limit_late
+    due = late is not None and verdict.confident and late <= rule.horizon_hours
+    still = hours_to is not None and (
+        hours_to == 0 or (late is not None and late <= rule.horizon_hours * CLEAR_HORIZON_FACTOR)
+    )
     if hours_to is not None and limit is not None:
         expected_at = now + timedelta(hours=hours_to)
         entry["expected_at"] = expected_at.isoformat()
