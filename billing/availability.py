@@ -42,11 +42,6 @@ from fleet.models import (
 Interval = tuple[datetime, datetime]
 ZERO = timedelta(0)
 ALWAYS_DOWN = (AssetStatus.OFFLINE.value,)
-DOWN_CHOICES = (  # the statuses a contract may count as down (offline always does)
-    (AssetStatus.OFFLINE.value, "Offline (always)"),
-    (AssetStatus.FAULT.value, "Fault"),
-    (AssetStatus.WARNING.value, "Degraded (warning)"),
-)
 
 
 def down_states_of(contract: Contract) -> frozenset[str]:
@@ -263,7 +258,8 @@ def statements(contracts: Sequence[Contract], period: Period, *, now: datetime) 
         .values_list("contract_id", "asset_id", "covered_from", "covered_until")
     )
     asset_ids = {asset_id for _, asset_id, _, _ in coverages}
-    assets = dict(
+    # One row per asset: its status when the period began, its serial number and site.
+    rows = list(
         Asset.objects.filter(pk__in=asset_ids)
         .annotate(
             status_at_start=Subquery(
@@ -272,9 +268,11 @@ def statements(contracts: Sequence[Contract], period: Period, *, now: datetime) 
                 .values("status")[:1]
             )
         )
-        .values_list("pk", "status_at_start")
+        .values_list("pk", "status_at_start", "serial_number", "site_id")
     )
-    serials = dict(Asset.objects.filter(pk__in=asset_ids).values_list("pk", "serial_number"))
+    assets = {pk: status for pk, status, _, _ in rows}
+    serials = {pk: serial for pk, _, serial, _ in rows}
+    site_of = {pk: site for pk, _, _, site in rows}
     changes: dict[Any, list[tuple[str, datetime]]] = defaultdict(list)
     for asset_id, status, at in (
         AssetStatusChange.objects.filter(asset_id__in=asset_ids, at__gte=period.start, at__lt=until)
@@ -295,7 +293,6 @@ def statements(contracts: Sequence[Contract], period: Period, *, now: datetime) 
         if any(windows.values())
         else []
     )
-    site_of = dict(Asset.objects.filter(pk__in=asset_ids).values_list("pk", "site_id")) if titled else {}
 
     def window_title(asset_id: Any, span: Interval) -> str:
         for window, listed in titled:
