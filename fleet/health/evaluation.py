@@ -52,6 +52,7 @@ CLEAR_SENSITIVITY_SHARE = 0.75
 MOVE_SHARE = 0.1
 TREND_RECOVERED = "trend recovered"
 ANOMALY_GONE = "readings normal again"
+RULE_GONE = "health rule no longer active"
 
 
 def health_key(rule: HealthRule) -> str:
@@ -167,14 +168,15 @@ def evaluate(asset_ids: Iterable[Any], now: datetime | None = None) -> Summary:
     clear their prediction and anomaly alarms through fleet.alarms (events, live messages and
     tickets follow). Nothing is raised for an asset in a maintenance window at `now`.
 
-    Decommissioned and unknown ids are skipped. Costs a fixed number of queries per call
+    Unknown ids are skipped; a decommissioned asset, or one whose rule is no longer active,
+    only has its health alarms cleared. Costs a fixed number of queries per call
     (module docstring): callers batch (fleet.health.tasks uses 500 assets a call)."""
     now = now or timezone.now()
     summary = Summary()
     assets = {
         str(asset.pk): asset
-        for asset in Asset.objects.filter(pk__in=list(asset_ids), decommissioned_at__isnull=True).only(
-            "id", "customer_id", "model_id", "name"
+        for asset in Asset.objects.filter(pk__in=list(asset_ids)).only(
+            "id", "customer_id", "model_id", "name", "decommissioned_at"
         )
     }
     if not assets:
@@ -184,10 +186,28 @@ def evaluate(asset_ids: Iterable[Any], now: datetime | None = None) -> Summary:
         asset_model_id__in={a.model_id for a in assets.values()}, is_active=True
     ):
         rules_by_model[rule.asset_model_id].append(rule)
-    assets = {pk: a for pk, a in assets.items() if rules_by_model.get(a.model_id)}
+    active: dict[tuple[str, str], Alarm] = {
+        (str(alarm.asset_id), alarm.key): alarm
+        for alarm in Alarm.objects.filter(
+            asset_id__in=[a.pk for a in assets.values()], key__startswith=KEY_PREFIX,
+            state__in=ACTIVE_ALARM_STATES,
+        )
+    }  # fmt: skip
+    # A rule deactivated or deleted (or the asset decommissioned) leaves nothing to evaluate
+    # its alarm by: it clears, and its proactive ticket resolves.
+    in_service = {pk: a for pk, a in assets.items() if a.decommissioned_at is None}
+    live_keys = {
+        (pk, health_key(rule)) for pk, a in in_service.items() for rule in rules_by_model.get(a.model_id, ())
+    }
+    for asset_id, key in list(active):
+        if (asset_id, key) not in live_keys:
+            with transaction.atomic():
+                if alarm_clear_key(asset=assets[asset_id], key=key, reason=RULE_GONE) is not None:
+                    summary.cleared += 1
+            del active[(asset_id, key)]
+    assets = {pk: a for pk, a in in_service.items() if rules_by_model.get(a.model_id)}
     if not assets:
         return summary
-    ids = list(assets)
     metric_info = {
         (m.asset_model_id, m.code): (m.label or m.code, m.unit)
         for m in MetricDefinition.objects.filter(asset_model_id__in=list(rules_by_model))
@@ -206,14 +226,7 @@ def evaluate(asset_ids: Iterable[Any], now: datetime | None = None) -> Summary:
         for (asset_id, metric), values in loaded.items():
             series[(asset_id, metric, resolution)] = values
 
-    active: dict[tuple[str, str], Alarm] = {
-        (str(alarm.asset_id), alarm.key): alarm
-        for alarm in Alarm.objects.filter(
-            asset_id__in=ids, key__startswith=KEY_PREFIX, state__in=ACTIVE_ALARM_STATES
-        )
-    }
-    in_service = [a.pk for a in assets.values()]
-    windows = windows_for_assets(in_service, now, now + timedelta(microseconds=1))
+    windows = windows_for_assets([a.pk for a in assets.values()], now, now + timedelta(microseconds=1))
     maintenance = {str(pk): spans for pk, spans in windows.items()}
 
     healths: list[AssetHealth] = []

@@ -6,19 +6,24 @@ from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from fleet.health.evaluation import evaluate
-from fleet.models import Asset, HealthRule
+from fleet.health.evaluation import KEY_PREFIX, evaluate
+from fleet.models import ACTIVE_ALARM_STATES, Alarm, Asset, HealthRule
 
 
 def assets_with_rules() -> list[str]:
-    """Ids of the assets in service whose model has an active health rule, in a fixed order."""
+    """Ids of the assets in service whose model has an active health rule, and of any asset
+    with an active health alarm (its rule may be gone: evaluation clears it), in a fixed order."""
     models = HealthRule.objects.filter(is_active=True).values("asset_model_id")
+    alarmed = Alarm.objects.filter(key__startswith=KEY_PREFIX, state__in=ACTIVE_ALARM_STATES)
     return [
         str(pk)
-        for pk in Asset.objects.filter(model_id__in=models, decommissioned_at__isnull=True)
+        for pk in Asset.objects.filter(
+            Q(model_id__in=models, decommissioned_at__isnull=True) | Q(pk__in=alarmed.values("asset_id"))
+        )
         .order_by("pk")
         .values_list("pk", flat=True)
     ]

@@ -252,3 +252,22 @@ def test_the_demo_has_a_drifting_asset_with_a_prediction(
     assert alarm.kind == AlarmKind.PREDICTION
     assert "Oil temperature predicted to exceed 95 °C" in alarm.message
     assert HealthRule.objects.filter(asset_model__code="hydro-p40", kind="anomaly").exists()
+
+
+def test_a_rule_switched_off_clears_its_alarm_and_the_sweep_still_reaches_it(
+    fleet_a: Installed, temp_trend: HealthRule
+) -> None:
+    from fleet.health.tasks import assets_with_rules
+
+    put_hours(fleet_a.asset, "temp_c", [50 + 0.5 * i for i in range(48)])
+    evaluate([fleet_a.asset.pk], NOW)
+    (alarm,) = active(fleet_a.asset)
+    # when the operator switches the rule off, the asset's model has no active rule left
+    temp_trend.is_active = False
+    temp_trend.save()
+    assert assets_with_rules() == [str(fleet_a.asset.pk)]  # still swept: it has a health alarm
+    summary = evaluate([fleet_a.asset.pk], NOW)
+    alarm.refresh_from_db()
+    assert summary.cleared == 1
+    assert (alarm.state, alarm.cleared_reason) == ("cleared", "health rule no longer active")
+    assert assets_with_rules() == []
