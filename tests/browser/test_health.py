@@ -65,3 +65,35 @@ def test_a_customer_sees_the_prediction_and_the_forecast(
         page.wait_for_selector('[data-chart="temp_c"][data-forecast="temp_c"] .main-svg')
         assert_fits(page, f"asset page with a prediction at {screen['width']}")
         screenshot(page, f"asset-health-{screen['width']}")
+
+
+def test_the_fleet_overview_sorts_by_risk_and_fits(
+    page: Any, asgi_server: str, viewer_a: User, customer_a: Customer, compressor: AssetModel
+) -> None:
+    from tests.fleet.test_health import put_hours
+
+    HealthRule.objects.create(
+        asset_model=compressor, name="Oil temperature heading for 85 °C", metric="temp_c", kind="trend",
+        comparison="gt", limit=Decimal("85"), horizon_hours=24, lookback_hours=48,
+    )  # fmt: skip
+    calm = install(customer_a, compressor, "A-CALM").asset  # sorts first by name
+    hot = install(customer_a, compressor, "Z-HOT").asset
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    put_hours(hot, "temp_c", [50 + 0.5 * i for i in range(48)], end=end)
+    put_hours(calm, "temp_c", [60.0 + (i % 2) for i in range(48)], end=end)
+    evaluate([hot.pk, calm.pk], end)
+
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    for screen in SCREENS:
+        on_screen(page, screen)
+        page.goto(f"{asgi_server}/fleet/")
+        rows = page.locator("#asset-table tbody tr")
+        assert rows.first.get_attribute("data-asset-id") == str(calm.pk)
+        page.select_option('select[name="sort"]', "risk")
+        page.click('form.toolbar button[type="submit"]')
+        page.wait_for_url("**/fleet/?*sort=risk*")
+        assert rows.first.get_attribute("data-asset-id") == str(hot.pk)
+        assert rows.first.locator("[data-risk]").get_attribute("data-risk") != "ok"
+        assert_fits(page, f"fleet overview by risk at {screen['width']}")
+        screenshot(page, f"fleet-overview-risk-{screen['width']}")
