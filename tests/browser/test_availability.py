@@ -3,14 +3,14 @@ excluded, the figure and the credit; the page fits a laptop and a phone with no 
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from billing.models import Plan
 from fleet.exclusions import exclusion_mark
-from fleet.models import MaintenanceWindow
+from fleet.models import MaintenanceWindow, StatusExclusion
 from portal.models import Customer, User
 from tests.billing_fixtures import contract_for, status_change
 from tests.factories import PASSWORD
@@ -70,4 +70,29 @@ def test_a_customer_reads_the_availability_statement(
     with page.expect_download() as download:
         page.click('[data-testid="statement-pdf"]')
     assert download.value.suggested_filename == f"availability-{contract.number}-2026-10.pdf"
+    assert errors == []
+
+
+def test_support_marks_a_customer_stop_on_the_asset_page(
+    page: Any, asgi_server: str, support: User, fleet_a: Installed
+) -> None:
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    login(page, asgi_server, support.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/fleet/assets/{fleet_a.asset.pk}/")
+    panel = page.locator('[data-panel="exclusions"]')
+    for screen in SCREENS:
+        on_screen(page, screen)
+        assert_fits(page, ("asset page with the stops panel", screen))
+    panel.locator('input[name="starts_at"]').fill("2026-10-20T02:00")
+    panel.locator('input[name="ends_at"]').fill("2026-10-20T06:00")
+    panel.locator('input[name="reason"]').fill("Customer cut the power for works")
+    panel.locator('button:has-text("Mark as caused by the customer")').click()
+    page.wait_for_selector("text=Customer cut the power for works")
+
+    stop = StatusExclusion.objects.get()
+    assert stop.ends_at - stop.starts_at == timedelta(hours=4)
+    assert stop.created_by == support
+    screenshot(page, "asset-customer-stop-390")
     assert errors == []
