@@ -116,11 +116,17 @@ def trend_recent(
 
 
 def _robust_z(baseline: np.ndarray, recent: np.ndarray, floor: float) -> tuple[float, float, float]:
+    """How far the recent mean lies *outside* the baseline's 5–95 % range, in robust standard
+    deviations (MAD): 0 inside it. Measured from the range rather than the median because a
+    machine's normal is often two states (running and idle, one shift a day): their switch
+    hours are part of normal, and a median-centred score took them for anomalies."""
     centre = float(np.median(baseline))
+    low, high = np.percentile(baseline, [5, 95])
     scale = float(stats.median_abs_deviation(baseline, scale="normal"))
     scale = max(scale, floor, 1e-9)
     now = float(np.mean(recent))
-    return abs(now - centre) / scale, centre, now
+    beyond = max(now - float(high), float(low) - now, 0.0)
+    return beyond / scale, centre, now
 
 
 def anomaly(

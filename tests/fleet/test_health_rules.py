@@ -71,3 +71,22 @@ def test_the_score_is_in_range_and_never_rises_with_another_finding(
     if findings:
         fewer, _ = core.score(findings[:-1])
         assert score <= fewer
+
+
+def test_a_machine_with_two_states_is_normal_at_its_switch_hours() -> None:
+    # a week of one shift a day: idle nights (small spread), running days, and the two switch
+    # hours a day with the widest spread of all; the last three hours are a switch
+    hours = np.arange(-168, 0) + 0.5
+    clock = (hours.astype(int) % 24 + 24) % 24
+    spreads = np.where((clock >= 6) & (clock < 22), 4.0, 0.5)
+    spreads[(clock == 6) | (clock == 22)] = 30.0
+    means = np.where(spreads > 1, 70.0, 40.0)
+    spreads[-3:] = [30.0, 29.0, 31.0]
+    verdict = core.anomaly(hours, means, spreads, recent_hours=3)
+    assert verdict is not None
+    assert verdict.z < 4
+    # while a spread three times the widest normal one is unlike it
+    spreads[-3:] = 90.0
+    verdict = core.anomaly(hours, means, spreads, recent_hours=3)
+    assert verdict is not None
+    assert verdict.z > 4
