@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 import urllib.parse
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -199,6 +200,7 @@ def warned_assets(asset_ids: list[str]) -> set[str]:
     }
 
 
+SAMPLES_PER_KIND = 3
 SAMPLE_KEYS = (
     "name",
     "level",
@@ -214,7 +216,13 @@ SAMPLE_KEYS = (
 
 
 def false_warning_samples(
-    plan: list[Scenario], raised: set[int], asset_ids: list[str], now: datetime, window: timedelta, room: int
+    plan: list[Scenario],
+    raised: set[int],
+    asset_ids: list[str],
+    now: datetime,
+    window: timedelta,
+    room: int,
+    seen: Counter[tuple[Any, ...]],
 ) -> list[dict[str, Any]]:
     """What the rules saw when they raised a warning that counts as false (for the report)."""
     picked = []
@@ -224,10 +232,17 @@ def false_warning_samples(
             continue
         picked.append(n)
     samples: list[dict[str, Any]] = []
-    for n in picked[: max(room, 0)]:
+    for n in picked:
+        if len(samples) >= room:
+            break
         fault_at = plan[n].fault_at
         health = AssetHealth.objects.filter(asset_id=asset_ids[n]).first()
         active = [e for e in (health.detail.values() if health else []) if e.get("active")]
+        # A few of each kind (scenario, duty, rules), not the first twenty of the first round.
+        key = (plan[n].kind, plan[n].one_shift, tuple(sorted(str(e.get("name")) for e in active)))
+        if seen[key] >= SAMPLES_PER_KIND:
+            continue
+        seen[key] += 1
         samples.append({
             "asset": n, "scenario": plan[n].kind.value, "one_shift": plan[n].one_shift, "at": now.isoformat(),
             "fault_at": fault_at.isoformat() if fault_at else None,
@@ -276,6 +291,7 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
     evaluations: list[datetime] = []
     warned: dict[datetime, set[int]] = {}
     false_samples: list[dict[str, Any]] = []
+    sample_kinds: Counter[tuple[Any, ...]] = Counter()
     window = timedelta(hours=2 * max(int(r.get("horizon_hours", 0)) for r in RULES))
     totals = Summary()
     timing = {"simulate_s": 0.0, "post_s": 0.0, "drain_s": 0.0, "evaluate_s": 0.0}
@@ -311,18 +327,26 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
             warned[now] = {number[a] for a in warned_assets(asset_ids)}
             raised = warned[now] - (warned[evaluations[-1]] if evaluations else set())
             false_samples.extend(
-                false_warning_samples(plan, raised, asset_ids, now, window, room=20 - len(false_samples))
+                false_warning_samples(
+                    plan, raised, asset_ids, now, window, room=20 - len(false_samples), seen=sample_kinds
+                )
             )
             evaluations.append(now)
             t4 = time.monotonic()
             eval_seconds.append(t4 - t3)
             timing["evaluate_s"] += t4 - t3
-        if len(evaluations) % 20 == 1 and now >= first_eval:
+        if len(evaluations) % 8 == 1 and now >= first_eval:
             log(
                 f"{now:%Y-%m-%d %H:%M} simulated: {heartbeats:,} heartbeats, "
                 f"{len(warned.get(now, ()))} assets warned, {time.monotonic() - started:.0f}s"
             )
     wall = time.monotonic() - started
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM fleet_heartbeat), (SELECT count(*) FROM fleet_failedbatch), "
+            "(SELECT count(*) FROM fleet_telemetryrollup WHERE resolution = 'hour')"
+        )
+        stored, failed_batches, hour_rollups = cursor.fetchone() or (0, 0, 0)
     figures = score(plan, evaluations, warned, window=window)
     eval_seconds.sort()
     return {
@@ -331,6 +355,9 @@ def main(config: dict[str, Any]) -> dict[str, Any]:
             "simulated_start": start.isoformat(),
             "simulated_end": end.isoformat(),
             "heartbeats": heartbeats,
+            "stored": stored,
+            "failed_batches": failed_batches,
+            "hour_rollups": hour_rollups,
             "requests": poster.requests,
             "retried_429_503": poster.retries,
             "wall_s": round(wall, 1),

@@ -7,7 +7,8 @@ Definitions (docs/performance.md, "Predictive maintenance"):
 - A degradation is *warned* when an evaluation in its window `[fault − window, fault)` finds a
   prediction on the asset (window = 2 × the trend rule's horizon: a warning further ahead is
   not one anybody would act on). Its *lead time* is the fault time less the first such evaluation.
-- A *false warning* is an episode raised anywhere else: on a healthy or noisy asset at any time,
+- A *false warning* is an episode raised anywhere else: on a healthy or noisy asset at any time
+  (healthy machines that run one shift a day counted apart, `healthy_one_shift`),
   on a degrading one before its window ("early") or after its repair. Episodes raised while the
   machine is in its fault (between the fault and the repair) are neither: the fault is there.
 - False warnings per 100 asset-days = false episodes ÷ (assets × days evaluated) × 100.
@@ -44,7 +45,7 @@ def score(
     for asset, at in episodes:
         s = plan[asset]
         if not s.degrading:
-            false_by[s.kind.value] += 1
+            false_by[f"{s.kind.value}_one_shift" if s.one_shift else s.kind.value] += 1
             continue
         assert s.fault_at is not None
         assert s.repaired_at is not None
