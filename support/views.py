@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from billing.selectors import invoices_visible_to
-from fleet.models import ACTIVE_ALARM_STATES, Alarm, Asset
+from fleet.models import ACTIVE_ALARM_STATES, Alarm, Asset, MaintenanceWindow, WindowStatus
 from portal.filters import chosen, page_filters
 from portal.models import Customer, User
 from portal.roles import Capability, can
@@ -175,10 +175,21 @@ def ticket_detail(request: HttpRequest, pk: str) -> HttpResponse:
             "can_credit": ticket.invoice_id is not None and can(user, Capability.RUN_INVOICES),
             "can_see_invoice": ticket.invoice_id is not None and can(user, Capability.VIEW_INVOICES),
             "show_fleet": ticket.asset_id is not None and can(user, Capability.VIEW_FLEET),
+            # A proactive ticket's window: staff see a proposal; the customer once it is planned.
+            "window": _ticket_window(ticket, user),
             "ticket_spec": {"ticket": str(ticket.pk), "asset": str(ticket.asset_id or ""), "gauges": gauges},
         }
     )
     return render(request, "support/ticket_detail.html", context)
+
+
+def _ticket_window(ticket: Ticket, user: User) -> MaintenanceWindow | None:
+    window = ticket.maintenance_window
+    if window is None or not can(user, Capability.VIEW_FLEET):
+        return None
+    if window.status == WindowStatus.PROPOSED and not can(user, Capability.WORK_TICKETS):
+        return None
+    return window
 
 
 TICKET_ACTIONS = ("comment", "transition", "assign", "priority", "attach", "credit")
