@@ -9,16 +9,19 @@ from __future__ import annotations
 import math
 from datetime import date, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.db import transaction
 from django.utils import timezone
 
+from fleet import windows
 from fleet.models import (
     AlarmRule,
     Asset,
     AssetModel,
     Device,
     HealthRule,
+    MaintenanceWindow,
     MetricDefinition,
     Resolution,
     Site,
@@ -188,10 +191,32 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
                     defaults={"customer": customer, "asset": asset, "firmware": "2.4.1"},
                 )
     _seed_drift()
+    _seed_window(customers["acme"])
     return {
         "sites": Site.objects.filter(customer__in=customers.values()).count(),
         "assets": Asset.objects.filter(customer__in=customers.values()).count(),
     }
+
+
+WINDOW_TITLE = "Annual service of the compressors"
+
+
+def _seed_window(customer: Customer) -> None:
+    """An upcoming planned visit at Acme's first site, three days from now, 06:00–10:00 local:
+    the calendar, the asset page and the overview have a window to show (planned through the
+    service, so Acme's users are told as they would be)."""
+    if MaintenanceWindow.objects.filter(customer=customer, title=WINDOW_TITLE).exists():
+        return
+    site = Site.objects.filter(customer=customer).order_by("name").first()
+    if site is None:
+        return
+    local = timezone.now().astimezone(ZoneInfo(customer.time_zone)) + timedelta(days=3)
+    start = local.replace(hour=6, minute=0, second=0, microsecond=0)
+    windows.window_plan(
+        actor=None, customer=customer, title=WINDOW_TITLE, site=site,
+        starts_at=start, ends_at=start + timedelta(hours=4),
+        reason="Filters, oil and a safety check; the machines stand still.",
+    )  # fmt: skip
 
 
 def _seed_drift() -> None:

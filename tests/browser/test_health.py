@@ -1,4 +1,5 @@
-"""A customer sees the prediction, the health score and the forecast on the asset page."""
+"""A customer sees the prediction, the health score, the forecast and the upcoming maintenance
+window on the asset page (issue 15's browser case)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fleet import windows
 from fleet.health import evaluate
 from fleet.ingest import worker
 from fleet.models import AssetModel, HealthRule, IngestInbox
@@ -40,6 +42,11 @@ def test_a_customer_sees_the_prediction_and_the_forecast(
     worker.drain()
     summary = evaluate([mine.asset.pk], now)
     assert summary.raised == 1
+    # and a service visit planned for the day after tomorrow
+    windows.window_plan(
+        actor=None, customer=customer_a, title="Replace the oil cooler", assets=[mine.asset],
+        starts_at=now + timedelta(days=2), ends_at=now + timedelta(days=2, hours=3),
+    )  # fmt: skip
 
     # when the customer's viewer opens the asset page
     login(page, asgi_server, viewer_a.email, PASSWORD)
@@ -59,6 +66,8 @@ def test_a_customer_sees_the_prediction_and_the_forecast(
                    .filter(t => t.line && t.line.dash === 'dash').map(t => t.y[t.y.length - 1])"""
     )
     assert dashes == [85]
+    # and the upcoming window is on the same page
+    assert "Replace the oil cooler" in page.locator('[data-testid="asset-windows"]').inner_text()
     for screen in SCREENS:
         on_screen(page, screen)
         page.reload()  # Plotly sizes its charts to the width they load at

@@ -103,6 +103,10 @@ def test_seed_demo_is_idempotent(db: None) -> None:
     assert "Negotiated for 2026" in negotiated.description
     assert negotiated.unit_price == Decimal("1.05")
     assert apps.get_model("billing", "ContractPriceOverride").objects.count() == 1
+    # An upcoming planned visit at Acme, once however often the demo is seeded.
+    window = apps.get_model("fleet", "MaintenanceWindow").objects.get()
+    assert (window.customer.slug, window.status) == ("acme", "planned")
+    assert window.starts_at > timezone.now()
     assert {u.role for u in User.objects.all()} == set(Role)
     for user in User.objects.all():
         assert user.check_password(DEMO_PASSWORD)
