@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from fleet.ingest.view import heartbeats as ingest_heartbeats
 from portal import accounts, health, views, views_billing
 
+handler400 = "portal.errors.bad_request"
 handler403 = "portal.views.error_403"
 handler404 = "portal.views.error_404"
 handler500 = "portal.errors.server_error"

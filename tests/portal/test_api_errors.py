@@ -62,3 +62,20 @@ def test_a_service_check_answers_400_with_the_field(operator: User, customer_a: 
 
     assert again.status_code == 400
     assert again.json()["errors"][0]["field"] in (None, "name")
+
+
+def test_a_request_django_refuses_before_the_view_is_a_400_in_the_same_shape(operator: User) -> None:
+    """More form fields than DATA_UPLOAD_MAX_NUMBER_FIELDS: Django refuses the body before DRF
+    sees it (the fuzz run found its HTML page); the API still answers JSON."""
+    fields = {f"field{i}": "x" for i in range(1100)}
+
+    response = client_for(operator).post("/api/v1/maintenance-windows/", fields)
+
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["detail"].startswith("The request could not be read")
+    assert body["errors"] == [{"field": None, "message": body["detail"]}]
+    page = client_for(operator).post("/fleet/maintenance/new/", fields)
+    assert page.status_code == 400
+    assert page["Content-Type"].startswith("text/html")
