@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection, transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from fleet.alarms import alarm_clear_key, alarm_raise
@@ -32,6 +33,8 @@ from fleet.models import (
     AlarmKind,
     Asset,
     AssetHealth,
+    AssetStatus,
+    AssetStatusChange,
     HealthRule,
     HealthRuleKind,
     MetricDefinition,
@@ -53,6 +56,9 @@ MOVE_SHARE = 0.1
 TREND_RECOVERED = "trend recovered"
 ANOMALY_GONE = "readings normal again"
 RULE_GONE = "health rule no longer active"
+
+
+STOPPED_STATUSES = (AssetStatus.FAULT, AssetStatus.OFFLINE)
 
 
 def health_key(rule: HealthRule) -> str:
@@ -85,9 +91,33 @@ class Summary:
 
 @dataclass
 class Series:
-    hours: np.ndarray  # bucket start relative to now, in hours (negative)
+    hours: np.ndarray  # bucket middle relative to now, in hours (negative)
     means: np.ndarray
     spreads: np.ndarray
+    maxima: np.ndarray | None = None
+    minima: np.ndarray | None = None
+    # Per bucket: did the machine run in it (its running-time counter advanced)? None when the
+    # asset reports no such counter for these buckets.
+    running: np.ndarray | None = None
+
+    def take(self, keep: np.ndarray) -> Series:
+        def part(values: np.ndarray | None) -> np.ndarray | None:
+            return None if values is None else values[keep]
+
+        return Series(
+            self.hours[keep], self.means[keep], self.spreads[keep],
+            part(self.maxima), part(self.minima), part(self.running),
+        )  # fmt: skip
+
+
+# The counter of running time a rule reads to tell running buckets from idle ones (a rule's
+# params may name another: "running_metric"), and how much it must advance in an hour bucket.
+RUNNING_METRIC = "run_hours"
+RUNNING_MIN_SHARE = 0.25  # of the bucket: a quarter of an hour's running in an hour
+
+
+def _running_metric(rule: HealthRule) -> str:
+    return str((rule.params or {}).get("running_metric", RUNNING_METRIC))
 
 
 def _resolution(rule: HealthRule) -> str:
@@ -103,7 +133,7 @@ def load_series(
     width = 3600.0 if resolution == Resolution.HOUR else 60.0
     sql = f"""
         SELECT asset_id::text, metric, EXTRACT(EPOCH FROM bucket)::float8,
-               total / NULLIF(count, 0), maximum - minimum
+               total / NULLIF(count, 0), maximum - minimum, maximum, minimum
         FROM {TelemetryRollup._meta.db_table}
         WHERE asset_id = ANY(%s) AND resolution = %s AND metric = ANY(%s)
           AND bucket >= %s AND bucket <= %s
@@ -112,17 +142,33 @@ def load_series(
     with connection.cursor() as cursor:
         cursor.execute(sql, [asset_ids, resolution, list(metrics), since, now])
         rows = cursor.fetchall()
-    grouped: dict[tuple[str, str], list[tuple[float, float, float]]] = defaultdict(list)
-    for asset_id, metric, epoch, mean, spread in rows:
-        grouped[(asset_id, metric)].append((epoch, mean, spread))
+    grouped: dict[tuple[str, str], list[tuple[float, float, float, float, float]]] = defaultdict(list)
+    for asset_id, metric, epoch, mean, spread, high, low in rows:
+        grouped[(asset_id, metric)].append((epoch, mean, spread, high, low))
     now_epoch = now.timestamp()
     series: dict[tuple[str, str], Series] = {}
     for key, points in grouped.items():
         array = np.array(points, dtype=float)
         ends = np.minimum(array[:, 0] + width, now_epoch)
         middles = (array[:, 0] + ends) / 2
-        series[key] = Series(hours=(middles - now_epoch) / 3600.0, means=array[:, 1], spreads=array[:, 2])
+        series[key] = Series(
+            hours=(middles - now_epoch) / 3600.0, means=array[:, 1], spreads=array[:, 2],
+            maxima=array[:, 3], minima=array[:, 4],
+        )  # fmt: skip
     return series, len(rows)
+
+
+def with_running(data: Series, counter: Series | None, width_hours: float) -> Series:
+    """`data` with its `running` flags from the running-time counter's buckets (its advance
+    within a bucket: maximum − minimum, in hours). A bucket without a counter row did not run."""
+    if counter is None or counter.maxima is None or counter.minima is None:
+        return data
+    advance = dict(zip(np.round(counter.hours, 6), counter.maxima - counter.minima, strict=True))
+    ran = np.array([advance.get(h, 0.0) for h in np.round(data.hours, 6)], dtype=float)
+    # A partial current bucket needs only its share of the running.
+    span = np.minimum(width_hours, np.maximum(-2 * data.hours, 1e-9))
+    data.running = ran >= RUNNING_MIN_SHARE * span
+    return data
 
 
 def _number(value: Decimal | float) -> str:
@@ -221,13 +267,38 @@ def evaluate(asset_ids: Iterable[Any], now: datetime | None = None) -> Summary:
         since = now - timedelta(hours=lookback)
         # uuids, not text: `asset_id = ANY(uuid[])` walks the (asset, metric, …) index.
         uuids = [a.pk for a in assets.values()]
-        loaded, count = load_series(uuids, {rule.metric for rule in wanted}, resolution, since, now)
+        metrics = {rule.metric for rule in wanted} | {_running_metric(rule) for rule in wanted}
+        loaded, count = load_series(uuids, metrics, resolution, since, now)
         summary.rollup_rows += count
         for (asset_id, metric), values in loaded.items():
             series[(asset_id, metric, resolution)] = values
 
-    windows = windows_for_assets([a.pk for a in assets.values()], now, now + timedelta(microseconds=1))
-    maintenance = {str(pk): spans for pk, spans in windows.items()}
+    longest = max(rule.lookback_hours for rule in all_rules)
+    windows = windows_for_assets(
+        [a.pk for a in assets.values()], now - timedelta(hours=longest), now + timedelta(microseconds=1)
+    )
+    # In a window now: nothing is raised. A window or a stop (fault, offline) that ended within
+    # the lookback: the rules look only at what came after it, so a machine serviced or
+    # repaired starts clean instead of carrying the drift and the trip it was repaired of.
+    maintenance = {str(pk): [span for span in spans if span[1] > now] for pk, spans in windows.items()}
+    clean_since: dict[str, datetime] = {
+        str(pk): max(span[1] for span in past)
+        for pk, spans in windows.items()
+        if (past := [span for span in spans if span[1] <= now])
+    }
+    for stopped_pk, at in (
+        AssetStatusChange.objects.filter(
+            asset_id__in=[a.pk for a in assets.values()],
+            previous__in=STOPPED_STATUSES,
+            at__gt=now - timedelta(hours=longest),
+            at__lte=now,
+        )
+        .values("asset_id")
+        .annotate(last=Max("at"))
+        .values_list("asset_id", "last")
+    ):
+        key = str(stopped_pk)
+        clean_since[key] = max(at, clean_since.get(key, at))
 
     healths: list[AssetHealth] = []
     for asset_id, asset in assets.items():
@@ -237,10 +308,18 @@ def evaluate(asset_ids: Iterable[Any], now: datetime | None = None) -> Summary:
         for rule in rules_by_model[asset.model_id]:
             summary.rules += 1
             label, unit = metric_info.get((asset.model_id, rule.metric), (rule.metric, ""))
-            data = series.get((asset_id, rule.metric, _resolution(rule)))
+            resolution = _resolution(rule)
+            data = series.get((asset_id, rule.metric, resolution))
             if data is not None:
-                keep = data.hours >= -float(rule.lookback_hours)
-                data = Series(data.hours[keep], data.means[keep], data.spreads[keep])
+                counter = series.get((asset_id, _running_metric(rule), resolution))
+                width = 1.0 if resolution == Resolution.HOUR else 1 / 60
+                start = -float(rule.lookback_hours)
+                if asset_id in clean_since:
+                    start = max(start, (clean_since[asset_id] - now).total_seconds() / 3600)
+                data = data.take(data.hours >= start)
+                if counter is not None:
+                    counter = counter.take(counter.hours >= start)
+                data = with_running(data, counter, width)
             key = health_key(rule)
             alarm = active.get((asset_id, key))
             entry: dict[str, Any] = {
@@ -303,16 +382,17 @@ def _trend(
     limit = float(rule.limit) if rule.limit is not None else None
     entry["limit"] = limit
     entry["horizon_hours"] = rule.horizon_hours
+    hours, values = _trend_series(rule, data) if data is not None else (None, None)
     verdict = (
         core.trend_recent(
-            data.hours,
-            data.means,
+            hours,
+            values,
             limit=limit,
             comparison=rule.comparison,
             confidence=float((rule.params or {}).get("confidence", 0.95)),
             recent_share=float((rule.params or {}).get("recent_share", 0.25)),
         )
-        if data is not None and limit is not None
+        if hours is not None and values is not None and limit is not None
         else None
     )
     if verdict is None:
@@ -366,11 +446,26 @@ def _trend(
         summary.moved += 1
 
 
+def _trend_series(rule: HealthRule, data: Series) -> tuple[np.ndarray, np.ndarray]:
+    """What a trend is fitted on. Where the asset reports its running time: the buckets in which
+    it ran, each by its peak on the limit's side (maximum for gt/gte, minimum for lt/lte) — the
+    level the machine reaches while it works, which idle hours and the run/pause mix of an hour
+    do not pull about (an hourly mean of a one-shift machine swings more at its morning start
+    than a week's drift). Otherwise the buckets' means."""
+    if data.running is None or data.maxima is None or data.minima is None:
+        return data.hours, data.means
+    peaks = data.maxima if rule.comparison in ("gt", "gte") else data.minima
+    return data.hours[data.running], peaks[data.running]
+
+
 def _anomaly(
     rule: HealthRule, asset: Asset, data: Series | None, alarm: Alarm | None, entry: dict[str, Any],
     now: datetime, maintenance: list[Any], summary: Summary,
 ) -> None:  # fmt: skip
     params = rule.params or {}
+    if data is not None and data.running is not None:
+        # Like with like: the running hours against the running hours of its normal.
+        data = data.take(data.running)
     verdict = (
         core.anomaly(
             data.hours,

@@ -20,6 +20,7 @@ from fleet.models import (
     Asset,
     AssetHealth,
     AssetModel,
+    AssetStatusChange,
     HealthRule,
     MaintenanceWindow,
     TelemetryRollup,
@@ -271,3 +272,74 @@ def test_a_rule_switched_off_clears_its_alarm_and_the_sweep_still_reaches_it(
     assert summary.cleared == 1
     assert (alarm.state, alarm.cleared_reason) == ("cleared", "health rule no longer active")
     assert assets_with_rules() == []
+
+
+def put_shift_hours(asset: Asset, running_levels: Sequence[float], *, seed: int, end: datetime = NOW) -> None:
+    """A one-shift machine: hour rollups of `temp_c` and its `run_hours` counter, the last hour
+    the one before `end`. From 06:00 to 22:00 UTC it runs (and pauses within the hour, so its
+    hourly mean swings): its peaks are `running_levels` (one per hour); at night it stands idle
+    at 47 °C and its counter does not advance."""
+    rng = random.Random(seed)
+    start = end - timedelta(hours=len(running_levels))
+    rows = []
+    for i, level in enumerate(running_levels):
+        bucket = start + timedelta(hours=i)
+        runs = 6 <= bucket.hour < 22
+        share = rng.uniform(0.3, 1.0) if runs else 0.0  # of the hour it ran
+        peak = level + abs(rng.gauss(0, 0.8)) if runs else 47.5
+        mean = 47 + (peak - 47) * share
+        common = {"customer_id": asset.customer_id, "asset": asset, "resolution": "hour", "bucket": bucket}
+        rows.append(
+            TelemetryRollup(**common, metric="temp_c", count=4, total=mean * 4, minimum=47.0, maximum=peak)
+        )
+        counter = 1000 + i
+        rows.append(
+            TelemetryRollup(
+                **common, metric="run_hours", count=4, total=counter * 4, minimum=counter,
+                maximum=counter + 0.75 * share,
+            )
+        )  # fmt: skip
+    TelemetryRollup.objects.bulk_create(rows)
+
+
+def test_a_one_shift_machine_starting_in_the_morning_is_no_trend(
+    fleet_a: Installed, temp_trend: HealthRule
+) -> None:
+    # given two days of a healthy one-shift machine running at 75 °C, for many seeds and hours
+    # of the day (its hourly means jump by 20 °C every morning)
+    for seed in range(12):
+        TelemetryRollup.objects.all().delete()
+        end = NOW + timedelta(hours=2 * seed)
+        put_shift_hours(fleet_a.asset, [75.0] * 48, seed=seed, end=end)
+        evaluate([fleet_a.asset.pk], end)
+        assert active(fleet_a.asset) == [], seed
+
+
+def test_a_one_shift_machine_drifting_while_it_runs_is_predicted(
+    fleet_a: Installed, temp_trend: HealthRule
+) -> None:
+    # given its running temperature rising 0.5 °C/h for two days: ~74 °C now, 85 °C in ~22 h
+    put_shift_hours(fleet_a.asset, [50 + 0.5 * i for i in range(48)], seed=1)
+    evaluate([fleet_a.asset.pk], NOW)
+    (alarm,) = active(fleet_a.asset)
+    assert alarm.kind == AlarmKind.PREDICTION
+    assert alarm.expected_at is not None
+    assert 12 < (alarm.expected_at - NOW).total_seconds() / 3600 < 30
+
+
+def test_a_machine_repaired_after_its_trip_starts_clean(fleet_a: Installed, temp_trend: HealthRule) -> None:
+    # given 40 h of drift towards the limit, then the trip, and 8 h running normally again
+    levels = [60 + 0.6 * i for i in range(40)] + [62.0] * 8
+    put_hours(fleet_a.asset, "temp_c", levels)
+    AssetStatusChange.objects.create(
+        customer_id=fleet_a.asset.customer_id, asset=fleet_a.asset, previous="fault", status="online",
+        at=NOW - timedelta(hours=8),
+    )  # fmt: skip
+    # when
+    evaluate([fleet_a.asset.pk], NOW)
+    # then the drift it was repaired of is not a trend any more
+    assert active(fleet_a.asset) == []
+    # (without the repair the same hours would be a prediction: the fitted line is still rising)
+    AssetStatusChange.objects.all().delete()
+    evaluate([fleet_a.asset.pk], NOW)
+    assert [a.kind for a in active(fleet_a.asset)] == [AlarmKind.PREDICTION]
