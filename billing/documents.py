@@ -9,9 +9,9 @@ from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
-from billing.einvoice import invoice_pdf as invoice_pdf  # moved there; importable from here too
 from billing.models import CreditNote, Invoice, InvoiceLine, Payment
 from billing.money import round_money
+from billing.pdf import invoice_pdf as invoice_pdf  # moved there; importable from here too
 from fleet.models import HourlyUsage
 
 

@@ -29,8 +29,8 @@ XML: it has no number and is not an invoice yet (`DocumentNotIssued`).
 
     invoice_xml(invoice) -> bytes       # TypeCode 380
     credit_note_xml(note) -> bytes      # TypeCode 381, referencing the invoice
-    invoice_pdf(invoice) -> bytes       # Factur-X PDF/A-3 once issued; a plain PDF marked DRAFT before
-    credit_note_pdf(note) -> bytes      # Factur-X PDF/A-3
+    billing.pdf.invoice_pdf(invoice)    # Factur-X PDF/A-3 once issued (billing/pdf.py); DRAFT before
+    billing.pdf.credit_note_pdf(note)   # Factur-X PDF/A-3 (billing/pdf.py)
 """
 
 from __future__ import annotations
@@ -471,7 +471,7 @@ def credit_note_xml(note: CreditNote) -> bytes:
     return _serialize(credit_note_document(note))
 
 
-# PDFs ----------------------------------------------------------------------------------------
+# The parties as printed --------------------------------------------------------------------
 
 
 def invoice_parties(invoice: Invoice) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -482,33 +482,3 @@ def invoice_parties(invoice: Invoice) -> tuple[dict[str, Any], dict[str, Any]]:
         return invoice.seller, invoice.bill_to
     bill_to = {**invoice.customer.billing_identity(), "purchase_order": invoice.contract.purchase_order}
     return dict(settings.BILLING_PROVIDER), bill_to
-
-
-def invoice_pdf(invoice: Invoice) -> bytes:
-    """The invoice as a PDF: Factur-X (PDF/A-3 with its CII XML) once issued; a draft is a plain
-    PDF marked DRAFT. An issued invoice whose parties lack what EN 16931 needs (an invoice
-    finalized before the billing identity was filled in) is still its PDF/A, without the XML."""
-    from billing import pdf
-
-    rendered = pdf.render_invoice(invoice, archival=not invoice.is_draft)
-    if invoice.is_draft:
-        return rendered
-    return _with_xml(rendered, invoice_xml, invoice, lang=invoice.customer.locale)
-
-
-def credit_note_pdf(note: CreditNote) -> bytes:
-    """The credit note as a Factur-X PDF/A-3 with its CII XML embedded."""
-    from billing import pdf
-
-    return _with_xml(pdf.render_credit_note(note), credit_note_xml, note, lang=note.invoice.customer.locale)
-
-
-def _with_xml(rendered: bytes, build: Any, document: Invoice | CreditNote, *, lang: str) -> bytes:
-    from billing import pdf
-
-    try:
-        xml = build(document)
-    except NoEInvoice as exc:
-        logger.warning("%s %s: PDF without e-invoice: %s", type(document).__name__, document, exc)
-        return rendered
-    return pdf.attach_facturx(rendered, xml, lang=lang)

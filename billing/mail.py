@@ -78,6 +78,7 @@ def _message(subject: str, template: str, context: dict[str, Any], to: list[str]
 def invoice_message(invoice: Invoice) -> EmailMessage | None:
     """The e-mail of a finalized invoice, PDF and XML attached (None: nobody to send it to)."""
     from billing import einvoice
+    from billing import pdf as billing_pdf
 
     to = reminder_recipients(invoice)
     if not to:
@@ -89,7 +90,7 @@ def invoice_message(invoice: Invoice) -> EmailMessage | None:
             f"Invoice {invoice.number} from {provider}", "billing/email/invoice.txt", context, to
         )
     _attach(
-        message, str(invoice.number), einvoice.invoice_pdf(invoice), lambda: einvoice.invoice_xml(invoice)
+        message, str(invoice.number), billing_pdf.invoice_pdf(invoice), lambda: einvoice.invoice_xml(invoice)
     )
     return message
 
@@ -109,6 +110,7 @@ def _attach(message: EmailMessage, number: str, pdf: bytes, xml: Callable[[], by
 
 def credit_note_message(note: CreditNote) -> EmailMessage | None:
     from billing import einvoice
+    from billing import pdf as billing_pdf
 
     invoice = note.invoice
     to = reminder_recipients(invoice)
@@ -128,7 +130,7 @@ def credit_note_message(note: CreditNote) -> EmailMessage | None:
             context,
             to,
         )
-    _attach(message, note.number, einvoice.credit_note_pdf(note), lambda: einvoice.credit_note_xml(note))
+    _attach(message, note.number, billing_pdf.credit_note_pdf(note), lambda: einvoice.credit_note_xml(note))
     return message
 
 

@@ -8,13 +8,16 @@ embedded as `factur-x.xml` (billing.einvoice).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.template.loader import render_to_string
 
-from billing.einvoice import invoice_parties, vat_category
+from billing.einvoice import NoEInvoice, credit_note_xml, invoice_parties, invoice_xml, vat_category
 from billing.models import CreditNote, Invoice
 from portal import formatting
+
+logger = logging.getLogger(__name__)
 
 PDF_A = "pdf/a-3b"
 
@@ -98,3 +101,30 @@ def render_credit_note(note: CreditNote) -> bytes:
             },
         )
     return html_to_pdf(html, archival=True)
+
+
+# The documents finance sends: Factur-X once issued -----------------------------------------
+
+
+def invoice_pdf(invoice: Invoice) -> bytes:
+    """The invoice as a PDF: Factur-X (PDF/A-3 with its CII XML) once issued; a draft is a plain
+    PDF marked DRAFT. An issued invoice whose parties lack what EN 16931 needs (an invoice
+    finalized before the billing identity was filled in) is still its PDF/A, without the XML."""
+    rendered = render_invoice(invoice, archival=not invoice.is_draft)
+    if invoice.is_draft:
+        return rendered
+    return _with_xml(rendered, invoice_xml, invoice, lang=invoice.customer.locale)
+
+
+def credit_note_pdf(note: CreditNote) -> bytes:
+    """The credit note as a Factur-X PDF/A-3 with its CII XML embedded."""
+    return _with_xml(render_credit_note(note), credit_note_xml, note, lang=note.invoice.customer.locale)
+
+
+def _with_xml(rendered: bytes, build: Any, document: Invoice | CreditNote, *, lang: str) -> bytes:
+    try:
+        xml = build(document)
+    except NoEInvoice as exc:
+        logger.warning("%s %s: PDF without e-invoice: %s", type(document).__name__, document, exc)
+        return rendered
+    return attach_facturx(rendered, xml, lang=lang)

@@ -23,6 +23,7 @@ from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
 from billing import einvoice
+from billing import pdf as billing_pdf
 from billing.models import CreditNote, Invoice
 from portal.api.serializers import ErrorSerializer
 
@@ -70,7 +71,7 @@ class InvoiceDocumentActions:
     def pdf(self, request: Request, pk: str | None = None) -> HttpResponse:
         invoice: Invoice = self.get_object()
         name = invoice.number or f"draft-{invoice.pk}"
-        return _file(einvoice.invoice_pdf(invoice), "application/pdf", f"{name}.pdf")
+        return _file(billing_pdf.invoice_pdf(invoice), "application/pdf", f"{name}.pdf")
 
     @extend_schema(responses=XML, summary="The e-invoice: CII XML (EN 16931); 409 for a draft")
     @action(detail=True, methods=["get"])
@@ -89,7 +90,7 @@ class CreditNoteDocumentActions:
     @action(detail=True, methods=["get"])
     def pdf(self, request: Request, pk: str | None = None) -> HttpResponse:
         note: CreditNote = self.get_object()
-        return _file(einvoice.credit_note_pdf(note), "application/pdf", f"{note.number}.pdf")
+        return _file(billing_pdf.credit_note_pdf(note), "application/pdf", f"{note.number}.pdf")
 
     @extend_schema(responses=XML, summary="The credit note as CII XML (EN 16931, type 381)")
     @action(detail=True, methods=["get"])

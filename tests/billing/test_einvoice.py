@@ -14,6 +14,7 @@ from lxml import etree
 from pypdf import PdfReader
 
 from billing import einvoice, services
+from billing import pdf as billing_pdf
 from billing.einvoice import NS
 from billing.models import Contract, Invoice, InvoiceLine
 from billing.runs import bill_period
@@ -165,7 +166,7 @@ def test_the_credit_note_xml_is_valid_and_references_the_invoice(issued: Invoice
 
 
 def test_the_pdf_is_factur_x_carrying_the_same_xml(issued: Invoice) -> None:
-    pdf = einvoice.invoice_pdf(issued)
+    pdf = billing_pdf.invoice_pdf(issued)
 
     filename, embedded = facturx.get_xml_from_pdf(pdf, check_xsd=True)
     assert filename == "factur-x.xml"
@@ -186,7 +187,7 @@ def test_the_pdf_is_factur_x_carrying_the_same_xml(issued: Invoice) -> None:
 def test_a_draft_has_no_xml_and_its_pdf_says_draft(draft: Invoice) -> None:
     with pytest.raises(einvoice.DocumentNotIssued):
         einvoice.invoice_xml(draft)
-    pdf = einvoice.invoice_pdf(draft)
+    pdf = billing_pdf.invoice_pdf(draft)
     assert facturx.get_xml_from_pdf(pdf, check_xsd=False) == (False, False)
     assert "DRAFT" in "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
 
@@ -238,7 +239,7 @@ def test_a_reverse_charge_customer_gets_category_ae_with_its_reason(
         "AE"
     }
     assert one(xml, f"{BUYER}/ram:SpecifiedTaxRegistration/ram:ID") == BUYER_VAT
-    text = pdf_text(einvoice.invoice_pdf(invoice))
+    text = pdf_text(billing_pdf.invoice_pdf(invoice))
     assert "Reverse charge" in text
     assert reason in text
 
@@ -299,7 +300,7 @@ def test_the_pdf_prints_the_bill_to_block_and_amounts_in_the_customers_locale(
     services.credit_note_create(actor=None, invoice=issued, amount=Decimal("10.00"), reason="Downtime")
     issued.refresh_from_db()
 
-    text = pdf_text(einvoice.invoice_pdf(issued))
+    text = pdf_text(billing_pdf.invoice_pdf(issued))
 
     seller = ("Fleetport Equipment Services GmbH", "Germany")
     for printed in ("Alpha Dairy SAS", "12 rue du Lait", "Bâtiment B", "69003 Lyon", "France",
@@ -316,7 +317,7 @@ def test_the_pdf_prints_the_bill_to_block_and_amounts_in_the_customers_locale(
 def test_the_credit_note_pdf_is_factur_x_and_names_the_invoice(issued: Invoice) -> None:
     note = services.credit_note_create(actor=None, invoice=issued, amount=Decimal("10.00"), reason="Downtime")
 
-    pdf = einvoice.credit_note_pdf(note)
+    pdf = billing_pdf.credit_note_pdf(note)
 
     filename, embedded = facturx.get_xml_from_pdf(pdf, check_xsd=True)
     assert filename == "factur-x.xml"
@@ -335,7 +336,7 @@ def test_an_invoice_without_a_buyer_country_has_a_pdf_but_no_xml(
 
     with pytest.raises(einvoice.IncompleteParty):
         einvoice.invoice_xml(invoice)
-    pdf = einvoice.invoice_pdf(invoice)
+    pdf = billing_pdf.invoice_pdf(invoice)
     assert facturx.get_xml_from_pdf(pdf, check_xsd=False) == (False, False)
     assert "Alpha Dairy SAS" in pdf_text(pdf)
 
