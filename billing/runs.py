@@ -34,6 +34,7 @@ from django.db.models import Field, Q
 from django.utils import timezone
 
 from billing import availability, metering
+from billing.late_usage import late_usage_lines
 from billing.metering import Period
 from billing.models import (
     BILLABLE_CONTRACT_STATUSES,
@@ -45,7 +46,7 @@ from billing.models import (
     InvoiceStatus,
 )
 from billing.money import ZERO, money_context
-from billing.rating import Line, LineKind, Pricing, billed_quantities, rate_period, totals
+from billing.rating import Line, Pricing, billed_quantities, rate_period, totals
 from portal import live, outbox
 from portal.models import User
 from portal.services import audit_record
@@ -137,76 +138,6 @@ class Draft:
     uptime: Decimal | None
 
 
-def _late_usage_lines(
-    contract: Contract,
-    period: Period,
-    earlier: list[Invoice],
-    billed_elsewhere: dict[str, dict[str, Decimal]],
-    current: dict[str, dict[str, Decimal]],
-) -> tuple[list[tuple[str, Line]], dict[str, dict[str, str]]]:
-    """Late usage of earlier finalized periods: the re-rated difference, per period and meter."""
-    lines: list[tuple[str, Line]] = []
-    billed: dict[str, dict[str, str]] = {}
-    for old in sorted(earlier, key=lambda invoice: invoice.period):
-        # Both sides at the unit's precision (docs/billing.md, "Rating a period"): late usage
-        # is billed once it moves the billed quantity, and re-rates exactly as the period did.
-        pricing = old.pricing_snapshot()
-        already = billed_quantities(pricing, billed_elsewhere.get(old.period, {}))
-        now = billed_quantities(pricing, current.get(old.period, {}))
-        delta = {m: now.get(m, ZERO) - already.get(m, ZERO) for m in set(now) | set(already)}
-        delta = {m: d for m, d in delta.items() if d != ZERO}
-        if not delta:
-            continue
-        old_period = metering.period_of(old.period, contract.customer.time_zone)
-        days = metering.active_days(contract, old_period)
-        before = rate_period(pricing, already, active_days=days, days_in_period=old_period.days)
-        after = rate_period(pricing, now, active_days=days, days_in_period=old_period.days)
-        for line_after in after:
-            if line_after.kind != LineKind.USAGE or line_after.metric not in delta:
-                continue
-            line_before = next(
-                x for x in before if x.kind == LineKind.USAGE and x.metric == line_after.metric
-            )
-            lines.append(
-                (
-                    old.period,
-                    Line(
-                        LineKind.LATE_USAGE,
-                        f"Late usage {old.period}: {line_after.description}",
-                        line_after.amount - line_before.amount,
-                        metric=line_after.metric,
-                        quantity=delta[line_after.metric],
-                        detail={
-                            "invoice": old.number,
-                            "unit": line_after.detail.get("unit", ""),
-                            "billed_quantity": str(already.get(line_after.metric, ZERO)),
-                            "metered_quantity": str(now.get(line_after.metric, ZERO)),
-                            "billed_amount": str(line_before.amount),
-                            "rerated_amount": str(line_after.amount),
-                        },
-                    ),
-                )
-            )
-        true_up = {  # the minimum commitment's true-up moves when late usage changes the total
-            which: sum((x.amount for x in rated if x.kind == LineKind.MINIMUM_TRUE_UP), ZERO)
-            for which, rated in (("before", before), ("after", after))
-        }
-        if true_up["after"] != true_up["before"]:
-            lines.append(
-                (
-                    old.period,
-                    Line(
-                        LineKind.LATE_ADJUSTMENT,
-                        f"Minimum commitment adjustment {old.period}",
-                        true_up["after"] - true_up["before"],
-                        detail={"invoice": old.number, **{k: str(v) for k, v in true_up.items()}},
-                    ),
-                )
-            )
-        billed[old.period] = {m: str(d) for m, d in delta.items()}
-    return lines, billed
-
-
 def compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> list[Draft]:
     by_zone: dict[str, list[Contract]] = defaultdict(list)
     for contract in chunk:
@@ -253,7 +184,7 @@ def compute_chunk(chunk: list[Contract], period_label: str, now: datetime) -> li
             days = metering.active_days(contract, period)
             pricing = contract.pricing()
             recent = [o for o in earlier.get(key, []) if o.period >= _months_back(period_label, lookback)]
-            late, late_billed = _late_usage_lines(contract, period, recent, billed_by[key], current[key])
+            late, late_billed = late_usage_lines(contract, period, recent, billed_by[key], current[key])
             if days == 0:  # an ended contract: an invoice only when late usage turned up
                 if late:
                     drafts.append(Draft(contract, period, pricing, late, late_billed, None))
