@@ -111,7 +111,7 @@ def invoice_pdf(invoice: Invoice) -> bytes:
     PDF marked DRAFT. An issued invoice whose parties lack what EN 16931 needs (an invoice
     finalized before the billing identity was filled in) is still its PDF/A, without the XML."""
     rendered = render_invoice(invoice, archival=not invoice.is_draft)
-    if invoice.is_draft:
+    if not invoice.number:  # a draft, or a draft voided before it was ever issued: no e-invoice
         return rendered
     return _with_xml(rendered, invoice_xml, invoice, lang=invoice.customer.locale)
 

@@ -435,3 +435,16 @@ def test_an_xml_the_schema_rejects_is_reported_never_served(
     pdf = client_for(finance).get(f"/api/v1/invoices/{invoice.pk}/pdf/")
     assert pdf.status_code == 200
     assert facturx.get_xml_from_pdf(pdf.content, check_xsd=False) == (False, False)
+
+
+def test_a_voided_draft_is_a_pdf_without_xml_never_a_500(
+    finance: User, contract_a: Contract, fleet_a: Installed
+) -> None:
+    """The fuzz run voided a draft and asked for its PDF: it has no number, so no e-invoice."""
+    draft = bill_october(contract_a, fleet_a)
+    services.invoice_void(actor=finance, invoice=draft, reason="Discarded draft")
+
+    response = client_for(finance).get(f"/api/v1/invoices/{draft.pk}/pdf/")
+
+    assert response.status_code == 200
+    assert facturx.get_xml_from_pdf(response.content, check_xsd=False) == (False, False)
