@@ -1,11 +1,13 @@
 """How figures read: money at its currency's minor unit, quantities at their unit's precision,
-percentages, all in the reader's locale (Babel's CLDR data). One layer for pages, PDFs, e-mails
+percentages, dates and times in the reader's time zone, all in the reader's locale (Babel's
+CLDR data). One layer for pages, PDFs, e-mails
 and CSVs; `static/js/format.js` does the same in the browser with `Intl` and the unit table
 below (docs/architecture.md, "Figures").
 
     with formatting.override("de-DE"):
         formatting.money(Decimal("11539.38"), "EUR")     # '11.539,38 €'
         formatting.quantity(Decimal("1356.341257"), "h")  # '1.356,34 h'
+        formatting.when(datetime(2026, 12, 7, 7, 47, tzinfo=UTC))  # '7. Dez. 2026, 08:47' (Berlin)
 
 The request's locale is the user's (`User.display_locale`), set by
 `portal.middleware.UserTimezoneMiddleware`;
@@ -18,12 +20,15 @@ import contextlib
 import contextvars
 import unicodedata
 from collections.abc import Iterator
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
+from babel.dates import format_skeleton
 from babel.numbers import format_currency, format_decimal, get_currency_precision, get_currency_symbol
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 DEFAULT_LOCALE = "en"
 
@@ -203,10 +208,65 @@ def percent(
     return f"{_spaces(str(text))}\u00a0%"
 
 
+# Dates and times: CLDR skeletons, which the browser's Intl.DateTimeFormat resolves to the same
+# patterns (its options {year: "numeric", month: "short", day: "numeric"} are the skeleton yMMMd,
+# {hour: "2-digit", minute: "2-digit", hourCycle: "h23"} is Hm). A date with a time joins the two
+# with the locale's medium date-time pattern, as ICU does for an abbreviated month:
+# en "Dec 7, 2026, 08:47", de-DE "7. Dez. 2026, 08:47", fr-FR "7 déc. 2026, 08:47".
+DAY_SKELETON = "yMMMd"
+TIME_SKELETONS = {"minutes": "Hm", "seconds": "Hms"}
+
+
+def _moment(value: datetime | date | str) -> datetime | date:
+    """A datetime (made aware, in the current time zone) or a date; an ISO string is parsed."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    if isinstance(value, datetime):
+        if timezone.is_naive(value):  # a naive datetime is UTC, as every stored one is
+            value = value.replace(tzinfo=timezone.get_fixed_timezone(0))
+        return timezone.localtime(value)
+    return value
+
+
+# The locale's narrow and thin spaces become U+00A0 (as in figures: Babel and ICU disagree on
+# them); ordinary spaces stay, so a date may wrap between its day and its time.
+_DATE_SPACES = str.maketrans({"\u202f": "\u00a0", "\u2009": "\u00a0"})
+
+
+def _when(value: datetime | date | str | None, precision: str | None, tag: str | None) -> str:
+    if _empty(value):
+        return ""
+    assert value is not None
+    moment = _moment(value)
+    locale = _babel(tag or current())
+    text = str(format_skeleton(DAY_SKELETON, moment, locale=locale))
+    if precision and isinstance(moment, datetime):  # a date has no time of day to show
+        time_text = str(format_skeleton(TIME_SKELETONS[precision], moment, locale=locale))
+        text = str(locale.datetime_formats["medium"]).replace("{1}", text).replace("{0}", time_text)
+    return text.translate(_DATE_SPACES)
+
+
+def when(value: datetime | date | str | None, tag: str | None = None) -> str:
+    """A moment to the minute in the current time zone: Dec 7, 2026, 08:47."""
+    return _when(value, "minutes", tag)
+
+
+def when_seconds(value: datetime | date | str | None, tag: str | None = None) -> str:
+    """A moment to the second (a last heartbeat, an event): Dec 7, 2026, 08:47:16."""
+    return _when(value, "seconds", tag)
+
+
+def day(value: datetime | date | str | None, tag: str | None = None) -> str:
+    """A date, or a moment's date in the current time zone: Dec 7, 2026."""
+    return _when(value, None, tag)
+
+
 def js_spec() -> dict[str, Any]:
-    """What `static/js/format.js` needs to write figures as this module does."""
+    """What `static/js/format.js` needs to write figures and dates as this module does."""
     return {
         "locale": current(),
+        "time_zone": timezone.get_current_timezone_name(),
         "unit_decimals": UNIT_DECIMALS,
         "default_decimals": DEFAULT_DECIMALS,
         "percent_decimals": PERCENT_DECIMALS,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
 
 from django import template
@@ -72,3 +73,25 @@ def rate_percent(value: Decimal | str | None) -> str:
 def format_spec() -> dict[str, object]:
     """The locale and unit table for static/js/format.js (put in the page with json_script)."""
     return formatting.js_spec()
+
+
+# Dates and times in the request's time zone and locale (portal.formatting); the same in
+# static/js/format.js (Fleetport.format.when / whenSeconds / day).
+
+
+@register.filter
+def when(value: datetime | date | str | None) -> str:
+    """{{ alarm.raised_at|when }} → Dec 7, 2026, 08:47 (de-DE: 7. Dez. 2026, 08:47)."""
+    return formatting.when(value)
+
+
+@register.filter
+def when_seconds(value: datetime | date | str | None) -> str:
+    """{{ asset.last_seen_at|when_seconds }} → Dec 7, 2026, 08:47:16."""
+    return formatting.when_seconds(value)
+
+
+@register.filter
+def day(value: datetime | date | str | None) -> str:
+    """{{ invoice.due_date|day }} → Dec 7, 2026 (de-DE: 7. Dez. 2026)."""
+    return formatting.day(value)

@@ -4,10 +4,15 @@
  *   Fleetport.format.money("11539.38", "EUR")   → "€11,539.38"
  *   Fleetport.format.quantity("1356.341257", "h") → "1,356.34 h"
  *   Fleetport.format.percent("99.5")             → "99.5 %"
+ *   Fleetport.format.when("2026-12-07T07:47:16Z") → "Dec 7, 2026, 08:47" (in Europe/Berlin)
+ *   Fleetport.format.whenSeconds(iso)             → "Dec 7, 2026, 08:47:16"
+ *   Fleetport.format.day("2026-12-07")            → "Dec 7, 2026"
  * Amounts arrive as decimal strings and go to Intl as strings: Intl formats them as exact
  * decimals (no float in between) and rounds half away from zero, as the server does (it rounds
  * half up before Babel). Every space the locale writes becomes U+00A0, as on the server
- * (Babel and ICU disagree on U+202F for some locales). Nothing is summed here. */
+ * (Babel and ICU disagree on U+202F for some locales). Nothing is summed here.
+ * Dates and times are shown in the time zone the server used (#format-spec time_zone), with
+ * Intl options that are the server's CLDR skeletons (yMMMd, Hm, Hms; portal/formatting.py). */
 (function () {
   "use strict";
   var specNode = document.getElementById("format-spec");
@@ -17,6 +22,7 @@
   var defaultDecimals = spec.default_decimals === undefined ? 2 : spec.default_decimals;
   var percentDecimals = spec.percent_decimals === undefined ? 2 : spec.percent_decimals;
   var maxPriceDecimals = spec.max_price_decimals === undefined ? 6 : spec.max_price_decimals;
+  var timeZone = spec.time_zone || document.body.getAttribute("data-time-zone") || "UTC";
   var NBSP = "\u00a0";
   var cache = {};
 
@@ -98,9 +104,46 @@
     }).format(exact(value))) + NBSP + "%";
   }
 
+  var DAY = { year: "numeric", month: "short", day: "numeric" };
+  var TIMES = {
+    minutes: { hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
+    seconds: { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }
+  };
+
+  function dateFormatter(precision, zone) {
+    var id = "d" + precision + zone;
+    if (!cache[id]) {
+      var options = Object.assign({ timeZone: zone }, DAY, TIMES[precision] || {});
+      var tag = "en";  // a locale the browser lacks: written as the server's fallback does
+      try { tag = Intl.DateTimeFormat.supportedLocalesOf([locale]).length ? locale : "en"; } catch (e) { /* en */ }
+      try {
+        cache[id] = new Intl.DateTimeFormat(tag, options);
+      } catch (e) {  // a zone the browser lacks: UTC
+        options.timeZone = "UTC";
+        cache[id] = new Intl.DateTimeFormat(tag, options);
+      }
+    }
+    return cache[id];
+  }
+
+  function when(value, precision) {
+    if (empty(value)) { return ""; }
+    var text = String(value).trim();
+    // A date alone ("2026-12-07") is a calendar day, not a moment: written as it is, in UTC.
+    var dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(text);
+    var moment = new Date(dateOnly ? text + "T00:00:00Z" : text);
+    if (isNaN(moment.getTime())) { return text; }
+    var formatter = dateFormatter(dateOnly ? "day" : precision, dateOnly ? "UTC" : timeZone);
+    return formatter.format(moment).replace(/[\u202f\u2009]/g, NBSP);
+  }
+
   window.Fleetport = window.Fleetport || {};
   window.Fleetport.format = {
     locale: locale, number: number, money: money, moneyPlain: moneyPlain, price: price,
-    quantity: quantity, percent: percent, decimalsFor: decimalsFor, minorDigits: minorDigits
+    quantity: quantity, percent: percent, decimalsFor: decimalsFor, minorDigits: minorDigits,
+    timeZone: timeZone,
+    when: function (iso) { return when(iso, "minutes"); },
+    whenSeconds: function (iso) { return when(iso, "seconds"); },
+    day: function (iso) { return when(iso, "day"); }
   };
 })();

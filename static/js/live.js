@@ -79,13 +79,6 @@
     var parsed = new DOMParser().parseFromString(html, "text/html");
     box.replaceChildren.apply(box, Array.prototype.slice.call(parsed.body.childNodes));
   };
-  window.Fleetport.formatTime = function (iso) {
-    var zone = document.body.getAttribute("data-time-zone") || undefined;
-    try {
-      return new Intl.DateTimeFormat(undefined, {
-        day: "numeric", month: "short", hour: "2-digit", minute: "2-digit", second: "2-digit",
-        hour12: false, timeZone: zone
-      }).format(new Date(iso));
-    } catch (e) { return iso; }
-  };
+  // Kept for pages that call it: a moment to the second, as the server's |when_seconds writes it.
+  window.Fleetport.formatTime = function (iso) { return window.Fleetport.format.whenSeconds(iso); };
 })();

@@ -1,6 +1,7 @@
-"""One way of writing figures: what static/js/format.js writes in the browser is, string for
-string, what portal/formatting.py writes on the server, in en, de-DE and fr-FR; and the pages
-whose figures move live write them the same way after a live update."""
+"""One way of writing figures and dates: what static/js/format.js writes in the browser is,
+string for string, what portal/formatting.py writes on the server, in en, de-DE and fr-FR (and,
+for dates, two time zones across their DST changes); and the pages whose figures move live
+write them the same way after a live update."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.utils import timezone
@@ -80,6 +82,60 @@ def test_the_browser_writes_every_figure_as_the_server_does(
         # One kind of space in every figure (ICU and Babel disagree on U+202F for fr).
         assert all("\u202f" not in text and " " not in text for text in browser)
     assert "11\u00a0539,39\u00a0€" in browser  # fr-FR, the last locale
+
+
+# Moments as live messages carry them (isoformat of aware UTC datetimes) and dates as the API
+# sends them. Each zone's DST changes of 2026 on both sides: Berlin 29 Mar / 25 Oct 01:00 UTC,
+# New York 8 Mar 07:00 UTC / 1 Nov 06:00 UTC; and a moment whose local date differs from UTC's.
+MOMENTS = [
+    "2026-03-29T00:59:59+00:00",
+    "2026-03-29T01:00:00+00:00",
+    "2026-10-25T00:59:59.999999+00:00",
+    "2026-10-25T01:00:00+00:00",
+    "2026-03-08T06:59:00+00:00",
+    "2026-03-08T07:00:00+00:00",
+    "2026-11-01T05:30:00+00:00",
+    "2026-11-01T06:30:00+00:00",
+    "2026-12-31T23:30:00+00:00",
+    "2027-01-01T04:00:00Z",
+    "2026-12-07T07:47:16.123+00:00",
+]
+DAYS = ["2026-12-07", "2027-01-01", "2026-03-29"]
+DATE_FUNCTIONS: dict[str, Callable[..., str]] = {
+    "when": formatting.when,
+    "whenSeconds": formatting.when_seconds,
+    "day": formatting.day,
+}
+ZONES = ["Europe/Berlin", "America/New_York"]
+
+
+def test_the_browser_writes_every_date_as_the_server_does(page: Any, asgi_server: str, finance: User) -> None:
+    cases = [(name, value) for name in DATE_FUNCTIONS for value in MOMENTS + DAYS]
+    login(page, asgi_server, finance.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    seen = []
+    for zone in ZONES:
+        for tag in LOCALES:
+            User.objects.filter(pk=finance.pk).update(locale=tag, time_zone=zone)
+            page.goto(f"{asgi_server}/")
+            assert page.evaluate("() => window.Fleetport.format.timeZone") == zone
+            browser = page.evaluate(
+                "(cases) => cases.map(([name, value]) => window.Fleetport.format[name](value))", cases
+            )
+            with formatting.override(tag), timezone.override(ZoneInfo(zone)):
+                server = [DATE_FUNCTIONS[name](value) for name, value in cases]
+            differ = [(c, b, s) for c, b, s in zip(cases, browser, server, strict=True) if b != s]
+            assert browser == server, json.dumps(differ, ensure_ascii=False)
+            seen.extend(browser)
+    # The DST edge, written in local time on either side of the change (Berlin, en first):
+    assert "Oct 25, 2026, 02:59:59" in seen
+    assert "Oct 25, 2026, 02:00:00" in seen
+    assert "Mar 8, 2026, 01:59" in seen  # New York
+    assert "Mar 8, 2026, 03:00" in seen
+    assert "1 janv. 2027, 00:30" in seen  # Berlin, fr-FR: already next year there
+    assert "31. Dez. 2026, 18:30" in seen  # New York, de-DE
+    assert "Dec 7, 2026" in seen  # a date alone is that day in every zone
+    assert not any("\u202f" in text for text in seen)
 
 
 def test_live_usage_figures_read_as_the_server_wrote_them(
