@@ -214,6 +214,7 @@ def percent(
 # with the locale's medium date-time pattern, as ICU does for an abbreviated month:
 # en "Dec 7, 2026, 08:47", de-DE "7. Dez. 2026, 08:47", fr-FR "7 déc. 2026, 08:47".
 DAY_SKELETON = "yMMMd"
+WEEKDAY_SKELETON = "yMMMEd"  # {weekday: "short", ...}: Mon, Dec 7, 2026 (a calendar's days)
 TIME_SKELETONS = {"minutes": "Hm", "seconds": "Hms"}
 
 
@@ -234,13 +235,15 @@ def _moment(value: datetime | date | str) -> datetime | date:
 _DATE_SPACES = str.maketrans({"\u202f": "\u00a0", "\u2009": "\u00a0"})
 
 
-def _when(value: datetime | date | str | None, precision: str | None, tag: str | None) -> str:
+def _when(
+    value: datetime | date | str | None, precision: str | None, tag: str | None, skeleton: str = DAY_SKELETON
+) -> str:
     if _empty(value):
         return ""
     assert value is not None
     moment = _moment(value)
     locale = _babel(tag or current())
-    text = str(format_skeleton(DAY_SKELETON, moment, locale=locale))
+    text = str(format_skeleton(skeleton, moment, locale=locale))
     if precision and isinstance(moment, datetime):  # a date has no time of day to show
         time_text = str(format_skeleton(TIME_SKELETONS[precision], moment, locale=locale))
         text = str(locale.datetime_formats["medium"]).replace("{1}", text).replace("{0}", time_text)
@@ -260,6 +263,11 @@ def when_seconds(value: datetime | date | str | None, tag: str | None = None) ->
 def day(value: datetime | date | str | None, tag: str | None = None) -> str:
     """A date, or a moment's date in the current time zone: Dec 7, 2026."""
     return _when(value, None, tag)
+
+
+def day_weekday(value: datetime | date | str | None, tag: str | None = None) -> str:
+    """A date with its weekday (a calendar's day): Mon, Dec 7, 2026 (de-DE: Mo., 7. Dez. 2026)."""
+    return _when(value, None, tag, WEEKDAY_SKELETON)
 
 
 def js_spec() -> dict[str, Any]:

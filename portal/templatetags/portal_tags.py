@@ -76,7 +76,7 @@ def format_spec() -> dict[str, object]:
 
 
 # Dates and times in the request's time zone and locale (portal.formatting); the same in
-# static/js/format.js (Fleetport.format.when / whenSeconds / day).
+# static/js/format.js (Fleetport.format.when / whenSeconds / day / dayWeekday).
 
 
 @register.filter
@@ -95,3 +95,9 @@ def when_seconds(value: datetime | date | str | None) -> str:
 def day(value: datetime | date | str | None) -> str:
     """{{ invoice.due_date|day }} → Dec 7, 2026 (de-DE: 7. Dez. 2026)."""
     return formatting.day(value)
+
+
+@register.filter
+def day_weekday(value: datetime | date | str | None) -> str:
+    """{{ day|day_weekday }} → Mon, Dec 7, 2026 (de-DE: Mo., 7. Dez. 2026)."""
+    return formatting.day_weekday(value)

@@ -7,6 +7,7 @@
  *   Fleetport.format.when("2026-12-07T07:47:16Z") → "Dec 7, 2026, 08:47" (in Europe/Berlin)
  *   Fleetport.format.whenSeconds(iso)             → "Dec 7, 2026, 08:47:16"
  *   Fleetport.format.day("2026-12-07")            → "Dec 7, 2026"
+ *   Fleetport.format.dayWeekday("2026-12-07")     → "Mon, Dec 7, 2026"
  * Amounts arrive as decimal strings and go to Intl as strings: Intl formats them as exact
  * decimals (no float in between) and rounds half away from zero, as the server does (it rounds
  * half up before Babel). Every space the locale writes becomes U+00A0, as on the server
@@ -105,6 +106,7 @@
   }
 
   var DAY = { year: "numeric", month: "short", day: "numeric" };
+  var WEEKDAY = Object.assign({ weekday: "short" }, DAY);
   var TIMES = {
     minutes: { hour: "2-digit", minute: "2-digit", hourCycle: "h23" },
     seconds: { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" }
@@ -113,7 +115,7 @@
   function dateFormatter(precision, zone) {
     var id = "d" + precision + zone;
     if (!cache[id]) {
-      var options = Object.assign({ timeZone: zone }, DAY, TIMES[precision] || {});
+      var options = Object.assign({ timeZone: zone }, precision === "weekday" ? WEEKDAY : DAY, TIMES[precision] || {});
       var tag = "en";  // a locale the browser lacks: written as the server's fallback does
       try { tag = Intl.DateTimeFormat.supportedLocalesOf([locale]).length ? locale : "en"; } catch (e) { /* en */ }
       try {
@@ -133,7 +135,7 @@
     var dateOnly = /^\d{4}-\d{2}-\d{2}$/.test(text);
     var moment = new Date(dateOnly ? text + "T00:00:00Z" : text);
     if (isNaN(moment.getTime())) { return text; }
-    var formatter = dateFormatter(dateOnly ? "day" : precision, dateOnly ? "UTC" : timeZone);
+    var formatter = dateFormatter(dateOnly && precision !== "weekday" ? "day" : precision, dateOnly ? "UTC" : timeZone);
     return formatter.format(moment).replace(/[\u202f\u2009]/g, NBSP);
   }
 
@@ -144,6 +146,7 @@
     timeZone: timeZone,
     when: function (iso) { return when(iso, "minutes"); },
     whenSeconds: function (iso) { return when(iso, "seconds"); },
-    day: function (iso) { return when(iso, "day"); }
+    day: function (iso) { return when(iso, "day"); },
+    dayWeekday: function (iso) { return when(iso, "weekday"); }
   };
 })();

@@ -12,7 +12,7 @@
     link.href += "?period=" + encodeURIComponent(m.period);
     var started = row.querySelector('[data-field="started"]');
     started.setAttribute("datetime", m.started);
-    started.textContent = Fleetport.formatTime(m.started);
+    started.textContent = Fleetport.format.when(m.started);  // as the server's |when
     row.querySelector('[data-field="by"]').textContent = m.started_by || "system";
     document.querySelector("#runs tbody").prepend(row);
     document.querySelector("#runs").closest(".table-wrap").hidden = false;

@@ -57,7 +57,7 @@ def test_a_customer_reads_the_availability_statement(
 
     rows = page.locator('[data-testid="down-intervals"] tbody tr')
     assert rows.count() == 3
-    assert "2026-10-05 12:00" in rows.nth(0).inner_text()  # 10:00 UTC in Berlin
+    assert "Oct 5, 2026, 12:00" in rows.nth(0).inner_text()  # 10:00 UTC in Berlin
     assert "Compressor overhaul" in rows.nth(1).inner_text()
     assert "autumn holiday" in rows.nth(2).inner_text()
     summary = page.locator('[data-testid="availability-summary"]').inner_text()

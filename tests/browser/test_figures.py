@@ -105,6 +105,7 @@ DATE_FUNCTIONS: dict[str, Callable[..., str]] = {
     "when": formatting.when,
     "whenSeconds": formatting.when_seconds,
     "day": formatting.day,
+    "dayWeekday": formatting.day_weekday,
 }
 ZONES = ["Europe/Berlin", "America/New_York"]
 
@@ -135,6 +136,7 @@ def test_the_browser_writes_every_date_as_the_server_does(page: Any, asgi_server
     assert "1 janv. 2027, 00:30" in seen  # Berlin, fr-FR: already next year there
     assert "31. Dez. 2026, 18:30" in seen  # New York, de-DE
     assert "Dec 7, 2026" in seen  # a date alone is that day in every zone
+    assert "lun. 7 déc. 2026" in seen
     assert not any("\u202f" in text for text in seen)
 
 
