@@ -7,9 +7,10 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from billing import demo, home, tasks
+        from billing import customer_panels, demo, home, tasks
         from fleet import events
         from portal.context_processors import add_nav_item
+        from portal.customer_overview import register_customer_panel
         from portal.demo import register_seeder
         from portal.home import register_panel
         from portal.roles import Capability
@@ -18,6 +19,7 @@ class BillingConfig(AppConfig):
         register_panel(home.usage_panel)
         register_panel(home.billing_desk_panel)
         register_seeder(demo.seed)
+        register_customer_panel(customer_panels.billing_panel)
         add_nav_item("Contracts", "contract_list", (Capability.VIEW_CONTRACTS,), 20)
         add_nav_item("Invoices", "invoice_list", (Capability.VIEW_INVOICES,), 22)
         add_nav_item("Overdue", "overdue_list", (Capability.RECORD_PAYMENTS,), 23)

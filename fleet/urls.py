@@ -1,6 +1,6 @@
 from django.urls import path
 
-from fleet import exclusion_views, threshold_views, views, window_views
+from fleet import exclusion_views, onboarding, threshold_views, views, window_views
 
 urlpatterns = [
     path("fleet/", views.fleet_overview, name="fleet_overview"),
@@ -37,4 +37,7 @@ urlpatterns = [
     ),
     path("sites/", views.site_list, name="site_list"),
     path("sites/<uuid:pk>/", views.site_detail, name="site_detail"),
+    path("customers/<uuid:pk>/onboard/site/", onboarding.onboard_site, name="onboard_site"),
+    path("customers/<uuid:pk>/onboard/asset/", onboarding.onboard_asset, name="onboard_asset"),
+    path("customers/<uuid:pk>/onboard/device/", onboarding.onboard_device, name="onboard_device"),
 ]

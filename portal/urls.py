@@ -5,7 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from fleet.ingest.view import heartbeats as ingest_heartbeats
-from portal import accounts, health, views, views_billing
+from portal import accounts, health, onboarding, views, views_billing
 
 handler400 = "portal.errors.bad_request"
 handler403 = "portal.views.error_403"
@@ -44,7 +44,9 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("accounts/", include(accounts_patterns)),
     path("customers/", views.customer_list, name="customer_list"),
+    path("customers/onboard/", onboarding.onboard_customer, name="onboard_customer"),
     path("customers/<uuid:pk>/", views.customer_detail, name="customer_detail"),
+    path("customers/<uuid:pk>/onboard/invite/", onboarding.onboard_invite, name="onboard_invite"),
     path("customers/<uuid:pk>/billing/", views_billing.customer_billing, name="customer_billing"),
     path("users/", views.user_list, name="user_list"),
     path("users/invite/", views.user_invite, name="user_invite"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 
@@ -44,3 +45,13 @@ def validate_day(value: date) -> None:
     """A date from a request: between 1970-01-01 and 2999-12-31."""
     if not FIRST_YEAR <= value.year <= LAST_YEAR:
         raise ValidationError(f"Enter a date from {FIRST_YEAR} to {LAST_YEAR}.", code="out_of_range")
+
+
+def add_form_errors(form: Any, exc: ValidationError) -> None:
+    """A service's ValidationError on `form`: each field's errors next to that field, the rest
+    (and errors of fields the form does not show) above the form."""
+    if not hasattr(exc, "error_dict"):
+        form.add_error(None, exc)
+        return
+    for field, errors in exc.error_dict.items():
+        form.add_error(field if field in form.fields else None, errors)

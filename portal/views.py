@@ -13,9 +13,11 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import selectors, services
+from portal.customer_overview import customer_panels_for
 from portal.forms import ProfileForm, UserInviteForm, UserRoleForm, locale_label
 from portal.home import panels_for
 from portal.models import User
+from portal.onboarding_steps import step_actions
 from portal.roles import Capability, Role, can
 from portal.validation import error_text
 
@@ -57,17 +59,22 @@ def home(request: HttpRequest) -> HttpResponse:
 def customer_list(request: HttpRequest) -> HttpResponse:
     require_capability(request, Capability.VIEW_ALL_CUSTOMERS)
     customers = selectors.customer_list(actor=_user(request))
-    return render(request, "portal/customer_list.html", {"customers": customers})
+    may_onboard = can(request.user, Capability.MANAGE_CUSTOMERS)
+    return render(request, "portal/customer_list.html", {"customers": customers, "may_onboard": may_onboard})
 
 
 @login_required
 def customer_detail(request: HttpRequest, pk: str) -> HttpResponse:
+    """Staff's overview of one customer: its account and billing identity, and the panels the
+    apps register (portal.customer_overview): sites, machines, contracts, invoices, tickets.
+    403 for customer users (their own pages show them their data); 404 outside the scope."""
+    require_capability(request, Capability.VIEW_ALL_CUSTOMERS)
     actor = _user(request)
     customer = get_object_or_404(selectors.customer_list(actor=actor), pk=pk)
     users = (
-        selectors.user_list(actor=actor, customer=customer)
-        if can(actor, Capability.MANAGE_ALL_USERS) or can(actor, Capability.MANAGE_CUSTOMER_USERS)
-        else User.objects.none()
+        list(selectors.user_list(actor=actor, customer=customer)[:CUSTOMER_USERS])
+        if can(actor, Capability.MANAGE_ALL_USERS)
+        else None
     )
     return render(
         request,
@@ -75,11 +82,17 @@ def customer_detail(request: HttpRequest, pk: str) -> HttpResponse:
         {
             "customer": customer,
             "users": users,
+            "users_limit": CUSTOMER_USERS,
             "identity": customer.billing_identity(),
             "locale_label": locale_label(customer.locale),
             "can_edit_identity": can(actor, Capability.EDIT_BILLING_IDENTITY),
+            "panels": customer_panels_for(actor, customer),
+            "actions": step_actions(actor, customer) if customer.is_active else [],
         },
     )
+
+
+CUSTOMER_USERS = 50  # on the overview; the user list has them all
 
 
 @login_required

@@ -15,16 +15,8 @@ from portal import selectors, services
 from portal.forms_billing import BillingIdentityForm
 from portal.models import User
 from portal.roles import Capability
+from portal.validation import add_form_errors
 from portal.views import require_capability
-
-
-def _add_errors(form: BillingIdentityForm, exc: ValidationError) -> None:
-    """The service's errors next to their fields; any other field's above the form."""
-    if not hasattr(exc, "error_dict"):
-        form.add_error(None, exc)
-        return
-    for field, errors in exc.error_dict.items():
-        form.add_error(field if field in form.fields else None, errors)
 
 
 @login_required
@@ -42,7 +34,7 @@ def customer_billing(request: HttpRequest, pk: str) -> HttpResponseBase:
         try:
             services.customer_update(actor=actor, customer=customer, **form.changes())
         except ValidationError as exc:
-            _add_errors(form, exc)
+            add_form_errors(form, exc)
         else:
             messages.success(request, f"{customer.name}'s billing identity is saved.")
             return redirect("customer_detail", pk=customer.pk)
