@@ -27,7 +27,7 @@ from portal.models import Customer, User
 from portal.onboarding import customer_for_step, render_step
 from portal.onboarding_steps import Step, register_step, step_context
 from portal.roles import Capability
-from portal.validation import add_form_errors
+from portal.validation import add_form_errors, is_uuid
 
 
 class SiteOnboardForm(forms.Form):
@@ -49,8 +49,17 @@ class SiteOnboardForm(forms.Form):
         return name
 
 
+class _ScopedChoiceField(forms.ModelChoiceField[Any]):
+    """A choice among the customer's rows by id: a malformed id is unknown like a missing one."""
+
+    def to_python(self, value: Any) -> Any:
+        if value not in self.empty_values and not is_uuid(str(value)):
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+
 def _choice(queryset: Any, label: str, what: str) -> forms.ModelChoiceField[Any]:
-    return forms.ModelChoiceField(
+    return _ScopedChoiceField(
         queryset=queryset,
         label=label,
         empty_label=None,

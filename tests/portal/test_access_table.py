@@ -71,10 +71,18 @@ UrlFor = Callable[[Customer, Customer], str]
 PAGES: list[tuple[str | UrlFor, dict[Role, int]]] = [
     ("/", dict.fromkeys(ROLES, OK)),
     ("/customers/", {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: OK, FINANCE: OK, OPERATOR: OK}),
-    (lambda a, b: f"/customers/{_a(a, b)}/", dict.fromkeys(ROLES, OK)),
+    # The customer overview is staff's (issue 16); a customer user reads its own on its profile.
+    (
+        lambda a, b: f"/customers/{_a(a, b)}/",
+        {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: OK, FINANCE: OK, OPERATOR: OK},
+    ),
     (
         lambda a, b: f"/customers/{_b(a, b)}/",
-        {VIEWER: NOT_FOUND, ADMIN: NOT_FOUND, SUPPORT: OK, FINANCE: OK, OPERATOR: OK},
+        {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: OK, FINANCE: OK, OPERATOR: OK},
+    ),
+    (
+        "/customers/onboard/",
+        {VIEWER: FORBIDDEN, ADMIN: FORBIDDEN, SUPPORT: FORBIDDEN, FINANCE: FORBIDDEN, OPERATOR: OK},
     ),
     (
         lambda a, b: f"/customers/{_a(a, b)}/billing/",
