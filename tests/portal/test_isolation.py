@@ -43,11 +43,19 @@ class Case:
     seen_by: frozenset[str] = frozenset({Role.CUSTOMER_VIEWER, Role.CUSTOMER_ADMIN})
 
 
+# The steps of onboarding a customer (docs/operations.md): staff-only pages of one customer.
+ONBOARDING_STEPS = [f"/customers/{{pk}}/onboard/{step}/" for step in ("site", "asset", "device", "invite")]
+
 ISOLATION_CASES: dict[type[models.Model], Case] = {
     Customer: Case(
         make=lambda c: c,
-        detail_urls=["/customers/{pk}/", "/api/v1/customers/{pk}/", "/customers/{pk}/billing/"],
-        action_urls=["/customers/{pk}/billing/"],
+        detail_urls=[
+            "/customers/{pk}/",
+            "/api/v1/customers/{pk}/",
+            "/customers/{pk}/billing/",
+            *ONBOARDING_STEPS,
+        ],
+        action_urls=["/customers/{pk}/billing/", *ONBOARDING_STEPS],
         list_urls=["/api/v1/customers/", "/", "/accounts/profile/"],
     ),
     User: Case(
