@@ -9,7 +9,13 @@ class FleetConfig(AppConfig):
     def ready(self) -> None:
         from django.db.models.signals import post_delete, post_save
 
-        from fleet import customer_panels, demo, home, onboarding, windows  # noqa: F401 - windows: registers fleet.window_notify
+        from fleet import (
+            customer_panels,
+            demo,
+            home,
+            onboarding,
+            windows,  # noqa: F401 - registers fleet.window_notify
+        )
         from fleet.ingest.state import model_rules
         from fleet.live import resolve_asset_topic
         from fleet.models import AlarmRule, AssetThreshold, MetricDefinition

@@ -27,7 +27,7 @@ from portal.models import Customer, User
 from portal.onboarding import customer_for_step, render_step
 from portal.onboarding_steps import Step, register_step, step_context
 from portal.roles import Capability
-from portal.validation import add_form_errors, is_uuid
+from portal.validation import add_form_errors, is_uuid, validate_day
 
 
 class SiteOnboardForm(forms.Form):
@@ -75,7 +75,10 @@ class AssetOnboardForm(forms.Form):
     )
     site = forms.ModelChoiceField(queryset=Site.objects.none())
     commissioned_on = forms.DateField(
-        label="Commissioned on", required=False, widget=forms.DateInput(attrs={"type": "date"})
+        label="Commissioned on",
+        required=False,
+        validators=[validate_day],
+        widget=forms.DateInput(attrs={"type": "date"}),
     )
 
     def __init__(self, *args: Any, customer: Customer, actor: User, **kwargs: Any) -> None:

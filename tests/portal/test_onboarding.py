@@ -211,8 +211,17 @@ def test_an_asset_is_added_at_one_of_the_customers_sites(
         ({"model": UNKNOWN}, "model", "Unknown asset model."),
         ({"serial_number": "TAKEN-1"}, "serial_number", "already exists"),
         ({"serial_number": ""}, "serial_number", "This field is required."),
+        ({"commissioned_on": "0001-01-01"}, "commissioned_on", "Enter a date from 1970 to 2999."),
     ],
-    ids=["other-customers-site", "missing-site", "malformed-site", "model", "serial-taken", "serial-empty"],
+    ids=[
+        "other-customers-site",
+        "missing-site",
+        "malformed-site",
+        "model",
+        "serial-taken",
+        "serial-empty",
+        "date",
+    ],
 )
 def test_an_invalid_asset_is_refused_on_its_field(
     operator: User,
@@ -408,3 +417,17 @@ def test_the_step_indicator_marks_what_is_done(operator: User, customer_a: Custo
         "admin": "todo",
     }
     assert "/admin/" not in _main(html)
+
+
+@pytest.mark.parametrize("page", ["/", "/customers/"])
+def test_the_operators_way_in_is_the_portal_not_the_admin(
+    operator: User, customer_a: Customer, page: str
+) -> None:
+    html = _main(client_for(operator).get(page).content.decode())
+
+    assert 'href="/customers/onboard/"' in html
+    assert "/admin/" not in html
+
+
+def test_the_way_in_is_not_offered_to_who_may_not_onboard(support: User, customer_a: Customer) -> None:
+    assert "/customers/onboard/" not in client_for(support).get("/customers/").content.decode()
