@@ -104,10 +104,13 @@ def _spaces(text: str) -> str:
     return text.translate(_SPACES)
 
 
-def _half_up(value: Decimal | int | str, decimals: int) -> Decimal:
+def _half_up(value: Decimal | int | float | str, decimals: int) -> Decimal:
     """`value` at `decimals` decimals, half away from zero (Babel alone would round half-even,
-    the browser's Intl half away from zero: rounding first makes both write the same)."""
-    return Decimal(value).quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    the browser's Intl half away from zero: rounding first makes both write the same). A float
+    (a reading from JSON) is taken as its shortest repr, the digits JavaScript's String() gives
+    the browser: 1.005 rounds to 1.01 on both sides, not to 1.00 as its binary value would."""
+    exact = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    return exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
 
 
 def _empty(value: object) -> bool:
@@ -176,7 +179,7 @@ def round_quantity(value: Decimal, unit: str | None) -> Decimal:
     return value.quantize(Decimal(1).scaleb(-decimals_for(unit)), rounding=ROUND_HALF_UP)
 
 
-def number(value: Decimal | int | str | None, decimals: int, tag: str | None = None) -> str:
+def number(value: Decimal | int | float | str | None, decimals: int, tag: str | None = None) -> str:
     """`value` with exactly `decimals` decimals (half up) and the locale's grouping."""
     if _empty(value):
         return ""
@@ -187,12 +190,18 @@ def number(value: Decimal | int | str | None, decimals: int, tag: str | None = N
     return _spaces(str(text))
 
 
-def quantity(value: Decimal | int | str | None, unit: str | None = "", tag: str | None = None) -> str:
+def quantity(value: Decimal | int | float | str | None, unit: str | None = "", tag: str | None = None) -> str:
     """`value` at its unit's precision, followed by the unit: 1,356.34 h."""
     if _empty(value):
         return ""
-    text = number(value, decimals_for(unit), tag)
+    text = reading(value, unit, tag)
     return f"{text}\u00a0{unit}" if unit else text
+
+
+def reading(value: Decimal | int | float | str | None, unit: str | None = "", tag: str | None = None) -> str:
+    """`value` at its unit's precision without the unit (a tile that shows the unit apart):
+    a pressure of 7.4 bar reads 7.40, the same before and after a live update."""
+    return number(value, decimals_for(unit), tag)
 
 
 def percent(

@@ -50,9 +50,15 @@ def number(value: Decimal | str | int | None, decimals: int = 0) -> str:
 
 
 @register.filter
-def quantity(value: Decimal | str | None, unit: str = "") -> str:
+def quantity(value: Decimal | float | str | None, unit: str = "") -> str:
     """{{ line.quantity|quantity:"h" }} → 1,356.34 h."""
     return formatting.quantity(value, unit)
+
+
+@register.filter
+def reading(value: Decimal | float | str | None, unit: str = "") -> str:
+    """A reading at its unit's precision, the unit shown apart: {{ 7.4|reading:"bar" }} → 7.40."""
+    return formatting.reading(value, unit)
 
 
 @register.filter

@@ -1,5 +1,10 @@
 /* The asset page: live values and status, Plotly charts of each gauge over a chosen range
- * (raw readings, or min/avg/max per bucket), new readings appended live, and usage bars. */
+ * (raw readings, or min/avg/max per bucket), new readings appended live, and usage bars.
+ * Every part the server renders follows the live messages: values and last seen (written by
+ * Fleetport.format as the server writes them), charts (a chart without readings loads again
+ * when readings arrive), usage (fetched again when counters report), and the alarms and
+ * status history panels (taken from the server's page again when an alarm or the status
+ * changes). Chart titles sit above the charts, where Plotly's toolbar cannot cover them. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -16,7 +21,7 @@
   var BADGES = { online: "badge-ok", warning: "badge-warn", fault: "badge-bad", offline: "badge-bad",
                  never_seen: "badge-muted", decommissioned: "badge-muted" };
   var layoutBase = {
-    margin: { l: 50, r: 16, t: 32, b: 36 }, height: 260, showlegend: false,
+    margin: { l: 50, r: 16, t: 28, b: 36 }, height: 240, showlegend: false,
     xaxis: { type: "date" }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
     font: { family: "system-ui, sans-serif", size: 12 }
   };
@@ -71,7 +76,8 @@
       return;
     }
     if (el.querySelector(".empty")) { el.replaceChildren(); }
-    var title = plain(m.label + (m.unit ? " (" + m.unit + ")" : ""));
+    var title = document.querySelector('[data-chart-title="' + m.code + '"]');
+    if (title) { title.textContent = m.label + (m.unit ? " (" + m.unit + ")" : "") + " · " + data.resolution; }
     var traces;
     if (data.resolution === "raw") {
       current.raw[m.code] = true;
@@ -100,22 +106,34 @@
       }
       el.setAttribute("data-forecast", f.metric);
     });
-    var layout = Object.assign({}, layoutBase, { title: { text: title + " · " + data.resolution, x: 0, font: { size: 13 } },
-                                                 shapes: shapes });
+    var layout = Object.assign({}, layoutBase, { shapes: shapes });
     Plotly.react(el, traces, layout, config);
     el.setAttribute("data-points", String(data.points.length));
   }
 
-  function loadCharts(fromMs, toMs) {
+  function loadChart(m, fromMs, toMs) {
     var from = new Date(fromMs).toISOString(), to = new Date(toMs).toISOString();
-    gauges.forEach(function (m) {
-      fetchJson(api + "telemetry/?metric=" + encodeURIComponent(m.code) + "&from=" + from + "&to=" + to)
-        .then(function (data) { drawGauge(m, data); })
-        .catch(function () {
-          var el = document.querySelector('[data-chart="' + m.code + '"]');
-          if (el) { el.textContent = "Could not load " + m.label + "."; }
-        });
-    });
+    return fetchJson(api + "telemetry/?metric=" + encodeURIComponent(m.code) + "&from=" + from + "&to=" + to)
+      .then(function (data) { drawGauge(m, data); })
+      .catch(function () {
+        var el = document.querySelector('[data-chart="' + m.code + '"]');
+        if (el) { el.textContent = "Could not load " + m.label + "."; }
+      });
+  }
+
+  function loadCharts(fromMs, toMs) {
+    current.window = [fromMs, toMs];
+    gauges.forEach(function (m) { loadChart(m, fromMs, toMs); });
+  }
+
+  // A chart with no readings drawn yet (a new machine's first heartbeat) loads again.
+  var reloading = {};
+  function reloadEmptyChart(m) {
+    var el = document.querySelector('[data-chart="' + m.code + '"]');
+    if (!el || el.getAttribute("data-points") !== "0" || reloading[m.code] || current.range === "custom") { return; }
+    reloading[m.code] = true;
+    var now = Date.now();
+    loadChart(m, now - RANGES[current.range], now + 60e3).then(function () { reloading[m.code] = false; });
   }
 
   function selectRange(range) {
@@ -137,6 +155,7 @@
   });
 
   function loadUsage(resolution) {
+    current.usage = resolution;
     document.querySelectorAll("[data-usage]").forEach(function (b) {
       b.setAttribute("aria-pressed", String(b.getAttribute("data-usage") === resolution));
     });
@@ -146,19 +165,22 @@
       var el = document.querySelector('[data-usage-chart="' + m.code + '"]');
       fetchJson(api + "usage/?metric=" + encodeURIComponent(m.code) + "&resolution=" + resolution + "&from=" + from + "&to=" + to)
         .then(function (data) {
+          var total = document.querySelector('[data-usage-total="' + m.code + '"]');
+          if (total) { total.textContent = data.points.length ? "· total " + Fleetport.format.quantity(data.total, m.unit) : ""; }
           if (!data.points.length) {
             emptyNote(el, "No " + m.label.toLowerCase() + " recorded in this period yet.");
             el.setAttribute("data-points", "0");
             return;
           }
-          var layout = Object.assign({}, layoutBase, {
-            xaxis: { type: "date", range: [local(from), local(to)] },
-            title: { text: plain(m.label + " used" + (m.unit ? " (" + m.unit + ")" : "")) + " · total " + Number(data.total).toLocaleString(), x: 0, font: { size: 13 } } });
+          if (el.querySelector(".empty")) { el.replaceChildren(); }
+          var layout = Object.assign({}, layoutBase, { xaxis: { type: "date", range: [local(from), local(to)] } });
           var width = (resolution === "hour" ? 3600e3 : 86400e3) * 0.8;
           Plotly.react(el, [{ type: "bar", x: data.points.map(function (p) { return local(p.period); }),
                               y: data.points.map(function (p) { return Number(p.quantity); }),
                               width: data.points.map(function () { return width; }), offset: 0,
-                              marker: { color: "#5eead4" } }],
+                              marker: { color: "#5eead4" },
+                              customdata: data.points.map(function (p) { return plain(Fleetport.format.quantity(p.quantity, m.unit)); }),
+                              hovertemplate: "%{customdata}<extra></extra>" }],
                        layout, config);
           el.setAttribute("data-points", String(data.points.length));
         })
@@ -168,19 +190,45 @@
   document.querySelectorAll("[data-usage]").forEach(function (b) {
     b.addEventListener("click", function () { loadUsage(b.getAttribute("data-usage")); });
   });
+  // Counters that report have grown the usage (folded in the same commit as the heartbeat):
+  // fetch it again, at most every few seconds.
+  var usageTimer = null, usageFetchedAt = 0, USAGE_GAP_MS = 3000;
+  function refreshUsageSoon() {
+    if (usageTimer) { return; }
+    usageTimer = window.setTimeout(function () {
+      usageTimer = null;
+      usageFetchedAt = Date.now();
+      loadUsage(current.usage || "hour");
+    }, Math.max(0, usageFetchedAt + USAGE_GAP_MS - Date.now()));
+  }
+
+  var units = {};
+  spec.forEach(function (m) { units[m.code] = m.unit; });
 
   Fleetport.live.on("asset.values", function (m) {
     if (m.asset !== assetId) { return; }
     var badge = document.getElementById("asset-status");
+    if (badge.getAttribute("data-status") !== m.status) {
+      // The status history (and an alarm the change raised) as the server lists them.
+      Fleetport.refreshParts(["#asset-history", "#asset-alarms"]);
+    }
     badge.className = "badge " + (BADGES[m.status] || "badge-muted");
     badge.textContent = LABELS[m.status] || m.status;
     badge.setAttribute("data-status", m.status);
     if (m.last_seen_at) {
-      document.getElementById("asset-last-seen").textContent = Fleetport.formatTime(m.last_seen_at);
+      var time = document.createElement("time");
+      time.setAttribute("datetime", m.last_seen_at);
+      time.textContent = Fleetport.format.whenSeconds(m.last_seen_at);  // the server's |when_seconds
+      document.getElementById("asset-last-seen").replaceChildren(time);
     }
+    var fault = document.getElementById("asset-fault");
+    fault.querySelector("code").textContent = m.fault_code || "";
+    fault.hidden = !m.fault_code;
+    gauges.forEach(function (g) { if (m.last_values && g.code in m.last_values) { reloadEmptyChart(g); } });
+    if (counters.some(function (c) { return m.last_values && c.code in m.last_values; })) { refreshUsageSoon(); }
     Object.keys(m.last_values || {}).forEach(function (code) {
       var el = document.querySelector('.value[data-metric="' + code + '"] [data-value]');
-      if (el) { el.textContent = String(Math.round(m.last_values[code] * 100) / 100); }
+      if (el) { el.textContent = Fleetport.format.reading(m.last_values[code], units[code]); }  // |reading
       // The last-hour view is raw readings: append the new one live.
       var chart = document.querySelector('[data-chart="' + code + '"]');
       if (chart && current.range === "1h" && current.raw[code] && m.last_seen_at) {
@@ -189,7 +237,9 @@
       }
     });
   });
-  Fleetport.live.on("alarm.raised", function (m) { if (m.asset === assetId) { window.location.reload(); } });
+  function alarmsChanged(m) { if (m.asset === assetId) { Fleetport.refreshParts(["#asset-alarms"]); } }
+  Fleetport.live.on("alarm.raised", alarmsChanged);
+  Fleetport.live.on("alarm.cleared", alarmsChanged);
 
   Fleetport.live.subscribe("asset", assetId);
   Fleetport.live.start();

@@ -45,13 +45,14 @@
         el.setAttribute("data-testid", "usage-chart");
         charts.appendChild(el);
       }
+      // The title above the chart, where Plotly's toolbar cannot cover it.
+      window.Fleetport.chartTitle(el, meter.label + " per day (" + (meter.unit || "units") + ")");
       var days = data.daily.filter(function (d) { return d.metric === meter.metric; });
       var trace = { type: "bar", x: days.map(function (d) { return d.day + " 12:00"; }), width: 0.8 * 86400e3,
                     y: days.map(function (d) { return Number(d.quantity); }), marker: { color: "#2563eb" },
                     customdata: days.map(function (d) { return plain(window.Fleetport.format.quantity(d.quantity, meter.unit)); }),
                     hovertemplate: "%{x|%-d %b}: %{customdata}<extra></extra>" };
-      var layout = { title: { text: plain(meter.label + " per day (" + (meter.unit || "units") + ")"), font: { size: 14 } },
-                     margin: { l: 50, r: 16, t: 36, b: 36 }, height: 240, showlegend: false,
+      var layout = { margin: { l: 50, r: 16, t: 28, b: 36 }, height: 240, showlegend: false,
                      xaxis: { type: "date", range: [spec.days[0] + " 00:00", spec.days[1] + " 23:59"],
                               tickformat: "%-d %b" },
                      yaxis: { rangemode: "tozero" }, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",

@@ -30,7 +30,7 @@
       var cell = row.querySelector('[data-field="last-seen"]');
       var time = document.createElement("time");
       time.setAttribute("datetime", m.last_seen_at);
-      time.textContent = Fleetport.formatTime(m.last_seen_at);
+      time.textContent = Fleetport.format.whenSeconds(m.last_seen_at);  // the server's |when_seconds
       cell.replaceChildren(time);
     }
     var gauges = JSON.parse(row.getAttribute("data-gauges") || "[]");
@@ -38,14 +38,17 @@
     var shown = gauges.filter(function (g) { return m.last_values && g[0] in m.last_values; });
     if (shown.length) {
       values.textContent = "";
+      // As the server writes them (fleet/templates/fleet/overview.html): the name, then the
+      // value at its unit's precision with the unit.
       shown.forEach(function (g) {
         var span = document.createElement("span");
         span.className = "kv";
         span.setAttribute("data-metric", g[0]);
-        span.title = g[1];
-        span.textContent = (Math.round(m.last_values[g[0]] * 100) / 100) + (g[2] ? "\u2009" + g[2] : "");
-        values.appendChild(span);
-        values.appendChild(document.createTextNode(" "));
+        var label = document.createElement("small");
+        label.className = "muted";
+        label.textContent = g[1];
+        span.append(label, " " + Fleetport.format.quantity(m.last_values[g[0]], g[2]));
+        values.append(span, " ");
       });
     }
   });

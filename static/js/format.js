@@ -3,6 +3,7 @@
  * by the server); the number rules come from the browser's Intl (CLDR, as Babel's are).
  *   Fleetport.format.money("11539.38", "EUR")   → "€11,539.38"
  *   Fleetport.format.quantity("1356.341257", "h") → "1,356.34 h"
+ *   Fleetport.format.reading(7.4, "bar")          → "7.40" (the unit shown apart)
  *   Fleetport.format.percent("99.5")             → "99.5 %"
  *   Fleetport.format.when("2026-12-07T07:47:16Z") → "Dec 7, 2026, 08:47" (in Europe/Berlin)
  *   Fleetport.format.whenSeconds(iso)             → "Dec 7, 2026, 08:47:16"
@@ -91,9 +92,11 @@
     return number(value, decimals);
   }
 
+  function reading(value, unit) { return number(value, decimalsFor(unit)); }
+
   function quantity(value, unit) {
     if (empty(value)) { return ""; }
-    var text = number(value, decimalsFor(unit));
+    var text = reading(value, unit);
     return unit ? text + NBSP + unit : text;
   }
 
@@ -139,10 +142,27 @@
     return formatter.format(moment).replace(/[\u202f\u2009]/g, NBSP);
   }
 
+  // A chart's title as a heading above the chart, where Plotly's toolbar (top right of the
+  // plot) never covers it at any width: el is wrapped with its heading once, then retitled.
+  function chartTitle(el, text) {
+    var title = el.previousElementSibling;
+    if (!title || !title.classList.contains("chart-title")) {
+      var box = document.createElement("div");
+      box.className = "chart-box";
+      title = document.createElement("h3");
+      title.className = "chart-title";
+      el.replaceWith(box);
+      box.append(title, el);
+    }
+    title.textContent = text;
+    return title;
+  }
+
   window.Fleetport = window.Fleetport || {};
+  window.Fleetport.chartTitle = chartTitle;
   window.Fleetport.format = {
     locale: locale, number: number, money: money, moneyPlain: moneyPlain, price: price,
-    quantity: quantity, percent: percent, decimalsFor: decimalsFor, minorDigits: minorDigits,
+    quantity: quantity, reading: reading, percent: percent, decimalsFor: decimalsFor, minorDigits: minorDigits,
     timeZone: timeZone,
     when: function (iso) { return when(iso, "minutes"); },
     whenSeconds: function (iso) { return when(iso, "seconds"); },

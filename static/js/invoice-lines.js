@@ -32,12 +32,12 @@
                      customdata: byAsset[serial].text, hovertemplate: "%{x}: %{customdata}<extra>" + plain(serial) + "</extra>" };
           });
           var unit = button.getAttribute("data-unit") || "units";
-          Plotly.newPlot(box, traces, {
-            title: { text: plain(window.Fleetport.format.quantity(data.quantity, button.getAttribute("data-unit") || "")) +
+          // The title above the chart, where Plotly's toolbar cannot cover it.
+          window.Fleetport.chartTitle(box, window.Fleetport.format.quantity(data.quantity, button.getAttribute("data-unit") || "") +
                            (button.getAttribute("data-unit") ? "" : " " + unit) + " in " +
-                           window.Fleetport.format.number(data.hours.length, 0) + " metered hours",
-                     font: { size: 13 } },
-            barmode: "stack", height: 240, margin: { l: 50, r: 16, t: 36, b: 36 }, xaxis: { type: "date" },
+                           window.Fleetport.format.number(data.hours.length, 0) + " metered hours");
+          Plotly.newPlot(box, traces, {
+            barmode: "stack", height: 240, margin: { l: 50, r: 16, t: 28, b: 36 }, xaxis: { type: "date" },
             paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", showlegend: traces.length > 1,
             font: { family: "system-ui, sans-serif", size: 12 }
           }, config);

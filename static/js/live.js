@@ -79,6 +79,36 @@
     var parsed = new DOMParser().parseFromString(html, "text/html");
     box.replaceChildren.apply(box, Array.prototype.slice.call(parsed.body.childNodes));
   };
+  // Bring parts of this page up to date from the server: fetch the page again and put each
+  // fresh element (matched by `selectors`, e.g. "#asset-alarms") in place of the one shown, so
+  // live parts read exactly as the server renders them. Calls while one runs are folded into
+  // one more run after it. Parsed inertly by DOMParser, never through innerHTML.
+  var refreshing = null;
+  var refreshAgain = {};
+  window.Fleetport.refreshParts = function (selectors) {
+    if (refreshing) {
+      selectors.forEach(function (s) { refreshAgain[s] = true; });
+      return refreshing;
+    }
+    refreshing = fetch(window.location.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.text(); })
+      .then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        selectors.forEach(function (selector) {
+          var shown = document.querySelector(selector), next = fresh.querySelector(selector);
+          if (shown && next) { shown.replaceWith(document.importNode(next, true)); }
+        });
+        document.dispatchEvent(new CustomEvent("fleetport:refreshed", { detail: selectors }));
+      })
+      .catch(function () { /* the stale indicator tells; the next message tries again */ })
+      .then(function () {
+        refreshing = null;
+        var again = Object.keys(refreshAgain);
+        refreshAgain = {};
+        if (again.length) { window.Fleetport.refreshParts(again); }
+      });
+    return refreshing;
+  };
   // Kept for pages that call it: a moment to the second, as the server's |when_seconds writes it.
   window.Fleetport.formatTime = function (iso) { return window.Fleetport.format.whenSeconds(iso); };
 })();

@@ -8,7 +8,7 @@
   function plain(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
   var config = { responsive: true, displaylogo: false };
   function base() {
-    return { barmode: "relative", height: 320, margin: { l: 70, r: 60, t: 40, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)",
+    return { barmode: "relative", height: 320, margin: { l: 70, r: 60, t: 28, b: 40 }, paper_bgcolor: "rgba(0,0,0,0)",
              plot_bgcolor: "rgba(0,0,0,0)", font: { family: "system-ui, sans-serif", size: 12 },
              xaxis: { type: "category" }, legend: { orientation: "h", y: -0.2 } };
   }
@@ -22,8 +22,11 @@
   data.currencies.forEach(function (c) {
     var money = function (v) { return format.money(v, c.currency); };
     var customers = Object.keys(c.net).sort().map(function (name) { return bars(name, c.net[name], money); });
-    Plotly.newPlot("revenue-chart-" + c.currency, customers, Object.assign(base(), {
-      title: { text: plain("Net per month (" + c.currency + ")") }, showlegend: true,
+    // Titles above the charts (Fleetport.chartTitle): Plotly's toolbar never covers them.
+    var net = document.getElementById("revenue-chart-" + c.currency);
+    window.Fleetport.chartTitle(net, "Net per month (" + c.currency + ")");
+    Plotly.newPlot(net, customers, Object.assign(base(), {
+      showlegend: true,
       yaxis: { title: { text: plain(c.currency) }, rangemode: "tozero" } }), config);
 
     var box = document.getElementById("usage-charts-" + c.currency);
@@ -32,6 +35,7 @@
       el.className = "chart";
       el.setAttribute("data-testid", "meter-chart");
       box.appendChild(el);
+      window.Fleetport.chartTitle(el, meter.name + " (" + c.currency + ")");
       var quantity = bars(meter.name + " (" + (meter.unit || "units") + ")", meter.quantity,
                           function (v) { return format.quantity(v, meter.unit); });
       var months = Object.keys(meter.amount).sort();
@@ -40,7 +44,7 @@
                      customdata: months.map(function (m) { return plain(money(meter.amount[m])); }),
                      hovertemplate: "%{x}: %{customdata}<extra></extra>" };
       Plotly.newPlot(el, [quantity, amount], Object.assign(base(), {
-        title: { text: plain(meter.name + " (" + c.currency + ")") }, barmode: "group",
+        barmode: "group",
         yaxis: { title: { text: plain(meter.unit || "units") }, rangemode: "tozero" },
         yaxis2: { overlaying: "y", side: "right", title: { text: plain(c.currency) }, rangemode: "tozero" } }), config);
     });

@@ -21,6 +21,7 @@ from billing.runs import bill_period
 from portal import formatting
 from portal.models import User
 from tests.billing_fixtures import usage
+from tests.browser.chart_checks import assert_titles_clear
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
 from tests.integration import SCREENS, assert_fits, login, screenshot
@@ -43,6 +44,10 @@ CASES: list[tuple[str, list[Any]]] = [
     ("quantity", ["10.05", "kWh"]),
     ("quantity", ["1234.5", "m³"]),
     ("quantity", ["12.345", ""]),
+    ("quantity", [1.005, "bar"]),  # a reading as JSON carries it: a float, its shortest digits
+    ("quantity", [71.5, "°C"]),
+    ("reading", [7.4, "bar"]),
+    ("reading", [-0.05, "kW"]),
     ("percent", ["99.954"]),
     ("percent", ["100.0000"]),
     ("percent", ["6.25"]),
@@ -54,6 +59,7 @@ SERVER: dict[str, Callable[..., str]] = {
     "money": formatting.money,
     "moneyPlain": formatting.money_plain,
     "quantity": formatting.quantity,
+    "reading": formatting.reading,
     "percent": formatting.percent,
     "price": formatting.price,
     "number": formatting.number,
@@ -173,6 +179,7 @@ def test_live_usage_figures_read_as_the_server_wrote_them(
         page.reload()
         page.wait_for_selector('[data-testid="usage-chart"] .main-svg')
         assert_fits(page)
+        assert assert_titles_clear(page, viewport) >= 1  # Plotly's toolbar covers no title
         screenshot(page, f"figures-contract-usage-de-{viewport['width']}")
 
 
@@ -196,6 +203,7 @@ def test_invoice_list_revenue_and_lines_fit_a_phone(
             page.goto(f"{asgi_server}{path}")
             page.wait_for_selector(ready)
             assert_fits(page, path)
+            assert_titles_clear(page, (path, viewport))
             screenshot(page, f"{name}-{viewport['width']}")
     page.goto(f"{asgi_server}/billing/invoices/{invoice.pk}/")
     text = page.inner_text("#lines").replace("\u00a0", " ")

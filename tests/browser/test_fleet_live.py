@@ -61,7 +61,8 @@ def test_a_row_turns_to_fault_without_reload(
     page.wait_for_function(f"() => {cell % 'status'} === 'Fault'", timeout=20_000)
     assert page.evaluate("window.__noReload") == 1
     assert page.locator('[data-tile="fault"] [data-count]').inner_text() == "1"
-    assert row.locator('[data-field="values"]').inner_text().startswith("71.5")
+    values = row.locator('[data-field="values"]').text_content()
+    assert values == "Temperature 71.5\u00a0°C "  # its name, the value at its unit's precision, the unit
     page.wait_for_function(f"() => {cell % 'alarms'} === '1'", timeout=10_000)
     # B's fault never reached A's page.
     assert "LIVE-B1" not in page.content()
@@ -113,7 +114,7 @@ def test_the_asset_page_draws_charts_and_takes_live_values(
 
     page.click('[data-range="24h"]')
     page.wait_for_function(
-        """() => document.querySelector('[data-chart="temp_c"] .gtitle').textContent.includes('minute')"""
+        """() => document.querySelector('[data-chart-title="temp_c"]').textContent.includes('minute')"""
     )
     screenshot(page, "asset-page-day")
 
