@@ -13,7 +13,7 @@
   var gauges = spec.filter(function (m) { return m.kind === "gauge"; });
   var counters = spec.filter(function (m) { return m.kind === "counter"; });
   var api = "/api/v1/assets/" + assetId + "/";
-  var zone = document.body.getAttribute("data-time-zone") || "UTC";
+  var zone = Fleetport.format.timeZone;  // the zone the server wrote the page in
   var RANGES = { "1h": 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 };
   var current = { range: "1h", raw: {} };
   var LABELS = { online: "Online", warning: "Warning", fault: "Fault", offline: "Offline",
