@@ -31,8 +31,9 @@ def test_the_generated_config_supervises_every_procfile_process_and_the_database
         redis_program(server="/usr/bin/redis-server", port=6390, folder=tmp_path / "redis"),
         *procfile_programs(ROOT / "Procfile", skip=["simulator"]),
     ]
+    written = write_config(programs, var=tmp_path, directory=ROOT)
     options = ServerOptions()
-    options.realize(args=["-c", str(write_config(programs, var=tmp_path, directory=ROOT))])
+    options.realize(args=["-c", str(written)])
 
     configs = {c.name: c for group in options.process_group_configs for c in group.process_configs}
     assert set(configs) == {"postgres", "redis", "web", "worker", "beat"}
@@ -46,6 +47,9 @@ def test_the_generated_config_supervises_every_procfile_process_and_the_database
     # The databases start first and stop last.
     assert configs["postgres"].priority < min(configs[n].priority for n in ("web", "worker", "beat"))
     assert configs["postgres"].stopsignal == 2  # SIGINT: PostgreSQL's fast shutdown
+    # The control socket asks for a password, kept in a file only its owner reads.
+    assert options.server_configs[0]["password"]
+    assert written.stat().st_mode & 0o077 == 0
 
 
 def test_a_procfile_line_that_is_not_name_colon_command_is_refused(tmp_path: Path) -> None:
