@@ -206,14 +206,19 @@ class Supervisor:
     """The running supervisord of a var folder, through its XML-RPC socket."""
 
     def __init__(self, var: Path) -> None:
+        self.config = var / "supervisor" / "supervisord.conf"
+        self.socket = var / "supervisor" / "supervisor.sock"
+
+    @property
+    def rpc(self) -> Any:
+        """A proxy with the password of the configuration on disk now (each run makes one)."""
         from supervisor.xmlrpc import SupervisorTransport
 
-        self.socket = var / "supervisor" / "supervisor.sock"
         config = configparser.RawConfigParser()
-        config.read(var / "supervisor" / "supervisord.conf")
+        config.read(self.config)
         password = config.get("supervisorctl", "password", fallback="").replace("%%", "%")
         transport = SupervisorTransport(CONTROL_USER, password, f"unix://{self.socket}")
-        self.rpc: Any = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
 
     def answers(self) -> bool:
         try:
