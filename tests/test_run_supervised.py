@@ -222,6 +222,13 @@ def test_a_killed_web_server_answers_again(node: Node, device: Device) -> None:
     device.assert_all_stored_once()
 
 
+def test_a_killed_beat_is_restarted(node: Node, device: Device) -> None:
+    node.kill("beat")  # the ingest sweep's clock
+
+    device.send(20)
+    device.assert_all_stored_once()
+
+
 def test_a_killed_redis_is_restarted_and_ingest_recovers(node: Node, device: Device) -> None:
     node.kill("redis")  # the broker and the nudges
     device.send(20)
@@ -245,6 +252,6 @@ def test_a_killed_postgres_is_restarted_and_the_node_ready_again(node: Node, dev
     "test's to change)",
 )
 def test_ingest_after_a_postgres_restart_never_answers_500(node: Node, device: Device) -> None:
-    device.send(40)
+    device.send(20)
 
     device.assert_all_stored_once()
