@@ -20,7 +20,7 @@ import secrets
 import shlex
 import xmlrpc.client
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -59,7 +59,6 @@ class Program:
     stopsignal: str = "TERM"
     stopwaitsecs: int = 10
     as_group: bool = True  # signals go to the program's process group (Celery's pool children too)
-    extra: dict[str, str] = field(default_factory=dict)
 
     def argv(self) -> list[str]:
         if self.shell:
@@ -102,7 +101,9 @@ def redis_program(*, server: str, port: int, folder: Path) -> Program:
     )
 
 
-def postgres_program(*, postgres: str, data: Path, socket_folder: Path, user: str | None) -> Program:
+def postgres_program(
+    *, postgres: str, data: Path, socket_folder: Path, port: int, user: str | None
+) -> Program:
     """The project-local PostgreSQL in the foreground, as tests.services.PostgresServer.kept
     configures it: a Unix socket in `socket_folder` and no port. SIGINT is its fast shutdown
     (SIGTERM would wait for every client to leave); its backends are left to the postmaster."""
@@ -113,7 +114,7 @@ def postgres_program(*, postgres: str, data: Path, socket_folder: Path, user: st
             "-D",
             str(data),
             "-p",
-            "5432",
+            str(port),  # names the socket file only
             "-c",
             f"unix_socket_directories={socket_folder}",
             "-c",
@@ -184,7 +185,6 @@ def render(programs: Sequence[Program], *, var: Path, directory: Path, password:
             "stdout_logfile_maxbytes": "20MB",
             "stdout_logfile_backups": "2",
             **({"user": program.user} if program.user else {}),
-            **program.extra,
         }
         lines += ["", f"[program:{program.name}]"]
         lines += [f"{key}={_value(value)}" for key, value in settings.items()]

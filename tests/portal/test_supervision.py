@@ -26,7 +26,7 @@ VENV = Path(sys.executable).parent.parent
 def test_the_generated_config_supervises_every_procfile_process_and_the_databases(tmp_path: Path) -> None:
     programs = [
         postgres_program(
-            postgres="/usr/bin/postgres", data=tmp_path / "pg", socket_folder=tmp_path, user=None
+            postgres="/usr/bin/postgres", data=tmp_path / "pg", socket_folder=tmp_path, port=5432, user=None
         ),
         redis_program(server="/usr/bin/redis-server", port=6390, folder=tmp_path / "redis"),
         *procfile_programs(ROOT / "Procfile", skip=["simulator"]),
