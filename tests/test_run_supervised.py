@@ -145,8 +145,17 @@ def start_node(var: Path) -> Node:
         run=run,
         supervisor=Supervisor(var),
     )
-    wait_until(lambda: run.poll() is not None or node.get("/readyz") == 200, "the node ready", timeout=200)
-    assert run.poll() is None, (var / "run.out").read_text()
+
+    def ready_or_gone() -> bool:
+        return run.poll() is not None or node.get("/readyz") == 200
+
+    try:
+        wait_until(ready_or_gone, "the node ready", timeout=200)
+        assert run.poll() is None, (var / "run.out").read_text()
+    except AssertionError:
+        run.send_signal(signal.SIGINT)  # stop whatever did start
+        run.wait(timeout=60)
+        raise
     return node
 
 
