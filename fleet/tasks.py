@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from celery import shared_task
-from django.conf import settings
 from django.utils import timezone
 
-from fleet import alarms, telemetry
+from fleet import alarms, partitions
 from fleet.health import tasks as health_tasks
 from fleet.ingest import worker
 from fleet.models import IngestInbox
@@ -45,7 +42,12 @@ def offline_sweep() -> int:
     return len(alarms.offline_sweep())
 
 
-@shared_task(name="fleet.prune_raw_heartbeats")
-def prune_raw_heartbeats() -> int:
-    """Beat, daily: raw heartbeats past RAW_RETENTION_DAYS go; rollups and usage stay for good."""
-    return telemetry.prune_raw(older_than=timezone.now() - timedelta(days=settings.RAW_RETENTION_DAYS))
+@shared_task(name="fleet.telemetry_partitions")
+def telemetry_partitions() -> list[str]:
+    """Beat, hourly: make the raw heartbeat and minute rollup partitions due ahead, and drop
+    those past RAW_RETENTION_DAYS and MINUTE_ROLLUP_RETENTION_DAYS (a contract's longer-kept
+    rows are copied aside first); hour and day rollups and usage stay for good. Returns the
+    dropped partitions."""
+    partitions.maintain()
+    now = timezone.now()
+    return partitions.prune(partitions.RAW, now=now) + partitions.prune(partitions.MINUTE, now=now)

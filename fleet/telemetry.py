@@ -173,22 +173,3 @@ def series(
             for r in rollups.order_by("bucket")
         ]
     return {"metric": metric, "resolution": resolution, "from": start, "to": end, "points": points}
-
-
-PRUNE_CHUNK = 5000
-
-
-def prune_raw(*, older_than: datetime) -> int:
-    """Delete raw heartbeats older than `older_than`, in chunks (rollups and usage stay)."""
-    deleted = 0
-    while True:
-        ids = list(
-            Heartbeat.objects.filter(received_at__lt=older_than, ts__lt=older_than).values_list(
-                "pk", flat=True
-            )[:PRUNE_CHUNK]
-        )
-        if not ids:
-            return deleted
-        deleted += Heartbeat.objects.filter(pk__in=ids).delete()[0]
-        if len(ids) < PRUNE_CHUNK:
-            return deleted

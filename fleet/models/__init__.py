@@ -42,6 +42,7 @@ from fleet.models.readings import (
     ImplausibleReading,
     IngestInbox,
     Resolution,
+    TelemetryRetention,
     TelemetryRollup,
 )
 
@@ -78,6 +79,7 @@ __all__ = [
     "Site",
     "StatusExclusion",
     "StopCause",
+    "TelemetryRetention",
     "TelemetryRollup",
     "WindowStatus",
     "credential_valid_at",

@@ -27,6 +27,11 @@ class HeartbeatStatus(models.TextChoices):
 class Heartbeat(TenantOwned):
     """One report of a device, stored once per (device, seq).
 
+    The table is partitioned by day on `ts` (pg_partman; docs/ingest.md, "Partitioned
+    telemetry"): its primary key in the database is (id, ts), and a unique constraint must
+    include `ts`, so (device, seq) is kept unique by the worker under the device's lock and
+    (device, seq, ts) by the database.
+
     Every index costs each stored heartbeat an insert: `customer` and `device` have no index
     of their own, the composite indexes below lead with them."""
 
@@ -48,7 +53,7 @@ class Heartbeat(TenantOwned):
     class Meta:
         ordering = ["asset", "-ts"]
         constraints = [
-            models.UniqueConstraint(fields=["device", "seq"], name="heartbeat_once_per_device_seq")
+            models.UniqueConstraint(fields=["device", "seq", "ts"], name="heartbeat_once_per_device_seq_ts")
         ]
         indexes = [
             models.Index(fields=["customer", "asset", "-ts"], name="heartbeat_asset_time"),
@@ -159,7 +164,10 @@ class TelemetryRollup(TenantOwned):
     """min / max / sum / count of one metric of one asset in one bucket: what charts read.
 
     Maintained by the ingest worker from each newly stored heartbeat (never twice: duplicates
-    are not new), so a late heartbeat lands in its own bucket. Kept for good, unlike raw rows.
+    are not new), so a late heartbeat lands in its own bucket. Partitioned by `resolution`,
+    its minute rows by month on `bucket` (primary key (id, resolution, bucket) in the
+    database): hour and day rollups are kept for good, minute ones MINUTE_ROLLUP_RETENTION_DAYS
+    and raw rows RAW_RETENTION_DAYS (docs/ingest.md, "Partitioned telemetry").
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -183,6 +191,25 @@ class TelemetryRollup(TenantOwned):
 
     def __str__(self) -> str:
         return f"{self.asset_id} {self.metric} {self.resolution} {self.bucket:%Y-%m-%d %H:%M}"
+
+
+class TelemetryRetention(TenantOwned):
+    """A customer whose contract keeps telemetry longer than the settings do: when a partition
+    past the setting's window is dropped, this customer's rows still within its own window are
+    copied to the `..._retained` table first (docs/ingest.md, "Partitioned telemetry")."""
+
+    id = models.BigAutoField(primary_key=True)
+    customer = models.OneToOneField(
+        "portal.Customer", on_delete=models.CASCADE, related_name="telemetry_retention"
+    )
+    raw_days = models.PositiveIntegerField(help_text="Raw heartbeats are kept this many days.")
+    minute_days = models.PositiveIntegerField(help_text="Minute rollups are kept this many days.")
+
+    class Meta:
+        ordering = ["customer"]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: raw {self.raw_days} d, minute rollups {self.minute_days} d"
 
 
 class ImplausibleReading(TenantOwned):

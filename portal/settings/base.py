@@ -306,7 +306,7 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "audit-prune": {"task": "portal.audit_prune", "schedule": timedelta(hours=24).total_seconds()},
     "ingest-sweep": {"task": "fleet.ingest_sweep", "schedule": 5.0},
     "offline-sweep": {"task": "fleet.offline_sweep", "schedule": 15.0},
-    "prune-raw-heartbeats": {"task": "fleet.prune_raw_heartbeats", "schedule": 24 * 3600.0},
+    "telemetry-partitions": {"task": "fleet.telemetry_partitions", "schedule": 3600.0},
     # Drafts for last month, early on the 2nd (every customer's month has ended by then).
     "invoice-run-last-month": {
         "task": "billing.invoice_run_last_month",
@@ -360,6 +360,11 @@ INGEST_DEVICE_RATE_PER_MINUTE = int(os.environ.get("INGEST_DEVICE_RATE_PER_MINUT
 INGEST_BACKLOG_LIMIT = int(os.environ.get("INGEST_BACKLOG_LIMIT", "200000"))
 # Raw heartbeats are kept this long (never shorter than the late-arrival window).
 RAW_RETENTION_DAYS = max(int(os.environ.get("RAW_RETENTION_DAYS", "180")), INGEST_MAX_AGE_DAYS)
+# Minute rollups likewise (charts of longer ranges read hour and day rollups, kept for good).
+# Both go by whole partitions (days, months): docs/ingest.md, "Partitioned telemetry".
+MINUTE_ROLLUP_RETENTION_DAYS = max(
+    int(os.environ.get("MINUTE_ROLLUP_RETENTION_DAYS", "180")), INGEST_MAX_AGE_DAYS
+)
 DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS = int(os.environ.get("DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS", "3600"))
 # Device identities are cached per process for up to DEVICE_AUTH_CACHE_MAX_SECONDS and dropped
 # within about a second of any revocation, rotation or swap (a generation counter in Redis);

@@ -8,7 +8,7 @@ import pytest
 
 from fleet import telemetry
 from fleet.ingest import worker
-from fleet.models import Heartbeat, IngestInbox, TelemetryRollup
+from fleet.models import IngestInbox, TelemetryRollup
 from portal.models import User
 from tests.conftest import client_for
 from tests.fleet.conftest import Installed
@@ -92,11 +92,3 @@ def test_series_stay_bounded_and_validate(viewer_a: User, fleet_a: Installed) ->
 )
 def test_the_default_resolution_fits_the_range(hours: int, expected: str) -> None:
     assert telemetry.pick_resolution(T0, T0 + timedelta(hours=hours)) == expected
-
-
-def test_pruning_drops_old_raw_rows_and_keeps_rollups(fleet_a: Installed) -> None:
-    feed(fleet_a, [(0, 60.0), (30, 61.0)])
-    Heartbeat.objects.update(received_at=T0 - timedelta(days=400), ts=T0 - timedelta(days=400))
-    assert telemetry.prune_raw(older_than=T0 - timedelta(days=180)) == 2
-    assert not Heartbeat.objects.exists()
-    assert TelemetryRollup.objects.filter(asset=fleet_a.asset).exists()
