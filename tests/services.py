@@ -51,6 +51,19 @@ def find_program(name: str) -> str:
     raise FileNotFoundError(f"{name} is not installed (make test installs it: see bin/ensure-packages)")
 
 
+def require_partman(initdb: str) -> None:
+    """Fail early, and say why, when the server's pg_partman is missing: the fleet migrations
+    create the extension (docs/ingest.md, "Partitioned telemetry"). Checked in Debian's layout."""
+    version = Path(initdb).resolve().parent.parent
+    if version.parent != Path("/usr/lib/postgresql"):
+        return  # not Debian's layout: the migration says so if it is missing
+    if not Path(f"/usr/share/postgresql/{version.name}/extension/pg_partman.control").exists():
+        raise FileNotFoundError(
+            f"pg_partman is not installed for PostgreSQL {version.name}: apt-get install "
+            f"postgresql-{version.name}-partman (make test and make run install it: see bin/ensure-packages)"
+        )
+
+
 class RedisServer:
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
@@ -159,6 +172,7 @@ class PostgresServer:
         """Start the server; a kept one is created on first use and reused after (if it runs
         already, as another `make run` left it, it is used as it is)."""
         fresh = not (self.data / "PG_VERSION").exists()
+        require_partman(find_program("initdb"))
         if fresh:
             self._run(
                 find_program("initdb"),
