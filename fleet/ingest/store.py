@@ -181,8 +181,10 @@ def _already_stored(
     """(device, seq) pairs of the batch that are stored already.
 
     Only a seq at or below the device's `last_seq` can be: every heartbeat is stored through
-    `store` under its device's lock, which raises `last_seq` to the newest stored seq. (The
-    unique (device, seq) constraint stays the backstop.) In-order traffic costs no query.
+    `store` under its device's lock, which raises `last_seq` to the newest stored seq. In-order
+    traffic costs no query. This look-up is what keeps (device, seq) unique: the table is
+    partitioned by `ts`, so the database's constraint is (device, seq, ts), and a repeat with
+    another `ts` is found here, in every partition (docs/ingest.md, "Partitioned telemetry").
     """
     candidates: list[tuple[str, int]] = []
     for device in devices:

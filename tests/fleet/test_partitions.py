@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-from fleet import partitions
+from fleet import partitions, tasks
 from fleet.ingest import worker
 from fleet.models import Heartbeat, IngestInbox, TelemetryRetention, TelemetryRollup
 from portal.models import Customer
@@ -142,6 +142,20 @@ def test_prune_drops_old_partitions_and_keeps_what_a_contract_keeps_longer(
     TelemetryRetention.objects.filter(customer=customer_a).update(raw_days=190)
     assert partitions.prune(partitions.RAW, now=NOW) == []
     assert rows("SELECT count(*) FROM fleet_heartbeat_retained") == [(0,)]
+
+
+def test_the_hourly_task_makes_partitions_ahead_and_drops_old_ones(fleet_a: Installed) -> None:
+    old = TODAY - timedelta(days=settings.RAW_RETENTION_DAYS + 1)
+    make_partitions("fleet_heartbeat", old)
+    _heartbeat(fleet_a, 1, old)
+    ahead = partitions.partitions(partitions.RAW)[-1][2]
+    for name, start, _ in partitions.partitions(partitions.RAW):
+        if start > TODAY + timedelta(days=1):
+            rows(f"DROP TABLE {name}")  # as if beat had not run for a week
+
+    assert f"fleet_heartbeat_p{old:%Y_%m_%d}" in tasks.telemetry_partitions()
+    assert partitions.partitions(partitions.RAW)[-1][2] >= ahead
+    assert not Heartbeat.objects.exists()
 
 
 BEFORE, AFTER = ("fleet", "0009_maintenance_health_thresholds"), ("fleet", "0010_partitioned_telemetry")
