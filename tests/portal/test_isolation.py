@@ -187,6 +187,13 @@ ISOLATION_CASES: dict[type[models.Model], Case] = {
         detail_urls=["/api/v1/assets/{row.asset_id}/telemetry/?metric=temp_c&resolution=hour"],
         list_urls=["/api/v1/assets/"],
     ),
+    # No page or API shows it (staff set it; docs/ingest.md, "Partitioned telemetry").
+    apps.get_model("fleet", "TelemetryRetention"): Case(
+        make=lambda c: apps.get_model("fleet", "TelemetryRetention").objects.create(
+            customer=c, raw_days=400, minute_days=400
+        ),
+        list_urls=["/api/v1/assets/"],
+    ),
     apps.get_model("fleet", "HourlyUsage"): Case(
         make=lambda c: HourlyUsageFactory(asset__site__customer=c),
         detail_urls=["/api/v1/assets/{row.asset_id}/usage/?metric=run_hours"],
