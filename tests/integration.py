@@ -379,3 +379,136 @@ def login(page: Any, base_url: str, email: str, password: str) -> None:
     page.fill("input[name=username]", email)
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
+
+
+# The every-page sweep (issue 16, tests/browser/test_every_page.py): a wide screen besides the
+# laptop and the phone, and the checks each page gets on each screen.
+WIDE = {"width": 1920, "height": 1080}
+SWEEP_SCREENS = (LAPTOP, WIDE, PHONE)
+
+# Whatever a person can act on: each must be on the screen, or reachable by scrolling its own
+# scroll container (an ancestor with overflow-x auto or scroll), never cut off.
+_UNREACHABLE = """
+() => {
+  const width = document.documentElement.clientWidth;
+  const selector = 'a[href], button, input:not([type=hidden]), select, textarea, summary, [role=button]';
+  const name = (el) => (el.getAttribute('aria-label') || el.textContent || el.name || el.value || '')
+    .trim().replace(/\\s+/g, ' ').slice(0, 40);
+  const where = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
+    + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+  const out = [];
+  for (const el of document.querySelectorAll(selector)) {
+    const box = el.getBoundingClientRect();
+    if (box.width <= 1 || box.height <= 1 || getComputedStyle(el).visibility === 'hidden') continue;
+    let left = box.left, right = box.right, cut = null;  // what must fit further up
+    for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+      const overflow = getComputedStyle(up).overflowX;
+      if (overflow === 'visible') continue;
+      const frame = up.getBoundingClientRect();
+      if (overflow === 'auto' || overflow === 'scroll') {
+        // Within the container's scrollable area; from here on, the container is what must fit.
+        const from = left - frame.left + up.scrollLeft, to = right - frame.left + up.scrollLeft;
+        if (from < -1 || to > up.scrollWidth + 1) { cut = 'outside its scroll container'; break; }
+        left = frame.left; right = frame.right;
+      } else if (right > frame.right + 1 || left < frame.left - 1) {
+        cut = 'clipped by an overflow-' + overflow + ' ancestor'; break;
+      }
+    }
+    if (!cut && (left < -1 || right > width + 1)) cut = 'off-screen (' + Math.round(box.left) + '..' + Math.round(box.right) + ' of ' + width + ')';
+    if (cut) out.push(where(el) + ' "' + name(el) + '" ' + cut);
+  }
+  return out;
+}
+"""
+
+
+def track_requests(page: Any) -> dict[str, float]:
+    """Count the page's requests in flight (for `settle`); WebSockets are not requests."""
+    state = {"busy": 0, "since": time.monotonic()}
+
+    def started(_request: Any) -> None:
+        state["busy"] += 1
+
+    def ended(_request: Any) -> None:
+        state["busy"] -= 1
+        state["since"] = time.monotonic()
+
+    page.on("request", started)
+    page.on("requestfinished", ended)
+    page.on("requestfailed", ended)
+    return state
+
+
+def settle(page: Any, requests: dict[str, float], quiet: float = 0.15, timeout: float = 15) -> None:
+    """Wait until no request of the page (a chart's data, a list's rows) has been in flight
+    for `quiet` seconds, then for a frame to be drawn: what Playwright's "networkidle" does in
+    half a second less a page."""
+    deadline = time.monotonic() + timeout
+    while requests["busy"] > 0 or time.monotonic() - requests["since"] < quiet:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{page.url}: requests still in flight after {timeout} s")
+        page.wait_for_timeout(25)
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
+
+
+def layout_problems(page: Any) -> list[str]:
+    """What does not fit on the page at its viewport: the page scrolling sideways, or an
+    element with an action that cannot be reached (outside the screen or its scroll container)."""
+    problems = []
+    width = page.viewport_size["width"]
+    scrolled = page.evaluate("() => document.documentElement.scrollWidth")
+    if scrolled > width:
+        problems.append(f"the page is {scrolled} px wide on a {width} px screen")
+    problems += page.evaluate(_UNREACHABLE)
+    return problems
+
+
+def watch_console_errors(context: Any, errors: list[str] | None = None) -> list[str]:
+    """Collect the console errors and uncaught exceptions of every page of a browser context."""
+    errors = [] if errors is None else errors
+
+    def on_console(message: Any) -> None:
+        if message.type == "error":
+            errors.append(f"console: {message.text} ({message.location.get('url', '')})")
+
+    context.on("console", on_console)
+    context.on("page", lambda page: page.on("pageerror", lambda error: errors.append(f"uncaught: {error}")))
+    return errors
+
+
+# axe-core from its npm package, installed at test time into var/npm (never a CDN). The version
+# is pinned: a new release may bring new rules, which should arrive by a change here.
+AXE_CORE = "axe-core@4.14.1"
+NPM_PREFIX = ROOT / "var" / "npm"
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """The source of axe.min.js, installed with npm into var/npm when missing."""
+    script = NPM_PREFIX / "node_modules" / "axe-core" / "axe.min.js"
+    package = json.loads((script.parent / "package.json").read_text()) if script.exists() else {}
+    if package.get("version") != AXE_CORE.split("@")[1]:
+        subprocess.run(  # noqa: S603 - a fixed command line
+            ["npm", "install", "--prefix", str(NPM_PREFIX), AXE_CORE, "--no-audit", "--no-fund"],  # noqa: S607
+            check=True,
+            capture_output=True,
+        )
+    return script.read_text()
+
+
+_AXE_RUN = """
+async () => {
+  const result = await axe.run(document, {resultTypes: ['violations']});
+  return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) =>
+    v.impact + ' ' + v.id + ': ' + v.help + ' at ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')
+    + (v.nodes.length > 3 ? ' and ' + (v.nodes.length - 3) + ' more' : ''));
+}
+"""
+
+
+def axe_problems(page: Any, source: str) -> list[str]:
+    """The serious and critical accessibility violations axe-core finds on the page. Its source
+    goes in through the devtools protocol (page.evaluate), which the page's CSP does not govern."""
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(source)
+    return list(page.evaluate(_AXE_RUN))

@@ -1,0 +1,128 @@
+"""Every page of every role, on a laptop, a wide screen and a phone (issue 16, "Done when").
+
+For each role, the sweep logs in as the demo's user, collects the pages its navigation reaches
+and, one per kind, the pages those link to (an asset, a site, a ticket, an invoice, a contract,
+a customer, a plan, a maintenance window, their forms ...), two links deep. On each page and
+screen: the page never scrolls sideways, nothing with an action is cut off (outside the screen,
+or outside the scroll container it lives in), no console error, no CSP violation, and on the
+laptop and the phone no serious or critical axe-core violation. Screenshots of each go to
+var/artifacts/screenshots/every-page/. The data is the demo plus many long-named rows
+(tests/browser/sweep_data.py), so tables are wide and long as a real customer's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from portal.roles import Role
+from tests.browser import sweep_data
+from tests.integration import (
+    LAPTOP,
+    PHONE,
+    WIDE,
+    assert_no_csp_violations,
+    at_once,
+    axe_problems,
+    layout_problems,
+    login,
+    screenshot,
+    settle,
+    track_requests,
+    watch_console_errors,
+    watch_csp,
+)
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+# Links the sweep does not follow: other programs' pages (the Django admin beyond its index,
+# the API), documents (PDF, CSV, XML downloads), and leaving.
+NOT_PAGES = re.compile(r"^/(admin/.+|api/(?!v1/docs/$)|accounts/logout)|/(pdf|csv|xml|export|download)\b|\.\w+$")
+DEPTH = 2  # the navigation's pages, what they link to, and what those link to
+
+
+def page_kind(path: str) -> str:
+    """A page's kind: its path with ids and object slugs taken out (one page of each kind)."""
+    kind = UUID.sub("{id}", path)
+    return re.sub(r"/price-overrides/[^/]+/", "/price-overrides/{metric}/", kind)
+
+
+def links(page: Any, scope: str) -> list[str]:
+    return list(
+        page.evaluate(
+            """(scope) => [...document.querySelectorAll(scope + ' a[href]')]
+                .filter((a) => a.origin === location.origin && !a.hasAttribute('download'))
+                .map((a) => a.pathname)""",
+            scope,
+        )
+    )
+
+
+def discover(page: Any, base: str) -> dict[str, str]:
+    """The role's pages, by kind: its navigation's, then those they link to, DEPTH links deep."""
+    page.goto(f"{base}/")
+    found: dict[str, str] = {}
+    frontier = [p for p in links(page, "header") if not NOT_PAGES.search(p)]
+    for depth in range(DEPTH + 1):
+        next_frontier: list[str] = []
+        for path in frontier:
+            kind = page_kind(path)
+            if kind in found or NOT_PAGES.search(path):
+                continue
+            response = page.context.request.get(f"{base}{path}", max_redirects=0)
+            if response.status != 200 or not response.headers.get("content-type", "").startswith("text/html"):
+                continue
+            found[kind] = path
+            if depth < DEPTH and not path.startswith(("/admin/", "/api/")):
+                page.goto(f"{base}{path}")
+                next_frontier += links(page, "main")
+        frontier = next_frontier
+    return found
+
+
+def sweep(page: Any, base: str, pages: dict[str, str], screens: tuple[dict[str, int], ...], **kw: Any) -> list[str]:
+    """Each page on each screen: what does not fit, what axe finds; screenshots of each."""
+    role, axe_source = kw["role"], kw["axe_source"]
+    problems = []
+    requests = track_requests(page)
+    for kind, path in pages.items():
+        for screen in screens:
+            page.set_viewport_size(screen)
+            page.goto(f"{base}{path}")
+            settle(page, requests)
+            size = f"{screen['width']}x{screen['height']}"
+            found = layout_problems(page)
+            if screen is not WIDE:
+                found += axe_problems(page, axe_source)
+            problems += [f"{kind} at {size}: {p}" for p in found]
+            name = kind.strip("/").replace("/", "_").replace("{id}", "id") or "home"
+            screenshot(page, f"every-page/{role}/{name}-{size}")
+    return problems
+
+
+@pytest.mark.parametrize("role", list(sweep_data.ROLE_LOGINS), ids=str)
+def test_every_page_fits_every_screen_and_passes_axe(
+    browser: Any, asgi_server: str, axe_source: str, role: Role
+) -> None:
+    at_once(sweep_data.build, 1)  # in a thread of its own: Playwright's event loop runs in this one
+    problems: list[str] = []
+    pages: dict[str, str] = {}
+    for screens, mobile in (((LAPTOP, WIDE), False), ((PHONE,), True)):
+        context = browser.new_context(viewport=screens[0], is_mobile=mobile, has_touch=mobile)
+        csp = watch_csp(context)
+        errors = watch_console_errors(context)
+        page = context.new_page()
+        try:
+            login(page, asgi_server, sweep_data.ROLE_LOGINS[role], sweep_data.PASSWORD)
+            page.wait_for_url(f"{asgi_server}/")
+            pages = pages or discover(page, asgi_server)
+            problems += sweep(page, asgi_server, pages, screens, role=role, axe_source=axe_source)
+            assert_no_csp_violations(page, csp)
+        finally:
+            context.close()
+        problems += errors
+    print(f"{role}: {len(pages)} pages: {', '.join(pages)}")  # noqa: T201 - the sweep's coverage, in -s runs
+    assert not problems, f"{len(problems)} problems on {len(pages)} pages:\n" + "\n".join(problems)
