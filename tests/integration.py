@@ -394,8 +394,9 @@ _UNREACHABLE = """
   const selector = 'a[href], button, input:not([type=hidden]), select, textarea, summary, [role=button]';
   const name = (el) => (el.getAttribute('aria-label') || el.textContent || el.name || el.value || '')
     .trim().replace(/\\s+/g, ' ').slice(0, 40);
-  const where = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
-    + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
+  const classes = (el) => typeof el.className === 'string' && el.className.trim()
+    ? '.' + el.className.trim().split(/\\s+/).join('.') : '';
+  const where = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '') + classes(el);
   const out = [];
   for (const el of document.querySelectorAll(selector)) {
     const box = el.getBoundingClientRect();
@@ -414,7 +415,9 @@ _UNREACHABLE = """
         cut = 'clipped by an overflow-' + overflow + ' ancestor'; break;
       }
     }
-    if (!cut && (left < -1 || right > width + 1)) cut = 'off-screen (' + Math.round(box.left) + '..' + Math.round(box.right) + ' of ' + width + ')';
+    if (!cut && (left < -1 || right > width + 1)) {
+      cut = 'off-screen (' + Math.round(box.left) + '..' + Math.round(box.right) + ' of ' + width + ')';
+    }
     if (cut) out.push(where(el) + ' "' + name(el) + '" ' + cut);
   }
   return out;
@@ -488,8 +491,8 @@ def axe_source() -> str:
     script = NPM_PREFIX / "node_modules" / "axe-core" / "axe.min.js"
     package = json.loads((script.parent / "package.json").read_text()) if script.exists() else {}
     if package.get("version") != AXE_CORE.split("@")[1]:
-        subprocess.run(  # noqa: S603 - a fixed command line
-            ["npm", "install", "--prefix", str(NPM_PREFIX), AXE_CORE, "--no-audit", "--no-fund"],  # noqa: S607
+        subprocess.run(
+            ["npm", "install", "--prefix", str(NPM_PREFIX), AXE_CORE, "--no-audit", "--no-fund"],
             check=True,
             capture_output=True,
         )
@@ -500,7 +503,8 @@ _AXE_RUN = """
 async () => {
   const result = await axe.run(document, {resultTypes: ['violations']});
   return result.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) =>
-    v.impact + ' ' + v.id + ': ' + v.help + ' at ' + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')
+    v.impact + ' ' + v.id + ': ' + v.help + ' at '
+    + v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(', ')
     + (v.nodes.length > 3 ? ' and ' + (v.nodes.length - 3) + ' more' : ''));
 }
 """
@@ -512,3 +516,25 @@ def axe_problems(page: Any, source: str) -> list[str]:
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(source)
     return list(page.evaluate(_AXE_RUN))
+
+
+_OUT_OF_SIGHT = """
+(selector) => [...document.querySelectorAll(selector)].filter((el) => {
+  const box = el.getBoundingClientRect();
+  if (box.left < 0 || box.right > document.documentElement.clientWidth + 1) return true;
+  for (let up = el.parentElement; up && up !== document.body; up = up.parentElement) {
+    if (getComputedStyle(up).overflowX === 'visible') continue;
+    const frame = up.getBoundingClientRect();
+    if (box.left < frame.left - 1 || box.right > frame.right + 1) return true;
+  }
+  return false;
+}).map((el) => (el.textContent || el.getAttribute('aria-label') || el.tagName)
+  .trim().replace(/\\s+/g, ' ').slice(0, 60))
+"""
+
+
+def out_of_sight(page: Any, selector: str) -> list[str]:
+    """The elements matching `selector` that cannot be seen whole without scrolling sideways
+    (the page or any scroll container): their texts. Stricter than `layout_problems`, which
+    accepts what a scroll container reaches."""
+    return list(page.evaluate(_OUT_OF_SIGHT, selector))

@@ -9,7 +9,7 @@ portal would build them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from io import StringIO
 
@@ -57,7 +57,9 @@ def build() -> None:
 def _machines(acme: Customer) -> None:
     """Machines with long names, reporting through the ingest worker: some running, some in
     fault, some overheating long enough to raise the rule's alarm."""
-    site = fleet_services.site_create(actor=None, customer=acme, name=LONG_SITE, address="Ernst-August-Kanal 7")
+    site = fleet_services.site_create(
+        actor=None, customer=acme, name=LONG_SITE, address="Ernst-August-Kanal 7"
+    )
     model = AssetModel.objects.get(code="aircomp-75")
     now = timezone.now()
     for n in range(MACHINES):
@@ -68,7 +70,9 @@ def _machines(acme: Customer) -> None:
             serial_number=f"AC75-9{n:03d}",
             name=f"Compressor {n + 1} for the north mixing hall and the proofing room conveyor",
         )
-        device, _token = fleet_services.device_install(actor=None, asset=asset, serial_number=f"GW-AC75-9{n:03d}")
+        device, _token = fleet_services.device_install(
+            actor=None, asset=asset, serial_number=f"GW-AC75-9{n:03d}"
+        )
         status, fault = ("fault", "E-OIL-PRESSURE-LOW") if n % 9 == 4 else ("ok", "")
         temp = 99.5 if n % 6 == 1 else 71.25 + n / 10  # over 95 °C for 90 s: "Oil overheating"
         items = [
@@ -92,7 +96,15 @@ def _machines(acme: Customer) -> None:
         IngestInbox.objects.create(
             device_id=device.pk,
             count=1,
-            items=[{"seq": 1, "ts": now.isoformat(), "status": "ok", "fault_code": "", "metrics": {"temp_c": 80.5}}],
+            items=[
+                {
+                    "seq": 1,
+                    "ts": now.isoformat(),
+                    "status": "ok",
+                    "fault_code": "",
+                    "metrics": {"temp_c": 80.5},
+                }
+            ],
         )
     worker.drain()
 
@@ -107,7 +119,7 @@ def _tickets(acme: Customer) -> None:
             actor=author,
             customer=acme,
             subject=f"Machine {n + 1} stops every night around two and restarts only after a manual reset",
-            description="The night shift has to restart it by hand; the oil looks fine and the filters are new.",
+            description="The night shift restarts it by hand; the oil looks fine and the filters are new.",
             category="breakdown" if n % 2 else "question",
             priority=f"P{n % 4 + 1}",
             asset=assets[n % len(assets)],
@@ -143,5 +155,7 @@ def _customers_and_users(acme: Customer) -> None:
 def _last_month_billed() -> None:
     """Last month's run, done in this process (as the worker would): the runs page has a run and
     the invoice list drafts beside the demo's finalized invoices."""
-    run = invoice_run_start(actor=None, period=metering.period_containing(timezone.now(), "UTC").previous().label)
+    run = invoice_run_start(
+        actor=None, period=metering.period_containing(timezone.now(), "UTC").previous().label
+    )
     invoice_run_execute(str(run.pk))
