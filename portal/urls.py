@@ -1,11 +1,19 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponseRedirect
+from django.templatetags.static import static
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from fleet.ingest.view import heartbeats as ingest_heartbeats
 from portal import accounts, health, onboarding, views, views_billing
+
+
+def favicon(request: HttpRequest) -> HttpResponseRedirect:
+    """Browsers ask for /favicon.ico on pages that name no icon (the Django admin's): ours."""
+    return HttpResponseRedirect(static("img/fleetport.svg"))
+
 
 handler400 = "portal.errors.bad_request"
 handler403 = "portal.views.error_403"
@@ -41,6 +49,7 @@ accounts_patterns = [
 urlpatterns = [
     path("", views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("favicon.ico", favicon),
     path("readyz", health.readyz, name="readyz"),
     path("accounts/", include(accounts_patterns)),
     path("customers/", views.customer_list, name="customer_list"),

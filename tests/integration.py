@@ -472,7 +472,10 @@ def watch_console_errors(context: Any, errors: list[str] | None = None) -> list[
 
     def on_console(message: Any) -> None:
         if message.type == "error":
-            errors.append(f"console: {message.text} ({message.location.get('url', '')})")
+            page = getattr(message, "page", None)
+            errors.append(
+                f"console on {page.url if page else '?'}: {message.text} ({message.location.get('url', '')})"
+            )
 
     context.on("console", on_console)
     context.on("page", lambda page: page.on("pageerror", lambda error: errors.append(f"uncaught: {error}")))
