@@ -68,48 +68,51 @@ def links(page: Any, scope: str) -> list[str]:
     )
 
 
-def discover(page: Any, base: str) -> dict[str, str]:
-    """The role's pages, by kind: its navigation's, then those they link to, DEPTH links deep."""
-    page.goto(f"{base}/")
-    found: dict[str, str] = {}
-    frontier = [p for p in links(page, "header") if not NOT_PAGES.search(p)]
-    for depth in range(DEPTH + 1):
-        next_frontier: list[str] = []
-        for path in frontier:
-            kind = page_kind(path)
-            if kind in found or NOT_PAGES.search(path):
-                continue
-            response = page.context.request.get(f"{base}{path}", max_redirects=0)
-            if response.status != 200 or not response.headers.get("content-type", "").startswith("text/html"):
-                continue
-            found[kind] = path
-            if depth < DEPTH and not path.startswith(("/admin/", "/api/")):
-                page.goto(f"{base}{path}")
-                next_frontier += links(page, "main")
-        frontier = next_frontier
-    return found
+class Sweep:
+    """One role's sweep in one browser context: each page it checks, on the screen the context
+    has, is loaded afresh and checked (`layout_problems`, axe but on the wide screen) and
+    photographed; the problems pile up in `problems`."""
 
+    def __init__(self, page: Any, base: str, role: Role, axe_source: str) -> None:
+        self.page, self.base, self.role, self.axe_source = page, base, role, axe_source
+        self.requests = track_requests(page)
+        self.problems: list[str] = []
 
-def sweep(
-    page: Any, base: str, pages: dict[str, str], screens: tuple[dict[str, int], ...], **kw: Any
-) -> list[str]:
-    """Each page on each screen: what does not fit, what axe finds; screenshots of each."""
-    role, axe_source = kw["role"], kw["axe_source"]
-    problems = []
-    requests = track_requests(page)
-    for kind, path in pages.items():
-        for screen in screens:
-            page.set_viewport_size(screen)
-            page.goto(f"{base}{path}")
-            settle(page, requests)
-            size = f"{screen['width']}x{screen['height']}"
-            found = layout_problems(page)
-            if screen is not WIDE and kind not in AXE_SKIPPED:
-                found += axe_problems(page, axe_source)
-            problems += [f"{kind} at {size}: {p}" for p in found]
-            name = kind.strip("/").replace("/", "_").replace("{id}", "id") or "home"
-            screenshot(page, f"every-page/{role}/{name}-{size}")
-    return problems
+    def check(self, kind: str, path: str, screen: dict[str, int]) -> None:
+        self.page.set_viewport_size(screen)
+        self.page.goto(f"{self.base}{path}")
+        settle(self.page, self.requests)
+        size = f"{screen['width']}x{screen['height']}"
+        found = layout_problems(self.page)
+        if screen is not WIDE and kind not in AXE_SKIPPED:
+            found += axe_problems(self.page, self.axe_source)
+        self.problems += [f"{kind} at {size}: {problem}" for problem in found]
+        name = kind.strip("/").replace("/", "_").replace("{id}", "id") or "home"
+        screenshot(self.page, f"every-page/{self.role}/{name}-{size}", jpeg=True)
+
+    def discover(self, screen: dict[str, int]) -> dict[str, str]:
+        """The role's pages, by kind: its navigation's, then those they link to, DEPTH links
+        deep; each checked on `screen` as it is found (the first pass, without a second load)."""
+        self.page.goto(f"{self.base}/")
+        found: dict[str, str] = {}
+        frontier = links(self.page, "header")
+        for depth in range(DEPTH + 1):
+            next_frontier: list[str] = []
+            for path in frontier:
+                kind = page_kind(path)
+                if kind in found or NOT_PAGES.search(path) or not self.is_html(path):
+                    continue
+                found[kind] = path
+                self.check(kind, path, screen)
+                if depth < DEPTH and not path.startswith(("/admin/", "/api/")):
+                    next_frontier += links(self.page, "main")
+            frontier = next_frontier
+        return found
+
+    def is_html(self, path: str) -> bool:
+        """A page (not a download, a redirect or a refusal), asked without the browser."""
+        response = self.page.context.request.get(f"{self.base}{path}", max_redirects=0)
+        return response.status == 200 and response.headers.get("content-type", "").startswith("text/html")
 
 
 @pytest.mark.parametrize("role", list(sweep_data.ROLE_LOGINS), ids=str)
@@ -127,8 +130,14 @@ def test_every_page_fits_every_screen_and_passes_axe(
         try:
             login(page, asgi_server, sweep_data.ROLE_LOGINS[role], sweep_data.PASSWORD)
             page.wait_for_url(f"{asgi_server}/")
-            pages = pages or discover(page, asgi_server)
-            problems += sweep(page, asgi_server, pages, screens, role=role, axe_source=axe_source)
+            sweep = Sweep(page, asgi_server, role, axe_source)
+            todo = list(screens)
+            if not pages:
+                pages = sweep.discover(todo.pop(0))
+            for screen in todo:
+                for kind, path in pages.items():
+                    sweep.check(kind, path, screen)
+            problems += sweep.problems
             assert_no_csp_violations(page, csp)
         finally:
             context.close()
