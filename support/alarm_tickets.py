@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from fleet import windows
 from fleet.models import Alarm, AlarmKind, MaintenanceWindow, WindowStatus
+from support import wording
 from support.models import Category, EventKind, Source, Status, Ticket
 from support.services import _event, _move, ticket_open
 
@@ -48,7 +49,9 @@ def on_alarm_raised(*, alarm_id: str, **_: Any) -> None:
     if not priority:
         return
     severity = alarm.get_severity_display().lower()
-    note = f"Alarm raised: {alarm.message} ({severity}, {alarm.raised_at:%Y-%m-%d %H:%M} UTC)."
+    # Written once, read by the customer and by staff: the customer's zone, named.
+    raised = wording.when_zoned(alarm.raised_at, wording.zone(alarm.customer.time_zone))
+    note = f"Alarm raised: {alarm.message} ({severity}, {raised})."
     for attempt in range(3):
         try:
             with transaction.atomic():
@@ -59,6 +62,20 @@ def on_alarm_raised(*, alarm_id: str, **_: Any) -> None:
             # refusals in a row are something else: raise, so the task retries and logs it.
             if attempt == 2:
                 raise
+
+
+def alarm_subject(alarm: Alarm) -> str:
+    """The machine once, then what happened: "Press 4 is offline", "Press 4 reports a fault
+    (E42)", "Press 4: Oil overheating: temp_c is 97 (> 95)". Fleet's messages of the built-in
+    kinds already start with the machine's name (and the offline one with a UTC time, which a
+    subject read in any time zone should not carry)."""
+    name = alarm.asset.name
+    if alarm.kind == AlarmKind.OFFLINE:
+        return f"{name} is offline"[:200]
+    message = alarm.message.strip()
+    if message.startswith(name):
+        return message[:200]
+    return f"{name}: {message}"[:200]
 
 
 def _ticket_for_alarm(alarm: Alarm, priority: str, note: str) -> None:
@@ -93,7 +110,7 @@ def _ticket_for_alarm(alarm: Alarm, priority: str, note: str) -> None:
     proactive = alarm.kind in PROACTIVE_KINDS
     with transaction.atomic():  # a savepoint: the unique index may refuse a concurrent twin
         ticket = ticket_open(
-            actor=None, customer=alarm.customer, subject=f"{alarm.asset.name}: {alarm.message}"[:200],
+            actor=None, customer=alarm.customer, subject=alarm_subject(alarm),
             description=note, category=Category.MAINTENANCE if proactive else Category.BREAKDOWN,
             priority=priority, source=Source.ALARM, asset=alarm.asset, alarm_key=alarm.key, at=now,
         )  # fmt: skip

@@ -12,9 +12,12 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import timezone
 
+from portal import formatting
 from portal.models import User
 from portal.roles import CUSTOMER_ROLES, Role
+from support import wording
 from support.models import EventKind, Ticket, TicketEvent
 
 
@@ -46,6 +49,13 @@ def recipients(event: TicketEvent) -> set[User]:
     return {p for p in people if p is not None and p.is_active and p != author}
 
 
+def _reply_by(ticket: Ticket) -> str:
+    """When the customer can count on a first answer (in the active zone), if still pending."""
+    if ticket.first_responded_at is not None or not ticket.is_unresolved:
+        return ""
+    return wording.when(ticket.first_response_due)
+
+
 def notify(event_id: int) -> int:
     event = (
         TicketEvent.objects.select_related("ticket", "ticket__customer", "ticket__assignee", "author")
@@ -60,9 +70,14 @@ def notify(event_id: int) -> int:
         if event.internal and person.role in CUSTOMER_ROLES:
             continue  # belt and braces: recipients() never returns them
         link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("ticket_detail", args=[ticket.pk])
-        body = render_to_string(
-            "support/email/event.txt", {"ticket": ticket, "event": event, "person": person, "link": link}
-        )
+        # Times and figures as the recipient reads them on the pages: their zone and locale.
+        tz = wording.zone(person.display_time_zone)
+        with timezone.override(tz), formatting.override(person.display_locale):
+            body = render_to_string(
+                "support/email/event.txt",
+                {"ticket": ticket, "event": event, "person": person, "link": link,
+                 "written": wording.when(event.created_at), "reply_by": _reply_by(ticket), "zone": tz.key},
+            )  # fmt: skip
         send_mail(
             subject=f"[{ticket.number}] {ticket.subject}",
             message=body,

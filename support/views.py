@@ -24,7 +24,7 @@ from portal.models import Customer, User
 from portal.roles import Capability, can
 from portal.tenancy import customer_id_scope, scoped_get_or_none
 from portal.validation import error_text
-from support import access, selectors, services
+from support import access, selectors, services, wording
 from support.models import TRANSITIONS, Category, Priority, SlaState, Status, Ticket
 
 
@@ -103,7 +103,7 @@ def ticket_new(request: HttpRequest) -> HttpResponseBase:
         except ValidationError as exc:
             error = error_text(exc)
         else:
-            due = f"{ticket.first_response_due:%Y-%m-%d %H:%M} UTC"
+            due = wording.when(ticket.first_response_due)  # in the user's zone, as the page shows it
             messages.success(request, f"Ticket {ticket.number} opened. We reply by {due} at the latest.")
             return redirect("ticket_detail", pk=ticket.pk)
     return render(
@@ -133,7 +133,9 @@ def _ticket_context(user: User, ticket: Ticket) -> dict[str, Any]:
         "may_comment": access.may_comment(user, ticket) and ticket.status != Status.CLOSED,
         "may_internal": access.may_write_internal(user, ticket),
         "transitions": [
-            (s, Status(s).label) for s in TRANSITIONS[ticket.status] if access.may_transition(user, ticket, s)
+            (s, wording.action_label(ticket.status, s))
+            for s in sorted(TRANSITIONS[ticket.status])
+            if access.may_transition(user, ticket, s)
         ],
     }
 
