@@ -4,11 +4,13 @@ agent queue page; fleet/selectors.py says how), scoped by `access.tickets_visibl
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import django_filters
 from django.core.exceptions import ValidationError
-from django.db.models import F, Q, QuerySet
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import TruncMonth
 
 from portal.models import User
 from portal.roles import Role
@@ -24,6 +26,37 @@ def ticket_list(*, actor: User) -> QuerySet[Ticket]:
         .select_related("customer", "asset", "invoice", "contract", "assignee")
         .order_by(F("due_at").asc(nulls_last=True), "-created_at")
     )
+
+
+def sla_report_rows(*, actor: User, now: datetime) -> list[dict[str, Any]]:
+    """Per month (UTC) and customer: tickets opened; first responses in time, breached and still
+    awaited; resolutions. A first response still pending and not yet due is neither in time nor
+    breached: it is awaited, and the share in time counts only the decided ones (None when no
+    ticket of the row is decided yet). One pending past its due time is breached, whether or not
+    the sweep has flagged it yet (docs/support.md, "SLA report")."""
+    no_answer = Q(first_responded_at__isnull=True, status__in=UNRESOLVED)
+    breached = Q(first_response_breached=True) | (no_answer & Q(first_response_due__lt=now))
+    in_time = Q(first_responded_at__isnull=False, first_response_breached=False)
+    rows = (
+        access.tickets_visible_to(actor)
+        .annotate(month=TruncMonth("created_at"))
+        .values("month", "customer__name")
+        .annotate(
+            opened=Count("id"),
+            first_in_time=Count("id", filter=in_time),
+            first_breached=Count("id", filter=breached),
+            first_awaited=Count("id", filter=no_answer & ~breached),
+            resolved=Count("id", filter=Q(resolved_at__isnull=False)),
+            resolution_breached=Count("id", filter=Q(resolution_breached=True)),
+        )
+        .order_by("-month", "customer__name")
+    )
+    table = []
+    for row in rows:
+        decided = row["first_in_time"] + row["first_breached"]
+        share = round(100 * row["first_in_time"] / decided, 1) if decided else None
+        table.append({**row, "first_in_time_pct": share})
+    return table
 
 
 def agent_list() -> QuerySet[User]:
