@@ -26,11 +26,12 @@ from django.utils import timezone
 from billing import services as billing_services
 from billing.models import Invoice, InvoiceLine
 from fleet.models import Asset
-from portal import live, outbox
+from portal import outbox
 from portal.models import Customer, User
 from portal.roles import Capability, can
 from portal.services import audit_record
 from support import access, sla
+from support import live as support_live
 from support.models import (
     TRANSITIONS,
     UNRESOLVED,
@@ -78,32 +79,8 @@ def _event(
         # The e-mail task through the outbox (committed with the event: a broker outage delays
         # it, never drops it); the live message on commit (the fast path).
         outbox.enqueue(ticket_notify, event_id=event.pk)
-        transaction.on_commit(lambda: _announce(event.pk))
+        transaction.on_commit(lambda: support_live.announce_event(event.pk))
     return event
-
-
-def _announce(event_id: int) -> None:
-    """After commit: the live event (internal ones to staff only)."""
-    event = TicketEvent.objects.select_related("ticket").filter(pk=event_id).first()
-    if event is None:
-        return
-    ticket = event.ticket
-    payload = {
-        "type": "ticket.comment" if event.kind == EventKind.COMMENT else "ticket.updated",
-        "ticket": str(ticket.pk),
-        "number": ticket.number,
-        "status": ticket.status,
-        "priority": ticket.priority,
-        "sla_state": ticket.sla_state,
-        "event": event.pk,
-    }
-    try:
-        if event.internal:
-            live.publish(live.STAFF_GROUP, {**payload, "internal": True})
-        else:
-            live.publish_for_customer(ticket.customer_id, payload)
-    except Exception:
-        log.warning("ticket %s: live event not published", ticket.number, exc_info=True)
 
 
 @transaction.atomic
@@ -425,6 +402,7 @@ def sla_sweep(*, now: datetime | None = None) -> int:
     now = now or timezone.now()
     changed = 0
     unresolved = Ticket.objects.filter(status__in=[Status.NEW, Status.OPEN, Status.PENDING_CUSTOMER])
+    unresolved = unresolved.select_related("assignee")  # its name goes out with a change
     for chunk in _chunks(unresolved.iterator(), 1000):
         paused_before = {t.pk: t.maintenance_paused_seconds for t in chunk}
         sla.settle_maintenance(chunk, now)  # one query for the chunk's windows
@@ -446,25 +424,23 @@ def _chunks(rows: Iterator[Ticket], size: int) -> Iterator[list[Ticket]]:
 
 
 def _sweep_one(ticket: Ticket, now: datetime, *, paused_moved: bool) -> int:
-    """Store the ticket's settled clocks; 1 when its SLA flags changed (and went out live)."""
+    """Store the ticket's settled clocks; 1 when its SLA flags changed. Either change goes out
+    live (`ticket.sla`), so open pages show the new state and due time."""
     if paused_moved:  # the due date moves with it (a window began, ran on, moved or was cancelled)
+        ticket.due_at = ticket.next_due
         Ticket.objects.filter(pk=ticket.pk).update(
-            maintenance_paused_seconds=ticket.maintenance_paused_seconds
+            maintenance_paused_seconds=ticket.maintenance_paused_seconds, due_at=ticket.due_at
         )
     flags = sla.assess(ticket, now)
-    if flags == (ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state):
-        return 0
-    ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state = flags
-    Ticket.objects.filter(pk=ticket.pk).update(
-        first_response_breached=flags[0], resolution_breached=flags[1], sla_state=flags[2]
-    )
-    payload = {"type": "ticket.sla", "ticket": str(ticket.pk), "number": ticket.number,
-               "sla_state": flags[2], "status": ticket.status}  # fmt: skip
-    try:
-        live.publish_for_customer(ticket.customer_id, payload)
-    except Exception:
-        log.warning("ticket %s: SLA event not published", ticket.number, exc_info=True)
-    return 1
+    changed = flags != (ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state)
+    if changed:
+        ticket.first_response_breached, ticket.resolution_breached, ticket.sla_state = flags
+        Ticket.objects.filter(pk=ticket.pk).update(
+            first_response_breached=flags[0], resolution_breached=flags[1], sla_state=flags[2]
+        )
+    if changed or paused_moved:
+        support_live.announce_sla(ticket, now)
+    return int(changed)
 
 
 # Alarms → tickets live in support/alarm_tickets.py (imported last: it calls back into this module).

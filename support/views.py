@@ -3,6 +3,7 @@ and the SLA report."""
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -131,12 +132,19 @@ def _ticket_context(user: User, ticket: Ticket) -> dict[str, Any]:
         "may_work": access.may_work(user, ticket),
         "may_comment": access.may_comment(user, ticket) and ticket.status != Status.CLOSED,
         "may_internal": access.may_write_internal(user, ticket),
-        "transitions": [
-            (s, wording.action_label(ticket.status, s))
-            for s in sorted(TRANSITIONS[ticket.status])
-            if access.may_transition(user, ticket, s)
-        ],
+        "transitions": _transitions(user, ticket, ticket.status),
     }
+
+
+def _transitions(user: User, ticket: Ticket, status: str) -> list[tuple[str, str]]:
+    """The status buttons `user` gets on `ticket` once it is in `status` (value, action name)."""
+    there = copy.copy(ticket)
+    there.status = status
+    return [
+        (to, wording.action_label(status, to))
+        for to in sorted(TRANSITIONS[status])
+        if access.may_transition(user, there, to)
+    ]
 
 
 @login_required
@@ -178,7 +186,13 @@ def ticket_detail(request: HttpRequest, pk: str) -> HttpResponse:
             "show_fleet": ticket.asset_id is not None and can(user, Capability.VIEW_FLEET),
             # A proactive ticket's window: staff see a proposal; the customer once it is planned.
             "window": _ticket_window(ticket, user),
-            "ticket_spec": {"ticket": str(ticket.pk), "asset": str(ticket.asset_id or ""), "gauges": gauges},
+            "ticket_spec": {
+                "ticket": str(ticket.pk),
+                "asset": str(ticket.asset_id or ""),
+                "gauges": gauges,
+                # The buttons for each status the ticket may reach, so a live change redraws them.
+                "actions": {s: _transitions(user, ticket, s) for s in Status.values},
+            },
         }
     )
     return render(request, "support/ticket_detail.html", context)

@@ -1,5 +1,7 @@
-/* The ticket page: the timeline refreshes live when someone replies (only what this user may
- * see: the server renders it), and the linked machine shows its live status and a chart. */
+/* The ticket page, live: every ticket.* message carries the ticket's state (status, priority,
+ * assignee, SLA due times and breaches: support/live.py), which the tiles, details, forms and
+ * status buttons take at once; the timeline is fetched again when someone writes (only what this
+ * user may see: the server renders it). The linked machine shows its live status and a chart. */
 (function () {
   "use strict";
   var spec = JSON.parse(document.getElementById("ticket-spec").textContent);
@@ -20,15 +22,66 @@
     }, 300);
   }
 
+  // A moment as the server writes it on this page ("7 Dec, 12:57", the reader's zone).
+  function when(iso) {
+    var zone = document.body.getAttribute("data-time-zone") || "UTC";
+    var parts = {};
+    new Intl.DateTimeFormat("en-US", { timeZone: zone, day: "numeric", month: "short", hour: "2-digit",
+      minute: "2-digit", hourCycle: "h23" }).formatToParts(new Date(iso)).forEach(function (p) { parts[p.type] = p.value; });
+    return parts.day + " " + parts.month + ", " + parts.hour + ":" + parts.minute;
+  }
+  function field(name) { return document.querySelector('[data-field="' + name + '"]'); }
+  function setText(name, text) { var el = field(name); if (el) { el.textContent = text; } }
+  function flag(name, text, kind) {  // the badge next to a tile's label, or none
+    var el = field(name);
+    if (!el) { return; }
+    var badge = null;
+    if (text) { badge = document.createElement("span"); badge.className = "badge " + kind; badge.textContent = text; }
+    el.replaceChildren.apply(el, badge ? [badge] : []);
+  }
+  function choose(name, test) {  // a form's select follows the ticket, unless someone is using it
+    var select = field(name);
+    if (!select || document.activeElement === select) { return; }
+    Array.prototype.forEach.call(select.options, function (o) { o.selected = test(o); });
+  }
+  function actions(status) {  // the status buttons this user gets in the ticket's new status
+    var box = field("actions");
+    var proto = document.getElementById("transition-form");
+    if (!box || !proto) { return; }
+    box.replaceChildren.apply(box, (spec.actions[status] || []).map(function (pair) {
+      var form = proto.content.firstElementChild.cloneNode(true);
+      form.querySelector('input[name="status"]').value = pair[0];
+      var button = form.querySelector("button");
+      button.setAttribute("data-transition", pair[0]);
+      button.textContent = pair[1];
+      return form;
+    }));
+  }
+  function show(name, visible) { var el = field(name); if (el) { el.hidden = !visible; } }
+
+  // Everything the page's server-rendered tiles and details show, from a ticket.* message.
+  function apply(m) {
+    setText("status", m.status_label);
+    setText("priority", m.priority);
+    setText("first-response", m.first_responded_at ? when(m.first_responded_at) : "by " + when(m.first_response_due));
+    flag("first-response-flag", m.first_response_breached ? "breached" : "", "badge-bad");
+    setText("resolution", m.resolved_at ? when(m.resolved_at)
+      : m.status === "pending_customer" ? "paused" : m.resolution_due ? "by " + when(m.resolution_due) : "—");
+    flag("resolution-flag", m.resolution_breached ? "breached" : m.sla_state === "at_risk" ? "about to breach" : "",
+      m.resolution_breached ? "badge-bad" : "badge-warn");
+    setText("assignee", m.assignee || "Not yet assigned");
+    choose("assignee-choice", function (o) { return m.assignee ? o.textContent === m.assignee : o.value === ""; });
+    choose("priority-choice", function (o) { return o.value === m.priority; });
+    actions(m.status);
+    var unresolved = ["new", "open", "pending_customer"].indexOf(m.status) >= 0;
+    show("credit", unresolved);
+    show("reply", m.status !== "closed");
+  }
+
   function mine(m) { return m.ticket === spec.ticket; }
-  Fleetport.live.on("ticket.comment", function (m) { if (mine(m)) { refreshTimeline(); } });
-  Fleetport.live.on("ticket.updated", function (m) {
-    if (!mine(m)) { return; }
-    refreshTimeline();
-    var status = document.querySelector('[data-testid="ticket-status"]');
-    var names = { new: "New", open: "Open", pending_customer: "Waiting for customer", resolved: "Resolved", closed: "Closed" };
-    if (status && names[m.status]) { status.textContent = names[m.status]; }
-  });
+  Fleetport.live.on("ticket.comment", function (m) { if (mine(m)) { apply(m); refreshTimeline(); } });
+  Fleetport.live.on("ticket.updated", function (m) { if (mine(m)) { apply(m); refreshTimeline(); } });
+  Fleetport.live.on("ticket.sla", function (m) { if (mine(m)) { apply(m); } });
 
   if (spec.asset && window.Plotly) {
     Fleetport.live.subscribe("asset", spec.asset);

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.test import Client
 from django.utils import timezone
 
 from fleet import alarms
-from fleet.models import Alarm, AlarmRule, AssetModel
+from fleet.models import Alarm, AlarmRule, AssetModel, MaintenanceWindow
+from portal.models import Customer, User
+from support import services
+from support.models import Ticket
 from tests.fleet_fixtures import Installed
 
 
@@ -26,3 +30,29 @@ def raise_alarm(installed: Installed, rule: AlarmRule, at: datetime | None = Non
         asset=installed.asset, key=alarms.rule_key(rule), kind="threshold", severity="critical",
         message="Oil temperature 97 °C", at=at or timezone.now(), rule=rule, value=Decimal("97"),
     )  # fmt: skip
+
+
+def socket_headers(user: User) -> list[tuple[bytes, bytes]]:
+    """What a logged-in browser sends when it opens /ws/live/ (for a WebsocketCommunicator)."""
+    client = Client()
+    client.force_login(user)
+    return [(b"origin", b"http://testserver"), (b"host", b"testserver"),
+            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]  # fmt: skip
+
+
+def opened_before(customer: Customer, installed: Installed, author: User, now: datetime) -> Ticket:
+    """A ticket about the installed asset, opened two hours before `now`."""
+    return services.ticket_open(
+        actor=author, customer=customer, subject="Hums", description="x", asset=installed.asset,
+        at=now - timedelta(hours=2),
+    )  # fmt: skip
+
+
+def window_around(customer: Customer, installed: Installed, now: datetime) -> MaintenanceWindow:
+    """A planned maintenance window of the installed asset, from an hour before `now` to an hour after."""
+    window = MaintenanceWindow.objects.create(
+        customer=customer, title="Service", status="planned", starts_at=now - timedelta(hours=1),
+        ends_at=now + timedelta(hours=1),
+    )  # fmt: skip
+    window.assets.set([installed.asset])
+    return window

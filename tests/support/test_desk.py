@@ -11,7 +11,6 @@ from asgiref.sync import async_to_sync
 from channels.testing import WebsocketCommunicator
 from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 from django.utils import timezone
 
 from billing import services as billing_services
@@ -29,7 +28,7 @@ from tests.conftest import client_for
 from tests.fleet_fixtures import Installed
 from tests.integration import at_once
 from tests.outbox import run_outbox
-from tests.support.conftest import raise_alarm
+from tests.support.conftest import raise_alarm, socket_headers
 
 JSON = "application/json"
 
@@ -199,19 +198,12 @@ def test_internal_notes_are_never_mailed_to_customers(noted: Ticket, viewer_a: U
     assert [m.to for m in mail.outbox] == [[support.email]]
 
 
-def _socket_headers(user: User) -> list[tuple[bytes, bytes]]:
-    client = Client()
-    client.force_login(user)
-    return [(b"origin", b"http://testserver"), (b"host", b"testserver"),
-            (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]  # fmt: skip
-
-
 @pytest.mark.django_db(transaction=True)
 def test_internal_notes_are_never_sent_to_customer_sockets(
     customer_a: Customer, viewer_a: User, support: User
 ) -> None:
     ticket = services.ticket_open(actor=viewer_a, customer=customer_a, subject="Leak", description="Oil")
-    customer_headers, staff_headers = _socket_headers(viewer_a), _socket_headers(support)
+    customer_headers, staff_headers = socket_headers(viewer_a), socket_headers(support)
 
     async def scenario() -> None:
         from asgiref.sync import sync_to_async
