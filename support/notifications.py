@@ -53,7 +53,7 @@ def _reply_by(ticket: Ticket) -> str:
     """When the customer can count on a first answer (in the active zone), if still pending."""
     if ticket.first_responded_at is not None or not ticket.is_unresolved:
         return ""
-    return wording.when(ticket.first_response_due)
+    return formatting.when(ticket.first_response_due)
 
 
 def notify(event_id: int) -> int:
@@ -76,7 +76,7 @@ def notify(event_id: int) -> int:
             body = render_to_string(
                 "support/email/event.txt",
                 {"ticket": ticket, "event": event, "person": person, "link": link,
-                 "written": wording.when(event.created_at), "reply_by": _reply_by(ticket), "zone": tz.key},
+                 "written": formatting.when(event.created_at), "reply_by": _reply_by(ticket), "zone": tz.key},
             )  # fmt: skip
         send_mail(
             subject=f"[{ticket.number}] {ticket.subject}",

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_POST
 
 from billing.selectors import invoices_visible_to
 from fleet.models import ACTIVE_ALARM_STATES, Alarm, Asset, MaintenanceWindow, WindowStatus
+from portal import formatting
 from portal.filters import chosen, page_filters
 from portal.models import Customer, User
 from portal.roles import Capability, can
@@ -103,7 +104,7 @@ def ticket_new(request: HttpRequest) -> HttpResponseBase:
         except ValidationError as exc:
             error = error_text(exc)
         else:
-            due = wording.when(ticket.first_response_due)  # in the user's zone, as the page shows it
+            due = formatting.when(ticket.first_response_due)  # in the user's zone, as the page shows it
             messages.success(request, f"Ticket {ticket.number} opened. We reply by {due} at the latest.")
             return redirect("ticket_detail", pk=ticket.pk)
     return render(

@@ -1,12 +1,12 @@
-"""How the desk words things for people: status changes named as the actions they are, and
-times in the reader's time zone (docs/support.md, "What the desk writes")."""
+"""How the desk words things for people: status changes named as the actions they are
+(docs/support.md, "Statuses and who moves them"), and the zone of times written into text that
+readers in several zones see (docs/support.md, "Alarm tickets"). Times for one reader are
+`portal.formatting.when` in that reader's zone and locale."""
 
 from __future__ import annotations
 
 import zoneinfo
 from datetime import datetime
-
-from django.utils import dateformat, timezone
 
 from support.models import Status
 
@@ -32,12 +32,6 @@ def zone(name: str) -> zoneinfo.ZoneInfo:
         return zoneinfo.ZoneInfo(name)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return zoneinfo.ZoneInfo("UTC")
-
-
-def when(value: datetime, tz: zoneinfo.ZoneInfo | None = None) -> str:
-    """A moment as the ticket pages write it ("7 Dec, 12:57"), in `tz` or the active zone (the
-    reader's: the middleware activates it for a request, an e-mail overrides it)."""
-    return dateformat.format(timezone.localtime(value, tz), "j M, H:i")
 
 
 def when_zoned(value: datetime, tz: zoneinfo.ZoneInfo) -> str:

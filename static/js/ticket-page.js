@@ -22,14 +22,8 @@
     }, 300);
   }
 
-  // A moment as the server writes it on this page ("7 Dec, 12:57", the reader's zone).
-  function when(iso) {
-    var zone = document.body.getAttribute("data-time-zone") || "UTC";
-    var parts = {};
-    new Intl.DateTimeFormat("en-US", { timeZone: zone, day: "numeric", month: "short", hour: "2-digit",
-      minute: "2-digit", hourCycle: "h23" }).formatToParts(new Date(iso)).forEach(function (p) { parts[p.type] = p.value; });
-    return parts.day + " " + parts.month + ", " + parts.hour + ":" + parts.minute;
-  }
+  // A moment as the server writes it (|when): the reader's zone and locale (static/js/format.js).
+  function when(iso) { return Fleetport.format.when(iso); }
   function field(name) { return document.querySelector('[data-field="' + name + '"]'); }
   function setText(name, text) { var el = field(name); if (el) { el.textContent = text; } }
   function flag(name, text, kind) {  // the badge next to a tile's label, or none

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
-from django.utils import dateformat, timezone
+from django.utils import timezone
 
+from portal import formatting
 from portal.models import Customer, User
 from support import services
 from support.models import Status, Ticket
@@ -44,7 +45,9 @@ def desk(action: Callable[..., T], **kwargs: Any) -> T:
 
 
 def _shown(value: datetime, zone: zoneinfo.ZoneInfo) -> str:
-    return dateformat.format(value.astimezone(zone), "j M, H:i")
+    """What the server writes (`|when`) in `zone` and the cast's locale (en)."""
+    with timezone.override(zone):
+        return formatting.when(value, "en")
 
 
 def _field_is(page: Any, name: str, text: str) -> None:

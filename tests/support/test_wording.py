@@ -10,10 +10,11 @@ from datetime import UTC, datetime
 import pytest
 from django.core import mail
 from django.test import override_settings
-from django.utils import dateformat
+from django.utils import timezone
 
 from fleet import alarms
 from fleet.models import Alarm, AlarmRule
+from portal import formatting
 from portal.models import Customer, User
 from support import services
 from support.models import Status, Ticket
@@ -25,8 +26,10 @@ from tests.support.conftest import raise_alarm
 BERLIN = zoneinfo.ZoneInfo("Europe/Berlin")
 
 
-def _page_time(value: datetime, zone: zoneinfo.ZoneInfo) -> str:
-    return dateformat.format(value.astimezone(zone), "j M, H:i")
+def _page_time(value: datetime, zone: zoneinfo.ZoneInfo, locale: str = "en") -> str:
+    """What the pages write (`|when`), in `zone` and `locale` (the cast's is en)."""
+    with timezone.override(zone):
+        return formatting.when(value, locale)
 
 
 # --- alarm-ticket subjects -------------------------------------------------------------------
@@ -116,6 +119,8 @@ def test_the_confirmation_gives_the_reply_time_in_the_users_zone(viewer_a: User)
 def test_e_mails_give_times_in_the_recipients_zone(
     customer_a: Customer, viewer_a: User, support: User
 ) -> None:
+    viewer_a.locale = "de-DE"  # in Berlin, reading German
+    viewer_a.save(update_fields=["locale"])
     ticket = services.ticket_open(actor=viewer_a, customer=customer_a, subject="Leak", description="Oil")
     services.ticket_assign(actor=support, ticket=ticket, assignee=support)
     services.ticket_comment(actor=viewer_a, ticket=ticket, body="Still dripping")
@@ -128,5 +133,7 @@ def test_e_mails_give_times_in_the_recipients_zone(
     reply = services.ticket_comment(actor=support, ticket=ticket, body="On our way")
     run_outbox()
     (to_customer,) = [m for m in mail.outbox if m.to == [viewer_a.email] and "On our way" in m.body]
-    assert f"Written: {_page_time(reply.created_at, BERLIN)} (Europe/Berlin)" in to_customer.body
+    written = _page_time(reply.created_at, BERLIN, "de-DE")
+    assert written != _page_time(reply.created_at, BERLIN)  # German: "7. Dez. 2026, 15:57"
+    assert f"Written: {written} (Europe/Berlin)" in to_customer.body
     assert "UTC" not in to_customer.body
