@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from portal import live
 from portal.models import User
+from support import wording
 from support.models import EventKind, Status, Ticket, TicketEvent
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ def ticket_state(ticket: Ticket, now: datetime | None = None) -> dict[str, Any]:
         "resolution_due": _iso(ticket.resolution_due_at(now)) if running else None,
         "resolution_breached": ticket.resolution_breached,
         "due_at": _iso(ticket.due_at),
+        # The terms as the page words them (no zone or locale in them: the same for every reader).
+        "terms": wording.terms(ticket),
+        "terms_source": wording.terms_source(ticket),
     }
 
 

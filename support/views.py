@@ -134,6 +134,8 @@ def _ticket_context(user: User, ticket: Ticket) -> dict[str, Any]:
         "may_comment": access.may_comment(user, ticket) and ticket.status != Status.CLOSED,
         "may_internal": access.may_write_internal(user, ticket),
         "transitions": _transitions(user, ticket, ticket.status),
+        "terms": wording.terms(ticket),
+        "terms_source": wording.terms_source(ticket),
     }
 
 

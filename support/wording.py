@@ -8,7 +8,8 @@ from __future__ import annotations
 import zoneinfo
 from datetime import datetime
 
-from support.models import Status
+from portal.templatetags.portal_tags import minutes
+from support.models import Status, Ticket
 
 # A button says what it does to the ticket, not the state it leaves it in.
 ACTIONS: dict[tuple[str, str], str] = {
@@ -38,3 +39,14 @@ def when_zoned(value: datetime, tz: zoneinfo.ZoneInfo) -> str:
     """A moment written into text that readers in other zones see too (a ticket's timeline):
     the date, the time and the zone's abbreviation ("2026-12-07 12:57 CET")."""
     return f"{value.astimezone(tz):%Y-%m-%d %H:%M %Z}"
+
+
+def terms(ticket: Ticket) -> str:
+    """The ticket's SLA terms in words: "4 h to respond, 1 d to resolve"."""
+    respond, resolve = minutes(ticket.first_response_minutes), minutes(ticket.resolution_minutes)
+    return f"{respond} to respond, {resolve} to resolve"
+
+
+def terms_source(ticket: Ticket) -> str:
+    """Where the terms come from: "(default terms)" or "(contract C-2026-0001)"."""
+    return "(default terms)" if ticket.sla_source == "default" else f"(contract {ticket.sla_source})"

@@ -64,6 +64,11 @@
     flag("resolution-flag", m.resolution_breached ? "breached" : m.sla_state === "at_risk" ? "about to breach" : "",
       m.resolution_breached ? "badge-bad" : "badge-warn");
     setText("assignee", m.assignee || "Not yet assigned");
+    setText("terms", m.terms);
+    setText("terms-source", m.terms_source);
+    document.querySelectorAll("tr[data-priority]").forEach(function (row) {
+      row.classList.toggle("row-current", row.getAttribute("data-priority") === m.priority);
+    });
     choose("assignee-choice", function (o) { return m.assignee ? o.textContent === m.assignee : o.value === ""; });
     choose("priority-choice", function (o) { return o.value === m.priority; });
     actions(m.status);

@@ -33,6 +33,7 @@ T = TypeVar("T")
 STATE_JS = """() => [
   document.getElementById('ticket-state').innerText,
   document.querySelector('[data-field="assignee"]').textContent,
+  document.querySelector('[data-field="terms"]').parentNode.textContent,
   Array.from(document.querySelectorAll('[data-field="actions"] button')).map(b => b.textContent).join('|'),
 ].join(' / ')"""
 
@@ -73,6 +74,7 @@ def test_the_ticket_page_takes_every_change_live(
     _field_is(page, "assignee", support.full_name or support.email)
     desk(services.ticket_set_priority, actor=support, ticket=ticket, priority="P1")
     _field_is(page, "priority", "P1")
+    _field_is(page, "terms", "4 h to respond, 1 d to resolve")  # the default P1 terms
     _field_is(page, "first-response", "by " + _shown(ticket.created_at + timedelta(minutes=240), BERLIN))
 
     reply = desk(services.ticket_comment, actor=support, ticket=ticket, body="A technician is on the way.")

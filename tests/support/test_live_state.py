@@ -58,6 +58,7 @@ def test_ticket_messages_carry_the_state_to_its_customer_and_staff_only(
         assigned, prioritised, swept = got
         assert assigned["assignee"] == (support.full_name or support.email)
         assert (prioritised["priority"], prioritised["status_label"]) == ("P1", "New")
+        assert prioritised["terms"] == "4 h to respond, 1 d to resolve"
         p1_due = ticket.created_at + timedelta(minutes=240)  # the default P1 terms
         assert prioritised["first_response_due"] == p1_due.isoformat()
         assert (swept["sla_state"], swept["first_response_breached"], swept["assignee"]) == (
