@@ -9,8 +9,8 @@
     return { type: "bar", name: plain(name), x: months, y: months.map(function (m) { return data[name][m]; }) };
   });
   Plotly.newPlot("sla-chart", traces, {
-    title: { text: plain("First responses in time (%, answered or due)") }, barmode: "group", height: 320,
-    yaxis: { range: [0, 100] }, xaxis: { type: "category" }, margin: { l: 50, r: 16, t: 40, b: 40 },
+    barmode: "group", height: 300,
+    yaxis: { range: [0, 100] }, xaxis: { type: "category" }, margin: { l: 50, r: 16, t: 16, b: 40 },
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: "system-ui, sans-serif", size: 12 }
   }, { responsive: true, displaylogo: false });
 })();

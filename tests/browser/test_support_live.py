@@ -183,3 +183,21 @@ def test_the_reply_button_sits_under_its_textarea(
         assert page.get_by_role("button", name="Resolved", exact=True).count() == 0
     finally:
         context.close()
+
+
+def test_the_sla_report_counts_a_fresh_ticket_as_awaited_and_fits(
+    page: Any, asgi_server: str, viewer_a: User, customer_a: Customer
+) -> None:
+    services.ticket_open(actor=viewer_a, customer=customer_a, subject="Fresh", description="x", priority="P1")
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    for screen in (LAPTOP, PHONE):
+        page.set_viewport_size(screen)
+        page.goto(f"{asgi_server}/support/sla/")
+        page.wait_for_selector("#sla-chart .main-svg")
+        assert page.inner_text('[data-field="first-in-time-pct"]') == "—"  # not "100 %"
+        assert page.inner_text('[data-field="first-awaited"]') == "1"
+        # No bar for a month with nothing decided (it read 100).
+        assert page.evaluate("() => document.getElementById('sla-chart').data[0].y") == [None]
+        assert_fits(page)
+        screenshot(page, f"support-sla-report-{screen['width']}")
