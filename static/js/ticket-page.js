@@ -7,8 +7,6 @@
   var spec = JSON.parse(document.getElementById("ticket-spec").textContent);
   var box = document.getElementById("timeline-box");
   var pending = null;
-  // Plotly reads its texts as a little HTML (<b>, <br>, <a href>): data goes in as plain text.
-  function plain(text) { return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;"); }
   var LABELS = { online: "Online", warning: "Warning", fault: "Fault", offline: "Offline",
                  never_seen: "Never seen", decommissioned: "Decommissioned" };
 
@@ -82,12 +80,25 @@
   Fleetport.live.on("ticket.updated", function (m) { if (mine(m)) { apply(m); refreshTimeline(); } });
   Fleetport.live.on("ticket.sla", function (m) { if (mine(m)) { apply(m); } });
 
+  // Plotly draws a time as the wall-clock time it is given: the reader's, as the page's dates are
+  // (sv-SE writes "2026-12-07 15:00:00", a form Plotly reads).
+  function wallClock(iso) { return new Date(iso).toLocaleString("sv-SE", { timeZone: Fleetport.format.timeZone }); }
+
   if (spec.asset && window.Plotly) {
     Fleetport.live.subscribe("asset", spec.asset);
     Fleetport.live.on("asset.status", function (m) {
       if (m.asset !== spec.asset) { return; }
-      var badge = document.querySelector('[data-field="asset-status"]');
-      if (badge) { badge.textContent = LABELS[m.status] || m.status; }
+      setText("asset-status", LABELS[m.status] || m.status);
+      if (m.last_seen_at) {
+        var seen = field("last-seen");
+        seen.setAttribute("datetime", m.last_seen_at);
+        seen.textContent = Fleetport.format.whenSeconds(m.last_seen_at);
+        show("last-seen-part", true);
+      }
+    });
+    // The machine's recent alarms, as the server lists them (rare: only when one comes or goes).
+    ["alarm.raised", "alarm.cleared"].forEach(function (type) {
+      Fleetport.live.on(type, function (m) { if (m.asset === spec.asset) { Fleetport.refreshParts(["#ticket-alarms"]); } });
     });
     var to = new Date();
     var from = new Date(to.getTime() - 24 * 3600e3);
@@ -102,10 +113,11 @@
         .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
         .then(function (data) {
           var points = data.points || [];
-          Plotly.newPlot(el, [{ type: "scatter", mode: "lines", x: points.map(function (p) { return p.t || p.bucket; }),
+          // The title is a heading above the plot, where Plotly's toolbar never covers it.
+          Fleetport.chartTitle(el, g.label + " — last 24 h" + (g.unit ? " (" + g.unit + ")" : ""));
+          Plotly.newPlot(el, [{ type: "scatter", mode: "lines", x: points.map(function (p) { return wallClock(p.t || p.bucket); }),
             y: points.map(function (p) { return p.avg !== undefined ? p.avg : p.value; }) }], {
-            title: { text: plain(g.label + " — last 24 h" + (g.unit ? " (" + g.unit + ")" : "")), font: { size: 13 } },
-            height: 200, margin: { l: 44, r: 10, t: 32, b: 30 }, showlegend: false, xaxis: { type: "date" },
+            height: 220, margin: { l: 44, r: 10, t: 12, b: 48 }, showlegend: false, xaxis: { type: "date", range: [wallClock(from.toISOString()), wallClock(to.toISOString())] },
             paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { family: "system-ui, sans-serif", size: 11 }
           }, { responsive: true, displaylogo: false });
         })

@@ -201,3 +201,28 @@ def test_the_sla_report_counts_a_fresh_ticket_as_awaited_and_fits(
         assert page.evaluate("() => document.getElementById('sla-chart').data[0].y") == [None]
         assert_fits(page)
         screenshot(page, f"support-sla-report-{screen['width']}")
+
+
+def test_the_ticket_page_lists_a_new_alarm_of_its_machine(
+    page: Any, asgi_server: str, viewer_a: User, customer_a: Customer, fleet_a: Installed
+) -> None:
+    from fleet import alarms
+
+    ticket = services.ticket_open(
+        actor=viewer_a, customer=customer_a, subject="Hums", description="x", asset=fleet_a.asset
+    )
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/support/tickets/{ticket.pk}/")
+    page.wait_for_selector('[data-live-state="live"]')
+    assert page.inner_text("#ticket-alarms") == "No alarm on this machine."
+    page.evaluate("window.__noReload = 1")
+    desk(
+        alarms.alarm_raise, asset=fleet_a.asset, key="manual", kind="threshold", severity="warning",
+        message="Vibration high", at=timezone.now(),
+    )  # fmt: skip
+    page.wait_for_selector("#ticket-alarms >> text=Vibration high", timeout=15_000)
+    assert page.evaluate("window.__noReload") == 1
+    live_list = page.inner_text("#ticket-alarms")
+    page.reload()
+    assert page.inner_text("#ticket-alarms") == live_list
