@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import pytest
+from django import db
 from django.utils import timezone
 
 from portal import formatting
@@ -41,8 +42,15 @@ STATE_JS = """() => [
 def desk(action: Callable[..., T], **kwargs: Any) -> T:
     """A desk service called as the server would, off this thread: Playwright's sync API keeps
     an event loop on it, and the live publisher may not run its own loop there."""
+
+    def run() -> T:
+        try:
+            return action(**kwargs)
+        finally:
+            db.connection.close()  # the thread's own connection, which would outlive it
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(action, **kwargs).result()
+        return pool.submit(run).result()
 
 
 def _shown(value: datetime, zone: zoneinfo.ZoneInfo) -> str:
@@ -62,7 +70,9 @@ def _field_is(page: Any, name: str, text: str) -> None:
 def test_the_ticket_page_takes_every_change_live(
     page: Any, asgi_server: str, live_worker: Any, viewer_a: User, support: User, customer_a: Customer
 ) -> None:
-    ticket = services.ticket_open(actor=viewer_a, customer=customer_a, subject="Valve drips", description="x")
+    ticket = desk(
+        services.ticket_open, actor=viewer_a, customer=customer_a, subject="Valve drips", description="x"
+    )
     login(page, asgi_server, viewer_a.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
     page.goto(f"{asgi_server}/support/tickets/{ticket.pk}/")
@@ -123,7 +133,7 @@ def test_the_queue_shows_a_due_time_a_maintenance_window_moved(
     fleet_a: Installed,
 ) -> None:
     now = timezone.now()
-    ticket = opened_before(customer_a, fleet_a, viewer_a, now)
+    ticket = desk(opened_before, customer=customer_a, installed=fleet_a, author=viewer_a, now=now)
     desk(services.ticket_comment, actor=support, ticket=ticket, body="Looking")  # due now: the resolution
     before = Ticket.objects.get(pk=ticket.pk).due_at
     assert before is not None
@@ -154,7 +164,9 @@ def test_the_reply_button_sits_under_its_textarea(
     customer_a: Customer,
     screen: dict[str, int],
 ) -> None:
-    ticket = services.ticket_open(actor=viewer_a, customer=customer_a, subject="Valve drips", description="x")
+    ticket = desk(
+        services.ticket_open, actor=viewer_a, customer=customer_a, subject="Valve drips", description="x"
+    )
     desk(services.ticket_transition, actor=support, ticket=ticket, to=Status.OPEN)
     for user in (viewer_a, support):  # the customer's form has no internal-note box; staff's has
         context = browser.new_context(viewport=screen)
@@ -188,7 +200,14 @@ def test_the_reply_button_sits_under_its_textarea(
 def test_the_sla_report_counts_a_fresh_ticket_as_awaited_and_fits(
     page: Any, asgi_server: str, viewer_a: User, customer_a: Customer
 ) -> None:
-    services.ticket_open(actor=viewer_a, customer=customer_a, subject="Fresh", description="x", priority="P1")
+    desk(
+        services.ticket_open,
+        actor=viewer_a,
+        customer=customer_a,
+        subject="Fresh",
+        description="x",
+        priority="P1",
+    )
     login(page, asgi_server, viewer_a.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
     for screen in (LAPTOP, PHONE):
@@ -208,8 +227,13 @@ def test_the_ticket_page_lists_a_new_alarm_of_its_machine(
 ) -> None:
     from fleet import alarms
 
-    ticket = services.ticket_open(
-        actor=viewer_a, customer=customer_a, subject="Hums", description="x", asset=fleet_a.asset
+    ticket = desk(
+        services.ticket_open,
+        actor=viewer_a,
+        customer=customer_a,
+        subject="Hums",
+        description="x",
+        asset=fleet_a.asset,
     )
     login(page, asgi_server, viewer_a.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
