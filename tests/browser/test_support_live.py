@@ -22,7 +22,7 @@ from support.tasks import sla_sweep
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
 from tests.integration import LAPTOP, PHONE, assert_fits, login, screenshot
-from tests.support.conftest import opened_before, window_around
+from tests.support.conftest import opened_before, window_before
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -144,7 +144,7 @@ def test_the_queue_shows_a_due_time_a_maintenance_window_moved(
     due = f'tr[data-ticket="{ticket.pk}"] [data-field="due"]'
     assert page.inner_text(due) == _shown(before, UTC_ZONE)
 
-    window_around(customer_a, fleet_a, now)
+    window_before(customer_a, fleet_a, now)
     sla_sweep.delay()
     moved = _shown(before + timedelta(hours=1), UTC_ZONE)
     page.wait_for_function(

@@ -48,11 +48,12 @@ def opened_before(customer: Customer, installed: Installed, author: User, now: d
     )  # fmt: skip
 
 
-def window_around(customer: Customer, installed: Installed, now: datetime) -> MaintenanceWindow:
-    """A planned maintenance window of the installed asset, from an hour before `now` to an hour after."""
+def window_before(customer: Customer, installed: Installed, now: datetime) -> MaintenanceWindow:
+    """A planned hour of maintenance of the installed asset, over half an hour before `now`: the
+    pause it gives a ticket opened earlier is exactly one hour, whenever the sweep runs."""
     window = MaintenanceWindow.objects.create(
-        customer=customer, title="Service", status="planned", starts_at=now - timedelta(hours=1),
-        ends_at=now + timedelta(hours=1),
+        customer=customer, title="Service", status="planned", starts_at=now - timedelta(minutes=90),
+        ends_at=now - timedelta(minutes=30),
     )  # fmt: skip
     window.assets.set([installed.asset])
     return window

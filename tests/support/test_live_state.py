@@ -16,7 +16,7 @@ from portal.models import Customer, User
 from support import services
 from support.models import Status, Ticket
 from tests.fleet_fixtures import Installed
-from tests.support.conftest import opened_before, socket_headers, window_around
+from tests.support.conftest import opened_before, socket_headers, window_before
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -86,7 +86,7 @@ def test_a_maintenance_window_moves_the_stored_due_time_and_goes_out_live(
     before = ticket.due_at
     assert before is not None
     assert ticket.status == Status.OPEN
-    window_around(customer_a, fleet_a, now)
+    window_before(customer_a, fleet_a, now)
 
     async def scenario() -> None:
         mine = await _connect(viewer_a)
