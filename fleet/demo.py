@@ -95,6 +95,7 @@ HEALTH_RULES: dict[str, list[HealthSpec]] = {
 # The demo asset whose oil temperature has been creeping up for three days, so `make run` shows
 # a prediction (and its proactive ticket) from the start: hour rollups from 62 °C to ~84 °C.
 DRIFTING = ("AC75-1002", "temp_c", 62.0, 0.3, 72)  # serial, metric, start, °C an hour, hours
+RUN_HOURS_AT_START = 2400.0  # its run-hour counter when the drift began
 
 # customer slug -> site name -> [(model code, serial, asset name)]
 ASSETS = {
@@ -231,19 +232,22 @@ def _seed_drift() -> None:
     rows = []
     for hour in range(hours):
         mean = start + rate * hour + 0.8 * math.sin(hour / 3.0)  # a little daily wobble
-        rows.append(
-            TelemetryRollup(
-                customer_id=asset.customer_id,
-                asset=asset,
-                metric=code,
-                resolution=Resolution.HOUR,
-                bucket=end - timedelta(hours=hours - hour),
-                count=120,
-                total=mean * 120,
-                minimum=mean - 1.5,
-                maximum=mean + 1.5,
-            )
-        )
+        bucket = end - timedelta(hours=hours - hour)
+        # Its run hours too, advancing 0.8 h in each hour: the trend rule reads the buckets in
+        # which the machine ran (docs/health.md, "Running peaks"), and once the simulator
+        # reports run hours, buckets without them would count as idle and the trend be lost.
+        run_hours = RUN_HOURS_AT_START + 0.8 * hour
+        for metric_code, low, high, total in (
+            (code, mean - 1.5, mean + 1.5, mean * 120),
+            ("run_hours", run_hours, run_hours + 0.8, (run_hours + 0.4) * 120),
+        ):
+            rows.append(
+                TelemetryRollup(
+                    customer_id=asset.customer_id, asset=asset, metric=metric_code,
+                    resolution=Resolution.HOUR, bucket=bucket, count=120, total=total,
+                    minimum=low, maximum=high,
+                )
+            )  # fmt: skip
     TelemetryRollup.objects.bulk_create(rows, ignore_conflicts=True)
 
     def evaluate_drifting() -> None:

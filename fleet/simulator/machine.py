@@ -189,6 +189,21 @@ class DeviceSim:
         """Trip: the machine stops and reports `fault` with `code` until the fault clears."""
         self._fault = Fault(code=code, seconds_left=seconds)
 
+    def drift_from(self, code: str, *, level: float, per_hour: float) -> None:
+        """Make gauge `code` run at `level` now and climb `per_hour` per running hour towards a
+        little past its threshold (the demo's seeded drift, continued live)."""
+        self.drift = self._make_drift(code)
+        if self.drift is None:
+            return
+        m = self._gauge_spec(code)
+        self.drift.shift = level - self._base(m)
+        self.drift.rate = per_hour if self.drift.peak >= 0 else -abs(per_hour)
+        if abs(self.drift.shift) > abs(self.drift.peak):
+            self.drift.peak = self.drift.shift
+        # At work, as it was in every hour of the seeded history: the level shows at once.
+        self._start_phase(running=True)
+        self._values[code] = self._target(m)
+
     def reset_counters(self) -> None:
         """A board swap: every counter restarts from 0 (the seq does not)."""
         for code in self.counters:
@@ -293,6 +308,9 @@ class DeviceSim:
         if not self.running:
             return self.rng.uniform(-0.02, 0.02) * half
         return max(-0.15 * half, min(0.15 * half, self.rng.gauss(0, 0.04 * half)))
+
+    def _gauge_spec(self, code: str) -> MetricSpec:
+        return next(g for g in self.gauges if g.code == code)
 
     def _make_drift(self, code: str) -> Drift | None:
         m = next((g for g in self.gauges if g.code == code), None)

@@ -9,14 +9,18 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Literal
 
 from django.db import transaction
 
 from fleet.credentials import device_token_issue
+from fleet.ingest.auth import authenticate_device
 from fleet.models import Device
 from fleet.simulator.client import Answer, PostClient
 from fleet.simulator.machine import DeviceSim, drift_pick
+from fleet.simulator.schedule import DemoSchedule, Happens
 from fleet.simulator.spec import MAX_BATCH, Behaviour, DeviceSpec, Heartbeat, device_spec, utc_now
+from fleet.simulator.tokens import TokenStore
 
 DEFAULT_RETRY_AFTER = 5.0
 MAX_BACKOFF = 60.0
@@ -34,6 +38,7 @@ class DeviceLink:
     send_after: float = 0.0  # monotonic time before which this device must not send (429)
     batch_limit: int = MAX_BATCH
     disabled: str = ""  # why the server refuses this device for good (401)
+    token_reused: bool = False  # the token kept from an earlier run, still accepted
 
     @property
     def name(self) -> str:
@@ -86,8 +91,16 @@ class FleetRunner:
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], datetime] = utc_now,
+        schedule: DemoSchedule | None = None,
     ) -> None:
         self.links = list(links)
+        self.schedule = schedule
+        if schedule is not None and schedule.drift is not None:
+            drifting = schedule.drift
+            for link in self.links:
+                if link.sim.spec.asset_serial == drifting.serial:
+                    link.sim.drift_from(drifting.metric, level=drifting.level, per_hour=drifting.per_hour)
+        self._staged_until = 0.0  # seconds after the start up to which the schedule was applied
         self.sender = sender
         self.out = out
         self.rng = rng
@@ -112,6 +125,7 @@ class FleetRunner:
         next_summary = start + self.summary_every
         while not self._ticks_done() and any(not link.disabled for link in self.links):
             now = self.monotonic()
+            self.stage(now - start)
             for link in self.links:
                 if self._wants_tick(link) and link.next_tick <= now:
                     link.sim.tick(self.clock())
@@ -126,6 +140,24 @@ class FleetRunner:
             self._sleep_until(min([next_summary, *self._wakeups()]))
         self.flush()
         return self.total
+
+    def stage(self, elapsed: float) -> None:
+        """Start what the schedule has due up to `elapsed` seconds after the start."""
+        if self.schedule is None:
+            return
+        by_serial = {link.sim.spec.asset_serial: link for link in self.links}
+        for happening in self.schedule.due(self._staged_until, elapsed):
+            link = by_serial.get(happening.serial)
+            if link is None or link.disabled:
+                continue
+            simulated = happening.seconds * link.sim.speed
+            if happening.what == Happens.FAULT:
+                link.sim.begin_fault(happening.code, simulated)
+            else:
+                link.sim.begin_outage(simulated)
+            what = f"{happening.what} {happening.code}".rstrip()
+            self.out(f"demo: {happening.serial} {what} for {happening.seconds:.0f} s")
+        self._staged_until = max(self._staged_until, elapsed)
 
     def flush(self) -> None:
         """At the end of a bounded run the link comes back and everything buffered is sent."""
@@ -271,23 +303,49 @@ def fleet_load(
     interval: float | None = None,
     limit: int | None = None,
     behaviour: Behaviour | None = None,
+    tokens: TokenStore | None = None,
+    drift: tuple[str, str] | Literal["random"] | None = "random",
 ) -> list[DeviceLink]:
-    """Build a link per device with a freshly issued token.
+    """Build a link per device, with the token `tokens` kept for it or a fresh one.
 
-    Tokens are stored only as hashes, so the simulator mints its own each run; with no overlap
-    the previous run's tokens stop working at once (one simulator per fleet). `interval` is
-    real seconds between ticks; by default each model's heartbeat interval divided by `speed`.
+    Tokens are stored only as hashes, so the simulator keeps the plaintext of those it issued
+    in `tokens` (a file under var/, fleet.simulator.tokens) and reuses each one the server
+    still accepts for that device; a device without one, or whose token was revoked, expired
+    or belongs to another database, gets a new token, issued with no overlap (one simulator per
+    fleet: the previous token stops working at once). Without `tokens` every device gets a new
+    one. `interval` is real seconds between ticks; by default each model's heartbeat interval
+    divided by `speed`. `drift` is (device id, gauge) for the one slow drift, None for none,
+    or "random": a temperature picked with `rng`.
     """
     devices = fleet_devices(limit=limit)
     specs = [device_spec(device) for device in devices]
-    drift = drift_pick(specs, rng)
+    if drift == "random":
+        drift = drift_pick(specs, rng)
+    kept = tokens.load() if tokens is not None else {}
     links = []
     with transaction.atomic():  # every device gets its new token, or none does
         for device, spec in zip(devices, specs, strict=True):
-            links.append(
-                _link(device, spec, rng=rng, speed=speed, interval=interval, behaviour=behaviour, drift=drift)
+            link = _link(
+                device, spec, rng=rng, speed=speed, interval=interval, behaviour=behaviour, drift=drift
             )
+            link.token = _token_for(device, kept.get(spec.device_id))
+            link.token_reused = link.token == kept.get(spec.device_id)
+            links.append(link)
+    if tokens is not None:
+        fresh = {link.sim.spec.device_id: link.token for link in links}
+        if any(kept.get(key) != token for key, token in fresh.items()):
+            # Devices not simulated this time (--devices) keep theirs for the next run.
+            tokens.save({**kept, **fresh})
     return links
+
+
+def _token_for(device: Device, kept: str | None) -> str:
+    """`kept` while the server accepts it for `device`; else a new token (audited, once)."""
+    if kept is not None:
+        identity = authenticate_device(kept)
+        if identity is not None and identity.device_id == str(device.pk):
+            return kept
+    return device_token_issue(device=device, actor=None, overlap=timedelta(0))
 
 
 def _link(
@@ -300,7 +358,7 @@ def _link(
     behaviour: Behaviour | None,
     drift: tuple[str, str] | None,
 ) -> DeviceLink:
-    """A DeviceSim for `device` with its own random stream, and a fresh token."""
+    """A DeviceSim for `device` with its own random stream; its token is set by the caller."""
     seconds = interval if interval is not None else spec.interval_seconds / speed
     sim = DeviceSim(
         spec,
@@ -311,5 +369,4 @@ def _link(
         behaviour=behaviour,
         drift_code=drift[1] if drift is not None and drift[0] == spec.device_id else None,
     )
-    token = device_token_issue(device=device, actor=None, overlap=timedelta(0))
-    return DeviceLink(sim=sim, token=token, interval=seconds)
+    return DeviceLink(sim=sim, token="", interval=seconds)

@@ -129,6 +129,7 @@ class DeviceSpec:
     metrics: tuple[MetricSpec, ...]
     next_seq: int = 0
     counters: Mapping[str, float] = field(default_factory=dict)
+    asset_serial: str = ""
 
 
 def _as_float(value: Any) -> float | None:
@@ -169,4 +170,5 @@ def device_spec(device: Device) -> DeviceSpec:
         metrics=metrics,
         next_seq=device.last_seq + 1 if device.last_seq is not None else 0,
         counters=counters,
+        asset_serial=device.asset.serial_number,
     )
