@@ -221,3 +221,40 @@ def test_only_a_token_the_server_refuses_is_issued_again(customer_a: Customer, t
     # and a file that is not ours any more (garbage) means fresh tokens, not a crash
     store.path.write_text("{not json")
     assert {link.sim.spec.device_id for link in fleet_load(rng=random.Random(1), tokens=store)} == set(again)
+
+
+# --- the seeded drift survives live data (database) ---------------------------------------------
+
+
+def test_the_seeded_drift_is_still_predicted_once_live_run_hours_arrive(db: None) -> None:
+    from fleet.demo import seed
+    from fleet.health import evaluate
+    from fleet.models import Alarm, AlarmKind, Asset, Resolution, TelemetryRollup
+    from tests.factories import CustomerFactory
+
+    # given the demo fleet as seed_demo loads it, and the simulator's first live hour of the
+    # drifting compressor: still running, at the seeded level, its run hours advancing
+    seed({"acme": CustomerFactory(slug="acme"), "borealis": CustomerFactory(slug="borealis")})
+    drift = seeded_drift()
+    asset = Asset.objects.get(serial_number=drift.serial)
+    now = datetime.now(UTC).replace(minute=50)
+    live = [
+        (drift.metric, drift.level - 1, drift.level + 2.5, drift.level * 90),
+        ("run_hours", 2460.0, 2460.8, 2460.4 * 90),
+    ]
+    TelemetryRollup.objects.bulk_create(
+        TelemetryRollup(
+            customer_id=asset.customer_id, asset=asset, metric=metric, resolution=Resolution.HOUR,
+            bucket=now.replace(minute=0, second=0, microsecond=0), count=90, total=total,
+            minimum=low, maximum=high,
+        )
+        for metric, low, high, total in live
+    )  # fmt: skip
+
+    # when the health rules are evaluated with the live hour in
+    evaluate([asset.pk], now)
+
+    # then the trend is still predicted: the seeded hours count as running hours too
+    prediction = Alarm.objects.get(asset=asset, kind=AlarmKind.PREDICTION, cleared_at__isnull=True)
+    assert prediction.expected_at is not None
+    assert now < prediction.expected_at < now + timedelta(hours=48)
