@@ -19,12 +19,12 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
 from billing.models import CreditNote, Invoice, InvoiceReminder, InvoiceStatus
 from billing.payments import reminder_recipients
 from portal import formatting
+from portal.links import portal_url
 from portal.models import AuditEntry
 from portal.services import audit_record
 
@@ -35,7 +35,7 @@ XML = "application/xml"
 
 
 def _link(name: str, pk: Any) -> str:
-    return settings.PORTAL_BASE_URL.rstrip("/") + reverse(name, args=[pk])
+    return portal_url(name, pk)
 
 
 def _date(value: Any) -> str:

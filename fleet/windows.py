@@ -17,18 +17,17 @@ from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_time
 from celery import shared_task
-from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
 from fleet.maintenance import covering, occurrences
 from fleet.models import Asset, MaintenanceWindow, Recurrence, Site, WindowStatus
 from portal import formatting, outbox
+from portal.links import portal_url
 from portal.models import Customer, User
 from portal.roles import Capability, can
 from portal.services import audit_record
@@ -403,7 +402,7 @@ def notify(*, window_id: str, change: str, previous_starts_at: str = "", previou
         return 0
     if change in ("planned", "moved") and window.status != WindowStatus.PLANNED:
         return 0  # cancelled (or never confirmed) before the mail went out: nothing to announce
-    link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("maintenance_calendar")
+    link = portal_url("maintenance_calendar")
     subjects = {
         "planned": "Maintenance planned: {title}",
         "moved": "Maintenance moved: {title}",

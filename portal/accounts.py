@@ -22,6 +22,7 @@ from django.urls import reverse_lazy
 from django.utils import timezone
 
 from portal.forms import EmailAuthenticationForm
+from portal.links import base_url
 from portal.services import audit_record
 
 
@@ -45,6 +46,12 @@ class PasswordResetView(auth_views.PasswordResetView):
     template_name = "registration/password_reset.html"
     email_template_name = "registration/password_reset_email.txt"
     subject_template_name = "registration/password_reset_subject.txt"
+
+    def form_valid(self, form: auth_forms.PasswordResetForm) -> HttpResponse:
+        # The link on PORTAL_BASE_URL like every e-mailed link (portal.links), not on the
+        # request's Host header.
+        self.extra_email_context = {"base_url": base_url()}
+        return super().form_valid(form)
 
 
 class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):

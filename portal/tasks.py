@@ -7,11 +7,11 @@ from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from portal import outbox, services
+from portal.links import portal_url
 from portal.models import User
 
 
@@ -21,12 +21,10 @@ def user_invite_send(*, user_id: str) -> bool:
     user = User.objects.select_related("customer").filter(pk=user_id, is_active=True).first()
     if user is None or user.has_usable_password():
         return False
-    link = settings.PORTAL_BASE_URL.rstrip("/") + reverse(
+    link = portal_url(
         "password_reset_confirm",
-        kwargs={
-            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-            "token": default_token_generator.make_token(user),
-        },
+        uidb64=urlsafe_base64_encode(force_bytes(user.pk)),
+        token=default_token_generator.make_token(user),
     )
     context = {"user": user, "link": link, "customer": user.customer}
     send_mail(

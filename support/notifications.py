@@ -8,13 +8,12 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 
 from portal import formatting
+from portal.links import portal_url
 from portal.models import User
 from portal.roles import CUSTOMER_ROLES, Role
 from support import wording
@@ -69,7 +68,7 @@ def notify(event_id: int) -> int:
     for person in sorted(recipients(event), key=lambda u: u.email):
         if event.internal and person.role in CUSTOMER_ROLES:
             continue  # belt and braces: recipients() never returns them
-        link = settings.PORTAL_BASE_URL.rstrip("/") + reverse("ticket_detail", args=[ticket.pk])
+        link = portal_url("ticket_detail", ticket.pk)
         # Times and figures as the recipient reads them on the pages: their zone and locale.
         tz = wording.zone(person.display_time_zone)
         with timezone.override(tz), formatting.override(person.display_locale):

@@ -228,7 +228,8 @@ EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.conso
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "Fleetport <noreply@fleetport.example>")
 
-# The base URL put into e-mails (invitation links); requests are not available in tasks.
+# The base of every link in an e-mail (portal.links); tasks have no request. `make run` sets it
+# from its HOST and PORT (bin/run).
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 # Demo data (manage.py seed_demo) is refused unless this is on; production turns it off.
 DEMO_ALLOWED = True
