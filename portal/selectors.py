@@ -46,7 +46,7 @@ def user_list(*, actor: User, customer: Customer | None = None, search: str = ""
 def audit_list(*, actor: User) -> QuerySet[AuditEntry]:
     if not can(actor, Capability.VIEW_AUDIT_LOG):
         return AuditEntry.objects.none()
-    return AuditEntry.objects.visible_to(actor).select_related("customer", "target_type")
+    return AuditEntry.objects.visible_to(actor).select_related("customer", "target_type", "actor")
 
 
 def home_summary(*, actor: User) -> dict[str, Any]:

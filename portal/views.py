@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
 from portal import selectors, services
+from portal.audit_labels import activity_rows
 from portal.customer_overview import customer_panels_for
 from portal.forms import ProfileForm, UserInviteForm, UserRoleForm, locale_label
 from portal.home import panels_for
@@ -52,6 +53,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "panels": panels_for(user),
         "customer": user.customer,
     }
+    context["recent_activity"] = activity_rows(context["recent_activity"], viewer=user)
     return render(request, HOME_TEMPLATES[Role(user.role)], context)
 
 
@@ -175,8 +177,10 @@ def user_set_active(request: HttpRequest, pk: str) -> HttpResponseBase:
 @login_required
 def activity(request: HttpRequest) -> HttpResponse:
     require_capability(request, Capability.VIEW_AUDIT_LOG)
-    page = Paginator(selectors.audit_list(actor=_user(request)), 50).get_page(request.GET.get("page"))
-    return render(request, "portal/activity.html", {"page": page})
+    user = _user(request)
+    page = Paginator(selectors.audit_list(actor=user), 50).get_page(request.GET.get("page"))
+    rows = activity_rows(page.object_list, viewer=user)
+    return render(request, "portal/activity.html", {"page": page, "rows": rows})
 
 
 @login_required
