@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 from django.utils import timezone
 
-from billing import metering, overrides, payments, services
+from billing import demo_volume, metering, overrides, payments, services
 from billing.models import Contract, Invoice, InvoiceStatus, Plan
 from billing.runs import bill_period
 from fleet.models import Asset, AssetStatusChange, HourlyUsage
@@ -110,9 +110,12 @@ def seed(customers: dict[str, Customer]) -> dict[str, int]:
         _usage_history(assets, history_from, now)
         _outage(assets, metering.period_containing(now, customer.time_zone).previous())
     _books_of_the_month_before_last(customers, now)
+    last_month = metering.period_containing(now, "UTC").previous()
+    branches = demo_volume.seed(Plan.objects.get(code="utility-eur"), starts=last_month.first_day)
     return {
         "plans": Plan.objects.count(),
         "contracts": Contract.objects.filter(customer__in=customers.values()).count(),
+        **branches,
     }
 
 
