@@ -234,7 +234,10 @@ def test_the_seeded_drift_is_still_predicted_once_live_run_hours_arrive(db: None
 
     # given the demo fleet as seed_demo loads it, and the simulator's first live hour of the
     # drifting compressor: still running, at the seeded level, its run hours advancing
-    seed({"acme": CustomerFactory(slug="acme"), "borealis": CustomerFactory(slug="borealis")})
+    customers: dict[str, Customer] = {
+        slug: CustomerFactory.create(slug=slug) for slug in ("acme", "borealis")
+    }
+    seed(customers)
     drift = seeded_drift()
     asset = Asset.objects.get(serial_number=drift.serial)
     now = datetime.now(UTC).replace(minute=50)
