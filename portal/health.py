@@ -9,13 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from portal import redis_conn
 from portal.celery import app as celery_app
 
 CHECK_TIMEOUT_SECONDS = 1
@@ -29,10 +29,8 @@ def _check_database() -> str:
 
 
 def _check_redis() -> str:
-    client = redis.Redis.from_url(
-        settings.REDIS_URL,
-        socket_timeout=CHECK_TIMEOUT_SECONDS,
-        socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+    client = redis_conn.client(
+        socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
     )
     try:
         client.ping()
@@ -42,7 +40,10 @@ def _check_redis() -> str:
 
 
 def _check_celery() -> str:
-    with celery_app.connection_for_write(url=settings.REDIS_URL) as conn:
+    url, sentinel_options = redis_conn.celery_broker(
+        settings.REDIS_URL, settings.REDIS_SENTINELS, settings.REDIS_SENTINEL_MASTER
+    )
+    with celery_app.connection_for_write(url=url, transport_options=sentinel_options) as conn:
         conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_SECONDS)
         replies = celery_app.control.ping(timeout=CHECK_TIMEOUT_SECONDS, connection=conn)
     if not replies:

@@ -22,6 +22,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 
@@ -65,6 +66,8 @@ def require_partman(initdb: str) -> None:
 
 
 class RedisServer:
+    extra_args: tuple[str, ...] = ()  # a subclass's further options (RedisReplica)
+
     def __init__(self, port: int | None = None) -> None:
         self.port = port or free_port()
         self.folder = Path(tempfile.mkdtemp(prefix="fleetport-redis-"))
@@ -95,6 +98,7 @@ class RedisServer:
                 "no",
                 "--loglevel",
                 "warning",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -224,3 +228,102 @@ class PostgresServer:
             self._run(find_program("pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
         if not self.keep:
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class RedisReplica(RedisServer):
+    """A throwaway Redis replicating `primary` (for the Sentinel tests)."""
+
+    def __init__(self, primary: RedisServer) -> None:
+        super().__init__()
+        self.extra_args = ("--replicaof", "127.0.0.1", str(primary.port))
+
+
+class RedisSentinel(RedisServer):
+    """A throwaway Redis Sentinel (`redis-server <conf> --sentinel`: the same binary) that
+    monitors `master` at `primary`; its times lowered so that a failover takes seconds."""
+
+    def __init__(self, master: str, primary: RedisServer, *, down_after_ms: int = 1000) -> None:
+        super().__init__()
+        self.config = self.folder / "sentinel.conf"
+        self.config.write_text(  # Sentinel rewrites its config file: it must be its own
+            f"port {self.port}\nbind 127.0.0.1\ndir {self.folder}\n"
+            f"sentinel monitor {master} 127.0.0.1 {primary.port} 2\n"
+            f"sentinel down-after-milliseconds {master} {down_after_ms}\n"
+            f"sentinel failover-timeout {master} {down_after_ms * 3}\n"
+            f"sentinel parallel-syncs {master} 1\n"
+        )
+
+    def start(self) -> RedisSentinel:
+        self.process = subprocess.Popen(
+            [find_program("redis-server"), str(self.config), "--sentinel", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+        return self
+
+
+class SentinelCluster:
+    """A primary, a replica and three sentinels (quorum 2) on loopback, as production's Redis
+    with failover (docs/deploy.md, "Redis failover")."""
+
+    MASTER = "fleetport"
+
+    def __init__(self, *, down_after_ms: int = 1000) -> None:
+        self.primary = RedisServer()
+        self.replica = RedisReplica(self.primary)
+        self.sentinels = [
+            RedisSentinel(self.MASTER, self.primary, down_after_ms=down_after_ms) for _ in range(3)
+        ]
+
+    @property
+    def env(self) -> dict[str, str]:
+        """What a portal process needs to use it (portal/settings/base.py)."""
+        return {
+            "REDIS_SENTINELS": ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels),
+            "REDIS_SENTINEL_MASTER": self.MASTER,
+            "REDIS_URL": "redis://127.0.0.1:1/0",  # unused with sentinels (only its database 0)
+        }
+
+    def ask(self, *command: str) -> Any:
+        import redis
+
+        for sentinel in self.sentinels:
+            client = redis.Redis(port=sentinel.port, socket_timeout=1, decode_responses=True)
+            try:
+                return client.execute_command(*command)
+            except redis.RedisError:
+                continue
+            finally:
+                client.close()
+        raise RuntimeError("no sentinel answered")
+
+    def master_port(self) -> int:
+        return int(self.ask("SENTINEL", "get-master-addr-by-name", self.MASTER)[1])
+
+    def start(self, timeout: float = 30.0) -> SentinelCluster:
+        """Start them all and wait until every sentinel knows the replica and the others."""
+        import redis
+
+        self.primary.start()
+        self.replica.start()
+        for sentinel in self.sentinels:
+            sentinel.start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = True
+            for sentinel in self.sentinels:
+                client = redis.Redis(port=sentinel.port, socket_timeout=1, decode_responses=True)
+                master: Any = client.sentinel_master(self.MASTER)
+                client.close()
+                ready &= master["num-slaves"] == 1 and master["num-other-sentinels"] == 2
+            replica = redis.Redis(port=self.replica.port, socket_timeout=1)
+            ready &= replica.info("replication").get("master_link_status") == "up"
+            replica.close()
+            if ready:
+                return self
+            time.sleep(0.2)
+        raise TimeoutError("the sentinels did not learn of the replica and each other in time")
+
+    def stop(self) -> None:
+        for server in (*self.sentinels, self.replica, self.primary):
+            server.stop()

@@ -26,6 +26,7 @@ from django.conf import settings
 from django.db.models import Sum
 
 from fleet.models import IngestInbox
+from portal import redis_conn
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +41,12 @@ _async_redis: dict[str, Any] = {"loop": None, "client": None}
 
 
 def redis_client() -> redis.Redis:
-    """One blocking client (and pool) per process."""
+    """One blocking client (and pool) per process; it follows a Sentinel failover when
+    REDIS_SENTINELS is set (portal/redis_conn.py)."""
     global _redis_client
     with _redis_lock:
         if _redis_client is None:
-            _redis_client = redis.Redis.from_url(
-                settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5
-            )
+            _redis_client = redis_conn.client(socket_timeout=0.5, socket_connect_timeout=0.5)
         return _redis_client
 
 
@@ -54,9 +54,7 @@ def async_redis_client() -> redis.asyncio.Redis:
     """One redis.asyncio client per event loop (per process under uvicorn)."""
     loop = asyncio.get_running_loop()
     if _async_redis["loop"] is not loop:
-        _async_redis["client"] = redis.asyncio.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5
-        )
+        _async_redis["client"] = redis_conn.async_client(socket_timeout=0.5, socket_connect_timeout=0.5)
         _async_redis["loop"] = loop
     client: redis.asyncio.Redis = _async_redis["client"]
     return client

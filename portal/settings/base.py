@@ -3,7 +3,12 @@
 Environment variables:
     DATABASE_URL   a PostgreSQL URL; default: the project-local server `make run` starts
                    (its Unix socket in var/postgres)
-    REDIS_URL      default: redis://127.0.0.1:6379/0 (the Redis that `make run` starts)
+    REDIS_URL      default: redis://127.0.0.1:6379/0 (the Redis that `make run` starts); with
+                   Sentinel, only its database number and password are used
+    REDIS_SENTINELS  "host:port,host:port": Redis Sentinel; the broker, the channel layer and
+                   our clients ask them for the primary and follow a failover (portal/redis_conn.py,
+                   docs/deploy.md "Redis failover"); unset: REDIS_URL as it is
+    REDIS_SENTINEL_MASTER  the name the sentinels monitor; default "fleetport"
     SECRET_KEY     required in production; dev and test use a throwaway key
     ALLOWED_HOSTS  comma-separated
     TRUSTED_PROXIES  the reverse proxies whose X-Forwarded-For is believed; default none
@@ -23,6 +28,8 @@ import django_stubs_ext
 from celery.schedules import crontab
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
+
+from portal.redis_conn import celery_broker, channel_layer_host, parse_sentinels
 
 # Lets `admin.ModelAdmin[Customer]` and friends be subscripted at run time (typing only).
 django_stubs_ext.monkeypatch()
@@ -133,6 +140,8 @@ DATABASES = {"default": database_from_env(VAR_DIR / "postgres")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_SENTINELS = parse_sentinels(os.environ.get("REDIS_SENTINELS", ""))
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "fleetport")
 
 AUTH_USER_MODEL = "portal.User"
 AUTHENTICATION_BACKENDS = [
@@ -280,7 +289,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # Celery: Redis broker, JSON only, late acks so a task whose worker dies is redelivered.
-CELERY_BROKER_URL = REDIS_URL
+# With Sentinel: kombu's sentinel:// transport, master_name in the transport options.
+CELERY_BROKER_URL, _BROKER_SENTINEL_OPTIONS = celery_broker(REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_MASTER)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -298,7 +308,7 @@ CELERY_WORKER_DISABLE_PREFETCH = True
 CELERY_DB_REUSE_MAX = 2**62
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **_BROKER_SENTINEL_OPTIONS}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
 HEALTH_EVAL_INTERVAL_SECONDS = int(os.environ.get("HEALTH_EVAL_INTERVAL_SECONDS", "900"))
@@ -333,7 +343,14 @@ CHANNEL_LAYERS = {
         "BACKEND": "portal.channel_layer.LiveChannelLayer",
         # A read timeout above Channels' own 5 s wait (else idle sockets die), and a pool that
         # waits for a connection instead of failing when many sockets (dis)connect at once.
-        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 10, "max_connections": 1000}]},
+        # With Sentinel, channels_redis asks the sentinels for the primary on each connect.
+        "CONFIG": {
+            "hosts": [
+                channel_layer_host(
+                    REDIS_URL, REDIS_SENTINELS, REDIS_SENTINEL_MASTER, socket_timeout=10, max_connections=1000
+                )
+            ]
+        },
     },
 }
 
