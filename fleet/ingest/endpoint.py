@@ -32,7 +32,7 @@ from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.http import parse_header_parameters
 from django.utils.module_loading import import_string
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from fleet.ingest import admission, contract
 from fleet.ingest.auth import authenticate_device_async
@@ -145,6 +145,7 @@ class _LoopState:
             min_size=1,
             max_size=settings.INGEST_DATABASE_POOL_SIZE,
             timeout=10,
+            check=AsyncConnectionPool.check_connection,  # dead after a PostgreSQL restart: replaced
             open=False,
             name="fleet-ingest",
         )
@@ -239,6 +240,9 @@ class IngestEndpoint:
             answer = await self._handle(scope, receive)
         except _ClientGoneError:
             return
+        except psycopg.OperationalError:  # PostgreSQL away (restarting): PoolTimeout is one too
+            log.warning("ingest: the database is unavailable", exc_info=True)
+            answer = contract.database_unavailable()
         except Exception:
             # What Django does with a view's exception: log it, answer as handler500 does.
             log.exception("ingest: the lean path failed on a request")
@@ -333,11 +337,7 @@ class IngestEndpoint:
         items, bad = contract.parse_and_validate(raw, identity.metrics)
         if bad is not None:
             return bad
-        try:
-            await state.writer.insert(identity.device_id, items)
-        except (psycopg.OperationalError, PoolTimeout):
-            log.warning("ingest: the database is unavailable", exc_info=True)
-            return contract.database_unavailable()
+        await state.writer.insert(identity.device_id, items)  # the database away: a 503 (__call__)
         state.nudger.nudge()
         return contract.accepted(len(items))
 

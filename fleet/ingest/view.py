@@ -7,13 +7,18 @@ on to Django (endpoint.py says when). The checks and their order are the contrac
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from fleet.ingest import admission, contract
 from fleet.ingest.auth import DeviceIdentity, authenticate_device
 from fleet.models import IngestInbox
+
+log = logging.getLogger(__name__)
 
 
 def _response(answer: contract.Answer) -> JsonResponse:
@@ -26,6 +31,15 @@ def _response(answer: contract.Answer) -> JsonResponse:
 
 @csrf_exempt
 def heartbeats(request: HttpRequest) -> JsonResponse:
+    try:
+        return _heartbeats(request)
+    except (OperationalError, InterfaceError):
+        # PostgreSQL away (restarting): retry later, as the lean door answers (docs/ingest.md).
+        log.warning("ingest: the database is unavailable", exc_info=True)
+        return _response(contract.database_unavailable())
+
+
+def _heartbeats(request: HttpRequest) -> JsonResponse:
     if request.method != "POST":
         return _response(contract.method_not_allowed())
     header = request.headers.get("Authorization", "")

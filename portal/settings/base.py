@@ -72,6 +72,11 @@ def database_from_env(local_socket_dir: Path) -> dict[str, object]:
                 "timeout": 10,
             }
         }
+    # Connections are checked before use: with the pool, Django passes the pool
+    # `ConnectionPool.check_connection` (an empty query as a connection is handed out), so
+    # after a PostgreSQL restart dead ones are replaced instead of failing a request or task
+    # each (docs/ingest.md, "Outages"); without it, a connection kept across requests is.
+    config["CONN_HEALTH_CHECKS"] = True
     return config
 
 

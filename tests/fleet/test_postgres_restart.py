@@ -1,0 +1,175 @@
+"""PostgreSQL restarting during a burst (docs/ingest.md, "Outages"): a PostgreSQL of the test's
+own (the suite's is shared by the whole session), migrated, with a real worker and uvicorn on
+it; it is stopped as a crash would (immediate: no checkpoint, clients cut off) and started
+again on the same port and folder. Ingest answers 503 with Retry-After meanwhile, never a 500,
+loses nothing it acknowledged and recovers on its own (pooled connections are checked)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+
+from tests.integration import ROOT, start_asgi, start_worker, stop_process, wait_until
+from tests.services import PostgresServer, RedisServer, find_program
+
+pytestmark = [pytest.mark.integration]
+
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
+
+# Run against the test's own database by `python -c`: a customer, an asset model, an asset and
+# its device; prints the device's id and token.
+INSTALL = """
+import json, django
+django.setup()
+from fleet import services
+from tests.factories import CustomerFactory, SiteFactory
+site = SiteFactory(customer=CustomerFactory(slug="pg-restart"))
+model = services.asset_model_create(actor=None, code="pg-restart", name="Compressor",
+    heartbeat_interval_seconds=60, metrics=[services.metric("run_hours", "Run hours", "h", "counter")])
+asset = services.asset_create(actor=None, site=site, model=model, serial_number="PG-1", name="PG 1")
+device, token = services.device_install(actor=None, asset=asset, serial_number="GW-PG-1")
+print(json.dumps({"device": str(device.pk), "token": token}))
+"""
+
+
+def readings(n: int, *, offset: int = 0) -> list[dict[str, Any]]:
+    return [
+        {
+            "seq": seq,
+            "ts": (START + timedelta(seconds=seq)).isoformat(),
+            "status": "ok",
+            "metrics": {"run_hours": seq * 0.01},
+        }
+        for seq in range(offset, offset + n)
+    ]
+
+
+def post(base: str, token: str, body: Any) -> tuple[int, str | None]:
+    """POST heartbeats as a device does: the status code and the Retry-After header."""
+    request = urllib.request.Request(  # noqa: S310 - the test's own loopback server
+        f"{base}/api/v1/ingest/heartbeats",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Device {token}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback only
+            return int(response.status), response.headers.get("Retry-After")
+    except urllib.error.HTTPError as error:
+        return int(error.code), error.headers.get("Retry-After")
+
+
+def python(env: dict[str, str], *args: str) -> str:
+    """Run our Python with `env` (the test's own database); returns what it printed."""
+    done = subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def stored_seqs(postgres: PostgresServer, device: str) -> list[int]:
+    with psycopg.connect(postgres.url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        rows = conn.execute("SELECT seq FROM fleet_heartbeat WHERE device_id = %s", [device]).fetchall()
+    return [int(row[0]) for row in rows]
+
+
+def inbox_empty(postgres: PostgresServer) -> bool:
+    with psycopg.connect(postgres.url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        return conn.execute("SELECT NOT EXISTS (SELECT 1 FROM fleet_ingestinbox)").fetchone() == (True,)
+
+
+@pytest.mark.parametrize("lean", [True, False], ids=["lean-door", "django-door"])
+def test_a_postgres_restart_mid_burst_answers_503_and_loses_nothing(lean: bool) -> None:
+    postgres = PostgresServer().start()
+    redis = RedisServer().start()  # its own: the suite's worker must not drain this database
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings.test",
+        "DATABASE_URL": postgres.url,
+        "DATABASE_POOL": "1",  # production's pools: they must notice the restart themselves
+        "REDIS_URL": redis.url,
+        "INGEST_LEAN_PATH": "1" if lean else "0",
+        "PYTHONUNBUFFERED": "1",
+    }
+    worker = server = None
+    codes: list[tuple[int, str | None]] = []
+    accepted: list[int] = []
+    try:
+        with psycopg.connect(postgres.url.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+            # A crash must not lose what was committed: the throwaway server defers WAL flushes
+            # (synchronous_commit=off on its command line, which a database's setting overrides).
+            conn.execute(f"ALTER DATABASE {PostgresServer.DATABASE} SET synchronous_commit = on")
+        python(env, "manage.py", "migrate", "--no-input", "-v", "0")
+        device = json.loads(python(env, "-c", INSTALL))
+        worker = start_worker(env, name="pg-restart")
+        server, base = start_asgi(env, name="asgi-pg-restart")
+        assert post(base, device["token"], readings(1))[0] == 202
+        accepted.append(0)
+
+        chunks = [readings(20, offset=1 + 20 * i) for i in range(300)]
+        done = threading.Event()
+
+        def burst() -> None:
+            for chunk in chunks:
+                answer = post(base, device["token"], chunk)
+                codes.append(answer)
+                if answer[0] == 202:
+                    accepted.extend(item["seq"] for item in chunk)
+                if done.is_set():
+                    return
+                time.sleep(0.02)
+
+        sender = threading.Thread(target=burst)
+        sender.start()
+        wait_until(lambda: len(codes) >= 20, what="the burst to start", timeout=60)
+        pg_ctl = [*postgres.run_as, find_program("pg_ctl"), "-D", str(postgres.data), "-w"]
+        subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=True, capture_output=True)
+        stopped_at = len(codes)
+        wait_until(lambda: len(codes) >= stopped_at + 5, what="requests while it is down", timeout=120)
+        postgres.start()  # the same folder and port
+        restarted_at = len(codes)
+        wait_until(
+            lambda: any(code == 202 for code, _ in codes[restarted_at:]),
+            what="a 202 after the restart",
+            timeout=120,
+        )
+        done.set()
+        sender.join(timeout=120)
+
+        statuses = [code for code, _ in codes]
+        assert 500 not in statuses
+        assert set(statuses) <= {202, 503}, statuses
+        assert 503 in statuses
+        assert all(retry for code, retry in codes if code == 503)
+        # The same processes store what comes after; each acknowledged heartbeat once.
+        last = readings(1, offset=1 + 20 * len(chunks))
+        assert post(base, device["token"], last)[0] == 202
+        accepted.append(last[0]["seq"])
+        wait_until(lambda: inbox_empty(postgres), what="the drain after the restart", timeout=120)
+        stored = stored_seqs(postgres, device["device"])
+        assert len(stored) == len(set(stored))
+        assert set(accepted) <= set(stored)
+        assert worker.poll() is None
+        assert server.poll() is None
+        print(  # noqa: T201 - the figures of the run, for the report (pytest -s)
+            f"codes {sorted((c, statuses.count(c)) for c in set(statuses))}; accepted {len(accepted)};"
+            f" stored {len(stored)}"
+        )
+    finally:
+        for process in (server, worker):
+            if process is not None:
+                stop_process(process)
+        redis.stop()
+        postgres.stop()
