@@ -20,7 +20,7 @@ The settings module imports this one: nothing here reads Django's settings at im
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import redis
 import redis.asyncio
@@ -63,7 +63,7 @@ def celery_broker(redis_url: str, sentinels: Sentinels, master: str) -> tuple[st
     if not sentinels:
         return redis_url, {}
     options = _primary_options(redis_url)
-    auth = f":{options['password']}@" if "password" in options else ""
+    auth = f":{quote(options['password'], safe='')}@" if "password" in options else ""
     url = ";".join(f"sentinel://{auth}{host}:{port}/{options['db']}" for host, port in sentinels)
     transport = {
         "master_name": master,
