@@ -27,8 +27,8 @@ pytestmark = [pytest.mark.integration]
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=3)
 
-# Run against the test's own database by `python -c`: a customer, an asset model, an asset and
-# its device; prints the device's id and token.
+# Run against the test's own database by `python -c`: a customer, an asset model, two assets
+# with a device each; prints the devices' ids and tokens.
 INSTALL = """
 import json, django
 django.setup()
@@ -37,9 +37,12 @@ from tests.factories import CustomerFactory, SiteFactory
 site = SiteFactory(customer=CustomerFactory(slug="pg-restart"))
 model = services.asset_model_create(actor=None, code="pg-restart", name="Compressor",
     heartbeat_interval_seconds=60, metrics=[services.metric("run_hours", "Run hours", "h", "counter")])
-asset = services.asset_create(actor=None, site=site, model=model, serial_number="PG-1", name="PG 1")
-device, token = services.device_install(actor=None, asset=asset, serial_number="GW-PG-1")
-print(json.dumps({"device": str(device.pk), "token": token}))
+devices = []
+for n in (1, 2):
+    asset = services.asset_create(actor=None, site=site, model=model, serial_number=f"PG-{n}", name=f"PG {n}")
+    device, token = services.device_install(actor=None, asset=asset, serial_number=f"GW-PG-{n}")
+    devices.append({"device": str(device.pk), "token": token})
+print(json.dumps(devices))
 """
 
 
@@ -113,7 +116,7 @@ def test_a_postgres_restart_mid_burst_answers_503_and_loses_nothing(lean: bool) 
             # (synchronous_commit=off on its command line, which a database's setting overrides).
             conn.execute(f"ALTER DATABASE {PostgresServer.DATABASE} SET synchronous_commit = on")
         python(env, "manage.py", "migrate", "--no-input", "-v", "0")
-        device = json.loads(python(env, "-c", INSTALL))
+        device, newcomer = json.loads(python(env, "-c", INSTALL))
         worker = start_worker(env, name="pg-restart")
         server, base = start_asgi(env, name="asgi-pg-restart")
         assert post(base, device["token"], readings(1))[0] == 202
@@ -140,6 +143,9 @@ def test_a_postgres_restart_mid_burst_answers_503_and_loses_nothing(lean: bool) 
         pg_ctl = [*postgres.run_as, find_program("pg_ctl"), "-D", str(postgres.data), "-w"]
         subprocess.run([*pg_ctl, "-m", "immediate", "stop"], check=True, capture_output=True)
         stopped = time.monotonic()
+        # A device the server has not seen yet needs a lookup in the database: refused alike.
+        status, retry_after = post(base, newcomer["token"], readings(1))
+        assert (status, retry_after) == (503, "5")
         stopped_at = len(codes)
         wait_until(lambda: len(codes) >= stopped_at + 3, what="requests while it is down", timeout=120)
         postgres.start()  # the same folder and port
@@ -160,6 +166,7 @@ def test_a_postgres_restart_mid_burst_answers_503_and_loses_nothing(lean: bool) 
         assert 503 in statuses
         assert all(retry for code, retry in codes if code == 503)
         # The same processes store what comes after; each acknowledged heartbeat once.
+        assert post(base, newcomer["token"], readings(1))[0] == 202
         last = readings(1, offset=1 + 20 * len(chunks))
         assert post(base, device["token"], last)[0] == 202
         accepted.append(last[0]["seq"])
