@@ -253,13 +253,6 @@ def test_a_killed_postgres_is_restarted_and_the_node_ready_again(node: Node, dev
     device.assert_all_stored_once()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the lean ingest door's connection pool hands out connections the PostgreSQL restart "
-    "closed, and the first request on each answers 500 (AdminShutdown): pooled connections are "
-    "not checked yet (issue 17, 'PostgreSQL restart during a burst'; fleet/ingest is not this "
-    "test's to change)",
-)
 def test_ingest_after_a_postgres_restart_never_answers_500(node: Node, device: Device) -> None:
     device.send(20)
 
