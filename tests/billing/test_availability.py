@@ -6,7 +6,9 @@ from __future__ import annotations
 import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, Decimal
+from zoneinfo import ZoneInfo
 
+from django.utils import timezone
 from pypdf import PdfReader
 
 from billing import availability, metering
@@ -14,6 +16,7 @@ from billing.models import Contract, Invoice, Plan
 from billing.runs import bill_period
 from fleet.exclusions import exclusion_mark
 from fleet.models import AssetStatusChange, MaintenanceWindow
+from portal import formatting
 from portal.models import Customer, User
 from tests.billing_fixtures import contract_for, status_change, usage
 from tests.conftest import client_for
@@ -233,8 +236,13 @@ def test_the_statement_page_and_pdf_show_every_interval_in_the_customers_zone(
 
     assert page.status_code == 200
     html = page.content.decode()
-    # Berlin is UTC+2 until 25 October: the fault 10:00–16:00 UTC reads 12:00–18:00.
-    for text in ("2026-10-05 12:00", "2026-10-05 18:00", "Compressor overhaul", "Plant holiday"):
+    # Berlin is UTC+2 until 25 October: the fault 10:00–16:00 UTC reads 12:00–18:00, written as
+    # the viewer's pages write every time (|when: their locale, their zone).
+    with timezone.override(ZoneInfo("Europe/Berlin")), formatting.override(viewer_a.display_locale):
+        fault = [formatting.when(datetime(2026, 10, 5, hour, tzinfo=UTC)) for hour in (10, 16)]
+    assert fault[0].endswith("12:00")
+    assert fault[1].endswith("18:00")
+    for text in (*fault, "Compressor overhaul", "Plant holiday"):
         assert text in html
     assert pdf.status_code == 200
     assert pdf["Content-Type"] == "application/pdf"
