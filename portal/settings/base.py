@@ -200,7 +200,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "/static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
+# Where collectstatic writes (bin/run runs it before the processes start; docs/deploy.md).
+STATIC_ROOT = Path(os.environ.get("STATIC_ROOT") or VAR_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATICFILES_FINDERS = [
     "django.contrib.staticfiles.finders.FileSystemFinder",
@@ -208,10 +209,33 @@ STATICFILES_FINDERS = [
     # plotly.js from the `plotly` package (pinned in the lock) as /static/vendor/plotly.min.js.
     "portal.staticfinders.PlotlyFinder",
 ]
-STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+# STATIC_FILES says how static files are served (docs/deploy.md, "Static files"):
+#   "hashed": collectstatic's files under hashed names, with brotli and gzip copies, cached
+#             by browsers for good (portal/staticstorage.py); production and `make run`;
+#   "source": straight from the source folders, uncompressed and revalidated on each use, so
+#             an edit shows on reload: front-end work (`STATIC_FILES=source make run`), tests.
+STATIC_STORAGES = {
+    "hashed": {"BACKEND": "portal.staticstorage.HashedStaticStorage"},
+    "source": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+
+def static_files(default: str) -> tuple[dict[str, dict[str, str]], bool, bool]:
+    """(STORAGES, WHITENOISE_USE_FINDERS, WHITENOISE_AUTOREFRESH) for STATIC_FILES, unset: `default`.
+
+    Hashed: WhiteNoise serves only what collectstatic wrote (the finders' files are neither
+    hashed nor compressed). Source: the finders' files, looked up on each request."""
+    mode = os.environ.get("STATIC_FILES") or default
+    if mode not in STATIC_STORAGES:
+        raise ImproperlyConfigured(f"STATIC_FILES must be one of {', '.join(STATIC_STORAGES)}, not {mode!r}.")
+    storages = {
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+        "staticfiles": STATIC_STORAGES[mode],
+    }
+    return storages, mode == "source", mode == "source"
+
+
+STORAGES, WHITENOISE_USE_FINDERS, WHITENOISE_AUTOREFRESH = static_files("hashed")
 MEDIA_ROOT = VAR_DIR / "media"
 
 SESSION_COOKIE_HTTPONLY = True
