@@ -46,8 +46,11 @@ def site_list(request: HttpRequest) -> HttpResponse:
 @login_required
 def site_detail(request: HttpRequest, pk: str) -> HttpResponse:
     require_capability(request, Capability.VIEW_FLEET)
-    site = get_object_or_404(select_sites(actor=request.user), pk=pk)  # type: ignore[arg-type]
-    return render(request, "fleet/site_detail.html", {"site": site})
+    actor = _user(request)
+    site = get_object_or_404(select_sites(actor=actor), pk=pk)
+    # Through the actor's scope like every list (never "the site's assets" by the site alone).
+    assets = selectors.asset_list(actor=actor).filter(site=site).order_by("name", "pk")
+    return render(request, "fleet/site_detail.html", {"site": site, "assets": assets})
 
 
 @login_required
