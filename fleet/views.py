@@ -13,6 +13,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from fleet import alarms, credentials, selectors, services
+from fleet.chart_range import chart_range
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -72,6 +73,7 @@ def asset_detail(request: HttpRequest, pk: str) -> HttpResponse:
         pk=pk,
     )
     metrics = list(asset.model.metrics.order_by("kind", "code"))
+    range_form, custom_range = chart_range(request.GET)
     alarms = (
         Alarm.objects.for_customer(asset.customer_id)
         .filter(asset=asset)
@@ -109,8 +111,11 @@ def asset_detail(request: HttpRequest, pk: str) -> HttpResponse:
             }
             for m in metrics
         ],
+        "range_form": range_form,
+        "chart_range": custom_range and {k: v.isoformat() for k, v in custom_range.items()},
     }
-    return render(request, "fleet/asset_detail.html", context)
+    # A custom range the form refused: the page with the error next to the field, as a 400.
+    return render(request, "fleet/asset_detail.html", context, status=400 if range_form.errors else 200)
 
 
 @login_required

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -60,6 +60,21 @@ def install(customer: Customer, model: AssetModel, serial: str) -> Installed:
     )
     device, token = services.device_install(actor=None, asset=asset, serial_number=f"GW-{serial}")
     return Installed(asset=asset, device=device, token=token)
+
+
+def install_with_readings(customer: Customer, model: AssetModel, serial: str, minutes: int = 40) -> Installed:
+    """`install`, then a reading a minute over the last `minutes` (ending 10 minutes ago),
+    stored by the ingest worker in this process."""
+    installed = install(customer, model, serial)
+    start = datetime.now(UTC) - timedelta(minutes=minutes + 10)
+    items = [
+        {"seq": i, "ts": (start + timedelta(minutes=i)).isoformat(), "status": "ok", "fault_code": "",
+         "metrics": {"temp_c": 60 + i % 7, "pressure_bar": 7.0, "run_hours": 100 + i / 60, "energy_kwh": i}}
+        for i in range(minutes)
+    ]  # fmt: skip
+    IngestInbox.objects.create(device_id=installed.device.pk, count=len(items), items=items)
+    worker.drain()
+    return installed
 
 
 @pytest.fixture

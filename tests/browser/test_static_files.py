@@ -13,7 +13,6 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,7 +21,7 @@ import pytest
 from fleet.models import AssetModel
 from portal.models import Customer, User
 from tests.factories import PASSWORD
-from tests.fleet.conftest import Installed, install
+from tests.fleet.conftest import install_with_readings
 from tests.integration import ROOT, login, start_asgi, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -51,23 +50,6 @@ def hashed_server(service_env: dict[str, str], tmp_path_factory: pytest.TempPath
     stop_process(process)
 
 
-def with_readings(customer: Customer, model: AssetModel, serial: str) -> Installed:
-    """An installed asset with 40 minutes of readings, stored by the ingest worker."""
-    from fleet.ingest import worker
-    from fleet.models import IngestInbox
-
-    installed = install(customer, model, serial)
-    start = datetime.now(UTC) - timedelta(minutes=50)
-    items = [
-        {"seq": i, "ts": (start + timedelta(minutes=i)).isoformat(), "status": "ok", "fault_code": "",
-         "metrics": {"temp_c": 60 + i % 7, "pressure_bar": 7.0, "run_hours": 100 + i / 60, "energy_kwh": i}}
-        for i in range(40)
-    ]  # fmt: skip
-    IngestInbox.objects.create(device_id=installed.device.pk, count=len(items), items=items)
-    worker.drain()
-    return installed
-
-
 def static_urls(page: Any) -> list[str]:
     return list(
         page.evaluate(
@@ -88,7 +70,7 @@ def test_pages_name_hashed_files_and_only_chart_pages_load_plotly(
     page: Any, hashed_server: Served, viewer_a: User, customer_a: Customer, compressor: AssetModel
 ) -> None:
     base = hashed_server.url
-    mine = with_readings(customer_a, compressor, "STATIC-A1")
+    mine = install_with_readings(customer_a, compressor, "STATIC-A1")
     login(page, base, viewer_a.email, PASSWORD)
     page.wait_for_url(f"{base}/")
 
