@@ -4,7 +4,9 @@
  * Fleetport.format as the server writes them), charts (a chart without readings loads again
  * when readings arrive), usage (fetched again when counters report), and the alarms and
  * status history panels (taken from the server's page again when an alarm or the status
- * changes). Chart titles sit above the charts, where Plotly's toolbar cannot cover them. */
+ * changes). Chart titles sit above the charts, where Plotly's toolbar cannot cover them.
+ * plotly.js comes after the page's load event (plotly-loader.js): values, status and alarms
+ * do not wait for it; the charts' data is fetched meanwhile. */
 (function () {
   "use strict";
   var script = document.currentScript;
@@ -113,8 +115,9 @@
 
   function loadChart(m, fromMs, toMs) {
     var from = new Date(fromMs).toISOString(), to = new Date(toMs).toISOString();
-    return fetchJson(api + "telemetry/?metric=" + encodeURIComponent(m.code) + "&from=" + from + "&to=" + to)
-      .then(function (data) { drawGauge(m, data); })
+    return Promise.all([fetchJson(api + "telemetry/?metric=" + encodeURIComponent(m.code) + "&from=" + from + "&to=" + to),
+                        Fleetport.plotly()])
+      .then(function (loaded) { drawGauge(m, loaded[0]); })
       .catch(function () {
         var el = document.querySelector('[data-chart="' + m.code + '"]');
         if (el) { el.textContent = "Could not load " + m.label + "."; }
@@ -166,8 +169,10 @@
     var from = new Date(Date.now() - span).toISOString(), to = new Date(Date.now() + 3600e3).toISOString();
     counters.forEach(function (m) {
       var el = document.querySelector('[data-usage-chart="' + m.code + '"]');
-      fetchJson(api + "usage/?metric=" + encodeURIComponent(m.code) + "&resolution=" + resolution + "&from=" + from + "&to=" + to)
-        .then(function (data) {
+      Promise.all([fetchJson(api + "usage/?metric=" + encodeURIComponent(m.code) + "&resolution=" + resolution + "&from=" + from + "&to=" + to),
+                   Fleetport.plotly()])
+        .then(function (loaded) {
+          var data = loaded[0];
           var total = document.querySelector('[data-usage-total="' + m.code + '"]');
           if (total) { total.textContent = data.points.length ? "· total " + Fleetport.format.quantity(data.total, m.unit) : ""; }
           if (!data.points.length) {

@@ -16,10 +16,12 @@
       button.setAttribute("aria-expanded", open ? "true" : "false");
       if (!open || box.getAttribute("data-drawn")) { return; }
       box.setAttribute("data-drawn", "1");
-      fetch("/api/v1/invoices/" + spec.invoice + "/lines/" + line + "/usage/",
-            { credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); })
-        .then(function (data) {
+      var usage = fetch("/api/v1/invoices/" + spec.invoice + "/lines/" + line + "/usage/",
+                        { credentials: "same-origin", headers: { Accept: "application/json" } })
+        .then(function (r) { if (!r.ok) { throw new Error(r.status); } return r.json(); });
+      Promise.all([usage, Fleetport.plotly()])  // plotly.js once a chart opens
+        .then(function (loaded) {
+          var data = loaded[0];
           var byAsset = {};
           data.hours.forEach(function (h) {
             (byAsset[h.serial_number] = byAsset[h.serial_number] || { x: [], y: [], text: [] });

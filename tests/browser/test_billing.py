@@ -115,6 +115,7 @@ def test_a_customer_admin_reads_usage_projection_and_the_hours_behind_a_line(
 
     page.goto(f"{asgi_server}/billing/invoices/{invoice.pk}/")
     line = invoice.lines.get(metric="run_hours")
+    assert page.evaluate("() => typeof window.Plotly") == "undefined"  # loaded when a chart opens
     page.click(f'[data-provenance="{line.pk}"]')
     page.wait_for_selector(f"#provenance-{line.pk} .main-svg")
     title = page.inner_text(f"#provenance-{line.pk}").replace("\u00a0", " ")
