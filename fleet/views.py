@@ -112,7 +112,7 @@ def asset_detail(request: HttpRequest, pk: str) -> HttpResponse:
             for m in metrics
         ],
         "range_form": range_form,
-        "chart_range": custom_range and {k: v.isoformat() for k, v in custom_range.items()},
+        "chart_range": None if custom_range is None else {k: v.isoformat() for k, v in custom_range.items()},
     }
     # A custom range the form refused: the page with the error next to the field, as a 400.
     return render(request, "fleet/asset_detail.html", context, status=400 if range_form.errors else 200)
