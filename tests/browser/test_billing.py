@@ -118,7 +118,8 @@ def test_a_customer_admin_reads_usage_projection_and_the_hours_behind_a_line(
     assert page.evaluate("() => typeof window.Plotly") == "undefined"  # loaded when a chart opens
     page.click(f'[data-provenance="{line.pk}"]')
     page.wait_for_selector(f"#provenance-{line.pk} .main-svg")
-    title = page.inner_text(f"#provenance-{line.pk}").replace("\u00a0", " ")
+    # The title is a heading above the chart (Fleetport.chartTitle), in the line's row.
+    title = page.inner_text(f"#provenance-row-{line.pk}").replace("\u00a0", " ")
     assert "42.50 h in 2 metered hours" in title  # Fleetport.format: h at two decimals
     screenshot(page, "billing-invoice-provenance")
     page.set_viewport_size({"width": 390, "height": 844})
