@@ -28,6 +28,7 @@ from fleet.models import (
     MetricDefinition,
     Site,
     StatusExclusion,
+    TelemetryRetention,
     TelemetryRollup,
 )
 from portal.admin_base import ReadOnlyAdmin
@@ -48,6 +49,13 @@ class MetricInline(admin.TabularInline[MetricDefinition, AssetModel]):
 class AlarmRuleInline(admin.TabularInline[AlarmRule, AssetModel]):
     model = AlarmRule
     extra = 0
+
+
+@admin.register(TelemetryRetention)
+class TelemetryRetentionAdmin(admin.ModelAdmin[TelemetryRetention]):
+    """An exceptional edit: a contract that keeps telemetry longer (docs/ingest.md)."""
+
+    list_display = ["customer", "raw_days", "minute_days"]
 
 
 @admin.register(AssetModel)
