@@ -332,8 +332,11 @@ def run_wrk(
     connections: int,
     threads: int = 2,
     timeout: float = 10.0,
+    script: Path = WRK_SCRIPT,
+    script_args: Sequence[str] = (),
 ) -> WrkResult:
-    """Run wrk with the heartbeat script; one device per request, devices spread over threads."""
+    """Run wrk with the heartbeat script (or `script`, which takes the same arguments and then
+    `script_args`); one device per request, devices spread over threads."""
     argv = [
         wrk,
         f"-t{threads}",
@@ -341,13 +344,14 @@ def run_wrk(
         f"-d{max(1, round(seconds))}s",
         f"--timeout={timeout:.0f}s",
         "-s",
-        str(WRK_SCRIPT),
+        str(script),
         url,
         "--",
         str(tokens_file),
         str(batch),
         str(seq_base),
         str(threads),
+        *script_args,
     ]
     started = time.monotonic()
     completed = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=seconds + 120)  # noqa: S603
