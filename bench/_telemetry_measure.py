@@ -1,0 +1,186 @@
+"""S5's measurements (bench/telemetry.py runs them in its child, after _telemetry_load).
+
+Requests go through Django's test Client in this process (the full middleware stack, URL
+routing, session auth, templates and DRF; no socket, no ASGI server), as the customer
+viewer of the first customer. Each latency is over `samples` requests after a warm-up of
+five, each chart request for a different asset of that customer.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from datetime import datetime, timedelta
+from typing import Any
+
+from _common import log
+
+WARM_UP = 5
+# The chart ranges the asset page offers; the series picks the resolution (fleet/telemetry.py):
+# 2 h reads raw heartbeats, 24 h minute rollups, 7 d and 30 d hour rollups.
+CHART_RANGES = {
+    "2h": timedelta(hours=2),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(values, n=100, method="inclusive")
+    return {
+        "p50_ms": round(cuts[49], 1),
+        "p95_ms": round(cuts[94], 1),
+        "p99_ms": round(cuts[98], 1),
+        "max_ms": round(max(values), 1),
+        "samples": len(values),
+    }
+
+
+def _timed(client: Any, urls: list[str]) -> tuple[dict[str, float], dict[str, Any]]:
+    timings, sizes, points = [], [], []
+    for n, url in enumerate(urls):
+        started = time.perf_counter()
+        response = client.get(url, HTTP_HOST="localhost")
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise RuntimeError(f"{url} answered {response.status_code}: {response.content[:500]!r}")
+        if n >= WARM_UP:
+            timings.append(elapsed)
+            sizes.append(len(response.content))
+            if response.get("Content-Type", "").startswith("application/json"):
+                body = response.json()
+                points.append(len(body.get("points", body.get("results", []))))
+    extra: dict[str, Any] = {"response_bytes_median": int(statistics.median(sizes))}
+    if points:
+        extra["points_median"] = int(statistics.median(points))
+    return percentiles(timings), extra
+
+
+def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str, Any]:
+    from django.test import Client
+    from django.urls import reverse
+
+    from fleet.models import Asset
+
+    client = Client()
+    client.force_login(user)
+    asset_ids = list(Asset.objects.filter(customer=customer).values_list("pk", flat=True))
+    rng = random.Random(5)
+    result: dict[str, Any] = {"customer_assets": len(asset_ids)}
+    overview = reverse("fleet_overview")
+    log(f"overview ({len(asset_ids)} assets), {samples} requests")
+    figures, extra = _timed(client, [overview] * (samples + WARM_UP))
+    result["overview"] = {**figures, **extra}
+    for name, span in CHART_RANGES.items():
+        urls = [
+            reverse("asset-telemetry", args=[rng.choice(asset_ids)])
+            + f"?metric=temp_c&from={(now - span).isoformat().replace('+00:00', 'Z')}"
+            + f"&to={now.isoformat().replace('+00:00', 'Z')}"
+            for _ in range(samples + WARM_UP)
+        ]
+        log(f"chart {name}, {samples} requests")
+        figures, extra = _timed(client, urls)
+        result[f"chart_{name}"] = {**figures, **extra}
+    urls = [reverse("asset-heartbeats", args=[rng.choice(asset_ids)]) for _ in range(samples + WARM_UP)]
+    log(f"raw heartbeats API page, {samples} requests")
+    figures, extra = _timed(client, urls)
+    result["heartbeats_page"] = {**figures, **extra}
+    return result
+
+
+def explain(customer: Any, now: datetime) -> dict[str, list[str]]:
+    """EXPLAIN (ANALYZE, BUFFERS) of the chart queries for one asset (what the ORM sends)."""
+    from django.db import connection
+
+    from fleet import telemetry
+    from fleet.models import Asset, Heartbeat, TelemetryRollup
+
+    asset = Asset.objects.filter(customer=customer).order_by("pk").first()
+    assert asset is not None
+    plans: dict[str, list[str]] = {}
+    for name, resolution, span in (
+        ("24h", "minute", CHART_RANGES["24h"]),
+        ("30d", "hour", CHART_RANGES["30d"]),
+    ):
+        query = TelemetryRollup.objects.for_customer(customer.pk).filter(
+            asset=asset, metric="temp_c", resolution=resolution,
+            bucket__gte=telemetry.bucket_start(now - span, resolution), bucket__lt=now,
+        ).order_by("bucket")  # fmt: skip
+        plans[f"chart_{name}"] = query.explain(analyze=True, buffers=True).splitlines()
+    raw = (
+        Heartbeat.objects.for_customer(customer.pk)
+        .filter(asset=asset, ts__gte=now - CHART_RANGES["2h"], ts__lt=now, metrics__has_key="temp_c")
+        .order_by("ts")
+    )
+    plans["chart_2h"] = raw.explain(analyze=True, buffers=True).splitlines()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW shared_buffers")
+        plans["shared_buffers"] = [cursor.fetchone()[0]]
+    return plans
+
+
+def disk() -> dict[str, Any]:
+    """Bytes on disk (heap + indexes + TOAST) per row of the partitioned tables."""
+    from django.db import connection
+
+    result: dict[str, Any] = {}
+    with connection.cursor() as cursor:
+        for name, parent in (
+            ("heartbeat", "fleet_heartbeat"),
+            ("minute_rollup", "fleet_telemetryrollup_minute"),
+            ("coarse_rollup", "fleet_telemetryrollup_coarse"),
+        ):
+            cursor.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(relid)), 0), "
+                "coalesce(sum(pg_relation_size(relid)), 0), coalesce(sum(pg_indexes_size(relid)), 0), "
+                "count(*) FILTER (WHERE isleaf) FROM pg_partition_tree(%s::regclass)",
+                [parent],
+            )
+            total, heap, indexes, leaves = cursor.fetchone()
+            cursor.execute(f"SELECT count(*) FROM {parent}")  # noqa: S608 - our tables
+            (rows,) = cursor.fetchone()
+            result[name] = {
+                "rows": rows,
+                "partitions": leaves,
+                "total_bytes": int(total),
+                "heap_bytes": int(heap),
+                "index_bytes": int(indexes),
+                "bytes_per_row": round(int(total) / rows, 1) if rows else None,
+                "heap_bytes_per_row": round(int(heap) / rows, 1) if rows else None,
+                "index_bytes_per_row": round(int(indexes) / rows, 1) if rows else None,
+            }
+    return result
+
+
+def drop_a_day() -> dict[str, Any]:
+    """Time `fleet.partitions.prune` dropping one daily partition with rows: partitions older
+    than the first one holding heartbeats (empty, premade back to INGEST_MAX_AGE_DAYS) go first,
+    untimed; then the prune with `now` one retention window after that partition's end."""
+    from django.conf import settings
+    from django.db import connection
+
+    from fleet import partitions
+
+    days = settings.RAW_RETENTION_DAYS
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT min(ts) FROM fleet_heartbeat")
+        (oldest,) = cursor.fetchone()
+    listed = partitions.partitions(partitions.RAW)
+    target = next(p for p in listed if p[1] <= oldest < p[2])
+    dropped_before = partitions.prune(partitions.RAW, now=target[1] + timedelta(days=days))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*), pg_total_relation_size('{target[0]}') FROM {target[0]}")  # noqa: S608
+        rows, size = cursor.fetchone()
+    started = time.perf_counter()
+    dropped = partitions.prune(partitions.RAW, now=target[2] + timedelta(days=days))
+    seconds = time.perf_counter() - started
+    return {
+        "partition": target[0],
+        "rows": rows,
+        "bytes": size,
+        "seconds": round(seconds, 3),
+        "dropped": dropped,
+        "empty_partitions_dropped_first": len(dropped_before),
+    }
