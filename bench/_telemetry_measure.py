@@ -58,6 +58,19 @@ def _timed(client: Any, urls: list[str]) -> tuple[dict[str, float], dict[str, An
     return percentiles(timings), extra
 
 
+def _breakdown(client: Any, url: str) -> dict[str, Any]:
+    """One more request with its queries recorded: how many, and their time against the whole."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        client.get(url, HTTP_HOST="localhost")
+        elapsed = (time.perf_counter() - started) * 1000
+    sql_ms = sum(float(q["time"]) for q in queries.captured_queries) * 1000
+    return {"queries": len(queries), "sql_ms": round(sql_ms, 1), "one_request_ms": round(elapsed, 1)}
+
+
 def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str, Any]:
     from django.test import Client
     from django.urls import reverse
@@ -72,7 +85,7 @@ def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str
     overview = reverse("fleet_overview")
     log(f"overview ({len(asset_ids)} assets), {samples} requests")
     figures, extra = _timed(client, [overview] * (samples + WARM_UP))
-    result["overview"] = {**figures, **extra}
+    result["overview"] = {**figures, **extra, **_breakdown(client, overview)}
     for name, span in CHART_RANGES.items():
         urls = [
             reverse("asset-telemetry", args=[rng.choice(asset_ids)])
@@ -82,11 +95,11 @@ def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str
         ]
         log(f"chart {name}, {samples} requests")
         figures, extra = _timed(client, urls)
-        result[f"chart_{name}"] = {**figures, **extra}
+        result[f"chart_{name}"] = {**figures, **extra, **_breakdown(client, urls[-1])}
     urls = [reverse("asset-heartbeats", args=[rng.choice(asset_ids)]) for _ in range(samples + WARM_UP)]
     log(f"raw heartbeats API page, {samples} requests")
     figures, extra = _timed(client, urls)
-    result["heartbeats_page"] = {**figures, **extra}
+    result["heartbeats_page"] = {**figures, **extra, **_breakdown(client, urls[-1])}
     return result
 
 
