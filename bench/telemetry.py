@@ -74,7 +74,8 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     load_average = idle_load_average()
     with services("fleetport-s5-", keep_logs=args.keep_logs) as stack:
-        env = bench_env(stack.folder, stack.postgres.url, stack.redis.url)
+        # Pages name their static files without a collectstatic manifest (none is served here).
+        env = bench_env(stack.folder, stack.postgres.url, stack.redis.url, STATIC_FILES="source")
         migrate(env)
         argv = [str(VENV_BIN / "python"), str(Path(__file__)), "--child", *sys.argv[1:]]
         done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
