@@ -55,9 +55,10 @@ def test_a_metric_label_is_text_on_the_asset_page(
         page.wait_for_selector('[data-usage-chart="energy_kwh"] .empty')
         assert LABEL.lower() in page.inner_text('[data-chart="temp_c"]')
         assert LABEL.lower() in page.inner_text('[data-usage-chart="energy_kwh"]')
-        page.click('[data-range="24h"]')  # drawn by Plotly now: the label in its title
-        page.wait_for_selector('[data-chart="temp_c"] .gtitle')
-        assert LABEL in page.text_content('[data-chart="temp_c"] .gtitle')
+        page.click('[data-range="24h"]')  # drawn by Plotly now: the label in the chart's title
+        page.wait_for_selector('[data-chart="temp_c"] .main-svg')
+        title = '.chart-box:has(> [data-chart="temp_c"]) > .chart-title'
+        assert LABEL in page.text_content(title)
         page.wait_for_timeout(500)  # an <img> made of the label would have failed to load by now
         assert page.evaluate("window.__xss") is None
         assert page.locator("img[onerror]").count() == 0
