@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from typing import Any
+
+from django.db import transaction
 
 from fleet.models import Asset
 from portal import live
@@ -55,3 +58,35 @@ def publish_asset_states(*, asset_ids: list[str]) -> None:
         live.publish_many(messages)  # one connection for the whole batch
     except Exception:
         log.warning("live: could not publish %d messages", len(messages), exc_info=True)
+
+
+def health_messages(changes: Iterable[tuple[Any, Any, int, str]]) -> list[live.Message]:
+    """One `asset.health` per (customer id, asset id, score, risk) whose score or risk changed,
+    for that customer's sockets and staff: the overview's health column follows it."""
+    messages: list[live.Message] = []
+    for customer_id, asset_id, score, risk in changes:
+        payload = {"type": "asset.health", "asset": str(asset_id), "score": score, "risk": risk}
+        messages += live.for_customer(customer_id, payload)
+    return messages
+
+
+def window_messages(customer_id: Any, window_id: Any) -> list[live.Message]:
+    """One `maintenance.changed` for a window planned, proposed, moved, confirmed, cancelled or
+    closed early, for its customer's sockets and staff: the id only (pages fetch what it
+    covers again, so a site- or customer-wide window needs no asset list here)."""
+    return live.for_customer(customer_id, {"type": "maintenance.changed", "window": str(window_id)})
+
+
+def publish_after_commit(messages: list[live.Message]) -> None:
+    """Publish `messages` once the current transaction commits (now, outside one); a failure to
+    publish is logged, never raised: the data is committed, a reload shows it."""
+    if not messages:
+        return
+
+    def send() -> None:
+        try:
+            live.publish_many(messages)
+        except Exception:
+            log.warning("live: could not publish %d messages", len(messages), exc_info=True)
+
+    transaction.on_commit(send)

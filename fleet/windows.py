@@ -24,6 +24,7 @@ from django.db.models import Q, QuerySet
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from fleet.live import publish_after_commit, window_messages
 from fleet.maintenance import covering, occurrences
 from fleet.models import Asset, MaintenanceWindow, Recurrence, Site, WindowStatus
 from portal import formatting, outbox
@@ -138,6 +139,11 @@ def _tell(window: MaintenanceWindow, change: str, **previous: str) -> None:
     outbox.enqueue(window_notify, window_id=str(window.pk), change=change, **previous)
 
 
+def _announce(window: MaintenanceWindow) -> None:
+    """Live pages that show who is in maintenance fetch it again after the commit."""
+    publish_after_commit(window_messages(window.customer_id, window.pk))
+
+
 def _snapshot(window: MaintenanceWindow) -> dict[str, str]:
     return {"starts_at": window.starts_at.isoformat(), "ends_at": window.ends_at.isoformat()}
 
@@ -210,6 +216,7 @@ def window_plan(
     )
     if status == WindowStatus.PLANNED:
         _tell(window, "planned")
+    _announce(window)
     return window
 
 
@@ -297,6 +304,7 @@ def window_move(
     )
     if moved and window.status == WindowStatus.PLANNED:
         _tell(window, "moved", previous_starts_at=before["starts_at"], previous_ends_at=before["ends_at"])
+    _announce(window)
     return window
 
 
@@ -319,6 +327,7 @@ def window_confirm(*, actor: User | None, window: MaintenanceWindow) -> Maintena
         data={**_snapshot(window), "confirmed": True},
     )
     _tell(window, "planned")
+    _announce(window)
     return window
 
 
@@ -338,6 +347,7 @@ def window_cancel(
     audit_record(actor=actor, action="maintenance_window.cancelled", target=window, customer=window.customer)
     if was_planned:
         _tell(window, "cancelled")
+    _announce(window)
     return window
 
 
@@ -363,6 +373,7 @@ def window_close_early(
         customer=window.customer,
         data={"at": at.isoformat()},
     )
+    _announce(window)
     return window
 
 

@@ -2,7 +2,8 @@
 
 Per batch of assets: one query for the assets, one for their models' rules, one per rollup
 resolution the rules read (hour by default; never raw heartbeats), one for their active health
-alarms, one for their maintenance windows, one upsert of `AssetHealth`; queries beyond that
+alarms, one for their maintenance windows, one for their previous health, one upsert of
+`AssetHealth` (and a live `asset.health` after the commit for each score that changed); queries beyond that
 only where an alarm is raised, moved or cleared. The numerics are scipy's (fleet/health/rules.py).
 
 Idempotent: evaluating the same data twice raises nothing new (one active alarm per asset and
@@ -27,6 +28,7 @@ from django.utils import timezone
 from fleet.alarms import alarm_clear_key, alarm_raise
 from fleet.health import rules as core
 from fleet.health.messages import anomaly_message, trend_message
+from fleet.live import health_messages, publish_after_commit
 from fleet.maintenance import windows_for_assets
 from fleet.models import (
     ACTIVE_ALARM_STATES,
@@ -315,6 +317,20 @@ def evaluate(asset_ids: Iterable[Any], now: datetime | None = None) -> Summary:
                 detail=detail,
             )
         )
+    # The overview's health column follows a score or risk that changed (one query more).
+    before = {
+        pk: (score, risk)
+        for pk, score, risk in AssetHealth.objects.filter(asset_id__in=[h.asset_id for h in healths])
+        .order_by()
+        .values_list("asset_id", "score", "risk")
+    }
+    publish_after_commit(
+        health_messages(
+            (h.customer_id, h.asset_id, h.score, h.risk)
+            for h in healths
+            if before.get(h.asset_id) != (h.score, h.risk)
+        )
+    )
     AssetHealth.objects.bulk_create(
         healths,
         update_conflicts=True,

@@ -1,4 +1,5 @@
-/* The fleet overview, updated live: a row's status, last seen, values and alarms; the tiles. */
+/* The fleet overview, updated live: a row's status, last seen, values, health, maintenance and
+ * alarms; the tiles. */
 (function () {
   "use strict";
   var LABELS = { online: "Online", warning: "Warning", fault: "Fault", offline: "Offline",
@@ -70,5 +71,14 @@
   }
   Fleetport.live.on("alarm.raised", alarmDelta(+1));
   Fleetport.live.on("alarm.cleared", alarmDelta(-1));
+  // Health and maintenance read as the server writes them (a risk's label and badge, a window
+  // over a site or the whole customer): their parts are fetched again (docs/architecture.md).
+  Fleetport.live.on("asset.health", function (m) {
+    var cell = 'tr[data-asset-id="' + m.asset + '"] [data-field="health"]';
+    if (document.querySelector(cell)) { Fleetport.refreshParts([cell]); }
+  });
+  Fleetport.live.on("maintenance.changed", function () {
+    if (document.querySelector("#asset-table")) { Fleetport.refreshParts(["#asset-table tbody"]); }
+  });
   Fleetport.live.start();
 })();
