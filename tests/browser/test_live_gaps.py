@@ -1,7 +1,8 @@
 """Issue 16: every live page applies every message its server-rendered parts show. The fleet
-overview's health column and maintenance badge follow the server without a reload, and read
-as a reload does. The services run in a thread of the test (Playwright's event loop holds this
-one) and publish through the real channel layer to the real ASGI server."""
+overview's health column and maintenance badge, and the home page's ticket panel, follow the
+server without a reload, and read as a reload does. The services run in a thread of the test
+(Playwright's event loop holds this one) and publish through the real channel layer
+to the real ASGI server."""
 
 from __future__ import annotations
 
@@ -16,10 +17,13 @@ from fleet import windows
 from fleet.health import evaluate
 from fleet.models import AssetModel
 from portal.models import Customer, User
+from support import services
+from support.models import Ticket
 from tests.browser.test_live_consistency import as_user, open_live
+from tests.factories import PASSWORD
 from tests.fleet.conftest import install
 from tests.fleet.test_live_messages import drifting
-from tests.integration import screenshot
+from tests.integration import login, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -84,3 +88,62 @@ def test_the_overview_shows_a_window_planned_and_cancelled_live(
     in_a_thread(lambda: windows.window_cancel(actor=support, window=planned[0]))
     page.wait_for_selector(badge, state="detached", timeout=20_000)
     assert page.evaluate("window.__noReload") == 1
+
+
+def open_home(page: Any, base: str, user: User) -> None:
+    """`user` signed in on the home page, its live socket connected (the server's hello came)."""
+    login(page, base, user.email, PASSWORD)
+    page.wait_for_url(f"{base}/")
+    frames: list[Any] = []
+    page.on("websocket", lambda socket: socket.on("framereceived", lambda frame: frames.append(frame)))
+    page.reload()
+    for _ in range(150):  # Playwright hands events over while it waits
+        if frames:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("the home page's live socket said nothing in 15 s")
+
+
+def test_the_customer_home_ticket_panel_follows_the_desk(
+    page: Any, asgi_server: str, viewer_a: User, admin_a: User, support: User, customer_a: Customer
+) -> None:
+    open_home(page, asgi_server, viewer_a)
+    assert "No open ticket" in page.inner_text("#home-tickets")
+    page.evaluate("window.__noReload = 1")
+
+    opened: list[Ticket] = []
+    in_a_thread(
+        lambda: opened.append(
+            services.ticket_open(actor=admin_a, customer=customer_a, subject="Hums", description="x")
+        )
+    )
+    page.wait_for_selector("#home-tickets >> text=1 open ticket", timeout=20_000)
+    assert "Hums" in page.inner_text("#home-tickets")
+    in_a_thread(lambda: services.ticket_set_priority(actor=support, ticket=opened[0], priority="P1"))
+    page.wait_for_selector("#home-tickets >> text=P1", timeout=20_000)
+    assert page.evaluate("window.__noReload") == 1
+    live = page.inner_text("#home-tickets")
+    page.reload()
+    assert page.inner_text("#home-tickets") == live  # as the server writes it
+
+
+def test_the_support_home_ticket_panel_follows_the_desk(
+    page: Any, asgi_server: str, viewer_a: User, support: User, customer_a: Customer
+) -> None:
+    open_home(page, asgi_server, support)
+    assert "No open ticket" in page.inner_text("#home-tickets")
+    page.evaluate("window.__noReload = 1")
+
+    opened: list[Ticket] = []
+    in_a_thread(
+        lambda: opened.append(
+            services.ticket_open(actor=viewer_a, customer=customer_a, subject="Leak", description="Oil")
+        )
+    )
+    page.wait_for_selector("#home-tickets >> text=1 unassigned", timeout=20_000)
+    in_a_thread(lambda: services.ticket_assign(actor=support, ticket=opened[0], assignee=support))
+    page.wait_for_selector("#home-tickets >> text=1 mine", timeout=20_000)
+    assert page.evaluate("window.__noReload") == 1
+    live = page.inner_text("#home-tickets")
+    page.reload()
+    assert page.inner_text("#home-tickets") == live
