@@ -104,46 +104,56 @@ def open_home(page: Any, base: str, user: User) -> None:
     raise AssertionError("the home page's live socket said nothing in 15 s")
 
 
+PANEL = "#home-tickets"
+
+
+def ticket_opened(author: User, customer: Customer) -> Ticket:
+    """A ticket opened by `author`, in a thread of the test (it publishes after its commit)."""
+    opened: list[Ticket] = []
+    in_a_thread(
+        lambda: opened.append(
+            services.ticket_open(actor=author, customer=customer, subject="Hums", description="x")
+        )
+    )
+    return opened[0]
+
+
+def panel_followed(page: Any, steps: list[tuple[Callable[[], Any], str]]) -> None:
+    """The home's ticket panel, empty at first, shows each step's `text` after it without a
+    reload, and reads after the last as after a reload."""
+    assert "No open ticket" in page.inner_text(PANEL)
+    page.evaluate("window.__noReload = 1")
+    for step, text in steps:
+        step()
+        page.wait_for_selector(f"{PANEL} >> text={text}", timeout=20_000)
+    assert page.evaluate("window.__noReload") == 1
+    live = page.inner_text(PANEL)
+    page.reload()
+    assert page.inner_text(PANEL) == live  # as the server writes it
+
+
 def test_the_customer_home_ticket_panel_follows_the_desk(
     page: Any, asgi_server: str, viewer_a: User, admin_a: User, support: User, customer_a: Customer
 ) -> None:
     open_home(page, asgi_server, viewer_a)
-    assert "No open ticket" in page.inner_text("#home-tickets")
-    page.evaluate("window.__noReload = 1")
-
     opened: list[Ticket] = []
-    in_a_thread(
-        lambda: opened.append(
-            services.ticket_open(actor=admin_a, customer=customer_a, subject="Hums", description="x")
-        )
-    )
-    page.wait_for_selector("#home-tickets >> text=1 open ticket", timeout=20_000)
-    assert "Hums" in page.inner_text("#home-tickets")
-    in_a_thread(lambda: services.ticket_set_priority(actor=support, ticket=opened[0], priority="P1"))
-    page.wait_for_selector("#home-tickets >> text=P1", timeout=20_000)
-    assert page.evaluate("window.__noReload") == 1
-    live = page.inner_text("#home-tickets")
-    page.reload()
-    assert page.inner_text("#home-tickets") == live  # as the server writes it
+
+    def prioritise() -> None:
+        in_a_thread(lambda: services.ticket_set_priority(actor=support, ticket=opened[0], priority="P1"))
+
+    panel_followed(page, [(lambda: opened.append(ticket_opened(admin_a, customer_a)), "1 open ticket"),
+                          (prioritise, "P1")])  # fmt: skip
+    assert "Hums" in page.inner_text(PANEL)
 
 
 def test_the_support_home_ticket_panel_follows_the_desk(
     page: Any, asgi_server: str, viewer_a: User, support: User, customer_a: Customer
 ) -> None:
     open_home(page, asgi_server, support)
-    assert "No open ticket" in page.inner_text("#home-tickets")
-    page.evaluate("window.__noReload = 1")
-
     opened: list[Ticket] = []
-    in_a_thread(
-        lambda: opened.append(
-            services.ticket_open(actor=viewer_a, customer=customer_a, subject="Leak", description="Oil")
-        )
-    )
-    page.wait_for_selector("#home-tickets >> text=1 unassigned", timeout=20_000)
-    in_a_thread(lambda: services.ticket_assign(actor=support, ticket=opened[0], assignee=support))
-    page.wait_for_selector("#home-tickets >> text=1 mine", timeout=20_000)
-    assert page.evaluate("window.__noReload") == 1
-    live = page.inner_text("#home-tickets")
-    page.reload()
-    assert page.inner_text("#home-tickets") == live
+
+    def assign() -> None:
+        in_a_thread(lambda: services.ticket_assign(actor=support, ticket=opened[0], assignee=support))
+
+    panel_followed(page, [(lambda: opened.append(ticket_opened(viewer_a, customer_a)), "1 unassigned"),
+                          (assign, "1 mine")])  # fmt: skip
