@@ -79,7 +79,8 @@ def test_support_plans_a_window_and_the_customer_admin_sees_it(
         assert "Plan a window" not in panel  # customers read only
         _fits_everywhere(customer, "window-asset-page-customer")
         on_screen(customer, SCREENS[0])
-        customer.click('a[href="/fleet/maintenance/"] >> nth=0')  # the menu entry
+        customer.locator(".mainnav summary", has_text="Fleet").click()  # its menu (docs/frontend.md)
+        customer.click('.mainnav a[href="/fleet/maintenance/"]')  # the menu entry
         customer.wait_for_url(f"{asgi_server}/fleet/maintenance/")
         assert "Yearly compressor overhaul" in customer.inner_text(f'[data-window-id="{window.pk}"]')
         _fits_everywhere(customer, "window-calendar-customer")
