@@ -37,6 +37,7 @@ from tests.integration import (
     stop_process,
     wait_until,
 )
+from tests.services import RedisServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -78,15 +79,20 @@ def nodes(
     service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Node, Node]]:
     var_root = tmp_path_factory.mktemp("nodes")
+    # One Redis for the two nodes and for them alone: the suite's own worker (live_worker, started
+    # by earlier tests) listens on the suite's Redis and would take the nodes' tasks.
+    redis = RedisServer().start()
+    env = {**service_env, "REDIS_URL": redis.url}
     started: list[Node] = []
     try:
         for name in ("node-a", "node-b"):
-            started.append(start_node(name, service_env, var_root))
+            started.append(start_node(name, env, var_root))
         yield started[0], started[1]
     finally:
         for node in started:
             for process in node.processes:
                 stop_process(process)
+        redis.stop()
 
 
 def test_a_socket_on_node_a_receives_heartbeats_posted_to_node_b(
