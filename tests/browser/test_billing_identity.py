@@ -12,6 +12,7 @@ from billing.models import Contract, Invoice
 from billing.runs import bill_period
 from portal.models import Customer, User
 from tests.billing_fixtures import usage
+from tests.browser.forms import fill_identity
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
 from tests.integration import assert_fits, login, screenshot
@@ -41,14 +42,17 @@ def test_finance_corrects_a_vat_id_and_every_identity_page_fits(
 
     page.goto(f"{asgi_server}/customers/{customer_a.pk}/")
     page.click('[data-testid="edit-identity"]')
-    page.fill("input[name=legal_name]", "Alpha Dairy GmbH")
-    page.fill("input[name=address_line1]", "Milchstraße 4")
-    page.fill("input[name=postal_code]", "20095")
-    page.fill("input[name=city]", "Hamburg")
-    page.select_option("select[name=country]", "DE")
-    page.fill("input[name=vat_id]", "DE136695977")
-    page.fill("input[name=tax_rate]", "6.25")
-    page.select_option("select[name=locale]", "de-DE")
+    fill_identity(
+        page,
+        legal_name="Alpha Dairy GmbH",
+        address_line1="Milchstraße 4",
+        postal_code="20095",
+        city="Hamburg",
+        country="DE",
+        vat_id="DE136695977",
+        tax_rate="6.25",
+        locale="de-DE",
+    )
     page.click('[data-testid="save-identity"]')
     page.wait_for_selector("text=check digit is wrong")
     screenshot(page, "identity-vat-error")

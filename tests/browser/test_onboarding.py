@@ -17,6 +17,7 @@ import pytest
 
 from fleet.models import AssetModel, Device
 from portal.models import Customer, User
+from tests.browser.forms import fill_identity
 from tests.factories import PASSWORD
 from tests.integration import LAPTOP, PHONE, assert_fits, login, on_screen, post_ingest, screenshot
 
@@ -111,13 +112,16 @@ def test_an_operator_onboards_a_customer_whose_first_heartbeat_shows_live(
     _fits(page, "customer")
     page.fill("input[name=name]", "Delta Foods")
     page.select_option("select[name=time_zone]", "Europe/Vienna")
-    page.fill("input[name=legal_name]", "Delta Foods GmbH")
-    page.fill("input[name=address_line1]", "Ringstraße 1")
-    page.fill("input[name=postal_code]", "1010")
-    page.fill("input[name=city]", "Wien")
-    page.select_option("select[name=country]", "AT")
-    page.fill("input[name=tax_rate]", "twenty")
-    page.select_option("select[name=locale]", "de-AT")
+    fill_identity(
+        page,
+        legal_name="Delta Foods GmbH",
+        address_line1="Ringstraße 1",
+        postal_code="1010",
+        city="Wien",
+        country="AT",
+        tax_rate="twenty",
+        locale="de-AT",
+    )
     page.click('[data-testid="step-submit"]')
     assert page.locator(".field-invalid input[name=tax_rate]").count() == 1
     assert not Customer.objects.filter(name="Delta Foods").exists()
