@@ -40,12 +40,20 @@ BUSY = Behaviour(
 )
 
 
-def spec_of(model_code: str, *, next_seq: int = 0, counters: dict[str, float] | None = None) -> DeviceSpec:
-    """A device of one of the demo models, without the database."""
+def spec_of(
+    model_code: str,
+    *,
+    asset_serial: str = "",
+    next_seq: int = 0,
+    counters: dict[str, float] | None = None,
+) -> DeviceSpec:
+    """A device of one of the demo models, without the database; named after its asset's serial
+    number when given, else after its model."""
     _name, _maker, interval, metrics = MODELS[model_code]
+    name = asset_serial or model_code
     return DeviceSpec(
-        device_id=f"dev-{model_code}",
-        serial_number=f"GW-{model_code}",
+        device_id=f"dev-{name}",
+        serial_number=f"GW-{name}",
         model_code=model_code,
         interval_seconds=interval,
         metrics=tuple(
@@ -59,6 +67,7 @@ def spec_of(model_code: str, *, next_seq: int = 0, counters: dict[str, float] | 
         ),
         next_seq=next_seq,
         counters=counters or {},
+        asset_serial=asset_serial,
     )
 
 

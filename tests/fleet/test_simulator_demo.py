@@ -15,44 +15,22 @@ from typing import Any
 import pytest
 
 from fleet.credentials import device_revoke
-from fleet.demo import ASSETS, MODELS
+from fleet.demo import ASSETS
 from fleet.ingest.auth import authenticate_device
 from fleet.models import Device
 from fleet.simulator.client import Answer
 from fleet.simulator.machine import DeviceSim
 from fleet.simulator.runner import DeviceLink, FleetRunner, fleet_load
 from fleet.simulator.schedule import FIRST, Happens, demo_schedule, seeded_drift
-from fleet.simulator.spec import Behaviour, DeviceSpec, MetricSpec
 from fleet.simulator.tokens import TokenStore
 from portal.models import AuditEntry, Customer
-from tests.fleet.test_simulator import demo_model, install
+from tests.fleet.test_simulator import QUIET, demo_model, install, spec_of
 
-QUIET = Behaviour(fault_per_hour=0, outage_per_hour=0, reset_per_hour=0)
 DEMO_MACHINES = [
     (serial, model) for sites in ASSETS.values() for assets in sites.values() for model, serial, _ in assets
 ]
 FIVE_MINUTES = 300.0
 OFFLINE_AFTER = 3 * 30 + 15  # three heartbeat intervals, then the offline sweep (every 15 s)
-
-
-def spec_for(serial: str, model_code: str) -> DeviceSpec:
-    _name, _maker, interval, metrics = MODELS[model_code]
-    return DeviceSpec(
-        device_id=f"dev-{serial}",
-        serial_number=f"GW-{serial}",
-        model_code=model_code,
-        interval_seconds=interval,
-        metrics=tuple(
-            MetricSpec(
-                code=m["code"],
-                kind=m["kind"],
-                normal_min=float(m["normal_min"]) if m["normal_min"] is not None else None,
-                normal_max=float(m["normal_max"]) if m["normal_max"] is not None else None,
-            )
-            for m in metrics
-        ),
-        asset_serial=serial,
-    )
 
 
 class Recorder:
@@ -83,7 +61,7 @@ def five_demo_minutes(seed: int = 0) -> tuple[Recorder, list[str]]:
     links = [
         DeviceLink(
             sim=DeviceSim(
-                spec_for(serial, model),
+                spec_of(model, asset_serial=serial),
                 rng=random.Random(f"{seed}:{serial}"),
                 behaviour=QUIET,  # only what the schedule stages
                 clock=lambda: begin + timedelta(seconds=clock[0]),
