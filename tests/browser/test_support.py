@@ -8,6 +8,7 @@ import pytest
 
 from portal.models import Customer, User
 from support import services
+from tests.browser.steps import watch_ticket
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
 from tests.integration import assert_no_csp_violations, login, screenshot, watch_csp
@@ -31,11 +32,7 @@ def test_an_agent_answers_and_the_customer_sees_the_reply_arrive(
         description="Every hour since Monday.",
         asset=fleet_a.asset,
     )
-    login(page, asgi_server, viewer_a.email, PASSWORD)
-    page.wait_for_url(f"{asgi_server}/")
-    page.goto(f"{asgi_server}/support/tickets/{ticket.pk}/")
-    page.wait_for_selector('[data-live-state="live"]')
-    page.evaluate("window.__noReload = 1")
+    watch_ticket(page, asgi_server, viewer_a.email, ticket.pk)
 
     agent_context = browser.new_context(viewport={"width": 1280, "height": 800})
     agent_violations = watch_csp(agent_context)

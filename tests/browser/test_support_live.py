@@ -19,6 +19,7 @@ from portal.models import Customer, User
 from support import services
 from support.models import Status, Ticket
 from support.tasks import sla_sweep
+from tests.browser.steps import watch_ticket
 from tests.factories import PASSWORD
 from tests.fleet_fixtures import Installed
 from tests.integration import LAPTOP, PHONE, assert_fits, login, screenshot
@@ -73,11 +74,7 @@ def test_the_ticket_page_takes_every_change_live(
     ticket = desk(
         services.ticket_open, actor=viewer_a, customer=customer_a, subject="Valve drips", description="x"
     )
-    login(page, asgi_server, viewer_a.email, PASSWORD)
-    page.wait_for_url(f"{asgi_server}/")
-    page.goto(f"{asgi_server}/support/tickets/{ticket.pk}/")
-    page.wait_for_selector('[data-live-state="live"]')
-    page.evaluate("window.__noReload = 1")
+    watch_ticket(page, asgi_server, viewer_a.email, ticket.pk)
     assert page.locator('[data-field="actions"] button').count() == 0  # a new ticket: nothing to press
 
     desk(services.ticket_assign, actor=support, ticket=ticket, assignee=support)
@@ -235,12 +232,8 @@ def test_the_ticket_page_lists_a_new_alarm_of_its_machine(
         description="x",
         asset=fleet_a.asset,
     )
-    login(page, asgi_server, viewer_a.email, PASSWORD)
-    page.wait_for_url(f"{asgi_server}/")
-    page.goto(f"{asgi_server}/support/tickets/{ticket.pk}/")
-    page.wait_for_selector('[data-live-state="live"]')
+    watch_ticket(page, asgi_server, viewer_a.email, ticket.pk)
     assert page.inner_text("#ticket-alarms") == "No alarm on this machine."
-    page.evaluate("window.__noReload = 1")
     desk(
         alarms.alarm_raise, asset=fleet_a.asset, key="manual", kind="threshold", severity="warning",
         message="Vibration high", at=timezone.now(),
