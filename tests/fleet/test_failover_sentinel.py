@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import signal
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from websockets.typing import Origin
 
 from fleet.models import AssetModel, Heartbeat, IngestInbox
 from portal.models import User
+from tests.fleet.burst import send_burst
 from tests.fleet.conftest import Installed, install
 from tests.integration import post_ingest, start_asgi, start_worker, stop_process, wait_until
 from tests.services import SentinelCluster
@@ -93,17 +93,7 @@ def test_a_sentinel_failover_mid_burst_loses_nothing_and_live_frames_resume(
 
         # When the primary is killed during a burst
         chunks = [readings(50, offset=1 + 50 * i) for i in range(160)]
-
-        def burst() -> None:
-            for chunk in chunks:
-                code = post_ingest(base, installed.token, chunk)
-                codes.append(code)
-                if code == 202:
-                    accepted.extend(chunk)
-                time.sleep(0.02)
-
-        sender = threading.Thread(target=burst)
-        sender.start()
+        sender = send_burst(base, installed.token, chunks, pause=0.02, codes=codes, accepted=accepted)
         wait_until(lambda: len(codes) >= 20, what="the burst to start", timeout=60)
         old_primary = cluster.primary.port
         cluster.primary.process.send_signal(signal.SIGKILL)  # type: ignore[union-attr]

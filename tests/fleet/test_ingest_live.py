@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,6 +24,7 @@ from fleet.models import AssetModel, Heartbeat, HourlyUsage, IngestInbox
 from fleet.tasks import ingest_sweep
 from fleet.usage import usage_truth
 from portal.models import Customer
+from tests.fleet.burst import send_burst
 from tests.fleet.conftest import Installed, install
 from tests.integration import post_ingest, start_asgi, start_worker, stop_process
 from tests.services import RedisServer
@@ -166,17 +166,7 @@ def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fl
         server, base = start_asgi(env, name="asgi-redis-restart")
         items = history(6000)
         chunks = [items[i : i + 100] for i in range(0, len(items), 100)]
-
-        def burst() -> None:
-            for chunk in chunks:
-                code = post_ingest(base, fleet_live.token, chunk)
-                codes.append(code)
-                if code == 202:
-                    accepted.extend(chunk)
-                time.sleep(0.01)
-
-        sender = threading.Thread(target=burst)
-        sender.start()
+        sender = send_burst(base, fleet_live.token, chunks, pause=0.01, codes=codes, accepted=accepted)
         wait_until(lambda: len(codes) >= 15, what="the burst to start")
         redis_server.process.terminate()  # type: ignore[union-attr]
         redis_server.process.wait()  # type: ignore[union-attr]
