@@ -165,18 +165,9 @@ class Customer(models.Model):
         }
 
 
-class UserQuerySet(models.QuerySet["User"]):
-    def for_customer(self, customer: Customer | Any) -> Self:
-        return self.filter(customer_id=getattr(customer, "pk", customer))
-
-    def visible_to(self, user: Any) -> Self:
-        """Customer users see the users of their own customer; staff see everyone."""
-        scope = customer_id_scope(user)
-        if scope is False:
-            return self.none()
-        if scope is None:
-            return self.all()
-        return self.filter(customer_id=scope)
+class UserQuerySet(TenantQuerySet["User"]):
+    """Scoped like tenant rows by the user's `customer` (null for staff, whom only staff see):
+    customer users see the users of their own customer; staff see everyone."""
 
 
 class UserManager(BaseUserManager["User"]):
