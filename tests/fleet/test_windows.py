@@ -232,19 +232,24 @@ def test_an_alarm_of_another_site_is_not_in_the_window(
     assert not alarm.in_maintenance
 
 
-def test_a_window_moves_the_resolution_deadline_by_exactly_its_overlap(
-    covered: Contract, fleet_a: Installed, support: User
-) -> None:
-    customer = covered.customer
-    ticket = support_services.ticket_open(
+def trips_ticket(customer: Customer, fleet: Installed) -> Ticket:
+    """A P1 ticket about the fleet's machine, opened at T0 (8 h to resolve)."""
+    return support_services.ticket_open(
         actor=None,
         customer=customer,
         subject="Trips",
         description="Trips hourly.",
         priority="P1",
-        asset=fleet_a.asset,
+        asset=fleet.asset,
         at=T0,
     )
+
+
+def test_a_window_moves_the_resolution_deadline_by_exactly_its_overlap(
+    covered: Contract, fleet_a: Installed, support: User
+) -> None:
+    customer = covered.customer
+    ticket = trips_ticket(customer, fleet_a)
     assert ticket.resolution_due_at(T0) == T0 + timedelta(minutes=480)
     # A window from 2 h to 5 h after opening (3 h) and an unrelated one of another site.
     plan_window(customer, support, T0 + timedelta(hours=2), hours=3, now=T0)
@@ -271,15 +276,7 @@ def test_resolving_settles_the_pause_and_a_cancelled_window_pauses_nothing(
     covered: Contract, fleet_a: Installed, support: User
 ) -> None:
     customer = covered.customer
-    ticket = support_services.ticket_open(
-        actor=None,
-        customer=customer,
-        subject="Trips",
-        description="Trips hourly.",
-        priority="P1",
-        asset=fleet_a.asset,
-        at=T0,
-    )
+    ticket = trips_ticket(customer, fleet_a)
     cancelled = plan_window(customer, support, T0 + timedelta(hours=1), hours=2, now=T0)
     windows.window_cancel(actor=support, window=cancelled)
     plan_window(customer, support, T0 + timedelta(hours=3), hours=1, assets=[fleet_a.asset], now=T0)
