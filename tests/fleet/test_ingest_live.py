@@ -26,7 +26,7 @@ from fleet.usage import usage_truth
 from portal.models import Customer
 from tests.fleet.burst import send_burst
 from tests.fleet.conftest import Installed, install
-from tests.integration import post_ingest, start_asgi, start_worker, stop_process
+from tests.integration import post_ingest, start_asgi, start_worker, stop_process, wait_until
 from tests.services import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -74,15 +74,6 @@ def post_in_process(installed: Installed, items: list[dict[str, Any]], chunk: in
     return accepted
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 90.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def children_of(pid: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
@@ -105,7 +96,7 @@ def test_n_heartbeats_posted_are_n_stored(live_worker: Any, fleet_live: Installe
     items = history(3000)
     assert post_in_process(fleet_live, items) == 3000
     post_in_process(fleet_live, items[:1000])  # a device retrying: duplicates
-    wait_until(lambda: not IngestInbox.objects.exists(), what="the worker to drain the inbox")
+    wait_until(lambda: not IngestInbox.objects.exists(), what="the worker to drain the inbox", timeout=90)
     assert Heartbeat.objects.filter(device=fleet_live.device).count() == 3000
     assert stored_usage(fleet_live) == expected_usage(items)
 
@@ -167,7 +158,7 @@ def test_a_redis_restart_mid_burst_loses_nothing(service_env: dict[str, str], fl
         items = history(6000)
         chunks = [items[i : i + 100] for i in range(0, len(items), 100)]
         sender = send_burst(base, fleet_live.token, chunks, pause=0.01, codes=codes, accepted=accepted)
-        wait_until(lambda: len(codes) >= 15, what="the burst to start")
+        wait_until(lambda: len(codes) >= 15, what="the burst to start", timeout=90)
         redis_server.process.terminate()  # type: ignore[union-attr]
         redis_server.process.wait()  # type: ignore[union-attr]
         time.sleep(1.0)
