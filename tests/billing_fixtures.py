@@ -1,14 +1,16 @@
-"""The billing cast: a plan, a contract per customer covering its fleet asset, usage helpers."""
+"""The billing cast: a plan, a contract per customer covering its fleet asset, customer A's
+finalized invoice, usage helpers."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
 
 from billing import services
-from billing.models import Contract, Plan
+from billing.models import Contract, Invoice, Plan
+from billing.runs import bill_period
 from fleet.models import Asset, AssetStatusChange, HourlyUsage
 from portal.models import Customer
 from tests.fleet_fixtures import Installed
@@ -56,6 +58,14 @@ def contract_a(customer_a: Customer, plan: Plan, fleet_a: Installed) -> Contract
 @pytest.fixture
 def contract_b(customer_b: Customer, plan: Plan, fleet_b: Installed) -> Contract:
     return contract_for(customer_b, plan, fleet_b.asset, date(2026, 1, 1))
+
+
+@pytest.fixture
+def invoice_a(contract_a: Contract, fleet_a: Installed) -> Invoice:
+    """Customer A's invoice for October 2026 (10 run hours of its asset), finalized."""
+    usage(fleet_a.asset, datetime(2026, 10, 3, 10, tzinfo=UTC), "10")
+    bill_period("2026-10", now=datetime(2026, 11, 5, tzinfo=UTC))
+    return services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract_a))
 
 
 def usage(asset: Asset, hour: datetime, quantity: str, metric: str = "run_hours") -> HourlyUsage:

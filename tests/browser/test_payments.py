@@ -3,38 +3,26 @@ first in a <dialog> (static/js/confirm.js), and Cancel submits nothing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
-from billing import services
-from billing.models import Contract, Invoice, InvoiceStatus, Payment
-from billing.runs import bill_period
+from billing.models import Invoice, InvoiceStatus, Payment
 from portal.models import User
-from tests.billing_fixtures import usage
 from tests.factories import PASSWORD
-from tests.fleet_fixtures import Installed
 from tests.integration import SCREENS, assert_fits, login, on_screen, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def issued(contract_a: Contract, fleet_a: Installed) -> Invoice:
-    usage(fleet_a.asset, datetime(2026, 10, 3, 10, tzinfo=UTC), "10")
-    bill_period("2026-10", now=datetime(2026, 11, 5, tzinfo=UTC))
-    return services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract_a))
-
-
 def test_finance_records_a_partial_then_a_full_payment(
-    page: Any, asgi_server: str, finance: User, issued: Invoice
+    page: Any, asgi_server: str, finance: User, invoice_a: Invoice
 ) -> None:
-    assert issued.amount_due == Decimal("124.95")
+    assert invoice_a.amount_due == Decimal("124.95")
     login(page, asgi_server, finance.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
-    page.goto(f"{asgi_server}/billing/invoices/{issued.pk}/")
+    page.goto(f"{asgi_server}/billing/invoices/{invoice_a.pk}/")
     assert page.input_value("#pay-amount") == "124.95"  # the amount due by default
     assert page.input_value("#pay-received_on")  # today, in finance's zone
 
@@ -71,7 +59,7 @@ def test_finance_records_a_partial_then_a_full_payment(
     assert page.locator('[data-testid="payment-form"]').count() == 0
     screenshot(page, "billing-invoice-paid")
 
-    invoice = Invoice.objects.get(pk=issued.pk)
+    invoice = Invoice.objects.get(pk=invoice_a.pk)
     assert (invoice.status, invoice.amount_due) == (InvoiceStatus.PAID, Decimal("0.00"))
     assert list(Payment.objects.order_by("created_at").values_list("amount", "method", "reference")) == [
         (Decimal("100.00"), "bank_transfer", "BANK-1"),
@@ -80,43 +68,43 @@ def test_finance_records_a_partial_then_a_full_payment(
 
 
 def test_void_asks_first_and_escape_cancels(
-    page: Any, asgi_server: str, finance: User, issued: Invoice
+    page: Any, asgi_server: str, finance: User, invoice_a: Invoice
 ) -> None:
     login(page, asgi_server, finance.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
-    page.goto(f"{asgi_server}/billing/invoices/{issued.pk}/")
+    page.goto(f"{asgi_server}/billing/invoices/{invoice_a.pk}/")
     page.fill("#void-reason", "Wrong plan")
     page.click('[data-testid="void"]')
     page.locator('[data-testid="confirm-dialog"]').wait_for(state="visible")
     page.keyboard.press("Escape")
     page.locator('[data-testid="confirm-dialog"]').wait_for(state="hidden")
     page.wait_for_timeout(300)
-    assert Invoice.objects.get(pk=issued.pk).status == InvoiceStatus.FINALIZED
+    assert Invoice.objects.get(pk=invoice_a.pk).status == InvoiceStatus.FINALIZED
     page.click('[data-testid="void"]')
     page.click('[data-testid="confirm-ok"]')
     page.wait_for_selector("text=Invoice voided.")
-    assert Invoice.objects.get(pk=issued.pk).status == InvoiceStatus.VOID
+    assert Invoice.objects.get(pk=invoice_a.pk).status == InvoiceStatus.VOID
 
 
 def test_the_payment_pages_fit_a_laptop_and_a_phone(
-    page: Any, asgi_server: str, finance: User, issued: Invoice
+    page: Any, asgi_server: str, finance: User, invoice_a: Invoice
 ) -> None:
     from billing import payments
 
     payments.payment_record(
-        actor=finance, invoice=issued, amount=Decimal("24.95"), received_on=issued.finalized_at.date(),  # type: ignore[union-attr]
+        actor=finance, invoice=invoice_a, amount=Decimal("24.95"), received_on=invoice_a.finalized_at.date(),  # type: ignore[union-attr]
         method="bank_transfer", reference="A long bank reference 2026-11 SEPA 0000000000000000",
     )  # fmt: skip
-    Invoice.objects.filter(pk=issued.pk).update(overdue_since=issued.due_date)
+    Invoice.objects.filter(pk=invoice_a.pk).update(overdue_since=invoice_a.due_date)
     login(page, asgi_server, finance.email, PASSWORD)
     page.wait_for_url(f"{asgi_server}/")
     for screen in SCREENS:
         on_screen(page, screen)
-        for path in (f"/billing/invoices/{issued.pk}/", "/billing/overdue/"):
+        for path in (f"/billing/invoices/{invoice_a.pk}/", "/billing/overdue/"):
             page.goto(f"{asgi_server}{path}")
             assert_fits(page, path)
         page.goto(f"{asgi_server}/billing/overdue/")
         assert page.locator('[data-testid="overdue-row"]').count() == 1
         screenshot(page, f"billing-overdue-{screen['width']}")
-    page.goto(f"{asgi_server}/billing/invoices/{issued.pk}/")
+    page.goto(f"{asgi_server}/billing/invoices/{invoice_a.pk}/")
     screenshot(page, "billing-invoice-payments-390")

@@ -8,13 +8,10 @@ from typing import Any
 
 import pytest
 
-from billing import services as billing_services
-from billing.models import Contract, Invoice
-from billing.runs import bill_period
+from billing.models import Invoice
 from fleet.models import AssetModel
 from portal.models import Customer, User
 from support import services as support_services
-from tests.billing_fixtures import usage
 from tests.factories import PASSWORD
 from tests.fleet.conftest import install
 from tests.fleet_fixtures import Installed
@@ -98,20 +95,13 @@ def test_the_csp_refuses_inline_script_and_the_tests_see_it(
     csp_violations.clear()  # seen: the fixture fails a test on any violation left
 
 
-@pytest.fixture
-def finalized(contract_a: Contract, fleet_a: Installed) -> Invoice:
-    usage(fleet_a.asset, datetime(2026, 10, 3, 10, tzinfo=UTC), "10")
-    bill_period("2026-10", now=datetime(2026, 11, 5, tzinfo=UTC))
-    return billing_services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract_a))
-
-
 def test_the_pages_whose_scripts_moved_to_files_run_under_the_csp(
     page: Any,
     asgi_server: str,
     operator: User,
     customer_a: Customer,
     fleet_a: Installed,
-    finalized: Invoice,
+    invoice_a: Invoice,
 ) -> None:
     support_services.ticket_open(actor=None, customer=customer_a, subject="Hums", description="Since Monday.")
     login(page, asgi_server, operator.email, PASSWORD)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -13,9 +13,7 @@ from django.core import mail
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
-from billing import services as billing_services
-from billing.models import Contract, CreditNote, Invoice
-from billing.runs import bill_period
+from billing.models import CreditNote, Invoice
 from fleet import alarms
 from fleet.models import Alarm, AlarmRule
 from portal.asgi import application
@@ -23,7 +21,6 @@ from portal.models import Customer, User
 from support import services
 from support.models import Category, Source, Status, Ticket, TicketEvent
 from support.notifications import notify
-from tests.billing_fixtures import usage
 from tests.conftest import client_for
 from tests.fleet_fixtures import Installed
 from tests.integration import at_once
@@ -102,13 +99,6 @@ def test_concurrent_alarm_events_open_exactly_one_ticket(fleet_a: Installed, hot
 
 
 # --- disputes ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def invoice_a(contract_a: Contract, fleet_a: Installed) -> Invoice:
-    usage(fleet_a.asset, datetime(2026, 10, 3, 10, tzinfo=UTC), "10")
-    bill_period("2026-10", now=datetime(2026, 11, 5, tzinfo=UTC))
-    return billing_services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract_a))
 
 
 def test_a_dispute_becomes_a_billing_ticket_that_finance_settles_with_a_credit_note(

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
-from billing import services as billing_services
-from billing.models import Contract, Invoice
-from billing.runs import bill_period
+from billing.models import Invoice
 from portal.models import User
 from support import services
 from support.models import Status, Ticket
-from tests.billing_fixtures import usage
 from tests.conftest import client_for
-from tests.fleet_fixtures import Installed
 from tests.integration import at_once
 
 JSON = "application/json"
-
-
-@pytest.fixture
-def invoice_a(contract_a: Contract, fleet_a: Installed) -> Invoice:
-    usage(fleet_a.asset, datetime(2026, 10, 3, 10, tzinfo=UTC), "10")
-    bill_period("2026-10", now=datetime(2026, 11, 5, tzinfo=UTC))
-    return billing_services.invoice_finalize(actor=None, invoice=Invoice.objects.get(contract=contract_a))
 
 
 def test_the_dispute_page_links_to_the_open_dispute_instead_of_opening_another(
