@@ -19,7 +19,7 @@ from django_countries.fields import CountryField
 
 from portal.formatting import validate_locale
 from portal.roles import CUSTOMER_ROLES, Capability, Role, can
-from portal.tenancy import TenantQuerySet, customer_id_scope
+from portal.tenancy import TenantQuerySet
 
 TIME_ZONE_CHOICES = [(name, name) for name in sorted(zoneinfo.available_timezones())]
 CURRENCY_CHOICES = [("EUR", "EUR"), ("USD", "USD"), ("GBP", "GBP"), ("CHF", "CHF"), ("SEK", "SEK")]
@@ -59,14 +59,10 @@ class TaxCategory(models.TextChoices):
     ZERO_RATED = "Z", "Zero rated"
 
 
-class CustomerQuerySet(models.QuerySet["Customer"]):
-    def visible_to(self, user: Any) -> Self:
-        scope = customer_id_scope(user)
-        if scope is False:
-            return self.none()
-        if scope is None:
-            return self.all()
-        return self.filter(pk=scope)
+class CustomerQuerySet(TenantQuerySet["Customer"]):
+    """A customer user sees their own customer; staff see every one."""
+
+    customer_lookup = "pk"
 
 
 class Customer(models.Model):

@@ -43,13 +43,14 @@ def customer_id_scope(user: Any) -> str | bool | None:
 
 
 class TenantQuerySet(models.QuerySet[_M]):
-    """Row scoping by customer. `customer_field` names the path to the tenant."""
+    """Row scoping by customer. `customer_lookup` is the lookup that holds the tenant's id
+    (`pk` on the tenant itself)."""
 
-    customer_field = "customer"
+    customer_lookup = "customer_id"
 
     def for_customer(self, customer: Customer | Any) -> Self:
         customer_id = getattr(customer, "pk", customer)
-        return self.filter(**{f"{self.customer_field}_id": customer_id})
+        return self.filter(**{self.customer_lookup: customer_id})
 
     def visible_to(self, user: Any) -> Self:
         scope = customer_id_scope(user)
@@ -57,7 +58,7 @@ class TenantQuerySet(models.QuerySet[_M]):
             return self.none()
         if scope is None:
             return self.all()
-        return self.filter(**{f"{self.customer_field}_id": scope})
+        return self.filter(**{self.customer_lookup: scope})
 
 
 class CatalogueQuerySet(models.QuerySet[_M]):
