@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 from django.test import Client
-from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Origin
+from websockets.sync.client import ClientConnection
 
 from fleet.models import AssetModel, Heartbeat, IngestInbox
 from portal.models import User
 from tests.fleet.burst import send_burst
 from tests.fleet.conftest import Installed, install
 from tests.integration import post_ingest, start_asgi, start_worker, stop_process, wait_until
+from tests.live_sockets import open_socket
 from tests.services import SentinelCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -45,15 +45,7 @@ def asset_socket(base: str, user: User, installed: Installed) -> ClientConnectio
     """/ws/live/ as the asset page opens it (session cookie, exact origin), subscribed to the asset."""
     client = Client()
     client.force_login(user)
-    sock = connect(
-        base.replace("http://", "ws://") + "/ws/live/",
-        origin=Origin(base),
-        additional_headers={"Cookie": f"sessionid={client.cookies['sessionid'].value}"},
-        open_timeout=10,
-        proxy=None,
-        legacy=True,  # closed by the test itself, not in a `with` block
-    )
-    assert json.loads(sock.recv(timeout=10))["type"] == "hello"
+    sock = open_socket(base, client.cookies["sessionid"].value)
     sock.send(json.dumps({"type": "subscribe", "topic": "asset", "id": str(installed.asset.pk)}))
     assert json.loads(sock.recv(timeout=10))["type"] == "subscribed"
     return sock

@@ -12,30 +12,16 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.test import Client
 from websockets.exceptions import InvalidStatus
-from websockets.sync.client import ClientConnection, connect
-from websockets.typing import Origin
+from websockets.sync.client import ClientConnection
 
 from portal import live
 from portal.channel_layer import LiveChannelLayer
 from portal.models import User
 from tests.integration import start_asgi, stop_process
+from tests.live_sockets import open_socket
 from tests.services import RedisServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-def open_socket(base: str, cookie: str) -> ClientConnection:
-    """/ws/live/ as a browser of the portal opens it: the session cookie, the exact origin."""
-    sock = connect(
-        base.replace("http://", "ws://") + "/ws/live/",
-        origin=Origin(base),
-        additional_headers={"Cookie": f"sessionid={cookie}"},
-        open_timeout=10,
-        proxy=None,
-        legacy=True,  # closed by the test itself, not in a `with` block
-    )
-    assert json.loads(sock.recv(timeout=10))["type"] == "hello"
-    return sock
 
 
 def publish(redis: RedisServer, group: str, payload: dict[str, Any]) -> None:
