@@ -321,28 +321,22 @@ def test_support_plans_a_window_from_the_form_with_errors_next_to_fields(
     client = client_for(support)
     url = f"/fleet/maintenance/new/?asset={fleet_a.asset.pk}"
     day = (timezone.now() + timedelta(days=2)).date().isoformat()
+
+    def form(ends_at: str) -> dict[str, object]:
+        """The new-window form for a service from 10:00 on `day` to `ends_at`."""
+        return {
+            "title": "Service",
+            "starts_at": f"{day}T10:00",
+            "ends_at": f"{day}T{ends_at}",
+            "assets": [str(fleet_a.asset.pk)],
+        }
+
     page = client.get(url)
     assert page.status_code == 200
-    bad = client.post(
-        url,
-        {
-            "title": "Service",
-            "starts_at": f"{day}T10:00",
-            "ends_at": f"{day}T09:00",
-            "assets": [str(fleet_a.asset.pk)],
-        },
-    )
+    bad = client.post(url, form("09:00"))
     assert bad.status_code == 200
     assert "must end after it starts" in bad.content.decode()
-    good = client.post(
-        url,
-        {
-            "title": "Service",
-            "starts_at": f"{day}T10:00",
-            "ends_at": f"{day}T12:00",
-            "assets": [str(fleet_a.asset.pk)],
-        },
-    )
+    good = client.post(url, form("12:00"))
     assert good.status_code == 302
     window = MaintenanceWindow.objects.get()
     # Support's zone is the default UTC: 10:00 entered is 10:00 UTC.
