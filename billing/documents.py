@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +14,7 @@ from billing.models import CreditNote, Invoice, InvoiceLine, Payment
 from billing.money import round_money
 from billing.pdf import invoice_pdf as invoice_pdf  # moved there; importable from here too
 from fleet.models import HourlyUsage
+from portal import formatting
 
 
 class _Echo:
@@ -46,6 +48,8 @@ def _is_number(text: str) -> bool:
 # The invoice export (docs/billing.md, "CSV export"): one row per invoice line, credit note and
 # payment, the `record` column saying which. Amounts are written at the currency's minor unit
 # with a dot decimal and no grouping, whatever the reader's locale: this file is for machines.
+# Dates are ISO 8601 calendar dates; an issue date is the one the document prints (the date in
+# the customer's zone, as billing.pdf and billing.einvoice take it), not the UTC one.
 INVOICE_EXPORT_HEADER = [
     "record", "document", "invoice", "status", "customer", "contract", "period", "currency", "date",
     "line", "kind", "description", "metric", "line_period", "quantity", "unit_price", "amount", "tax",
@@ -61,6 +65,10 @@ def _plain(value: Decimal | None) -> str:
     return "" if value is None else f"{value:f}"
 
 
+def _issued_on(moment: datetime | None, time_zone: str) -> str:
+    return "" if moment is None else moment.astimezone(formatting.zone(time_zone)).date().isoformat()
+
+
 def invoice_export_rows(invoices: Iterable[Invoice]) -> Iterator[list[Any]]:
     """The rows of the invoice export for `invoices` (already scoped to the reader), each with
     its lines, credit notes and payments prefetched (or fetched here)."""
@@ -70,7 +78,8 @@ def invoice_export_rows(invoices: Iterable[Invoice]) -> Iterator[list[Any]]:
         head = [invoice.status, invoice.customer.name, invoice.contract.number, invoice.period, cur]
         totals = [_money(invoice.subtotal, cur), _money(invoice.tax, cur), _money(invoice.total, cur),
                   _money(invoice.amount_due, cur)]  # fmt: skip
-        issued = invoice.finalized_at.date().isoformat() if invoice.finalized_at else ""
+        zone = invoice.customer.time_zone
+        issued = _issued_on(invoice.finalized_at, zone)
         lines: Iterable[InvoiceLine] = invoice.lines.all()
         for line in lines:
             yield [
@@ -81,7 +90,7 @@ def invoice_export_rows(invoices: Iterable[Invoice]) -> Iterator[list[Any]]:
         notes: Iterable[CreditNote] = invoice.credit_notes.all()
         for note in sorted(notes, key=lambda n: n.created_at):
             yield [
-                "credit_note", note.number, name, *head, note.created_at.date().isoformat(), "",
+                "credit_note", note.number, name, *head, _issued_on(note.created_at, zone), "",
                 "credit_note", note.reason, "", "", "", "", _money(note.amount, cur), _money(note.tax, cur),
                 _money(note.total, cur), *totals, "", "",
             ]  # fmt: skip

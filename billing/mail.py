@@ -14,7 +14,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from babel.dates import format_date
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -38,15 +37,6 @@ def _link(name: str, pk: Any) -> str:
     return portal_url(name, pk)
 
 
-def _date(value: Any) -> str:
-    if value is None:
-        return ""
-    try:
-        return str(format_date(value, "long", locale=formatting.current().replace("-", "_")))
-    except (ValueError, LookupError):
-        return value.isoformat()
-
-
 def _context(invoice: Invoice) -> dict[str, Any]:
     def money(amount: Any) -> str:
         return formatting.money(amount, invoice.currency)
@@ -57,7 +47,7 @@ def _context(invoice: Invoice) -> dict[str, Any]:
         "provider": invoice.seller or settings.BILLING_PROVIDER,
         "total": money(invoice.total),
         "amount_due": money(invoice.amount_due),
-        "due_date": _date(invoice.due_date),
+        "due_date": formatting.day(invoice.due_date),
         "period": invoice.period,
         "link": _link("invoice_detail", invoice.pk),
     }
@@ -83,7 +73,7 @@ def invoice_message(invoice: Invoice) -> EmailMessage | None:
     to = reminder_recipients(invoice)
     if not to:
         return None
-    with formatting.override(invoice.customer.locale):
+    with billing_pdf.for_buyer(invoice.customer):
         context = _context(invoice)
         provider = context["provider"].get("name", "")
         message = _message(
@@ -116,12 +106,12 @@ def credit_note_message(note: CreditNote) -> EmailMessage | None:
     to = reminder_recipients(invoice)
     if not to:
         return None
-    with formatting.override(invoice.customer.locale):
+    with billing_pdf.for_buyer(invoice.customer):
         context = {
             **_context(invoice),
             "note": note,
             "note_total": formatting.money(note.total, note.currency),
-            "issued": _date(timezone.localtime(note.created_at).date()),
+            "issued": formatting.day(note.created_at),
         }
         provider = context["provider"].get("name", "")
         message = _message(
@@ -200,7 +190,9 @@ def reminder_send(*, reminder_id: int) -> bool:
     to = reminder_recipients(invoice)
     if not to:
         return False
-    with formatting.override(invoice.customer.locale):
+    from billing.pdf import for_buyer
+
+    with for_buyer(invoice.customer):
         context = {**_context(invoice), "days": reminder.days_overdue}
         provider = context["provider"].get("name", "")
         message = _message(

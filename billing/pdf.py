@@ -1,7 +1,9 @@
 """The PDFs finance sends: HTML templates rendered by WeasyPrint, made Factur-X by factur-x.
 
 Rendering fetches nothing (no stylesheet, image or font from a URL: `NoFetch`) and uses the
-system fonts (fonts-dejavu). Figures are written in the customer's locale (`portal.formatting`).
+system fonts (fonts-dejavu). Figures and dates are written as the buyer reads them: the
+customer's locale, and its time zone for the date a moment falls on (docs/billing.md, "Dates on
+documents"). The calendar dates (due date, period) are dates and print as they are.
 An issued document is PDF/A-3b, the archival form Factur-X asks for, with its CII XML
 embedded as `factur-x.xml` (billing.einvoice).
 """
@@ -13,9 +15,11 @@ from typing import Any
 
 from django.template.loader import render_to_string
 
+from billing import metering
 from billing.einvoice import NoEInvoice, credit_note_xml, invoice_parties, invoice_xml, vat_category
 from billing.models import CreditNote, Invoice
 from portal import formatting
+from portal.models import Customer
 
 logger = logging.getLogger(__name__)
 
@@ -65,15 +69,22 @@ def _parties(invoice: Invoice) -> tuple[dict[str, Any], dict[str, Any]]:
     return named(seller), named(bill_to)
 
 
+def for_buyer(customer: Customer) -> Any:
+    """Format as the buyer of a billing document reads it: its billing locale and its zone, so
+    an issue date is the date the e-invoice gives (billing.einvoice takes it in that zone)."""
+    return formatting.reader(locale=customer.locale, time_zone=customer.time_zone)
+
+
 def render_invoice(invoice: Invoice, *, archival: bool) -> bytes:
-    """The invoice page as a PDF, figures in the customer's locale."""
+    """The invoice page as a PDF, figures and dates as the customer reads them."""
     seller, bill_to = _parties(invoice)
     customer = invoice.customer
-    with formatting.override(customer.locale):
+    with for_buyer(customer):
         html = render_to_string(
             "billing/invoice_pdf.html",
             {
                 "invoice": invoice,
+                "period": metering.period_of(invoice.period, customer.time_zone),
                 "lines": invoice.lines.order_by("position"),
                 "customer": customer,
                 "seller": seller,
@@ -86,10 +97,10 @@ def render_invoice(invoice: Invoice, *, archival: bool) -> bytes:
 
 
 def render_credit_note(note: CreditNote) -> bytes:
-    """The credit note as a PDF/A-3b, figures in the customer's locale."""
+    """The credit note as a PDF/A-3b, figures and dates as the customer reads them."""
     invoice = note.invoice
     seller, bill_to = _parties(invoice)
-    with formatting.override(invoice.customer.locale):
+    with for_buyer(invoice.customer):
         html = render_to_string(
             "billing/credit_note_pdf.html",
             {

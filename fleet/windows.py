@@ -13,9 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from babel.dates import format_date, format_time
 from celery import shared_task
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.mail import send_mail
@@ -386,18 +384,8 @@ def recipients(window: MaintenanceWindow) -> list[User]:
     return sorted((p for p in people if can(p, Capability.VIEW_FLEET) and p.email), key=lambda p: p.email)
 
 
-def _when(value: datetime, zone: str) -> str:
-    """`value` as the reader writes a date and time (no seconds), in their zone."""
-    tag = formatting.current().replace("-", "_")
-    try:
-        local = value.astimezone(ZoneInfo(zone))
-        return f"{format_date(local, 'medium', locale=tag)}, {format_time(local, 'short', locale=tag)}"
-    except (ValueError, LookupError):
-        return value.isoformat()
-
-
-def _when_iso(value: str, zone: str) -> str:
-    return _when(datetime.fromisoformat(value), zone) if value else ""
+def _when_iso(value: str) -> str:
+    return formatting.when(datetime.fromisoformat(value)) if value else ""
 
 
 def notify(*, window_id: str, change: str, previous_starts_at: str = "", previous_ends_at: str = "") -> int:
@@ -421,18 +409,18 @@ def notify(*, window_id: str, change: str, previous_starts_at: str = "", previou
     }
     sent = 0
     for person in recipients(window):
-        zone = person.display_time_zone or "UTC"
-        with formatting.override(person.display_locale):
+        # Times and figures as the recipient reads them on the pages: their zone and locale.
+        with formatting.reader(locale=person.display_locale, time_zone=person.display_time_zone) as zone:
             context: dict[str, Any] = {
                 "person": person,
                 "window": window,
                 "change": change,
                 "link": link,
-                "zone": zone,
-                "starts": _when(window.starts_at, zone),
-                "ends": _when(window.ends_at, zone),
-                "previous_starts": _when_iso(previous_starts_at, zone),
-                "previous_ends": _when_iso(previous_ends_at, zone),
+                "zone": zone.key,
+                "starts": formatting.when(window.starts_at),
+                "ends": formatting.when(window.ends_at),
+                "previous_starts": _when_iso(previous_starts_at),
+                "previous_ends": _when_iso(previous_ends_at),
                 "scope": scope_label(window),
             }
             body = render_to_string("fleet/email/window.txt", context)

@@ -10,8 +10,9 @@ below (docs/architecture.md, "Figures").
         formatting.when(datetime(2026, 12, 7, 7, 47, tzinfo=UTC))  # '7. Dez. 2026, 08:47' (Berlin)
 
 The request's locale is the user's (`User.display_locale`), set by
-`portal.middleware.UserTimezoneMiddleware`;
-a task that renders for a customer (an e-mail, a PDF) uses `override(customer.locale)`.
+`portal.middleware.UserTimezoneMiddleware`; a task that writes for one reader (an e-mail to a
+user, a PDF for a customer) renders inside `reader(locale=…, time_zone=…)`, which sets both
+(docs/architecture.md, "Figures": what each document and e-mail uses).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import unicodedata
+import zoneinfo
 from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -88,6 +90,24 @@ def override(tag: str | None) -> Iterator[str]:
         yield _current.get()
     finally:
         _current.reset(token)
+
+
+def zone(name: str | None) -> zoneinfo.ZoneInfo:
+    """The zone called `name`; UTC for none or one this tzdata does not know (as the middleware)."""
+    try:
+        return zoneinfo.ZoneInfo(name or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return zoneinfo.ZoneInfo("UTC")
+
+
+@contextlib.contextmanager
+def reader(*, locale: str | None, time_zone: str | None) -> Iterator[zoneinfo.ZoneInfo]:
+    """Write as one reader reads, outside a request: figures in `locale`, moments in
+    `time_zone` (`when`, `day` and the template filters alike). Yields the zone. Set per
+    reader: an e-mail to several people renders once inside each one's block."""
+    tz = zone(time_zone)
+    with timezone.override(tz), override(locale):
+        yield tz
 
 
 def minor_digits(currency: str) -> int:

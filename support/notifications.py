@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from django.core.mail import send_mail
 from django.template.loader import render_to_string
-from django.utils import timezone
 
 from portal import formatting
 from portal.links import portal_url
 from portal.models import User
 from portal.roles import CUSTOMER_ROLES, Role
-from support import wording
 from support.models import EventKind, Ticket, TicketEvent
 
 
@@ -70,8 +68,7 @@ def notify(event_id: int) -> int:
             continue  # belt and braces: recipients() never returns them
         link = portal_url("ticket_detail", ticket.pk)
         # Times and figures as the recipient reads them on the pages: their zone and locale.
-        tz = wording.zone(person.display_time_zone)
-        with timezone.override(tz), formatting.override(person.display_locale):
+        with formatting.reader(locale=person.display_locale, time_zone=person.display_time_zone) as tz:
             body = render_to_string(
                 "support/email/event.txt",
                 {"ticket": ticket, "event": event, "person": person, "link": link,

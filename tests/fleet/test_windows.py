@@ -441,3 +441,34 @@ def test_a_proposal_is_audited_and_shown_to_staff_only(
     assert str(window.pk) in client_for(support).get("/fleet/maintenance/").content.decode()
     assert str(window.pk) not in client_for(viewer_a).get("/fleet/maintenance/").content.decode()
     assert client_for(viewer_a).get(f"/fleet/maintenance/{window.pk}/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("locale", "zone", "expected"),
+    [
+        ("de-DE", "Europe/Berlin", "6. Okt. 2026, 08:00 – 6. Okt. 2026, 12:00 (Europe/Berlin)\n"
+                                   "Repeats: every week until 3. Nov. 2026"),
+        ("en-US", "America/New_York", "Oct 6, 2026, 02:00 – Oct 6, 2026, 06:00 (America/New_York)\n"
+                                      "Repeats: every week until Nov 3, 2026"),
+    ],
+)  # fmt: skip
+def test_a_window_mail_writes_its_times_and_dates_as_each_recipient_reads_them(
+    customer_a: Customer, admin_a: User, viewer_a: User, support: User, locale: str, zone: str, expected: str
+) -> None:
+    """Each recipient in their own locale and zone, written as their pages write them (|when, |day)."""
+    viewer_a.locale, viewer_a.time_zone = locale, zone
+    viewer_a.save()
+    admin_a.locale, admin_a.time_zone = "fr-FR", "Asia/Tokyo"
+    admin_a.save()
+    mail.outbox.clear()
+
+    plan_window(
+        customer_a, support, datetime(2026, 10, 6, 6, 0, tzinfo=UTC), recurrence="weekly",
+        recurs_until=date(2026, 11, 3),
+    )  # fmt: skip
+    run_outbox()
+
+    by = {m.to[0]: m.body for m in mail.outbox}
+    assert expected in by["viewer@alpha.test"]
+    assert "6 oct. 2026, 15:00 – 6 oct. 2026, 19:00 (Asia/Tokyo)" in by["admin@alpha.test"]
+    assert zone not in by["admin@alpha.test"]
