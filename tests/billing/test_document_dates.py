@@ -18,7 +18,7 @@ import pytest
 import time_machine
 from pypdf import PdfReader
 
-from billing import availability, einvoice, mail, metering, services
+from billing import availability, einvoice, mail, metering, payments, services
 from billing.documents import INVOICE_EXPORT_HEADER, as_text, csv_rows, invoice_export_rows
 from billing.models import Contract, CreditNote, Invoice, Plan
 from billing.pdf import credit_note_pdf, invoice_pdf
@@ -102,6 +102,20 @@ def test_the_invoice_pdf_writes_its_dates_as_its_buyer_does(issued: dict[str, In
     assert "2027-01-05" not in text
     # The issue date is the e-invoice's: the same calendar day, in the same zone.
     assert f">{expected['xml_issued']}<".encode() in einvoice.invoice_xml(invoice)
+
+
+@pytest.mark.parametrize(("slug", "stamp"), [("alpha", "PAID 8. Dez. 2026"), ("bravo", "PAID Dec 7, 2026")])
+def test_the_paid_stamp_is_the_day_it_was_paid_in_the_customers_zone(
+    issued: dict[str, Invoice], slug: str, stamp: str
+) -> None:
+    invoice = issued[slug]
+    with time_machine.travel(datetime(2026, 12, 8, 3, 0, tzinfo=UTC), tick=False):  # 04:00 / 22:00 the 7th
+        payments.payment_record(
+            actor=None, invoice=invoice, amount=invoice.amount_due, received_on=date(2026, 12, 7),
+            method="bank_transfer",
+        )  # fmt: skip
+
+    assert stamp in pdf_text(invoice_pdf(Invoice.objects.get(pk=invoice.pk)))
 
 
 @pytest.mark.parametrize("slug", ["alpha", "bravo"])
