@@ -11,7 +11,9 @@ embedded as `factur-x.xml` (billing.einvoice).
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.template.loader import render_to_string
 
@@ -69,7 +71,7 @@ def _parties(invoice: Invoice) -> tuple[dict[str, Any], dict[str, Any]]:
     return named(seller), named(bill_to)
 
 
-def for_buyer(customer: Customer) -> Any:
+def for_buyer(customer: Customer) -> AbstractContextManager[ZoneInfo]:
     """Format as the buyer of a billing document reads it: its billing locale and its zone, so
     an issue date is the date the e-invoice gives (billing.einvoice takes it in that zone)."""
     return formatting.reader(locale=customer.locale, time_zone=customer.time_zone)
