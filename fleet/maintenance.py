@@ -22,16 +22,24 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import Q
+from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models.functions import Cast
 
 from fleet.models import Asset, MaintenanceWindow, Recurrence, WindowStatus
 
 Interval = tuple[datetime, datetime]
+TICK = timedelta(microseconds=1)
 
 STEPS: dict[str, relativedelta] = {
     Recurrence.DAILY: relativedelta(days=1),
     Recurrence.WEEKLY: relativedelta(weeks=1),
     Recurrence.MONTHLY: relativedelta(months=1),
+}
+# The longest each step lasts (a month of 31 days), for skipping ahead in `occurrences`.
+LONGEST_STEP: dict[str, timedelta] = {
+    Recurrence.DAILY: timedelta(days=1),
+    Recurrence.WEEKLY: timedelta(weeks=1),
+    Recurrence.MONTHLY: timedelta(days=31),
 }
 
 
@@ -51,6 +59,11 @@ def occurrences(
     local_start = window.starts_at.astimezone(ZoneInfo(zone))
     length = window.ends_at - window.starts_at
     index = 0
+    if step is not None and start - length > window.starts_at:
+        # Skip the repetitions that ended before `start` without walking them (a daily window
+        # of three years would take a thousand steps on every sweep). Two steps of margin cover
+        # any change of the zone's offset (at most 26 h); the walk below still checks each.
+        index = max(0, (start - length - window.starts_at) // LONGEST_STEP[window.recurrence] - 2)
     while True:
         # Wall-clock arithmetic in the customer's zone: 06:00 local stays 06:00 local.
         local = local_start + step * index if step is not None else local_start
@@ -114,7 +127,7 @@ def windows_for_assets(asset_ids: Iterable[Any], start: datetime, end: datetime)
 
 def in_maintenance(asset_id: Any, at: datetime) -> bool:
     """Is the asset inside a maintenance window at `at`?"""
-    return bool(windows_for_assets([asset_id], at, at + timedelta(microseconds=1))[asset_id])
+    return bool(windows_for_assets([asset_id], at, at + TICK)[asset_id])
 
 
 def covering(asset: Asset) -> Q:
@@ -122,3 +135,51 @@ def covering(asset: Asset) -> Q:
     filter on MaintenanceWindow; combine with the customer's scope and `.distinct()`."""
     whole = Q(assets__isnull=True) & (Q(site__isnull=True) | Q(site_id=asset.site_id))
     return Q(customer_id=asset.customer_id) & (Q(assets=asset) | whole)
+
+
+def boundaries(since: datetime, until: datetime) -> list[tuple[MaintenanceWindow, list[datetime]]]:
+    """The windows in effect whose span began or ended in (since, until] — each occurrence of a
+    recurring one, an end brought forward by `closed_early_at` — with those instants, for
+    every customer (each window comes with its customer). An instant at or before the
+    window's last write (`updated_at`) is left out: that write told the pages already
+    (fleet.windows announces every write), e.g. an emergency window's start.
+
+    One query over the windows that can have such an instant: one-off windows by their start,
+    end or early close in the range; recurring ones that have begun and whose last repetition
+    (`recurs_until`, a local date, plus a span and two days for any zone) ends after `since`.
+    """
+    once = Q(recurrence=Recurrence.NONE) & (
+        Q(starts_at__gt=since, starts_at__lte=until)
+        | Q(ends_at__gt=since, ends_at__lte=until)
+        | Q(closed_early_at__gt=since, closed_early_at__lte=until)
+    )
+    last_end = ExpressionWrapper(
+        Cast("recurs_until", DateTimeField()) + (F("ends_at") - F("starts_at")) + Value(timedelta(days=2)),
+        output_field=DateTimeField(),
+    )
+    repeating = (
+        ~Q(recurrence=Recurrence.NONE)
+        & Q(starts_at__lte=until)
+        & (Q(recurs_until__isnull=True) | Q(last_end__gt=since))
+    )
+    windows = (
+        MaintenanceWindow.objects.filter(status=WindowStatus.PLANNED)
+        .alias(last_end=last_end)
+        .filter(once | repeating)
+        .select_related("customer")
+        .order_by("starts_at", "pk")
+    )
+    found: list[tuple[MaintenanceWindow, list[datetime]]] = []
+    for window in windows:
+        after = max(since, window.updated_at)
+        instants = sorted(
+            {
+                instant
+                for span in occurrences(window, since, until + TICK, window.customer.time_zone or "UTC")
+                for instant in span
+                if after < instant <= until
+            }
+        )
+        if instants:
+            found.append((window, instants))
+    return found

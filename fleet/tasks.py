@@ -51,3 +51,12 @@ def telemetry_partitions() -> list[str]:
     partitions.maintain()
     now = timezone.now()
     return partitions.prune(partitions.RAW, now=now) + partitions.prune(partitions.MINUTE, now=now)
+
+
+@shared_task(name="fleet.maintenance_boundaries")
+def maintenance_boundaries() -> int:
+    """Beat, every 30 s: tell live pages about windows that began or ended on their own
+    (fleet.windows.window_boundaries_announce; each boundary once)."""
+    from fleet.windows import window_boundaries_announce
+
+    return window_boundaries_announce()

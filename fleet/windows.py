@@ -23,16 +23,15 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from fleet.live import publish_after_commit, window_messages
-from fleet.maintenance import covering, occurrences
+from fleet.maintenance import TICK, boundaries, covering, occurrences
 from fleet.models import Asset, MaintenanceWindow, Recurrence, Site, WindowStatus
-from portal import formatting, outbox
+from portal import formatting, live, outbox, redis_conn
 from portal.links import portal_url
 from portal.models import Customer, User
 from portal.roles import Capability, can
 from portal.services import audit_record
 
 log = logging.getLogger(__name__)
-TICK = timedelta(microseconds=1)
 
 
 # Reads ----------------------------------------------------------------------------------------
@@ -373,6 +372,63 @@ def window_close_early(
     )
     _announce(window)
     return window
+
+
+# The clock: windows that begin or end on their own ----------------------------------------------
+
+# The last instant the boundary sweep covered (ISO 8601), next to the live messages it guards.
+SWEPT_KEY = "fleet:maintenance:swept"
+# Without a stored instant (the first sweep, or a Redis that lost its data) the sweep looks this
+# far back: twice the beat's 30 s, so a boundary is told late rather than never.
+FIRST_LOOKBACK = timedelta(seconds=60)
+# After a long stop of beat, boundaries older than this are not told any more: the query stays
+# bounded, and a page open that long has reconnected and fetched again since.
+CATCH_UP = timedelta(hours=1)
+# Move the stored instant from ARGV[1] ("" for none) to ARGV[2], only if nobody moved it first.
+_ADVANCE = """
+if (redis.call('GET', KEYS[1]) or '') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+def window_boundaries_announce(*, now: datetime | None = None) -> int:
+    """Tell live pages about every window that began or ended since the last sweep (beat,
+    `fleet.maintenance_boundaries`, every 30 s): one `maintenance.changed` to the window's
+    customer (and staff) per window and sweep, as a user's change of it sends. Returns how many
+    windows were told. docs/maintenance.md, "When a window begins or ends".
+
+    Each boundary is told once: the sweep covers (last swept instant, now], and moves that
+    instant forward with a compare-and-set before it publishes, so a second sweep (run twice
+    by beat, or at the same time on another worker) finds nothing left to tell. A failed
+    publish moves it back for the next sweep. The instant lives in Redis rather than in a table:
+    a sweep that cannot reach Redis can publish nothing either and fails before anything
+    moves; no migration; and losing the key only makes the next sweep look FIRST_LOOKBACK back,
+    which at worst tells a page twice to fetch its parts again (harmless).
+    """
+    now = now or timezone.now()
+    client = redis_conn.client(socket_timeout=2, socket_connect_timeout=2)
+    try:
+        stored = client.get(SWEPT_KEY)
+        previous = stored.decode() if isinstance(stored, bytes) else (stored or "")
+        since = datetime.fromisoformat(previous) if previous else now - FIRST_LOOKBACK
+        since = max(since, now - CATCH_UP)
+        if since >= now:  # another worker's clock ran ahead, or the same instant again
+            return 0
+        passed = boundaries(since, now)
+        if not client.eval(_ADVANCE, 1, SWEPT_KEY, previous, now.isoformat()):
+            return 0  # a concurrent sweep covered this span
+        messages = [m for window, _ in passed for m in window_messages(window.customer_id, window.pk)]
+        try:
+            live.publish_many(messages)
+        except Exception:
+            client.eval(_ADVANCE, 1, SWEPT_KEY, now.isoformat(), previous)  # the next sweep tells
+            raise
+        return len(passed)
+    finally:
+        client.close()
 
 
 # E-mail to the customer's users ---------------------------------------------------------------

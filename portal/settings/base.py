@@ -361,6 +361,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     "ticket-auto-close": {"task": "support.auto_close", "schedule": 3600.0},
     # Health rules (docs/health.md): batches of HEALTH_BATCH_SIZE assets, one task each.
     "health-sweep": {"task": "fleet.health_sweep", "schedule": float(HEALTH_EVAL_INTERVAL_SECONDS)},
+    # Windows that begin or end on their own, told to live pages (docs/maintenance.md).
+    "maintenance-boundaries": {
+        "task": "fleet.maintenance_boundaries",
+        "schedule": float(os.environ.get("MAINTENANCE_SWEEP_SECONDS", "30")),
+    },
 }
 CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))
