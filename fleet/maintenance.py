@@ -137,6 +137,9 @@ def covering(asset: Asset) -> Q:
     return Q(customer_id=asset.customer_id) & (Q(assets=asset) | whole)
 
 
+STEPPING = ("starts_at", "ends_at", "recurrence", "recurs_until", "status", "closed_early_at")
+
+
 def boundaries(since: datetime, until: datetime) -> list[tuple[MaintenanceWindow, list[datetime]]]:
     """The windows in effect whose span began or ended in (since, until] — each occurrence of a
     recurring one, an end brought forward by `closed_early_at` — with those instants, for
@@ -167,6 +170,8 @@ def boundaries(since: datetime, until: datetime) -> list[tuple[MaintenanceWindow
         .alias(last_end=last_end)
         .filter(once | repeating)
         .select_related("customer")
+        # What the stepping and the message need: a sweep may load thousands of rows.
+        .only(*STEPPING, "customer_id", "updated_at", "customer__time_zone")
         .order_by("starts_at", "pk")
     )
     found: list[tuple[MaintenanceWindow, list[datetime]]] = []
