@@ -394,6 +394,16 @@ return 0
 """
 
 
+def _swept(stored: str) -> datetime | None:
+    """The stored instant; None for none, or for what is no aware instant (the key written by
+    hand): the sweep then looks FIRST_LOOKBACK back and writes a good one."""
+    try:
+        swept = datetime.fromisoformat(stored)
+    except ValueError:
+        return None
+    return swept if swept.tzinfo is not None else None
+
+
 def window_boundaries_announce(*, now: datetime | None = None) -> int:
     """Tell live pages about every window that began or ended since the last sweep (beat,
     `fleet.maintenance_boundaries`, every 30 s): one `maintenance.changed` to the window's
@@ -413,8 +423,7 @@ def window_boundaries_announce(*, now: datetime | None = None) -> int:
     try:
         stored = client.get(SWEPT_KEY)
         previous = stored.decode() if isinstance(stored, bytes) else (stored or "")
-        since = datetime.fromisoformat(previous) if previous else now - FIRST_LOOKBACK
-        since = max(since, now - CATCH_UP)
+        since = max(_swept(previous) or now - FIRST_LOOKBACK, now - CATCH_UP)
         if since >= now:  # another worker's clock ran ahead, or the same instant again
             return 0
         passed = boundaries(since, now)

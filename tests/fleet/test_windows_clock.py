@@ -104,6 +104,19 @@ def test_each_boundary_is_told_once_to_its_customer_and_staff_even_when_the_swee
 
 
 @pytest.mark.django_db
+def test_a_missing_or_unreadable_swept_instant_looks_back_a_minute(customer_a: Customer) -> None:
+    t = timezone.now().replace(microsecond=0)
+    window(customer_a, t + timedelta(minutes=10), t + timedelta(minutes=20))
+    client = redis_conn.client()
+    client.set(windows.SWEPT_KEY, "yesterday")
+    assert windows.window_boundaries_announce(now=t + timedelta(minutes=11)) == 0  # began 60 s before
+    client.delete(windows.SWEPT_KEY)
+    assert windows.window_boundaries_announce(now=t + timedelta(minutes=10, seconds=59)) == 1
+    assert client.get(windows.SWEPT_KEY) == (t + timedelta(minutes=10, seconds=59)).isoformat().encode()
+    client.close()
+
+
+@pytest.mark.django_db
 def test_boundaries_are_the_instants_in_the_range_not_yet_told_by_a_write(
     customer_a: Customer, support: User, fleet_a: Installed
 ) -> None:
