@@ -2,9 +2,10 @@
  * (raw readings, or min/avg/max per bucket), new readings appended live, and usage bars.
  * Every part the server renders follows the live messages: values and last seen (written by
  * Fleetport.format as the server writes them), charts (a chart without readings loads again
- * when readings arrive), usage (fetched again when counters report), and the alarms and
- * status history panels (taken from the server's page again when an alarm or the status
- * changes). Chart titles sit above the charts, where Plotly's toolbar cannot cover them.
+ * when readings arrive), usage (fetched again when counters report), and the alarms, status
+ * history and maintenance panels (taken from the server's page again when an alarm, the
+ * status or a window changes, or a window begins or ends). Chart titles sit above the charts,
+ * where Plotly's toolbar cannot cover them.
  * plotly.js comes after the page's load event (plotly-loader.js): values, status and alarms
  * do not wait for it; the charts' data is fetched meanwhile. */
 (function () {
@@ -248,6 +249,11 @@
   function alarmsChanged(m) { if (m.asset === assetId) { Fleetport.refreshParts(["#asset-alarms"]); } }
   Fleetport.live.on("alarm.raised", alarmsChanged);
   Fleetport.live.on("alarm.cleared", alarmsChanged);
+  // A window planned, moved, confirmed, cancelled, closed, begun or ended by the clock
+  // (docs/maintenance.md): the "Maintenance" card (its "In progress") as the server renders it.
+  // The message names the window only (a site- or customer-wide one lists no machines), so any
+  // of the customer's windows fetches the card again.
+  Fleetport.live.on("maintenance.changed", function () { Fleetport.refreshParts(["#asset-windows"]); });
 
   Fleetport.live.subscribe("asset", assetId);
   Fleetport.live.start();
