@@ -45,8 +45,14 @@ def test_the_asset_card_follows_its_window_and_not_another_customers(
     def plan() -> None:  # in a thread: Playwright's event loop holds this one
         try:
             for name, customer, installed in (("theirs", customer_b, theirs), ("mine", customer_a, mine)):
-                planned[name] = windows.window_plan(actor=support, customer=customer, title=f"Service {name}",
-                                                    starts_at=start, ends_at=end, assets=[installed.asset])  # fmt: skip
+                planned[name] = windows.window_plan(
+                    actor=support,
+                    customer=customer,
+                    title=f"Service {name}",
+                    starts_at=start,
+                    ends_at=end,
+                    assets=[installed.asset],
+                )
         finally:
             connection.close()  # the thread's own: else it outlives the test database
 
