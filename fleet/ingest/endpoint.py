@@ -36,6 +36,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from fleet.ingest import admission, contract
 from fleet.ingest.auth import authenticate_device_async
+from portal import dbpool
 from portal.errors import SERVER_ERROR
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,9 @@ class _LoopState:
             kwargs=kwargs,
             min_size=1,
             max_size=settings.INGEST_DATABASE_POOL_SIZE,
-            timeout=10,
+            timeout=settings.INGEST_DATABASE_POOL_TIMEOUT,  # PostgreSQL away: a 503 within it
+            reconnect_timeout=dbpool.RECONNECT_SECONDS,  # a failed connect retried ~1 s apart
+            reconnect_failed=dbpool.reconnect_failed_async,
             check=AsyncConnectionPool.check_connection,  # dead after a PostgreSQL restart: replaced
             open=False,
             name="fleet-ingest",

@@ -29,6 +29,7 @@ from celery.schedules import crontab
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
+from portal import dbpool
 from portal.redis_conn import celery_broker, channel_layer_host, parse_sentinels
 
 # Lets `admin.ModelAdmin[Customer]` and friends be subscripted at run time (typing only).
@@ -70,6 +71,10 @@ def database_from_env(local_socket_dir: Path) -> dict[str, object]:
                 "min_size": int(os.environ.get("DATABASE_POOL_MIN", "2")),
                 "max_size": int(os.environ.get("DATABASE_POOL_MAX", "20")),
                 "timeout": 10,
+                # Failed connects retried about every second, not after a doubling backoff
+                # (portal/dbpool.py; docs/ingest.md, "Outages").
+                "reconnect_timeout": dbpool.RECONNECT_SECONDS,
+                "reconnect_failed": dbpool.reconnect_failed,
             }
         }
     # Connections are checked before use: with the pool, Django passes the pool
@@ -440,6 +445,10 @@ DEVICE_AUTH_CACHE_MAX_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_MAX_SECO
 # per server process holds up to INGEST_DATABASE_POOL_SIZE connections.
 INGEST_LEAN_PATH = env_bool("INGEST_LEAN_PATH", default=True)
 INGEST_DATABASE_POOL_SIZE = int(os.environ.get("INGEST_DATABASE_POOL_SIZE", "4"))
+# How long an ingest request waits for one of those connections before its 503. The writer
+# holds one for a commit (milliseconds), so a longer wait means PostgreSQL is away: the device
+# hears "retry later" within this, not after Django's 10 s (docs/ingest.md, "Outages").
+INGEST_DATABASE_POOL_TIMEOUT = float(os.environ.get("INGEST_DATABASE_POOL_TIMEOUT", "1.5"))
 # One worker batch (one transaction): at most this many inbox rows, or heartbeats.
 INGEST_BATCH_MAX_ROWS = int(os.environ.get("INGEST_BATCH_MAX_ROWS", "5000"))
 INGEST_BATCH_MAX_ITEMS = int(os.environ.get("INGEST_BATCH_MAX_ITEMS", "10000"))
