@@ -500,6 +500,32 @@ def start_beat(stack: Stack) -> Process:
     return stack.start("beat", [*argv, "--schedule", str(stack.folder / "beat-schedule")])
 
 
+@dataclass
+class Node:
+    """One node's processes as the Procfile runs them, the groups to measure, its ingest URL."""
+
+    web: Process
+    worker: Process
+    beat: Process
+    groups: dict[str, int]
+    url: str
+
+
+def start_node(stack: Stack, web: Process, url: str, *, hostname: str) -> Node:
+    """Next to `web` (serving `url`), the Procfile's Celery worker (queues default,ingest,
+    concurrency 2) and beat; returned once the worker is ready."""
+    worker = stack.start(
+        "worker",
+        [
+            *(str(VENV_BIN / "celery"), "-A", "portal", "worker", "--queues", "default,ingest"),
+            *("--concurrency", "2", "--loglevel", "INFO", "--hostname", f"{hostname}@%h"),
+        ],
+    )
+    beat = start_beat(stack)
+    wait_for_log(worker, "ready.")
+    return Node(web, worker, beat, stack.pids(web=web, worker=worker, beat=beat), url)
+
+
 # ----------------------------------------------------------------------------- the inbox
 
 DRAIN_TIMEOUT = 300.0
