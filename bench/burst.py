@@ -37,24 +37,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _common as common
 from _common import (
     BENCH,
     CpuSample,
     Node,
     Stack,
     WrkResult,
-    bench_env,
-    ensure_wrk,
-    idle_load_average,
     inbox_state,
     log,
-    machine_info,
     peak_rss,
     process_tree,
     resident_kib,
-    run_main,
     run_wrk,
-    services,
     start_node,
     start_web,
     wait_drained,
@@ -262,10 +257,10 @@ def measure_s1a(stack: Stack, config: Config, node: Node, *, wrk: str, tokens_fi
 
 
 def run(config: Config) -> dict[str, Any]:
-    wrk = ensure_wrk()
-    load_at_start = idle_load_average()
-    with services("fleetport-burst-", keep_logs=config.keep_logs) as stack:
-        stack.env = bench_env(stack.folder, stack.postgres.url, stack.redis.url)
+    wrk = common.ensure_wrk()
+    load_at_start = common.idle_load_average()
+    with common.services("fleetport-burst-", keep_logs=config.keep_logs) as stack:
+        stack.env = common.bench_env(stack.folder, stack.postgres.url, stack.redis.url)
         devices = prepare(stack, config.devices)
         tokens_file = stack.folder / "tokens.txt"
         tokens_file.write_text("".join(f"{d['token']}\n" for d in devices))
@@ -300,7 +295,7 @@ def run(config: Config) -> dict[str, Any]:
     }
     return {
         "benchmark": "burst",
-        "machine": machine_info(load_at_start, load_average_at_end=[round(v, 2) for v in load_at_end]),
+        "machine": common.machine_info(load_at_start, load_average_at_end=[round(v, 2) for v in load_at_end]),
         "config": {
             "burst_seconds": config.seconds,
             "multiple_of_s1a": config.multiple,
@@ -344,7 +339,7 @@ def main() -> int:
         connections=args.connections,
         keep_logs=args.keep_logs,
     )
-    return run_main(lambda: run(config))
+    return common.run_main(lambda: run(config))
 
 
 if __name__ == "__main__":
