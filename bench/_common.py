@@ -541,14 +541,18 @@ def inbox_state(conn: psycopg.Connection[Any]) -> tuple[int, bool]:
 
 
 def wait_drained(
-    conn: psycopg.Connection[Any], *, settle: float = 1.0, clock: Callable[[], float] = time.monotonic
+    conn: psycopg.Connection[Any],
+    *,
+    settle: float = 1.0,
+    clock: Callable[[], float] = time.monotonic,
+    timeout: float = DRAIN_TIMEOUT,
 ) -> float:
     """Wait until the inbox is empty and nothing more is stored for `settle` seconds.
 
     Returns `clock()` at the first poll that saw the final state: when the last heartbeat had
     been stored (within the 50 ms poll interval).
     """
-    deadline = time.monotonic() + DRAIN_TIMEOUT
+    deadline = time.monotonic() + timeout
     last_state, last_change = inbox_state(conn), clock()
     while time.monotonic() < deadline:
         time.sleep(0.05)
@@ -560,7 +564,7 @@ def wait_drained(
             return last_change
     row = conn.execute("SELECT coalesce(sum(count), 0) FROM fleet_ingestinbox").fetchone()
     left = int(row[0]) if row else 0
-    raise RuntimeError(f"the inbox did not drain within {DRAIN_TIMEOUT:.0f}s ({left} left)")
+    raise RuntimeError(f"the inbox did not drain within {timeout:.0f}s ({left} left)")
 
 
 # ----------------------------------------------------------------------------- the fleet
