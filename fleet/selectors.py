@@ -13,7 +13,8 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
-from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, Value
+from django.core.paginator import Page, Paginator
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.utils import timezone
 
@@ -182,19 +183,42 @@ def usage_series(
     }
 
 
-def fleet_overview(*, actor: User, assets: QuerySet[Asset]) -> dict[str, Any]:
-    """The overview page's data in a constant number of queries (`assets`: a filtered `asset_list`)."""
+OVERVIEW_PAGE_SIZE = 50
+
+
+def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = None) -> dict[str, Any]:
+    """The overview page's data in a constant number of queries, whatever the fleet's size.
+
+    `assets` is a filtered `asset_list`: the filters apply before the paging, so the page count
+    and the total are those of the filtered list. Django's `get_page` convention for `page`: not
+    a number → the first page, past the end → the last. Only the page's rows are read with their
+    model's metrics, health and open alarms; the latest values are the asset row's own
+    `last_values` (no telemetry is read). The tiles count every visible asset.
+    """
     visible = Asset.objects.visible_to(actor)
     counts = dict(visible.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
-    assets = (
+    # A subquery, not a Count over a join: evaluated for the page's rows only, after the LIMIT
+    # (by the alarm's asset index), and the paginator's count() leaves it out.
+    open_alarms = (
+        Alarm.objects.filter(
+            customer=OuterRef("customer_id"), asset=OuterRef("pk"), state__in=ACTIVE_ALARM_STATES
+        )
+        .order_by()
+        .values("asset")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    rows = (
         assets.select_related("health")
         .prefetch_related(Prefetch("model__metrics", MetricDefinition.objects.order_by("code")))
-        .annotate(open_alarms=Count("alarms", filter=Q(alarms__state__in=ACTIVE_ALARM_STATES)))
+        .annotate(open_alarms=Coalesce(Subquery(open_alarms), Value(0)))
     )
+    shown: Page[Any] = Paginator(rows, OVERVIEW_PAGE_SIZE).get_page(page)
+    shown.object_list = list(shown.object_list)  # read once: the template walks it twice
     return {
         "tiles": [(s.value, s.label, counts.get(s.value, 0)) for s in AssetStatus],
         "total": sum(counts.values()),
-        "assets": assets,
+        "page": shown,
         "sites": Site.objects.visible_to(actor).select_related("customer").order_by("customer__name", "name"),
         "models": AssetModel.objects.filter(assets__in=visible).distinct().order_by("name"),
     }

@@ -168,8 +168,11 @@ def series(
             bucket__gte=bucket_start(start, resolution),
             bucket__lt=end,
         )
+        # Tuples, not model instances: up to MAX_POINTS rows (docs/performance.md, S5).
         points = [
-            {"t": r.bucket, "min": r.minimum, "avg": r.total / r.count, "max": r.maximum, "count": r.count}
-            for r in rollups.order_by("bucket")
+            {"t": bucket, "min": least, "avg": total / count, "max": greatest, "count": count}
+            for bucket, least, total, greatest, count in rollups.order_by("bucket").values_list(
+                "bucket", "minimum", "total", "maximum", "count"
+            )
         ]
     return {"metric": metric, "resolution": resolution, "from": start, "to": end, "points": points}

@@ -59,8 +59,12 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
     require_capability(request, Capability.VIEW_FLEET)
     actor = _user(request)
     filters = page_filters(request, selectors.AssetFilter, selectors.asset_list(actor=actor))
-    context = selectors.fleet_overview(actor=actor, assets=filters.qs)
+    context = selectors.fleet_overview(actor=actor, assets=filters.qs, page=request.GET.get("page"))
     context["filters"] = chosen(filters)
+    # The pages' links keep the filters and the order: the query string less its page.
+    query = request.GET.copy()
+    query.pop("page", None)
+    context["page_query"] = f"{query.urlencode()}&" if query else ""
     return render(request, "fleet/overview.html", context)
 
 

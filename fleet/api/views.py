@@ -34,6 +34,7 @@ from fleet.api.serializers import (
     TelemetrySeriesSerializer,
     UsageQuerySerializer,
     UsageSeriesSerializer,
+    telemetry_series_data,
 )
 from fleet.models import (
     Alarm,
@@ -234,7 +235,7 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
             )
         except telemetry.RangeTooLargeError as exc:
             raise serializers.ValidationError({"resolution": [str(exc)]}) from exc
-        return Response(TelemetrySeriesSerializer(data).data)
+        return Response(telemetry_series_data(data))
 
     @extend_schema(responses=StatusChangeSerializer(many=True), summary="Status history, newest first")
     @action(detail=True, methods=["get"], url_path="status-history")

@@ -12,9 +12,30 @@
     if (tile) { tile.textContent = String(Math.max(0, parseInt(tile.textContent, 10) + delta)); }
   }
 
+  // The tiles count the whole fleet, the table shows one page of it (or the filtered rows): a
+  // message for an asset not shown moves a tile only if that asset's status changed, which the
+  // page cannot tell the first time it hears of the asset. Then (or on a change) the tiles are
+  // read again from the server, at most once per TILES_AFTER_MS however busy the fleet.
+  var TILES_AFTER_MS = 3000;
+  var offPage = {};  // asset id → the status last heard for an asset not in the table
+  var tilesDue = null;
+  function tilesSoon() {
+    if (tilesDue) { return; }
+    tilesDue = window.setTimeout(function () {
+      tilesDue = null;
+      Fleetport.refreshParts([".tiles"]);
+    }, TILES_AFTER_MS);
+  }
+
   Fleetport.live.on("asset.status", function (m) {
     var row = document.querySelector('tr[data-asset-id="' + m.asset + '"]');
-    if (!row) { return; }
+    if (!row) {
+      if (offPage[m.asset] !== m.status) {
+        offPage[m.asset] = m.status;
+        tilesSoon();
+      }
+      return;
+    }
     var previous = row.getAttribute("data-status");
     if (previous !== m.status) {
       bumpTile(previous, -1);

@@ -92,3 +92,26 @@ def test_series_stay_bounded_and_validate(viewer_a: User, fleet_a: Installed) ->
 )
 def test_the_default_resolution_fits_the_range(hours: int, expected: str) -> None:
     assert telemetry.pick_resolution(T0, T0 + timedelta(hours=hours)) == expected
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
+@pytest.mark.parametrize("resolution", ["raw", "minute", "hour"])
+def test_the_series_answer_is_what_its_serializer_writes(
+    fleet_a: Installed, zone: str, resolution: str
+) -> None:
+    """The endpoint builds its JSON without a serializer per point (docs/performance.md, S5): the
+    same bytes as `TelemetrySeriesSerializer`, key order, the user's zone and "Z" for UTC included."""
+    from django.utils import timezone
+    from rest_framework.renderers import JSONRenderer
+
+    from fleet.api.serializers import TelemetrySeriesSerializer, telemetry_series_data
+
+    feed(fleet_a, [(s, 60.0 + s / 70) for s in range(0, 7200, 45)])
+    series = telemetry.series(
+        asset=fleet_a.asset, metric="temp_c", start=T0, end=T0 + timedelta(hours=2), resolution=resolution
+    )
+    assert len(series["points"]) > 1
+    with timezone.override(zone):
+        expected = JSONRenderer().render(TelemetrySeriesSerializer(series).data)
+        assert JSONRenderer().render(telemetry_series_data(series)) == expected
+    assert (b'Z"' in expected) == (zone == "UTC")
