@@ -131,36 +131,22 @@ def load(
             "CROSS JOIN LATERAL (SELECT 65 + (random() - 0.5) * 6 + 0 * g.g AS mean) v "
             "WHERE d.n <= {limit} ORDER BY g.g, d.n"
         )
-        rows, seconds = _insert_chunks(
-            cursor,
-            "minute rollups",
-            rollup.format(res="minute", count=1, unit="mins", limit=minute_assets),
-            minutes,
-            minute_assets,
-            {"first": first, "customer": customer.pk},
-        )
-        result["minute_rollups"] = {"rows": rows, "seconds": round(seconds, 1), "assets": minute_assets}
         hour_first = now.replace(minute=0) - timedelta(days=hour_days)
-        hours = hour_days * 24
-        rows, seconds = _insert_chunks(
-            cursor,
-            "hour rollups",
-            rollup.format(res="hour", count=60, unit="hours", limit=hour_assets),
-            hours,
-            hour_assets,
-            {"first": hour_first, "customer": customer.pk},
-        )
-        day_first = hour_first.replace(hour=0)
-        day_rows, day_seconds = _insert_chunks(
-            cursor,
-            "day rollups",
-            rollup.format(res="day", count=1440, unit="days", limit=hour_assets),
-            hour_days,
-            hour_assets,
-            {"first": day_first, "customer": customer.pk},
-        )
-        result["hour_rollups"] = {"rows": rows, "seconds": round(seconds, 1), "assets": hour_assets}
-        result["day_rollups"] = {"rows": day_rows, "seconds": round(day_seconds, 1), "assets": hour_assets}
+        # resolution, interval unit, readings per bucket, buckets, assets, first bucket
+        for res, unit, count, buckets, limit, since in (
+            ("minute", "mins", 1, minutes, minute_assets, first),
+            ("hour", "hours", 60, hour_days * 24, hour_assets, hour_first),
+            ("day", "days", 1440, hour_days, hour_assets, hour_first.replace(hour=0)),
+        ):
+            rows, seconds = _insert_chunks(
+                cursor,
+                f"{res} rollups",
+                rollup.format(res=res, count=count, unit=unit, limit=limit),
+                buckets,
+                limit,
+                {"first": since, "customer": customer.pk},
+            )
+            result[f"{res}_rollups"] = {"rows": rows, "seconds": round(seconds, 1), "assets": limit}
         started = time.monotonic()
         for table in ("fleet_heartbeat", "fleet_telemetryrollup"):
             cursor.execute(f"VACUUM (ANALYZE) {table}")

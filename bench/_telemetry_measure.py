@@ -3,11 +3,13 @@
 Requests go through Django's test Client in this process (the full middleware stack, URL
 routing, session auth, templates and DRF; no socket, no ASGI server), as the customer
 viewer of the first customer. Each latency is over `samples` requests after a warm-up of
-five, each chart request for a different asset of that customer.
+five, each chart request for a different asset of that customer; the overview's first page,
+its last page and its first page ordered by risk (`?sort=risk`).
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -76,6 +78,7 @@ def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str
     from django.urls import reverse
 
     from fleet.models import Asset
+    from fleet.selectors import OVERVIEW_PAGE_SIZE
 
     client = Client()
     client.force_login(user)
@@ -83,9 +86,16 @@ def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str
     rng = random.Random(5)
     result: dict[str, Any] = {"customer_assets": len(asset_ids)}
     overview = reverse("fleet_overview")
-    log(f"overview ({len(asset_ids)} assets), {samples} requests")
-    figures, extra = _timed(client, [overview] * (samples + WARM_UP))
-    result["overview"] = {**figures, **extra, **_breakdown(client, overview)}
+    pages = max(1, math.ceil(len(asset_ids) / OVERVIEW_PAGE_SIZE))
+    # The first page, the last (the deepest OFFSET) and the whole fleet ordered by health.
+    for name, url in (
+        ("overview", overview),
+        ("overview_last_page", f"{overview}?page={pages}"),
+        ("overview_by_risk", f"{overview}?sort=risk"),
+    ):
+        log(f"{name} ({len(asset_ids)} assets, {pages} pages), {samples} requests")
+        figures, extra = _timed(client, [url] * (samples + WARM_UP))
+        result[name] = {**figures, **extra, **_breakdown(client, url)}
     for name, span in CHART_RANGES.items():
         urls = [
             reverse("asset-telemetry", args=[rng.choice(asset_ids)])

@@ -11,7 +11,8 @@ now), minute rollups for the same minutes and `--hour-days` of hour and day roll
 metric, for `--minute-assets` / `--hour-assets` assets). Loading is not timed against a target.
 
 Then measures through the real views with Django's test Client (bench/_telemetry_measure.py):
-the fleet overview page of a customer (its share of the assets), the asset chart endpoint
+the fleet overview page of a customer (its share of the assets, 50 a page: the first page, the
+last, and the first ordered by risk), the asset chart endpoint
 (`/api/v1/assets/<id>/telemetry/`) over 2 h / 24 h / 7 d / 30 d and a page of the raw
 heartbeats API, p50/p95/p99 each; bytes on disk per heartbeat and per rollup (table + indexes
 + TOAST over all partitions); and the time `fleet.partitions.prune` takes to drop one day's
@@ -44,6 +45,7 @@ from _common import (
 
 TARGETS = {"overview_p95_ms_max": 50.0, "chart_p95_ms_max": 100.0}
 CHARTS = ("chart_24h", "chart_7d", "chart_30d")  # the dashboard ranges the target is about
+OVERVIEWS = ("overview", "overview_last_page", "overview_by_risk")  # the target: the worst
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
@@ -85,6 +87,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         measured = json.loads(done.stdout)
     latency = measured["latency"]
     worst_chart = max(latency[c]["p95_ms"] for c in CHARTS)
+    worst_overview = max(latency[o]["p95_ms"] for o in OVERVIEWS)
     heartbeat = measured["disk"]["heartbeat"]
     return {
         "scenario": "S5 telemetry at scale",
@@ -96,8 +99,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "bytes_per_heartbeat": heartbeat["bytes_per_row"],
         "csv_export": "none in the portal (the raw heartbeats API page is measured instead)",
         "targets": TARGETS,
-        "ok": latency["overview"]["p95_ms"] <= TARGETS["overview_p95_ms_max"]
-        and worst_chart <= TARGETS["chart_p95_ms_max"],
+        "ok": worst_overview <= TARGETS["overview_p95_ms_max"] and worst_chart <= TARGETS["chart_p95_ms_max"],
         "machine": machine_info(load_average, cores_shared="other helpers' tests ran meanwhile"),
     }
 
