@@ -196,7 +196,11 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
     `last_values` (no telemetry is read). The tiles count every visible asset.
     """
     visible = Asset.objects.visible_to(actor)
-    counts = dict(visible.values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    # The tiles and the filtered list's length in one query (the paginator is told the latter).
+    counted = visible.aggregate(
+        shown=Count("id", filter=Q(pk__in=assets.order_by().values("pk"))),
+        **{s.value: Count("id", filter=Q(status=s.value)) for s in AssetStatus},
+    )
     # A subquery, not a Count over a join: evaluated for the page's rows only, after the LIMIT
     # (by the alarm's asset index), and the paginator's count() leaves it out.
     open_alarms = (
@@ -213,11 +217,13 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
         .prefetch_related(Prefetch("model__metrics", MetricDefinition.objects.order_by("code")))
         .annotate(open_alarms=Coalesce(Subquery(open_alarms), Value(0)))
     )
-    shown: Page[Any] = Paginator(rows, OVERVIEW_PAGE_SIZE).get_page(page)
+    paginator = Paginator(rows, OVERVIEW_PAGE_SIZE)
+    paginator.count = counted.pop("shown")  # a cached_property: no COUNT query of its own
+    shown: Page[Any] = paginator.get_page(page)
     shown.object_list = list(shown.object_list)  # read once: the template walks it twice
     return {
-        "tiles": [(s.value, s.label, counts.get(s.value, 0)) for s in AssetStatus],
-        "total": sum(counts.values()),
+        "tiles": [(s.value, s.label, counted[s.value]) for s in AssetStatus],
+        "total": sum(counted.values()),
         "page": shown,
         "sites": Site.objects.visible_to(actor).select_related("customer").order_by("customer__name", "name"),
         "models": AssetModel.objects.filter(assets__in=visible).distinct().order_by("name"),
