@@ -4,7 +4,8 @@ Requests go through Django's test Client in this process (the full middleware st
 routing, session auth, templates and DRF; no socket, no ASGI server), as the customer
 viewer of the first customer. Each latency is over `samples` requests after a warm-up of
 five, each chart request for a different asset of that customer; the overview's first page,
-its last page and its first page ordered by risk (`?sort=risk`).
+its last page and its first page ordered by risk (`?sort=risk`); first, the floor: `/healthz`
+through the same client.
 """
 
 from __future__ import annotations
@@ -85,6 +86,11 @@ def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str
     asset_ids = list(Asset.objects.filter(customer=customer).values_list("pk", flat=True))
     rng = random.Random(5)
     result: dict[str, Any] = {"customer_assets": len(asset_ids)}
+    # The floor: the same client and middleware (session, user, time zone) before a view that
+    # does nothing; on a shared machine it shows how much of a figure is the machine's load.
+    log(f"floor (/healthz), {samples} requests")
+    figures, extra = _timed(client, [reverse("healthz")] * (samples + WARM_UP))
+    result["floor"] = {**figures, "response_bytes_median": extra["response_bytes_median"]}
     overview = reverse("fleet_overview")
     pages = max(1, math.ceil(len(asset_ids) / OVERVIEW_PAGE_SIZE))
     # The first page, the last (the deepest OFFSET) and the whole fleet ordered by health.

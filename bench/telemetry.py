@@ -13,8 +13,9 @@ metric, for `--minute-assets` / `--hour-assets` assets). Loading is not timed ag
 Then measures through the real views with Django's test Client (bench/_telemetry_measure.py):
 the fleet overview page of a customer (its share of the assets, 50 a page: the first page, the
 last, and the first ordered by risk), the asset chart endpoint
-(`/api/v1/assets/<id>/telemetry/`) over 2 h / 24 h / 7 d / 30 d and a page of the raw
-heartbeats API, p50/p95/p99 each; bytes on disk per heartbeat and per rollup (table + indexes
+(`/api/v1/assets/<id>/telemetry/`) over 2 h / 24 h / 7 d / 30 d, a page of the raw
+heartbeats API and the floor (`/healthz` through the same client and middleware), p50/p95/p99
+each; bytes on disk per heartbeat and per rollup (table + indexes
 + TOAST over all partitions); and the time `fleet.partitions.prune` takes to drop one day's
 partition. There is no telemetry CSV export in the portal to measure. Prints one JSON object.
 """
