@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -237,6 +238,37 @@ def service_env(django_db_setup: None, django_db_blocker: Any, mail_dir: Path) -
         return _process_env(
             EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(mail_dir)
         )
+
+
+@pytest.fixture(scope="session")
+def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A STATIC_ROOT that `collectstatic` filled once per session, as production's and `make
+    run`'s (STATIC_FILES=hashed: hashed names, brotli and gzip copies; portal/staticstorage.py).
+    Compressing plotly.js takes most of a minute on a busy machine: the tests that serve hashed
+    files (tests/browser/test_static_files.py) use this root, and those that start `bin/run`
+    give its var folder a copy (`seed_static`), so its collectstatic compresses nothing again."""
+    root = tmp_path_factory.mktemp("staticfiles")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "STATIC_FILES": "hashed"}
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
+        cwd=ROOT, env={**env, "STATIC_ROOT": str(root)}, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert collected.returncode == 0, collected.stdout + collected.stderr
+    return root
+
+
+def seed_static(collected: Path, var: Path) -> None:
+    """Give `bin/run`'s var folder the session's collected static files (hard links where the
+    file system allows): its own collectstatic then finds every file and compressed copy in
+    place, as on a second `make run`."""
+
+    def link_or_copy(source: str, target: str) -> None:
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+    shutil.copytree(collected, var / "staticfiles", copy_function=link_or_copy)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ import psycopg
 import pytest
 
 from portal.supervision import Supervisor
-from tests.integration import wait_until
+from tests.integration import seed_static, wait_until
 from tests.services import PostgresServer, free_port
 
 pytestmark = pytest.mark.integration
@@ -179,9 +179,10 @@ def new_device(node: Node) -> Device:
 
 
 @pytest.fixture(scope="module")
-def node() -> Iterator[Node]:
+def node(collected_static: Path) -> Iterator[Node]:
     var = Path(tempfile.mkdtemp(prefix="fleetport-run-"))
     var.chmod(0o755)  # PostgreSQL runs as `postgres` when the suite runs as root
+    seed_static(collected_static, var)  # bin/run's collectstatic then compresses nothing again
     node = start_node(var)
     try:
         yield node

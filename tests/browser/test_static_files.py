@@ -2,15 +2,14 @@
 hashed names, brotli/gzip, cached for good; plotly.js only on the pages that draw charts.
 
 The rest of the suite serves static files from their source folders (portal/settings/test.py):
-collecting and compressing them takes a minute, once here.
+collecting and compressing them takes a minute, once per session (`collected_static`, which the
+`make run` tests reuse).
 """
 
 from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ from fleet.models import AssetModel
 from portal.models import Customer, User
 from tests.factories import PASSWORD
 from tests.fleet.conftest import install_with_readings
-from tests.integration import ROOT, login, start_asgi, stop_process
+from tests.integration import login, start_asgi, stop_process
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -36,17 +35,12 @@ class Served(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def hashed_server(service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
-    """uvicorn with STATIC_FILES=hashed after collectstatic into a temporary STATIC_ROOT."""
-    root = tmp_path_factory.mktemp("static")
-    env = {**service_env, "STATIC_FILES": "hashed", "STATIC_ROOT": str(root)}
-    collected = subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
-    assert collected.returncode == 0, collected.stdout + collected.stderr
+def hashed_server(service_env: dict[str, str], collected_static: Path) -> Iterator[Served]:
+    """uvicorn with STATIC_FILES=hashed on the session's collectstatic output (a temporary
+    STATIC_ROOT, tests/integration.py `collected_static`)."""
+    env = {**service_env, "STATIC_FILES": "hashed", "STATIC_ROOT": str(collected_static)}
     process, url = start_asgi(env, name="asgi-hashed-static")
-    yield Served(url, root)
+    yield Served(url, collected_static)
     stop_process(process)
 
 

@@ -222,13 +222,18 @@ def _api(base: str, path: str, *, token: str | None = None, body: dict[str, str]
 
 
 @pytest.mark.integration
-def test_make_run_serves_the_demo_on_its_own_postgresql_and_keeps_its_data() -> None:
+def test_make_run_serves_the_demo_on_its_own_postgresql_and_keeps_its_data(collected_static: Path) -> None:
     from django.conf import settings
+
+    from tests.integration import seed_static
 
     # A folder Debian's postgres user can reach (pytest's tmp_path is root's alone), so the
     # data stays in var/postgres as in a checkout, and goes with the folder afterwards.
     folder = Path(tempfile.mkdtemp(prefix="fleetport-make-run-"))
     folder.chmod(0o755)
+    # The session's compressed static files: bin/run's collectstatic still runs, but does not
+    # compress plotly.js again (tests/browser/test_static_files.py checks what it serves).
+    seed_static(collected_static, folder / "var")
     try:
         _run_twice(folder / "var", settings.REDIS_URL.rsplit("/", 1)[0] + "/7")
         assert not (folder / "var" / "postgres").is_symlink()
