@@ -101,25 +101,41 @@ def at_once(target: Callable[[], T], times: int) -> list[T]:
     return results
 
 
-def flush_with_retry(original: Any) -> Any:
-    """Wrap TransactionTestCase._fixture_teardown: wait for a quiet database, and flush again
-    when a process that was still working made PostgreSQL abort the flush (a deadlock or a
-    lock timeout). Any other failure is raised as it is."""
+def retry_flush(flush: Callable[[], None]) -> None:
+    """Run `flush` once the database is quiet, and again when a process that was still working
+    made PostgreSQL abort it (a deadlock or a lock timeout). Any other failure is raised as it is."""
     from django.core.management.base import CommandError
     from django.db import OperationalError
 
+    for attempt in range(4):
+        wait_for_quiet_database()
+        try:
+            flush()
+            return
+        except CommandError as error:
+            if attempt == 3 or not isinstance(error.__cause__, OperationalError):
+                raise
+            time.sleep(0.2)
+
+
+def flush_with_retry(original: Any) -> Any:
+    """Wrap TransactionTestCase._fixture_teardown in `retry_flush`."""
+
     def _fixture_teardown(self: Any) -> None:
-        for attempt in range(4):
-            wait_for_quiet_database()
-            try:
-                original(self)
-                return
-            except CommandError as error:
-                if attempt == 3 or not isinstance(error.__cause__, OperationalError):
-                    raise
-                time.sleep(0.2)
+        retry_flush(lambda: original(self))
 
     return _fixture_teardown
+
+
+def flush_database() -> None:
+    """Empty the test database as a transactional test's end does (for data a module-scoped
+    fixture made outside any test's transaction)."""
+    from django.core.management import call_command
+
+    from fleet.ingest.publisher import live_publisher
+
+    live_publisher.wait_idle(10)
+    retry_flush(lambda: call_command("flush", verbosity=0, interactive=False, reset_sequences=False))
 
 
 def pytest_configure(config: pytest.Config) -> None:

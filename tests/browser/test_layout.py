@@ -12,14 +12,15 @@ import pytest
 from fleet.models import Asset
 from portal.roles import Role
 from tests.browser import sweep_data
-from tests.integration import LAPTOP, PHONE, assert_fits, at_once, login, out_of_sight, screenshot
+from tests.integration import LAPTOP, PHONE, assert_fits, login, out_of_sight, screenshot
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+# The tests only read the sweep's data, built once for the module (tests/browser/conftest.py).
+pytestmark = [pytest.mark.browser, pytest.mark.django_db]
 
 
 @pytest.fixture
-def demo(transactional_db: None) -> None:
-    at_once(sweep_data.build, 1)  # a thread of its own: Playwright's event loop runs in this one
+def demo(sweep_site: None) -> None:
+    """The every-page sweep's data (tests/browser/sweep_data.py)."""
 
 
 def logged_in(browser: Any, base: str, role: Role, screen: dict[str, int], **options: Any) -> Iterator[Any]:
