@@ -3,7 +3,10 @@
     run = invoice_run_start(actor=user, period="2026-10")   # queues billing.invoice_run
     invoice_run_execute(run.pk)                             # what the Celery task does
 
-Contracts are billed in chunks, each chunk in one transaction:
+The run's task cuts the billable contracts into chunks by key (`InvoiceRunChunk` rows, at most
+CHUNK contracts each) and queues one task `billing.invoice_run_chunk` per chunk through the
+outbox, so every worker takes chunks; the run's own task bills the ones still untaken, from
+the last down. Each chunk is billed in one transaction that holds its row's lock:
 
 1. meter the chunk (usage sums by the database, availability from the status history —
    docs/availability.md —, grouped by customer time zone);
@@ -11,9 +14,12 @@ Contracts are billed in chunks, each chunk in one transaction:
 3. insert the missing invoices with ON CONFLICT DO NOTHING — the partial unique index
    `one_live_invoice_per_contract_period` lets exactly one live invoice exist per contract and
    period however many runs race — then lock every live invoice of the chunk in a fixed order;
-4. replace the lines of the drafts (finalized and paid invoices are left alone).
+4. replace the lines of the drafts (finalized and paid invoices are left alone);
+5. record the chunk's counts and mark it billed, so a redelivered task counts nothing twice.
 
-Re-running changes nothing when nothing changed; a draft picks up usage that arrived since.
+The run's counts are the sums of its billed chunks'; the task that finds no chunk left ends
+the run `done` (docs/billing.md, "The invoice run"). Re-running changes nothing when nothing
+changed; a draft picks up usage that arrived since.
 """
 
 from __future__ import annotations
@@ -21,16 +27,18 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any, TypeVar, cast
+from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import OperationalError, connection, transaction
-from django.db.models import Field, Q
+from django.db.models import F, Field, Q, Sum, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from billing import availability, metering
@@ -42,6 +50,7 @@ from billing.models import (
     Invoice,
     InvoiceLine,
     InvoiceRun,
+    InvoiceRunChunk,
     InvoiceRunStatus,
     InvoiceStatus,
 )
@@ -53,7 +62,9 @@ from portal.services import audit_record
 
 log = logging.getLogger(__name__)
 
-CHUNK = 500
+CHUNK = 500  # contracts per chunk: one transaction, one task
+FAN_OUT = 16  # a smaller run is cut in this many chunks (of MIN_CHUNK contracts at least)
+MIN_CHUNK = 5
 LIVE_INVOICE = ~Q(status=InvoiceStatus.VOID)
 BILLED = Q(status__in=[InvoiceStatus.FINALIZED, InvoiceStatus.PAID])
 
@@ -80,7 +91,8 @@ def invoice_run_retry(*, actor: User | None, run: InvoiceRun) -> InvoiceRun:
     """Queue a failed run again, once its cause is fixed: the same run, its counts and error
     cleared, the task through the outbox. Only a `failed` run moves (a conditional UPDATE: two
     finance users pressing retry at once queue it once); anything else is InvoiceRunStateError.
-    What the failed attempt committed stays: a run is idempotent, so the retry completes it."""
+    What the failed attempt committed stays: a run is idempotent, so the retry completes it;
+    its chunks go (the retry plans anew, and a late task of an old chunk finds nothing)."""
     from billing.tasks import invoice_run
 
     moved = InvoiceRun.objects.filter(pk=run.pk, status=InvoiceRunStatus.FAILED).update(
@@ -96,6 +108,7 @@ def invoice_run_retry(*, actor: User | None, run: InvoiceRun) -> InvoiceRun:
     run.refresh_from_db()
     if not moved:
         raise InvoiceRunStateError(f"Only a failed run can be retried; this one is {run.status}.")
+    run.chunks.all().delete()
     audit_record(actor=actor, action="invoice_run.retried", target=run, data={"period": run.period})
     outbox.enqueue(invoice_run, run_id=str(run.pk))
     transaction.on_commit(lambda: publish_progress(run))
@@ -350,41 +363,36 @@ def _update_drafts(invoices: list[Invoice]) -> None:
         cursor.executemany(sql, rows)
 
 
-def bill_period(
-    period_label: str, *, run: InvoiceRun | None = None, now: datetime | None = None
-) -> dict[str, int]:
-    """Bill every billable contract for `period_label`; returns counts. Safe to call concurrently."""
+def bill_period(period_label: str, *, now: datetime | None = None) -> dict[str, int]:
+    """Bill every billable contract for `period_label` in this process, chunk after chunk;
+    returns counts. Safe to call concurrently (a run's tasks use the chunks of its plan)."""
     now = now or timezone.now()
     counts = {"processed": 0, "created": 0, "updated": 0, "skipped": 0}
     for chunk in contract_chunks(period_label):
-        for attempt in range(5):
-            try:
-                with transaction.atomic():
-                    drafts = compute_chunk(chunk, period_label, now)
-                    created, updated, skipped = write_chunk(drafts, run)
-                break
-            except OperationalError as error:  # a deadlock or serialization failure: retry the chunk
-                if attempt == 4 or "deadlock" not in str(error).lower():
-                    raise
-                time.sleep(0.05 * (attempt + 1))
+        created, updated, skipped = _retrying_deadlocks(
+            lambda chunk=chunk: write_chunk(compute_chunk(chunk, period_label, now), None)  # type: ignore[misc]
+        )
         counts["processed"] += len(chunk)
         counts["created"] += created
         counts["updated"] += updated
         counts["skipped"] += skipped
-        if run is not None:
-            _progress(run, counts)
     return counts
 
 
-def _progress(run: InvoiceRun, counts: dict[str, int]) -> None:
-    run.processed = counts["processed"]
-    run.created_count, run.updated_count, run.skipped_count = (
-        counts["created"],
-        counts["updated"],
-        counts["skipped"],
-    )
-    run.save(update_fields=["processed", "created_count", "updated_count", "skipped_count"])
-    publish_progress(run)
+T = TypeVar("T")
+
+
+def _retrying_deadlocks(work: Callable[[], T]) -> T:
+    """`work()` in a transaction, again (up to five times) when PostgreSQL broke a deadlock."""
+    for attempt in range(5):
+        try:
+            with transaction.atomic():
+                return work()
+        except OperationalError as error:  # a deadlock or serialization failure: retry the chunk
+            if attempt == 4 or "deadlock" not in str(error).lower():
+                raise
+            time.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def publish_progress(run: InvoiceRun) -> None:
@@ -412,29 +420,138 @@ def publish_progress(run: InvoiceRun) -> None:
         log.warning("invoice run %s: could not publish progress", run.pk, exc_info=True)
 
 
-def invoice_run_execute(run_id: str) -> InvoiceRun:
-    """What the task `billing.invoice_run` does: claim the run, bill its period, and end it
-    `done` or `failed` with the error, whatever raised (a run never stays `running` because
-    its task raised). A run that is `done` or `failed` already stays so (a second delivery);
-    a `running` one is claimed again (the redelivery of a task whose worker died)."""
+def chunk_size(total: int) -> int:
+    """Contracts per chunk: CHUNK, or less for a run of fewer than FAN_OUT chunks, so that a
+    small run too is spread over the workers (never below MIN_CHUNK)."""
+    return max(MIN_CHUNK, min(CHUNK, -(-total // FAN_OUT)))
+
+
+def invoice_run_execute(run_id: str, *, worker: str = "") -> InvoiceRun:
+    """What the task `billing.invoice_run` does: claim the run, cut its contracts into chunks
+    and queue one `billing.invoice_run_chunk` task per chunk (through the outbox, in the
+    transaction that records the chunks), then bill whatever chunks no worker has taken yet,
+    from the last one down, while the workers take them from the first one up.
+
+    A run that is `done` or `failed` already stays so (a second delivery); a `running` one is
+    claimed again (the redelivery of a task whose worker died): its chunks, if they were
+    recorded, are kept and only the unbilled ones are billed. The run ends when its last chunk
+    is billed, by whichever task billed it (`_settle`); a chunk that raises ends it `failed`."""
     claimed = InvoiceRun.objects.filter(
         pk=run_id, status__in=[InvoiceRunStatus.QUEUED, InvoiceRunStatus.RUNNING]
     ).update(status=InvoiceRunStatus.RUNNING, started_at=timezone.now(), error="")
-    run = InvoiceRun.objects.select_related("started_by").get(pk=run_id)
-    if not claimed:
-        return run
-    try:
-        run.total = billable_contracts(run.period).count()
+    if claimed:
+        try:
+            _plan(run_id)
+        except Exception as error:
+            log.exception("invoice run %s failed", run_id)
+            _fail(run_id, error)
+        else:
+            _settle(run_id)  # a run of no contracts ends here
+            pending = InvoiceRunChunk.objects.filter(run_id=UUID(str(run_id)), done_at__isnull=True)
+            for chunk_id in pending.order_by("-index").values_list("pk", flat=True):
+                invoice_run_chunk_execute(chunk_id, worker=worker)
+    return InvoiceRun.objects.select_related("started_by").get(pk=run_id)
+
+
+def _plan(run_id: str) -> None:
+    """Record the run's chunks (by contract key: each ends at the key of its last contract) and
+    queue a task for each, in one transaction; nothing when they are recorded already."""
+    with transaction.atomic():
+        run = InvoiceRun.objects.select_for_update().get(pk=run_id)  # one plan at a time
+        if run.chunks.exists():
+            return
+        contracts = billable_contracts(run.period).order_by("pk").values_list("pk", flat=True)
+        size = chunk_size(contracts.count())
+        chunks: list[InvoiceRunChunk] = []
+        after: UUID | None = None
+        last: UUID | None = None
+        for n, last in enumerate(contracts.iterator(chunk_size=5000), start=1):
+            if n % size == 0:
+                chunks.append(InvoiceRunChunk(run=run, index=len(chunks), after=after, last=last, size=size))
+                after = last
+        if last is not None and last != after:
+            tail = n - size * len(chunks)
+            chunks.append(InvoiceRunChunk(run=run, index=len(chunks), after=after, last=last, size=tail))
+        InvoiceRunChunk.objects.bulk_create(chunks)
+        run.total = sum(chunk.size for chunk in chunks)
         run.save(update_fields=["total"])
-        publish_progress(run)
-        assert run.started_at is not None  # set by the claim
-        bill_period(run.period, run=run, now=run.started_at)
+        outbox.enqueue_many(("billing.invoice_run_chunk", {"chunk_id": chunk.pk}) for chunk in chunks)
+    publish_progress(InvoiceRun.objects.select_related("started_by").get(pk=run_id))
+
+
+def invoice_run_chunk_execute(chunk_id: int, *, worker: str = "") -> bool:
+    """What the task `billing.invoice_run_chunk` does: bill one chunk, unless it is billed, or
+    being billed by another task (whose own delivery is acknowledged late, so it is done
+    again if that worker dies), or its run is no longer running (failed, or retried since:
+    a retry records new chunks). Whether this call billed it."""
+    run_id = InvoiceRunChunk.objects.filter(pk=chunk_id).values_list("run_id", flat=True).first()
+    if run_id is None:
+        return False  # a chunk of an attempt that was retried since
+    try:
+        billed = _retrying_deadlocks(lambda: _bill_chunk(chunk_id, worker))
     except Exception as error:
-        log.exception("invoice run %s failed", run.pk)
-        run.status, run.error = InvoiceRunStatus.FAILED, f"{type(error).__name__}: {error}"[:2000]
-    else:
-        run.status = InvoiceRunStatus.DONE
-    run.finished_at = timezone.now()
-    run.save(update_fields=["status", "error", "finished_at"])
-    publish_progress(run)
-    return run
+        log.exception("invoice run %s failed in chunk %s", run_id, chunk_id)
+        _fail(str(run_id), error)
+        return False
+    if billed:
+        _settle(str(run_id))
+    return billed
+
+
+def _bill_chunk(chunk_id: int, worker: str) -> bool:
+    """In the caller's transaction: lock the chunk (skipping it when another holds it), bill its
+    contracts and record its counts, so that the chunk is billed and counted exactly once."""
+    chunk = (
+        InvoiceRunChunk.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("run")
+        .filter(pk=chunk_id, done_at__isnull=True, run__status=InvoiceRunStatus.RUNNING)
+        .first()
+    )
+    if chunk is None:
+        return False
+    run = chunk.run
+    assert run.started_at is not None  # set by the claim
+    contracts = billable_contracts(run.period).filter(pk__lte=chunk.last)
+    if chunk.after is not None:
+        contracts = contracts.filter(pk__gt=chunk.after)
+    contracts = contracts.select_related("customer", "plan").prefetch_related(
+        "plan__components", "price_overrides"
+    )
+    billed = list(contracts.order_by("pk"))
+    created, updated, skipped = write_chunk(compute_chunk(billed, run.period, run.started_at), run)
+    chunk.processed, chunk.worker, chunk.done_at = len(billed), worker[:200], timezone.now()
+    chunk.created_count, chunk.updated_count, chunk.skipped_count = created, updated, skipped
+    chunk.save(update_fields=[*COUNTS, "worker", "done_at"])
+    return True
+
+
+COUNTS = ["processed", "created_count", "updated_count", "skipped_count"]
+
+
+def _settle(run_id: str) -> None:
+    """After a chunk is billed: the run's counts are the sum of its billed chunks'; when no
+    chunk is left the run is `done` — a conditional UPDATE, so it ends once whichever of the
+    last chunks' tasks get here. Chunks are looked at after their transactions committed, so
+    the last one to commit always sees all of them billed."""
+    chunks = InvoiceRunChunk.objects.filter(run_id=UUID(str(run_id)))
+    finished = not chunks.filter(done_at__isnull=True).exists()  # before the sums: they count all
+    sums = {name: value or 0 for name, value in chunks.aggregate(*(Sum(name) for name in COUNTS)).items()}
+    counts = {name: sums[f"{name}__sum"] for name in COUNTS}
+    running = InvoiceRun.objects.filter(pk=run_id, status=InvoiceRunStatus.RUNNING)
+    if finished:
+        moved = running.update(**counts, status=InvoiceRunStatus.DONE, finished_at=timezone.now())
+    else:  # chunks finish in any order: a count never goes back
+        moved = running.update(**{name: Greatest(F(name), Value(value)) for name, value in counts.items()})
+    if moved:
+        publish_progress(InvoiceRun.objects.select_related("started_by").get(pk=run_id))
+
+
+def _fail(run_id: str, error: Exception) -> None:
+    """End a running run `failed` with the error (a chunk or the plan raised): once."""
+    moved = InvoiceRun.objects.filter(pk=run_id, status=InvoiceRunStatus.RUNNING).update(
+        status=InvoiceRunStatus.FAILED,
+        error=f"{type(error).__name__}: {error}"[:2000],
+        finished_at=timezone.now(),
+    )
+    if moved:
+        publish_progress(InvoiceRun.objects.select_related("started_by").get(pk=run_id))

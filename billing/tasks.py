@@ -4,29 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from django.db import DatabaseError
 
 from portal.events import HANDLER_TASK
 
 
-# A failure of the billing itself ends the run `failed` (billing.runs.invoice_run_execute); what
-# reaches Celery is a database that would not even record that, and a retry finds the run
-# `running` and claims it again, so it never stays `running` for good.
-@shared_task(
-    name="billing.invoice_run",
-    acks_late=True,
-    autoretry_for=(DatabaseError,),
-    retry_backoff=True,
-    retry_backoff_max=300,
-    max_retries=8,
-)
-def invoice_run(run_id: str) -> dict[str, object]:
-    """Bill a period (idempotent: a redelivered or repeated run leaves one invoice per contract)."""
+# A failure of the billing itself ends the run `failed` (billing.runs); what reaches Celery is
+# a database that would not even record that, and a retry finds the run `running` (or the
+# chunk unbilled) and takes it again, so a run never stays `running` for good.
+def _run_task(name: str) -> Any:
+    return shared_task(
+        name=name, bind=True, acks_late=True, autoretry_for=(DatabaseError,), retry_backoff=True,
+        retry_backoff_max=300, max_retries=8,
+    )  # fmt: skip
+
+
+@_run_task("billing.invoice_run")
+def invoice_run(self: Task[Any, Any], run_id: str) -> dict[str, object]:
+    """Plan a period's run: queue its chunks, bill those no other worker took (idempotent: a
+    redelivered or repeated run leaves one invoice per contract)."""
     from billing.runs import invoice_run_execute
 
-    run = invoice_run_execute(run_id)
+    run = invoice_run_execute(run_id, worker=self.request.hostname or "")
     return {"run": run_id, "status": run.status, "processed": run.processed}
+
+
+@_run_task("billing.invoice_run_chunk")
+def invoice_run_chunk(self: Task[Any, Any], chunk_id: int) -> bool:
+    """Bill one chunk of a run, on whichever worker takes it (once, however often delivered)."""
+    from billing.runs import invoice_run_chunk_execute
+
+    return invoice_run_chunk_execute(chunk_id, worker=self.request.hostname or "")
 
 
 @shared_task(name="billing.invoice_run_last_month")

@@ -21,6 +21,7 @@ from billing.models.invoices import (
     InvoiceLockedError,
     InvoiceQuerySet,
     InvoiceRun,
+    InvoiceRunChunk,
     InvoiceRunStatus,
     InvoiceStatus,
 )
@@ -50,6 +51,7 @@ __all__ = [
     "InvoiceQuerySet",
     "InvoiceReminder",
     "InvoiceRun",
+    "InvoiceRunChunk",
     "InvoiceRunStatus",
     "InvoiceStatus",
     "Payment",

@@ -67,6 +67,36 @@ class InvoiceRun(models.Model):
         return 100 if self.status == InvoiceRunStatus.DONE else int(100 * self.processed / max(self.total, 1))
 
 
+class InvoiceRunChunk(models.Model):
+    """One chunk of a run's contracts (docs/billing.md, "The invoice run"): the contracts with a
+    primary key in (`after`, `last`], billed by one Celery task `billing.invoice_run_chunk`
+    that any worker may take. `done_at` and the counts are written in the transaction that
+    bills the chunk, so a chunk is counted once however often its task is delivered."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(InvoiceRun, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    after = models.UUIDField(
+        null=True, blank=True, help_text="Contracts above this key (none: from the first)."
+    )
+    last = models.UUIDField(help_text="Contracts up to and including this key.")
+    size = models.PositiveIntegerField(help_text="Contracts in the range when the run was planned.")
+    processed = models.PositiveIntegerField(default=0)
+    created_count = models.PositiveIntegerField(default=0)
+    updated_count = models.PositiveIntegerField(default=0)
+    skipped_count = models.PositiveIntegerField(default=0)
+    worker = models.CharField(max_length=200, blank=True, help_text="The Celery worker that billed it.")
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    objects = StaffOnlyQuerySet.as_manager()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "index"], name="one_chunk_per_run_index")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of {self.run_id}"
+
+
 class InvoiceStatus(models.TextChoices):
     DRAFT = "draft", "Draft"
     FINALIZED = "finalized", "Finalized"
