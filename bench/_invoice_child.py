@@ -1,7 +1,14 @@
 """One timed invoice run in its own process: `billing.runs.invoice_run_execute(run_id)`.
 
     DJANGO_SETTINGS_MODULE=portal.settings.production DATABASE_URL=... \\
-        python bench/_invoice_child.py <run id>
+        python bench/_invoice_child.py <run id> [--via-workers]
+
+With `--via-workers` the run is not executed here: the child queues the task
+`billing.invoice_run` through the outbox, as `invoice_run_start` does, and polls the run
+until it is done or failed; Celery workers that bench/invoice_run.py started bill its
+chunks. Wall time is from the commit of the queued task to the poll that saw the run end
+(polled every 0.1 s); the peak RSS and CPU are then the workers' (measured by the caller).
+The child reports which worker billed how many chunks (`InvoiceRunChunk.worker`).
 
 bench/invoice_run.py starts this (under flock) once per measured run, so that the peak
 resident set reported here (`ru_maxrss` of this process) is the run's own. It sets Django
@@ -82,6 +89,53 @@ def rss_kib(field: str) -> int:
     return 0
 
 
+def run_figures(run: Any, wall: float) -> dict[str, Any]:
+    """The run's outcome and counts, and the wall time measured here."""
+    return {
+        "run": str(run.pk),
+        "status": run.status,
+        "error": run.error,
+        "total": run.total,
+        "processed": run.processed,
+        "created": run.created_count,
+        "updated": run.updated_count,
+        "skipped": run.skipped_count,
+        "wall_seconds": round(wall, 2),
+    }
+
+
+def via_workers(run_id: str) -> None:
+    from django.db import transaction
+    from django.db.models import Count, Sum
+
+    from billing.models import InvoiceRun, InvoiceRunChunk, InvoiceRunStatus
+    from billing.tasks import invoice_run
+    from portal import outbox
+
+    with transaction.atomic():
+        outbox.enqueue(invoice_run, run_id=run_id)
+    started = time.perf_counter()  # the task is published on the commit above
+    ended = (InvoiceRunStatus.DONE, InvoiceRunStatus.FAILED)
+    while not InvoiceRun.objects.filter(pk=run_id, status__in=ended).exists():
+        time.sleep(0.1)
+    wall = time.perf_counter() - started
+    run = InvoiceRun.objects.get(pk=run_id)
+    chunks = InvoiceRunChunk.objects.filter(run=run)
+    by_worker = chunks.values("worker").annotate(chunks=Count("id"), contracts=Sum("processed"))
+    result = {
+        **run_figures(run, wall),
+        "run_seconds_by_its_timestamps": round((run.finished_at - run.started_at).total_seconds(), 2)
+        if run.finished_at and run.started_at
+        else None,
+        "chunks": chunks.count(),
+        "chunks_by_worker": {
+            row["worker"] or "?": {"chunks": row["chunks"], "contracts": row["contracts"]}
+            for row in by_worker.order_by("worker")
+        },
+    }
+    json.dump(result, sys.stdout)
+
+
 def main(run_id: str) -> None:
     timed(metering, "quantities", "metering.quantities (usage sums)")
     timed(metering, "uptime", "metering.uptime")
@@ -97,15 +151,7 @@ def main(run_id: str) -> None:
     usage_after = resource.getrusage(resource.RUSAGE_SELF)
     sql_seconds = sum(seconds for _, seconds in SQL.values())
     result = {
-        "run": str(run.pk),
-        "status": run.status,
-        "error": run.error,
-        "total": run.total,
-        "processed": run.processed,
-        "created": run.created_count,
-        "updated": run.updated_count,
-        "skipped": run.skipped_count,
-        "wall_seconds": round(wall, 2),
+        **run_figures(run, wall),
         "cpu_seconds": round(
             usage_after.ru_utime + usage_after.ru_stime - usage_before.ru_utime - usage_before.ru_stime, 2
         ),
@@ -130,4 +176,7 @@ def main(run_id: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if "--via-workers" in sys.argv[2:]:
+        via_workers(sys.argv[1])
+    else:
+        main(sys.argv[1])

@@ -235,7 +235,8 @@ INSERT INTO fleet_hourlyusage (customer_id, asset_id, metric, hour, quantity, up
 SELECT a.customer_id, a.asset_id, m.metric, h.hour,
        round(CASE m.metric WHEN 'run_hours' THEN {FRACTION} ELSE {FRACTION} * 55.5 + 1.25 END, 6),
        now()
-FROM generate_series(%(low)s::timestamptz, %(high)s::timestamptz - interval '1 hour', interval '1 hour')
+FROM generate_series(%(low)s::timestamptz, %(high)s::timestamptz - interval '1 hour',
+                     interval '1 hour' * %(every)s)
      AS h(hour)
 JOIN bench_s4_assets a ON h.hour >= a.first_hour AND h.hour < a.end_hour
 CROSS JOIN (VALUES ('run_hours'), ('energy_kwh')) AS m(metric)
@@ -243,8 +244,9 @@ ORDER BY h.hour, a.n, m.metric
 """  # noqa: S608 - constant text
 
 
-def load_usage(contracts: int, customers: int, period_label: str) -> dict[str, Any]:
-    """The hourly usage of every asset over its customer's month plus MARGIN_HOURS each side."""
+def load_usage(contracts: int, customers: int, period_label: str, every: int = 1) -> dict[str, Any]:
+    """The hourly usage of every asset over its customer's month plus MARGIN_HOURS each side:
+    every hour, or every `every`-th hour (a divisor of 24) to keep a large data set small."""
     started = time.monotonic()
     margin = timedelta(hours=MARGIN_HOURS)
     zone_of = {c.pk: c.time_zone for c in Customer.objects.all()}
@@ -295,7 +297,7 @@ def load_usage(contracts: int, customers: int, period_label: str) -> dict[str, A
         while day < high:
             following = min(day + timedelta(days=1), high)
             with transaction.atomic():
-                cursor.execute(USAGE_INSERT, {"low": day, "high": following})
+                cursor.execute(USAGE_INSERT, {"low": day, "high": following, "every": every})
                 inserted += cursor.rowcount
             day = following
             log(f"usage: {inserted:,} rows ({time.monotonic() - started:.0f}s)")
@@ -322,6 +324,7 @@ def load_usage(contracts: int, customers: int, period_label: str) -> dict[str, A
     return {
         "usage_rows": inserted,
         "usage_hours_per_asset": inserted // max(contracts, 1) // len(METRICS),
+        "usage_every_hours": every,
         "usage_load_seconds": round(seconds, 1),
         "usage_table_mb": round(heap_size / 2**20),
         "usage_table_with_indexes_mb": round(total_size / 2**20),
@@ -359,11 +362,12 @@ def main() -> None:
     parser.add_argument("--contracts", type=int, required=True)
     parser.add_argument("--customers", type=int, default=100)
     parser.add_argument("--period", default="2026-10")
+    parser.add_argument("--usage-every", type=int, default=1, choices=[1, 2, 3, 4, 6, 8, 12, 24])
     args = parser.parse_args()
     started = time.monotonic()
     with transaction.atomic():
         summary = create_rows(args.contracts, args.customers, args.period)
-    summary.update(load_usage(args.contracts, args.customers, args.period))
+    summary.update(load_usage(args.contracts, args.customers, args.period, args.usage_every))
     summary["usage_rows_billed"] = billed_usage_rows(args.period)
     summary["setup_seconds"] = round(time.monotonic() - started, 1)
     summary["created_at"] = datetime.now(UTC).isoformat(timespec="seconds")

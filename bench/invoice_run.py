@@ -43,6 +43,7 @@ import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import (
     ROOT,
     VENV_BIN,
+    Process,
+    Stack,
     cpu_seconds,
     idle_load_average,
     log,
     machine_cpu,
     machine_info,
     migrate,
+    peak_rss,
     run_main,
     services,
+    wait_for_log,
 )
 
 LOCK_FILE = "/tmp/fleetport-bench.lock"  # noqa: S108 - the machine-wide benchmark lock
@@ -86,11 +91,49 @@ def run_json(argv: list[str], env: dict[str, str], what: str) -> dict[str, Any]:
     return result
 
 
+def start_workers(stack: Stack, name: str, workers: int) -> list[Process]:
+    """`workers` Celery workers (prefork, one pool process each), as two nodes would run them;
+    started afresh for each measured run so that their peak RSS is that run's."""
+    started = [
+        stack.start(
+            f"{name}-worker-{n}",
+            [
+                *(
+                    str(VENV_BIN / "celery"),
+                    "-A",
+                    "portal",
+                    "worker",
+                    "--pool",
+                    "prefork",
+                    "--concurrency",
+                    "1",
+                ),
+                *("--queues", "default", "--hostname", f"{name}-{n}@%h", "--loglevel", "INFO"),
+                *("--without-gossip", "--without-mingle"),
+            ],
+        )
+        for n in range(workers)
+    ]
+    for process in started:
+        wait_for_log(process, "ready.")
+    return started
+
+
 def timed_run(
-    conn: psycopg.Connection[Any], env: dict[str, str], *, period: str, lock: str, postmaster: int, name: str
+    conn: psycopg.Connection[Any],
+    env: dict[str, str],
+    name: str,
+    *,
+    period: str,
+    lock: str,
+    postmaster: int,
+    stack: Stack,
+    workers: int,
 ) -> dict[str, Any]:
-    """Create an InvoiceRun row and execute it in a child process; the child's own figures
-    plus PostgreSQL's CPU and the machine's over the same time."""
+    """Create an InvoiceRun row and execute it in a child process, or (`workers` > 0) have the
+    child queue it to that many Celery workers and wait for it; the child's own figures (or
+    the workers' CPU and peak RSS) plus PostgreSQL's CPU and the machine's over the same time."""
+    pool = start_workers(stack, name, workers) if workers else []
     run_id = str(uuid.uuid4())
     conn.execute(
         "INSERT INTO billing_invoicerun (id, period, status, total, processed, created_count,"
@@ -104,14 +147,22 @@ def timed_run(
     count = billable[0] if billable else "?"
     log(f"{name}: invoice run over {count} contracts (waiting for {lock or 'no lock'})")
     postgres_before = cpu_seconds(postmaster)
+    workers_before = sum(cpu_seconds(process.pid) for process in pool)
     machine_before = machine_cpu()
-    child = run_json(
-        with_lock(lock, [str(VENV_BIN / "python"), "bench/_invoice_child.py", run_id]), env, f"{name} run"
-    )
+    argv = [str(VENV_BIN / "python"), "bench/_invoice_child.py", run_id, *(["--via-workers"] if pool else [])]
+    child = run_json(with_lock(lock, argv), env, f"{name} run")
     postgres_cpu = cpu_seconds(postmaster) - postgres_before
     busy, total = machine_cpu()
     busy -= machine_before[0]
     elapsed = total - machine_before[1]
+    if pool:
+        child["cpu_seconds"] = round(sum(cpu_seconds(process.pid) for process in pool) - workers_before, 2)
+        peaks = [peak_rss(process.pid) for process in pool]
+        # The pool processes bill; each worker's main process only fetches the messages.
+        child["peak_rss_mb"] = max(peak["max_process_mb"] for peak in peaks)
+        child["workers_peak_rss"] = peaks
+        for process in pool:
+            process.stop()
     if child["status"] != "done":
         raise RuntimeError(f"{name}: the run ended {child['status']}: {child['error']}")
     wall = child["wall_seconds"]
@@ -120,9 +171,12 @@ def timed_run(
         f"updated {child['updated']}, peak RSS {child['peak_rss_mb']} MB; CPU s: run {child['cpu_seconds']}, "
         f"PostgreSQL {postgres_cpu:.1f}; machine busy {busy / elapsed if elapsed else 0:.0%}"
     )
-    for phase, figures in child["phases"].items():
+    for phase, figures in child.get("phases", {}).items():
         log(f"{name}:   {figures['seconds']:7.2f}s  {phase} ({figures['calls']} calls)")
-    log(f"{name}:   {child['sql']['seconds']:7.2f}s  in {child['sql']['statements']} SQL statements")
+    if "sql" in child:
+        log(f"{name}:   {child['sql']['seconds']:7.2f}s  in {child['sql']['statements']} SQL statements")
+    for worker, figures in child.get("chunks_by_worker", {}).items():
+        log(f"{name}:   {figures['chunks']:4d} chunks, {figures['contracts']} contracts by {worker}")
     # Without the wait for the lock: CPU seconds of the whole child process (incl. start-up)
     # are close to the run's own because the set-up before the clock is ~1 s.
     return {
@@ -308,6 +362,7 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
             "PYTHONUNBUFFERED": "1",
         }
         python = str(VENV_BIN / "python")
+        stack.env = env  # the workers' (bench/invoice_run.py starts them per run)
         migrate(env)
         log(f"set-up: {config.contracts} contracts (waiting for {config.lock or 'no lock'})")
         setup = run_json(
@@ -317,7 +372,7 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
                     python,
                     "bench/_invoice_setup.py",
                     *("--contracts", str(config.contracts), "--customers", str(config.customers)),
-                    *("--period", config.period),
+                    *("--period", config.period, "--usage-every", str(config.usage_every)),
                 ],
             ),
             env,
@@ -332,21 +387,25 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
                     " 'max_parallel_workers_per_gather')"
                 ).fetchall()
             )
-            restrict_to(conn, config.small)
-            small = timed_run(
-                conn, env, period=config.period, lock=config.lock, postmaster=postmaster, name="small"
+            measure = partial(
+                timed_run,
+                conn,
+                env,
+                period=config.period,
+                lock=config.lock,
+                postmaster=postmaster,
+                stack=stack,
+                workers=config.workers,
             )
+            restrict_to(conn, config.small)
+            small = measure("small")
             small["invoices_after"] = invoice_counts(conn, config.period)
             restore_all(conn, config.period)
 
-            full = timed_run(
-                conn, env, period=config.period, lock=config.lock, postmaster=postmaster, name="full"
-            )
+            full = measure("full")
             full["invoices_after"] = invoice_counts(conn, config.period)
             full["usage_rows_billed_per_s"] = round(setup["usage_rows_billed"] / full["wall_seconds"])
-            rerun = timed_run(
-                conn, env, period=config.period, lock=config.lock, postmaster=postmaster, name="re-run"
-            )
+            rerun = measure("re-run")
             rerun["invoices_after"] = invoice_counts(conn, config.period)
             log("spot checks")
             # The re-run's drafts are what the invoices hold now; its start was its `now`.
@@ -358,12 +417,13 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
         log("EXPLAIN ANALYZE of one chunk's metering query")
         plan = explain_metering(env, config.period)
 
+    targets = {**TARGETS, "wall_seconds_max": config.wall_max}
     ratio = full["peak_rss_mb"] / small["peak_rss_mb"] if small["peak_rss_mb"] else 0.0
     invoices = full["invoices_after"]
     passed = {
-        "full_run_wall_seconds": full["wall_seconds"] <= TARGETS["wall_seconds_max"],
-        "rerun_wall_seconds": rerun["wall_seconds"] <= TARGETS["wall_seconds_max"],
-        "peak_rss_bounded": ratio <= TARGETS["peak_rss_ratio_full_over_small_max"],
+        "full_run_wall_seconds": full["wall_seconds"] <= targets["wall_seconds_max"],
+        "rerun_wall_seconds": rerun["wall_seconds"] <= targets["wall_seconds_max"],
+        "peak_rss_bounded": ratio <= targets["peak_rss_ratio_full_over_small_max"],
         "one_invoice_per_contract": invoices["invoices"] == config.contracts
         and invoices["contracts_invoiced"] == config.contracts
         and full["created"] == config.contracts,
@@ -381,11 +441,16 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
             "contracts": config.contracts,
             "small_contracts": config.small,
             "settings": "portal.settings.production",
-            "run": "billing.runs.invoice_run_execute in its own process (bench/_invoice_child.py)",
+            "run": f"billing.invoice_run queued to {config.workers} Celery workers (prefork, one pool"
+            " process each), which bill its chunk tasks; bench/_invoice_child.py --via-workers waits"
+            if config.workers
+            else "billing.runs.invoice_run_execute in its own process (bench/_invoice_child.py)",
+            "workers": config.workers,
+            "usage_every_hours": config.usage_every,
             "lock": config.lock or None,
         },
         "data": setup,
-        "targets": TARGETS,
+        "targets": targets,
         "runs": {"small": small, "full": full, "rerun": rerun},
         "memory": {
             "peak_rss_mb_small": small["peak_rss_mb"],
@@ -427,6 +492,23 @@ def main() -> int:
         default=LOCK_FILE,
         help=f"flock file around each heavy step (default {LOCK_FILE}; '' for none)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="queue each run to this many Celery workers (one pool process each) instead of "
+        "executing it in one process (default 0: in one process)",
+    )
+    parser.add_argument(
+        "--usage-every",
+        type=int,
+        default=1,
+        choices=[1, 2, 3, 4, 6, 8, 12, 24],
+        help="usage rows every N hours only (default 1: every hour), for a large --contracts",
+    )
+    parser.add_argument(
+        "--wall-max", type=float, default=None, help="the wall-time target in seconds (default 60)"
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
     # The small run bills at least one full chunk (billing.runs.CHUNK = 500 contracts), or the
@@ -434,6 +516,8 @@ def main() -> int:
     args.contracts = args.contracts or (1_000 if args.quick else 10_000)
     args.small = args.small or (500 if args.quick else 2_000)
     args.customers = args.customers or (20 if args.quick else 100)
+    # S4's targets: 10,000 contracts in a minute; 100,000 (issue 17) in three.
+    args.wall_max = args.wall_max or (60.0 if args.contracts <= 10_000 else 180.0)
     if not 0 < args.small < args.contracts:
         parser.error("--small must be between 0 and --contracts")
     return run_main(lambda: run(args))
