@@ -460,7 +460,7 @@ def run(config: argparse.Namespace) -> dict[str, Any]:
             "peak_rss_mb_small": small["peak_rss_mb"],
             "peak_rss_mb_full": full["peak_rss_mb"],
             "peak_rss_ratio_full_over_small": round(ratio, 3),
-            "rss_before_run_mb_full": full["rss_before_run_mb"],
+            "rss_before_run_mb_full": full.get("rss_before_run_mb"),  # in-process runs only
         },
         "spot_checks": {
             "checked": len(checks),
