@@ -352,6 +352,82 @@ def profile_drain(
     return result
 
 
+def spread_rows(
+    devices: list[str], *, items_per_row: int, seq_base: int, keep: Callable[[int], bool]
+) -> list[Any]:
+    """One inbox row per device of the heartbeats `seq_base + i` that `keep(i)`, i < items_per_row,
+    their `ts` 45 minutes apart ending now (100 of them: 74 hours, so four daily partitions)."""
+    from fleet.models import IngestInbox
+
+    now = datetime.now(UTC)
+    rows = []
+    for device in devices:
+        items = []
+        for index in range(items_per_row):
+            if not keep(index):
+                continue
+            seq = seq_base + index
+            ts = (now - timedelta(minutes=45 * (items_per_row - 1 - index))).isoformat()
+            metrics = {"run_hours": seq / 60, "energy_kwh": seq / 4, "pressure_bar": 7.1, "temp_c": 61.0}
+            items.append({"seq": seq, "ts": ts, "status": "ok", "fault_code": "", "metrics": metrics})
+        rows.append(IngestInbox(device_id=device, count=len(items), items=items))
+    return rows
+
+
+def profile_replay(devices: list[str], *, items_per_row: int, seq_base: int, late: bool) -> dict[str, Any]:
+    """A batch of heartbeats at or below their devices' last seq, spread over three days: stored
+    already (a device replaying what it sent, `late=False`: all duplicates), or new ones between
+    stored ones (`late=True`: every other seq was stored first, then the rest arrive), each
+    batch after one newer heartbeat per device made them out of order."""
+    from fleet.ingest import worker
+    from fleet.models import IngestInbox
+
+    result: dict[str, Any] = {}
+    base = seq_base
+    for profiled in (False, True):
+        base += 10_000_000
+        first = spread_rows(
+            devices, items_per_row=items_per_row, seq_base=base, keep=lambda i: not late or i % 2 == 0
+        )
+        newer = spread_rows(devices, items_per_row=1, seq_base=base + items_per_row, keep=lambda i: True)
+        IngestInbox.objects.bulk_create(first + newer)
+        worker.drain(time_budget=120)
+        again = spread_rows(
+            devices, items_per_row=items_per_row, seq_base=base, keep=lambda i: not late or i % 2 == 1
+        )
+        IngestInbox.objects.bulk_create(again)
+        items = sum(row.count for row in again)
+        profile = cProfile.Profile()
+        timings: Timings = defaultdict(float)
+        with sql_counter(timings):
+            started = time.perf_counter()
+            if profiled:
+                profile.enable()
+            batch = worker.process_batch()
+            if profiled:
+                profile.disable()
+            wall = time.perf_counter() - started
+        if profiled:
+            result["profiled_wall_s"] = round(wall, 3)
+            result["top_project_functions"] = top_project_functions(profile)
+        else:
+            result.update(
+                {
+                    "inbox_rows": batch.rows,
+                    "heartbeats": items,
+                    "stored": batch.stored,
+                    "duplicates": batch.duplicates,
+                    "wall_s": round(wall, 3),
+                    "heartbeats_per_s": round(items / wall, 1),
+                    "sql_statements": int(timings["sql_statements"]),
+                    "sql_wait_s": round(timings["sql_s"], 3),
+                }
+            )
+    name = "late" if late else "replayed"
+    log(f"drain, {name}: {result['heartbeats_per_s']:,.0f} heartbeats/s ({result['wall_s']:.2f}s a batch)")
+    return result
+
+
 # ----------------------------------------------------------------------------- the run
 
 
@@ -359,6 +435,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=500, help="devices in the fleet (default 500)")
     parser.add_argument("--requests", type=int, default=300, help="requests per view case (default 300)")
+    parser.add_argument(
+        "--drain-only", action="store_true", help="profile the worker's batches only (not the doors)"
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="fleetport-profile-"))
     postgres, redis = PostgresServer(), RedisServer()
@@ -385,18 +464,25 @@ def main() -> int:
             django.setup()
             tokens = [d["token"] for d in devices]
             ids = [d["device"] for d in devices]
-            result = {
-                "machine": {"nproc": os.cpu_count(), "load_average_at_start": os.getloadavg()},
-                "view": profile_view(tokens, args.requests),
-                "lean_path": profile_lean(tokens, args.requests),
-                "drain": {
-                    "S1a-shaped: 500 rows of 1 heartbeat, 500 devices": profile_drain(
-                        ids[:500], name="S1a-shaped", rows_per_device=1, items_per_row=1, seq_base=3 * 10**9
-                    ),
-                    "S1b-shaped: 100 rows of 100 heartbeats, 100 devices": profile_drain(
-                        ids[:100], name="S1b-shaped", rows_per_device=1, items_per_row=100, seq_base=4 * 10**9
-                    ),
-                },
+            result: dict[str, Any] = {
+                "machine": {"nproc": os.cpu_count(), "load_average_at_start": os.getloadavg()}
+            }
+            if not args.drain_only:
+                result["view"] = profile_view(tokens, args.requests)
+                result["lean_path"] = profile_lean(tokens, args.requests)
+            result["drain"] = {
+                "S1a-shaped: 500 rows of 1 heartbeat, 500 devices": profile_drain(
+                    ids[:500], name="S1a-shaped", rows_per_device=1, items_per_row=1, seq_base=3 * 10**9
+                ),
+                "S1b-shaped: 100 rows of 100 heartbeats, 100 devices": profile_drain(
+                    ids[:100], name="S1b-shaped", rows_per_device=1, items_per_row=100, seq_base=4 * 10**9
+                ),
+                "replayed: 100 rows of 100 stored heartbeats over 74 h, 100 devices": profile_replay(
+                    ids[:100], items_per_row=100, seq_base=6 * 10**9, late=False
+                ),
+                "late: 100 rows of 50 new heartbeats between stored ones, 100 devices": profile_replay(
+                    ids[:100], items_per_row=100, seq_base=7 * 10**9, late=True
+                ),
             }
         except KeyboardInterrupt:
             return 130

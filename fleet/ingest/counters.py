@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal, localcontext
 from typing import TYPE_CHECKING, Any
 
-from django.db.models import Exists, OuterRef, Subquery
+import orjson
 from django.utils import timezone
 
 from fleet import alarms
@@ -163,7 +163,7 @@ def refold(
     first, last = min(r.seq for r in readings), max(r.seq for r in readings)
     predecessor, inside, following = _stored_neighbours(device, code, first, last, {r.seq for r in readings})
     folded = fold(predecessor, readings + inside, bound, then=following)
-    stored_changes: dict[int, str] = {}
+    stored_changes: list[tuple[int, datetime, str]] = []
     customer_key, asset_key = str(device.customer_id), str(device.asset_id)
     for item in folded:
         reading = item.reading
@@ -171,13 +171,10 @@ def refold(
             if out is not None:
                 out.increments[reading.seq][code] = str(item.usage)
         elif item.delta:
-            stored_changes[reading.seq] = str(item.usage)
+            stored_changes.append((reading.seq, reading.ts, str(item.usage)))
         if item.delta:
             usage[(customer_key, asset_key, code, reading.hour)] += item.delta
-    for seq, value in stored_changes.items():
-        row = Heartbeat.objects.get(device=device, seq=seq)
-        row.increments = {**row.increments, code: value}
-        row.save(update_fields=["increments"])
+    _write_increments(device, code, stored_changes)
     # Flags to create, re-judge or drop: every reading not plain now, and those that were.
     _flags_apply(
         device,
@@ -208,51 +205,86 @@ def _stored_neighbours(
 ) -> tuple[Baseline | None, list[Reading], Iterator[Reading]]:
     """For an out-of-order arrival: the newest stored reading before `first` that counts (the
     baseline), the stored readings between `first` and `last` (but those in `folding`), and,
-    lazily, those after `last`, each with its judgement (their increments may change)."""
-    having = Heartbeat.objects.filter(device=device, metrics__has_key=code)
-    flags = ImplausibleReading.objects.filter(
-        customer_id=device.customer_id, device_id=device.pk, metric=code, seq=OuterRef("seq")
-    )
-    before = (
-        having.filter(seq__lt=first)
-        .exclude(Exists(flags.exclude(status=ImplausibleReading.Status.ACCEPTED)))
-        .order_by("-seq")
-        .values_list("seq", "ts", "metrics")
-        .first()
-    )
-    judged = having.annotate(flag=Subquery(flags.values("status")[:1])).values_list(
-        "seq", "ts", "metrics", "increments", "flag"
-    )
+    lazily, those after `last`, each with its judgement (their increments may change).
 
-    def reading(
-        seq: int, ts: datetime, metrics: dict[str, Any], increments: dict[str, str], flag: str | None
-    ) -> Reading:
+    Neighbours by seq may lie in any daily partition (a seq says nothing of its `ts`), so each
+    statement looks in all of them; they are prepared on the connection (planned once, not
+    per call: planning over every partition took longer than running them).
+    """
+    params = {"device": device.pk, "customer": device.customer_id, "code": code}
+
+    def rows(sql: str, **more: Any) -> list[tuple[Any, ...]]:
+        with binding_cursor() as cursor:
+            cursor.execute(sql, {**params, **more}, prepare=True)
+            return cursor.fetchall()
+
+    def reading(seq: int, ts: datetime, value: str, increment_: str | None, flag: str | None) -> Reading:
         return Reading(
             seq=seq,
-            value=as_decimal(metrics[code]),
+            value=as_decimal(_json_loads(value)),
             ts=ts,
-            stored_increment=Decimal(increments[code]) if code in increments else ZERO,
+            stored_increment=Decimal(increment_) if increment_ is not None else ZERO,
             stored=Judgement(flag) if flag else Judgement.PLAIN,
         )
 
-    inside = [reading(*row) for row in judged.filter(seq__gt=first, seq__lt=last) if row[0] not in folding]
+    before = rows(_BEFORE_SQL, first=first)
+    inside = [reading(*row) for row in rows(_BETWEEN_SQL, first=first, last=last) if row[0] not in folding]
 
     def following() -> Iterator[Reading]:
         after = last
         while True:
-            page = list(judged.filter(seq__gt=after).order_by("seq")[:FOLLOWING_PAGE])
+            page = rows(_AFTER_SQL, after=after)
             for row in page:
                 yield reading(*row)
             if len(page) < FOLLOWING_PAGE:
                 return
             after = page[-1][0]
 
-    predecessor = Baseline(before[0], as_decimal(before[2][code]), before[1]) if before is not None else None
+    predecessor = (
+        Baseline(before[0][0], as_decimal(_json_loads(before[0][2])), before[0][1]) if before else None
+    )
     return predecessor, inside, following()
 
 
 # Stored readings after a late one read per query: the walk usually stops at the first.
 FOLLOWING_PAGE = 8
+_json_loads = orjson.loads  # a metric's value as jsonb text: parsed as the JSONField parses it
+_HEARTBEATS = Heartbeat._meta.db_table
+_FLAGS = ImplausibleReading._meta.db_table
+_FLAG_OF = (
+    f"FROM {_FLAGS} f WHERE f.customer_id = %(customer)s AND f.device_id = %(device)s "
+    "AND f.metric = %(code)s::text AND f.seq = h.seq"
+)
+_NEIGHBOURS = (
+    f"SELECT h.seq, h.ts, (h.metrics -> %(code)s::text)::text, h.increments ->> %(code)s::text, "  # noqa: S608
+    f"(SELECT f.status {_FLAG_OF} LIMIT 1) FROM {_HEARTBEATS} h "
+    "WHERE h.device_id = %(device)s AND h.metrics ? %(code)s::text "
+)
+_BEFORE_SQL = (
+    f"SELECT h.seq, h.ts, (h.metrics -> %(code)s::text)::text FROM {_HEARTBEATS} h "  # noqa: S608
+    "WHERE h.device_id = %(device)s AND h.metrics ? %(code)s::text AND h.seq < %(first)s "
+    f"AND NOT EXISTS (SELECT 1 {_FLAG_OF} AND f.status <> '{ImplausibleReading.Status.ACCEPTED}') "
+    "ORDER BY h.seq DESC LIMIT 1"
+)
+_BETWEEN_SQL = _NEIGHBOURS + "AND h.seq > %(first)s AND h.seq < %(last)s ORDER BY h.seq"
+_AFTER_SQL = _NEIGHBOURS + f"AND h.seq > %(after)s ORDER BY h.seq LIMIT {FOLLOWING_PAGE}"
+
+
+def _write_increments(device: Device, code: str, changes: list[tuple[int, datetime, str]]) -> None:
+    """Set `code`'s increment of the device's stored readings `changes` (seq, ts, increment)
+    in one UPDATE. Each row is named by its whole key (device, seq, ts), so PostgreSQL visits
+    only the partitions of those days (run-time pruning on `ts`), not every day's, as a
+    look-up by (device, seq) alone must (docs/ingest.md, "Partitioned telemetry")."""
+    if not changes:
+        return
+    with binding_cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_HEARTBEATS} h SET increments = h.increments || jsonb_build_object(%b::text, u.value) "  # noqa: S608
+            "FROM unnest(%b::bigint[], %b::timestamptz[], %b::text[]) AS u(seq, ts, value) "
+            "WHERE h.device_id = %b AND h.seq = u.seq AND h.ts = u.ts",
+            [code, [c[0] for c in changes], [c[1] for c in changes], [c[2] for c in changes], device.pk],
+            prepare=True,
+        )
 
 
 def alarm_key(code: str) -> str:
