@@ -90,6 +90,46 @@ def test_a_seq_sent_again_with_another_time_is_stored_once(fleet_a: Installed) -
     assert (minute.count, minute.maximum) == (1, 60.0)  # the repeat folded into nothing
 
 
+def counted(seq: int, ts: datetime, run_hours: float) -> dict[str, Any]:
+    return {**item(seq, ts), "metrics": {"temp_c": 60.0, "run_hours": run_hours}}
+
+
+def test_a_replayed_batch_over_two_days_stores_nothing_twice(fleet_a: Installed) -> None:
+    """A device sends again, out of order, what it sent over midnight: seqs far apart (runs of
+    the look-up), one with another time; only the seq it never sent is new."""
+    yesterday = TODAY - timedelta(hours=2)
+    sent = [counted(seq, yesterday + timedelta(minutes=seq), seq / 60) for seq in (1, 2, 3)]
+    sent += [counted(seq, TODAY + timedelta(minutes=seq), seq / 60) for seq in (500, 501, 503)]
+    deliver(fleet_a, *sent)
+    deliver(fleet_a, counted(900, TODAY + timedelta(hours=1), 15.0))
+    worker.drain()
+    hour_rollups = sorted(
+        TelemetryRollup.objects.filter(resolution="hour", metric="temp_c").values_list("bucket", "count")
+    )
+    moved = {**sent[4], "ts": (yesterday + timedelta(minutes=30)).isoformat()}  # 501 on the other day
+    deliver(fleet_a, sent[5], counted(502, TODAY + timedelta(minutes=502), 502 / 60), sent[0], moved, sent[2])
+    deliver(fleet_a, *sent)
+    result = worker.drain()
+    assert (result.stored, result.duplicates) == (1, 10)
+    stored = rows("SELECT tableoid::regclass::text, seq FROM fleet_heartbeat ORDER BY seq")
+    assert [seq for _, seq in stored] == [1, 2, 3, 500, 501, 502, 503, 900]
+    assert {table for table, _ in stored} == {
+        f"fleet_heartbeat_p{TODAY - timedelta(days=1):%Y_%m_%d}",
+        f"fleet_heartbeat_p{TODAY:%Y_%m_%d}",
+    }
+    # The late 502 is folded between its stored neighbours, in today's partition: 503 now
+    # adds only its own step, and the rollups count it once, the repeats not at all.
+    increments = dict(
+        Heartbeat.objects.filter(device=fleet_a.device, seq__in=[502, 503]).values_list("seq", "increments")
+    )
+    assert increments == {502: {"run_hours": "0.016667"}, 503: {"run_hours": "0.016666"}}
+    after = dict(
+        TelemetryRollup.objects.filter(resolution="hour", metric="temp_c").values_list("bucket", "count")
+    )
+    late_hour = (TODAY + timedelta(minutes=502)).replace(minute=0)
+    assert after == {bucket: count + (bucket == late_hour) for bucket, count in hour_rollups}
+
+
 def _heartbeat(installed: Installed, seq: int, ts: datetime) -> Heartbeat:
     return Heartbeat.objects.create(
         customer_id=installed.asset.customer_id, asset=installed.asset, device=installed.device,
