@@ -33,13 +33,20 @@ class Heartbeat(TenantOwned):
     (device, seq, ts) by the database.
 
     Every index costs each stored heartbeat an insert: `customer` and `device` have no index
-    of their own, the composite indexes below lead with them."""
+    of their own, the composite indexes below lead with them. Every foreign key costs it a
+    look-up at commit: only `device` has one in the database; `customer` and `asset` are the
+    device's own, copied by the worker under the device's row lock (docs/ingest.md), and
+    deleting either is still refused while heartbeats refer to it (PROTECT)."""
 
     id = models.BigAutoField(primary_key=True)
     customer = models.ForeignKey(
-        "portal.Customer", on_delete=models.PROTECT, related_name="heartbeats", db_index=False
+        "portal.Customer",
+        on_delete=models.PROTECT,
+        related_name="heartbeats",
+        db_index=False,
+        db_constraint=False,
     )
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="heartbeats")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="heartbeats", db_constraint=False)
     device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="heartbeats", db_index=False)
     seq = models.BigIntegerField()
     ts = models.DateTimeField()
