@@ -10,13 +10,18 @@ the moment the web process took it from Redis, before handing it to its sockets,
 channel layer's part and the consumers + sockets + client part. Once per event and process,
 not per socket, to keep the cost out of the measurement; `asset.status` events are not
 traced.
+
+For `bench/live.py --cprofile`: SIGUSR1 starts cProfile on the event loop's thread, SIGUSR2
+stops it and writes `$LIVE_TRACE_DIR/web-<pid>.prof` (pstats).
 """
 
 from __future__ import annotations
 
+import cProfile
 import functools
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -69,3 +74,19 @@ def traced_receive(original: Receive) -> Receive:
 
 
 LiveChannelLayer.receive_message = traced_receive(LiveChannelLayer.receive_message)  # type: ignore[method-assign,assignment]
+
+
+_profiler = cProfile.Profile()
+
+
+def _profile_start(signum: int, frame: Any) -> None:
+    _profiler.enable()
+
+
+def _profile_stop(signum: int, frame: Any) -> None:
+    _profiler.disable()
+    _profiler.dump_stats(str(TRACE_DIR / f"web-{os.getpid()}.prof"))
+
+
+signal.signal(signal.SIGUSR1, _profile_start)
+signal.signal(signal.SIGUSR2, _profile_stop)

@@ -1,15 +1,17 @@
 """Live benchmark S2/S3: heartbeat→browser latency with 1,000 sockets; idle sockets per ASGI process.
 
     .venv/bin/python bench/live.py [--quick] [--seconds N] [--s1a-rate R | --rate R]
-                                   [--sockets N] [--s3-sockets N] [--keep-logs]
-                                   [--web-workers N] [--worker-concurrency N]
+                                   [--assets N] [--customers N] [--sockets N]
+                                   [--http-connections N] [--s3-sockets N | --no-s3]
+                                   [--keep-logs] [--web-workers N] [--worker-concurrency N]
 
 Starts its own PostgreSQL and Redis (tests/services.py), migrates, and creates through the
-project's services (bench/_live_setup.py) 100 customers with 10 assets each (one device and
-token per asset), one customer viewer per customer socket and a few support agents, each
-with a logged-in database session. Then the real processes: uvicorn (one process, as the
-Procfile runs it, with its options; --web-workers N for more; the project's ASGI
-application with one timestamp added, bench/_live_asgi.py), the Celery worker
+project's services (bench/_live_setup.py) 100 customers with 10 assets each (--assets and
+--customers change that; one device and token per asset), one customer viewer per customer
+socket and a few support agents, each with a logged-in database session. Then the real
+processes: uvicorn (one process, as the Procfile runs it, with its options; --web-workers N
+for more; the project's ASGI application with one timestamp added, bench/_live_asgi.py), the
+Celery worker
 (queues default,ingest, concurrency 2 as in the Procfile, with timestamps,
 bench/_live_worker.py) and beat.
 
@@ -17,8 +19,10 @@ bench/_live_worker.py) and beat.
   that parses frames where they arrive and stamps each message then) on /ws/live/ with
   their session cookie and an allowed Origin: 990 customer viewers (9–10 per customer, each also
   subscribed to one asset of its customer) and 10 support agents. Heartbeats are POSTed at a
-  fixed rate (default half of S1a: 50/s), the assets in turn, so each asset reports every
-  20 s and the per-socket coalescing (1/s per type and asset) never merges two of them. Each
+  fixed rate (default half of S1a: 500/s), the assets in turn, so each asset reports every
+  assets ÷ rate seconds (1,000 ÷ 500: 2 s; --assets 4000 --rate 2000: 2 s too) and the
+  per-socket coalescing (1/s per type and asset) never merges two of them unless the
+  pipeline falls over a second behind. Each
   heartbeat carries a unique `temp_c`, which comes back in `last_values` of the asset.status
   (customer + staff sockets) and asset.values (the asset's subscribers) frames. Latency =
   frame received − moment just before the POST was written, one clock (time.time()) in one
@@ -47,9 +51,11 @@ import gc
 import json
 import math
 import os
+import pstats
 import random
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -141,7 +147,9 @@ class Config:
     s3_step: int
     keep_logs: bool
     s3_compare: bool = True
+    s3: bool = True  # --no-s3: S2 only
     py_spy: str | None = None  # profile the web and worker processes during the S2 load
+    cprofile: bool = False  # cProfile the web process's event loop during the S2 load
     http_connections: int = 32
     connect_concurrency: int = 50
     web_workers: int = 1  # the Procfile's web: one uvicorn process
@@ -177,7 +185,7 @@ class Fleet:
 def prepare(stack: Stack, config: Config) -> Fleet:
     python = str(VENV_BIN / "python")
     migrate(stack.env)
-    customer_users = max(config.customer_sockets, config.s3_sockets)
+    customer_users = max(config.customer_sockets, config.s3_sockets if config.s3 else 0)
     log(
         f"creating {config.customers} customers × {config.assets_per_customer} assets, "
         f"{customer_users} customer viewers and {config.staff_sockets} support agents with sessions"
@@ -563,6 +571,36 @@ def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
     return {"samples": total, "self_percent": shares(self_count), "inclusive_percent": shares(inclusive)}
 
 
+def summarize_cprofile(folder: Path, pid: int, top: int = 30) -> dict[str, Any]:
+    """The web process's cProfile (bench/_live_asgi.py) of the load: the functions with the
+    most time of their own and the most time below them, as a share of the profiled time.
+    cProfile's own cost per call inflates small functions; compare shares, not times."""
+    path = folder / f"web-{pid}.prof"
+    for _ in range(50):
+        if path.exists():
+            break
+        time.sleep(0.1)
+    if not path.exists():
+        return {"error": f"no profile at {path}"}
+    loaded: Any = pstats.Stats(str(path))
+    stats: dict[Any, Any] = loaded.stats
+    total = sum(tottime for _, _, tottime, _, _ in stats.values()) or 1.0
+
+    def name(key: tuple[str, int, str]) -> str:
+        filename, line, function = key
+        return f"{Path(filename).name}:{line}:{function}"
+
+    def shares(index: int) -> dict[str, Any]:
+        ranked = sorted(stats.items(), key=lambda item: item[1][index], reverse=True)[:top]
+        return {name(key): [round(100 * value[index] / total, 1), value[1]] for key, value in ranked}
+
+    return {
+        "profiled_seconds": round(total, 2),
+        "self_percent_and_calls": shares(2),
+        "inclusive_percent_and_calls": shares(3),
+    }
+
+
 # ----------------------------------------------------------------------------- S2
 
 
@@ -870,8 +908,13 @@ async def scenario_s2(
         cpu = CpuSample.begin(groups)
         self_cpu = resource.getrusage(resource.RUSAGE_SELF)
         load_average = os.getloadavg()
+        if config.cprofile:
+            os.kill(profile_targets["web"], signal.SIGUSR1)
         start = await drive(pool, timed, config.rate)
         load_end = time.time()
+        if config.cprofile:
+            os.kill(profile_targets["web"], signal.SIGUSR2)
+        load_average_end = os.getloadavg()
         drained = await asyncio.to_thread(wait_drained_at, stack.postgres.url)
         expected = {m: n for m, n in expected.items() if frames.markers[m].status == 202}
         await wait_frames(frames, expected, time.time() + FRAME_GRACE)
@@ -924,9 +967,9 @@ async def scenario_s2(
             "seconds": round(load_end - start, 2),
             "heartbeats_per_s_sent": round(len(timed) / max(0.001, load_end - start), 1),
             "seconds_between_heartbeats_of_one_asset": round(len(fleet.assets) / config.rate, 1),
-            "coalescing": "none possible: each asset reports less often than once per "
-            f"{COALESCE_SECONDS:g} s (the consumers' coalescing window)"
-            if len(fleet.assets) / config.rate > 2 * COALESCE_SECONDS
+            "coalescing": "none unless the pipeline falls over a window behind: each asset reports "
+            f"at most every {2 * COALESCE_SECONDS:g} s, twice the consumers' coalescing window"
+            if len(fleet.assets) / config.rate >= 2 * COALESCE_SECONDS
             else "POSSIBLE: assets report within the coalescing window",
             "send_lag_behind_schedule_ms": percentiles(send_lag_ms),
         },
@@ -943,10 +986,14 @@ async def scenario_s2(
         "client_loop_lag_ms": loop_lag,
         "client_gc_pauses": client_gc,
         "load_average_at_start": [round(v, 2) for v in load_average],
+        "load_average_at_load_end": [round(v, 2) for v in load_average_end],
         "cpu_seconds": cpu_seconds,
         "breakdown": breakdown,
         "profile": {name: summarize_profile(stack.folder / f"profile-{name}.txt") for name in profile_targets}
         if config.py_spy
+        else None,
+        "cprofile_web": summarize_cprofile(stack.folder / "trace", profile_targets["web"])
+        if config.cprofile
         else None,
     }
 
@@ -1068,7 +1115,7 @@ async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     # S3: the Procfile's command, then stock uvicorn (which accepts the permessage-deflate
     # every browser offers), to show what the compression would cost per socket.
     for key, extra in (("s3", PROCFILE_WEB_FLAGS), ("s3_with_deflate", ())):
-        if key == "s3_with_deflate" and not config.s3_compare:
+        if not config.s3 or (key == "s3_with_deflate" and not config.s3_compare):
             continue
         s3_web, s3_port = start_web(stack, f"web-{key}", "portal.asgi:application", 1, *extra)
         log(f"{key}: {' '.join(('uvicorn portal.asgi:application --workers 1', *extra))}")
@@ -1099,14 +1146,15 @@ def run(config: Config) -> dict[str, Any]:
         fleet = prepare(stack, config)
         measured = run_loop(stack, fleet, config)
 
-    s2, s3 = measured["s2"], measured["s3"]
+    s2, s3 = measured["s2"], measured.get("s3")
     p95, p99 = s2["latency_ms"].get("p95", math.inf), s2["latency_ms"].get("p99", math.inf)
     checks = {
         "s2_p95_ms": p95 <= TARGETS["s2_p95_ms"],
         "s2_p99_ms": p99 <= TARGETS["s2_p99_ms"],
-        "s3_sockets": s3["sockets_held"] >= TARGETS["s3_sockets"],
-        "s3_kib_per_socket": s3["kib_per_socket"] <= TARGETS["s3_kib_per_socket"],
     }
+    if s3 is not None:
+        checks["s3_sockets"] = s3["sockets_held"] >= TARGETS["s3_sockets"]
+        checks["s3_kib_per_socket"] = s3["kib_per_socket"] <= TARGETS["s3_kib_per_socket"]
     return {
         "benchmark": "live",
         "machine": machine_info(load_average, open_files_limit=files),
@@ -1119,7 +1167,9 @@ def run(config: Config) -> dict[str, Any]:
             "staff_sockets": config.staff_sockets,
             "customers": config.customers,
             "assets_per_customer": config.assets_per_customer,
-            "s3_sockets": config.s3_sockets,
+            "assets": config.customers * config.assets_per_customer,
+            "http_connections": config.http_connections,
+            "s3_sockets": config.s3_sockets if config.s3 else 0,
             "profiled": bool(config.py_spy),
             "web_s2": "uvicorn _live_asgi:application (= portal.asgi + one timestamp) "
             + " ".join((f"--workers {config.web_workers}", *PROCFILE_WEB_FLAGS)),
@@ -1138,7 +1188,7 @@ def run(config: Config) -> dict[str, Any]:
         "peak_rss_mb": {
             "web": measured["peak_rss_mb"]["web"]["sum_mb"],
             "worker": measured["peak_rss_mb"]["worker"]["sum_mb"],
-            "s3_web": s3["server_peak_rss_mb"],
+            "s3_web": s3["server_peak_rss_mb"] if s3 is not None else None,
         },
         "pass": checks,
         "all_pass": all(checks.values()),
@@ -1161,13 +1211,29 @@ def main() -> int:
     parser.add_argument(
         "--rate", type=float, default=None, help="S2 heartbeats/s (default: half of --s1a-rate)"
     )
+    parser.add_argument(
+        "--assets",
+        type=int,
+        default=None,
+        help="assets (one device each), spread evenly over the customers (default 1000; quick 200): "
+        "each reports every assets ÷ rate seconds",
+    )
+    parser.add_argument("--customers", type=int, default=None, help="customers (default 100; quick 20)")
     parser.add_argument("--sockets", type=int, default=None, help="S2 sockets (default 1000; quick 200)")
+    parser.add_argument(
+        "--http-connections",
+        type=int,
+        default=None,
+        help="keep-alive connections the heartbeats are POSTed on, at most (default: one per 16 "
+        "heartbeats/s, at least 32; fewer would make the open-loop sender wait for answers)",
+    )
     parser.add_argument(
         "--staff-sockets", type=int, default=None, help="of which support agents (default 1 %%)"
     )
     parser.add_argument(
         "--s3-sockets", type=int, default=None, help="S3 idle sockets (default 10000; quick 1000)"
     )
+    parser.add_argument("--no-s3", action="store_true", help="S2 only: skip the idle-socket runs")
     parser.add_argument(
         "--no-s3-compare",
         action="store_true",
@@ -1180,6 +1246,12 @@ def main() -> int:
         "$PY_SPY); the profiler's own cost makes that run's latencies a little worse",
     )
     parser.add_argument(
+        "--cprofile",
+        action="store_true",
+        help="cProfile the web process's event loop during the S2 load (no py-spy needed; its cost "
+        "per call slows the web process: that run's latencies are not the figure)",
+    )
+    parser.add_argument(
         "--web-workers", type=int, default=1, help="S2 uvicorn processes (default 1, as the Procfile runs)"
     )
     parser.add_argument(
@@ -1188,23 +1260,31 @@ def main() -> int:
     parser.add_argument("--keep-logs", action="store_true", help="keep logs and traces (folder on stderr)")
     args = parser.parse_args()
     sockets = args.sockets or (200 if args.quick else 1000)
+    customers = args.customers or (20 if args.quick else 100)
+    assets = args.assets or customers * 10
+    if assets % customers:
+        parser.error(f"--assets ({assets}) must be a multiple of --customers ({customers})")
     s3_sockets = args.s3_sockets or (1000 if args.quick else 10_000)
+    # Quick mode has 200 assets: at 500/s each would report within the consumers' 1-s
+    # coalescing window, so it keeps every asset 4 s apart (50/s) unless told otherwise.
+    rate = args.rate or (50.0 if args.quick else args.s1a_rate / 2)
     config = Config(
         quick=args.quick,
         seconds=args.seconds or (10.0 if args.quick else 60.0),
         s1a_rate=args.s1a_rate,
-        # Quick mode has 200 assets: at 500/s each would report within the consumers' 1-s
-        # coalescing window, so it keeps every asset 4 s apart (50/s) unless told otherwise.
-        rate=args.rate or (50.0 if args.quick else args.s1a_rate / 2),
+        rate=rate,
         sockets=sockets,
         staff_sockets=args.staff_sockets if args.staff_sockets is not None else max(1, sockets // 100),
-        customers=20 if args.quick else 100,
-        assets_per_customer=10,
+        customers=customers,
+        assets_per_customer=assets // customers,
         s3_sockets=s3_sockets,
         s3_step=max(100, s3_sockets // 10),
         keep_logs=args.keep_logs,
         s3_compare=not args.no_s3_compare,
+        s3=not args.no_s3,
+        http_connections=args.http_connections or max(32, round(rate / 16)),
         py_spy=(os.environ.get("PY_SPY") or shutil.which("py-spy")) if args.profile else None,
+        cprofile=args.cprofile,
         web_workers=args.web_workers,
         worker_concurrency=args.worker_concurrency,
     )
