@@ -150,6 +150,8 @@ class Config:
     s3: bool = True  # --no-s3: S2 only
     py_spy: str | None = None  # profile the web and worker processes during the S2 load
     cprofile: bool = False  # cProfile the web process's event loop during the S2 load
+    publish_only: bool = False  # the live path alone: bench/_live_publish.py instead of POSTs
+    round_ms: float = 25.0  # --publish-only: a publish round every so often, like worker batches
     http_connections: int = 32
     connect_concurrency: int = 50
     web_workers: int = 1  # the Procfile's web: one uvicorn process
@@ -170,6 +172,7 @@ class Asset:
     asset_id: str
     device_id: str
     token: str
+    customer_id: str = ""
     seq: int = SEQ_WARMUP
     run_hours: float = 0.0
 
@@ -204,7 +207,14 @@ def prepare(stack: Stack, config: Config) -> Fleet:
     for c, customer in enumerate(data["customers"]):
         by_customer.append(
             [
-                Asset(index=0, customer=c, asset_id=a["asset"], device_id=a["device"], token=a["token"])
+                Asset(
+                    index=0,
+                    customer=c,
+                    asset_id=a["asset"],
+                    device_id=a["device"],
+                    token=a["token"],
+                    customer_id=customer["customer"],
+                )
                 for a in customer["assets"]
             ]
         )
@@ -840,6 +850,36 @@ async def wait_frames(frames: Frames, expected: dict[int, int], deadline: float,
         await asyncio.sleep(0.1)
 
 
+async def publish_directly(stack: Stack, records: list[Sent], config: Config, name: str) -> float:
+    """--publish-only: the records' messages published by bench/_live_publish.py (the project's
+    message making and publish_many, in rounds every config.round_ms) at config.rate; each
+    record's sent (and acked) moment is its round's publish moment. Returns the publisher's
+    CPU-seconds."""
+    plan_path, sent_path = stack.folder / f"publish-{name}.json", stack.folder / f"publish-{name}.jsonl"
+    plan = {
+        "rate": config.rate,
+        "round_ms": config.round_ms,
+        "items": [[r.marker, r.asset.asset_id, r.asset.customer_id] for r in records],
+    }
+    plan_path.write_text(json.dumps(plan))
+    argv = [str(VENV_BIN / "python"), "bench/_live_publish.py", str(plan_path), str(sent_path)]
+    process = await asyncio.create_subprocess_exec(*argv, cwd=ROOT, env=stack.env)
+    if await process.wait() != 0:
+        raise RuntimeError("bench/_live_publish.py failed")
+    by_marker = {r.marker: r for r in records}
+    cpu = 0.0
+    for line in sent_path.read_text().splitlines():
+        entry = json.loads(line)
+        if "cpu_seconds" in entry:
+            cpu = float(entry["cpu_seconds"])
+            continue
+        for marker in entry["markers"]:
+            record = by_marker[marker]
+            record.due = record.sent = record.acked = float(entry["sent"])
+            record.status = 202
+    return cpu
+
+
 async def scenario_s2(
     stack: Stack,
     port: int,
@@ -875,8 +915,11 @@ async def scenario_s2(
         # Warm-up: every asset reports once (first status change, connection pools, caches).
         warm = plan(len(fleet.assets), timed=False)
         log(f"S2: warm-up, one heartbeat per asset ({len(warm)}) at {config.rate * 2:.0f}/s")
-        await drive(pool, warm, config.rate * 2)
-        await asyncio.to_thread(wait_drained_at, stack.postgres.url)
+        if config.publish_only:
+            await publish_directly(stack, warm, config, "warm-up")
+        else:
+            await drive(pool, warm, config.rate * 2)
+            await asyncio.to_thread(wait_drained_at, stack.postgres.url)
         await asyncio.sleep(2.0)
         bad = sum(1 for r in warm if r.status != 202)
         if bad:
@@ -910,18 +953,26 @@ async def scenario_s2(
         load_average = os.getloadavg()
         if config.cprofile:
             os.kill(profile_targets["web"], signal.SIGUSR1)
-        start = await drive(pool, timed, config.rate)
+        if config.publish_only:
+            start = time.time()
+            cpu_publisher = await publish_directly(stack, timed, config, "timed")
+        else:
+            start = await drive(pool, timed, config.rate)
         load_end = time.time()
         if config.cprofile:
             os.kill(profile_targets["web"], signal.SIGUSR2)
         load_average_end = os.getloadavg()
-        drained = await asyncio.to_thread(wait_drained_at, stack.postgres.url)
+        drained = (
+            load_end if config.publish_only else await asyncio.to_thread(wait_drained_at, stack.postgres.url)
+        )
         expected = {m: n for m, n in expected.items() if frames.markers[m].status == 202}
         await wait_frames(frames, expected, time.time() + FRAME_GRACE)
         usage = resource.getrusage(resource.RUSAGE_SELF)
         cpu_seconds = cpu.end()
         clients = round(usage.ru_utime + usage.ru_stime - self_cpu.ru_utime - self_cpu.ru_stime, 2)
         cpu_seconds["clients_this_process"] = clients
+        if config.publish_only:
+            cpu_seconds["publisher_process"] = cpu_publisher
         cpu_seconds["outside_benchmark"] = round(max(0.0, cpu_seconds["outside_benchmark"] - clients), 2)
         loop_lag = await lag.stop()
         client_gc = gc_pauses.stop()
@@ -937,7 +988,11 @@ async def scenario_s2(
     latency = frame_latencies(timed, frames, recipients)
     overall = latency["latency_ms"]
     log(f"S2: frame latency p50 {overall.get('p50')} p95 {overall.get('p95')} p99 {overall.get('p99')} ms")
-    breakdown = stage_breakdown(timed, frames, sockets, stack.folder / "trace", stack.postgres.url)
+    breakdown = (
+        None
+        if config.publish_only
+        else stage_breakdown(timed, frames, sockets, stack.folder / "trace", stack.postgres.url)
+    )
     answers = Counter(str(r.status) for r in timed)
     post_ms = [(r.acked - r.sent) * 1000 for r in timed if r.status == 202]
     send_lag_ms = [(r.sent - r.due) * 1000 for r in timed if r.sent]
@@ -1170,7 +1225,9 @@ def run(config: Config) -> dict[str, Any]:
             "assets": config.customers * config.assets_per_customer,
             "http_connections": config.http_connections,
             "s3_sockets": config.s3_sockets if config.s3 else 0,
-            "profiled": bool(config.py_spy),
+            "profiled": bool(config.py_spy) or config.cprofile,
+            "publish_only": config.publish_only,
+            "round_ms": config.round_ms if config.publish_only else None,
             "web_s2": "uvicorn _live_asgi:application (= portal.asgi + one timestamp) "
             + " ".join((f"--workers {config.web_workers}", *PROCFILE_WEB_FLAGS)),
             "web_s3": " ".join(("uvicorn portal.asgi:application --workers 1", *PROCFILE_WEB_FLAGS)),
@@ -1246,6 +1303,16 @@ def main() -> int:
         "$PY_SPY); the profiler's own cost makes that run's latencies a little worse",
     )
     parser.add_argument(
+        "--publish-only",
+        action="store_true",
+        help="S2's live path alone: no heartbeats POSTed; bench/_live_publish.py publishes the "
+        "messages a stored heartbeat makes, in rounds like the worker's batches (latency = "
+        "published -> frame; the worker stays idle)",
+    )
+    parser.add_argument(
+        "--round-ms", type=float, default=25.0, help="--publish-only: a publish round every N ms (25)"
+    )
+    parser.add_argument(
         "--cprofile",
         action="store_true",
         help="cProfile the web process's event loop during the S2 load (no py-spy needed; its cost "
@@ -1285,6 +1352,8 @@ def main() -> int:
         http_connections=args.http_connections or max(32, round(rate / 16)),
         py_spy=(os.environ.get("PY_SPY") or shutil.which("py-spy")) if args.profile else None,
         cprofile=args.cprofile,
+        publish_only=args.publish_only,
+        round_ms=args.round_ms,
         web_workers=args.web_workers,
         worker_concurrency=args.worker_concurrency,
     )

@@ -34,12 +34,24 @@ def publish_asset_states(*, asset_ids: list[str]) -> None:
     transaction."""
     if not asset_ids:
         return
-    messages: list[live.Message] = []
     rows = (
         Asset.objects.filter(pk__in=set(asset_ids))
         .order_by()
         .values_list("id", "customer_id", "status", "last_seen_at", "last_values", "last_fault_code")
     )
+    messages = asset_state_messages(rows)
+    try:
+        live.publish_many(messages)  # one connection for the whole batch
+    except Exception:
+        log.warning("live: could not publish %d messages", len(messages), exc_info=True)
+
+
+AssetState = tuple[Any, Any, str, Any, Any, Any]  # id, customer id, status, last seen, values, fault
+
+
+def asset_state_messages(rows: Iterable[AssetState]) -> list[live.Message]:
+    """The `asset.status` and `asset.values` messages of assets in the state `rows` give."""
+    messages: list[live.Message] = []
     for asset_id, customer_id, status, last_seen_at, last_values, fault_code in rows:
         message = {
             "type": "asset.status",
@@ -54,10 +66,7 @@ def publish_asset_states(*, asset_ids: list[str]) -> None:
         messages += live.for_customer(customer_id, message)
         values = {**message, "type": "asset.values"}
         messages += live.for_customer(customer_id, values, topic=live.asset_topic(asset_id))
-    try:
-        live.publish_many(messages)  # one connection for the whole batch
-    except Exception:
-        log.warning("live: could not publish %d messages", len(messages), exc_info=True)
+    return messages
 
 
 def health_messages(changes: Iterable[tuple[Any, Any, int, str]]) -> list[live.Message]:
