@@ -38,7 +38,7 @@ from portal import live  # noqa: E402
 def main() -> int:
     plan = json.loads(Path(sys.argv[1]).read_text())
     rate, round_seconds, items = float(plan["rate"]), plan["round_ms"] / 1000, plan["items"]
-    live.publish_many([])  # the layer, before the clock starts
+    live.publish("bench.warm-up", {"type": "bench.warm-up"})  # the layer's connection, before the clock
     with Path(sys.argv[2]).open("w") as out:
         start = time.time() + 0.05
         next_round, done = start, 0
