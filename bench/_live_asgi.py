@@ -11,9 +11,6 @@ channel layer's part and the consumers + sockets + client part. Once per event a
 not per socket, to keep the cost out of the measurement; `asset.status` events are not
 traced.
 
-With LIVE_FRAME_INTERVAL set (`bench/live.py --frame-intervals`), the consumers' frame
-pacing (`portal.consumers.FRAME_INTERVAL`) takes that value.
-
 For `bench/live.py --cprofile`: SIGUSR1 starts cProfile on the event loop's thread, SIGUSR2
 stops it and writes `$LIVE_TRACE_DIR/web-<pid>.prof` (pstats).
 """
@@ -37,10 +34,6 @@ from portal.asgi import application
 from portal.channel_layer import BROADCAST, LiveChannelLayer
 
 TRACE_DIR = Path(os.environ["LIVE_TRACE_DIR"])
-if os.environ.get("LIVE_FRAME_INTERVAL"):
-    from portal import consumers  # loaded by the application's routing already
-
-    consumers.FRAME_INTERVAL = float(os.environ["LIVE_FRAME_INTERVAL"])
 _files: dict[int, TextIO] = {}
 
 __all__ = ["application"]

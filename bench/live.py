@@ -131,7 +131,6 @@ DEFAULT_S1A_RATE = 1000.0  # bench/ingest.py S1a: 973-1,074 heartbeats/s end to 
 SEQ_WARMUP, SEQ_TIMED = 1, 1_000
 FRAME_GRACE = 30.0  # after the inbox drained: how long missing frames may still come
 COALESCE_SECONDS = 1.0  # portal.consumers.COALESCE_SECONDS
-FRAME_INTERVAL = 0.1  # portal.consumers.FRAME_INTERVAL
 
 
 @dataclass
@@ -153,9 +152,6 @@ class Config:
     cprofile: bool = False  # cProfile the web process's event loop during the S2 load
     publish_only: bool = False  # the live path alone: bench/_live_publish.py instead of POSTs
     round_ms: float = 25.0  # --publish-only: a publish round every so often, like worker batches
-    # S2 once per value, the web process restarted with portal.consumers.FRAME_INTERVAL set to
-    # it (bench/_live_asgi.py); None: the product's own value
-    frame_intervals: tuple[float | None, ...] = (None,)
     http_connections: int = 32
     connect_concurrency: int = 50
     web_workers: int = 1  # the Procfile's web: one uvicorn process
@@ -1151,6 +1147,9 @@ async def scenario_s3(port: int, pid: int, fleet: Fleet, config: Config) -> dict
 async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     result: dict[str, Any] = {}
     python = str(VENV_BIN / "python")
+    web, port = start_web(
+        stack, "web", "_live_asgi:application", config.web_workers, "--app-dir", "bench", *PROCFILE_WEB_FLAGS
+    )
     worker = stack.start(
         "worker",
         [
@@ -1161,32 +1160,12 @@ async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     )
     beat = start_beat(stack)
     await asyncio.to_thread(wait_for_log, worker, "ready.")
-    runs: dict[str, dict[str, Any]] = {}
-    for interval in config.frame_intervals:
-        env = stack.env
-        if interval is not None:
-            stack.env = {**env, "LIVE_FRAME_INTERVAL": str(interval)}
-        try:
-            web, port = start_web(
-                stack,
-                f"web-{len(runs)}",
-                "_live_asgi:application",
-                config.web_workers,
-                *("--app-dir", "bench", *PROCFILE_WEB_FLAGS),
-            )
-        finally:
-            stack.env = env
-        groups = stack.pids(web=web, worker=worker, beat=beat)
-        label = "product default" if interval is None else f"{interval:g} s"
-        log(f"S2: frame interval {label}")
-        s2 = await scenario_s2(stack, port, fleet, config, groups, {"web": web.pid, "worker": worker.pid})
-        s2["frame_interval_s"] = FRAME_INTERVAL if interval is None else interval
-        runs[label] = s2
-        result.setdefault("s2", s2)
-        result.setdefault("peak_rss_mb", {"web": peak_rss(web.pid), "worker": peak_rss(worker.pid)})
-        web.stop()
-    if len(runs) > 1:
-        result["s2_by_frame_interval"] = runs
+    groups = stack.pids(web=web, worker=worker, beat=beat)
+    result["s2"] = await scenario_s2(
+        stack, port, fleet, config, groups, {"web": web.pid, "worker": worker.pid}
+    )
+    result["peak_rss_mb"] = {"web": peak_rss(web.pid), "worker": peak_rss(worker.pid)}
+    web.stop()
 
     # S3: the Procfile's command, then stock uvicorn (which accepts the permessage-deflate
     # every browser offers), to show what the compression would cost per socket.
@@ -1261,7 +1240,6 @@ def run(config: Config) -> dict[str, Any]:
         },
         "targets": TARGETS,
         "s2": s2,
-        "s2_by_frame_interval": measured.get("s2_by_frame_interval"),
         "s3": s3,
         "s3_with_deflate": measured.get("s3_with_deflate"),
         "peak_rss_mb": {
@@ -1335,12 +1313,6 @@ def main() -> int:
         "--round-ms", type=float, default=25.0, help="--publish-only: a publish round every N ms (25)"
     )
     parser.add_argument(
-        "--frame-intervals",
-        default=None,
-        help="comma-separated seconds: S2 once for each, the web process restarted with "
-        "portal.consumers.FRAME_INTERVAL set to it (default: once, the product's value)",
-    )
-    parser.add_argument(
         "--cprofile",
         action="store_true",
         help="cProfile the web process's event loop during the S2 load (no py-spy needed; its cost "
@@ -1382,9 +1354,6 @@ def main() -> int:
         cprofile=args.cprofile,
         publish_only=args.publish_only,
         round_ms=args.round_ms,
-        frame_intervals=tuple(float(v) for v in args.frame_intervals.split(","))
-        if args.frame_intervals
-        else (None,),
         web_workers=args.web_workers,
         worker_concurrency=args.worker_concurrency,
     )

@@ -13,11 +13,6 @@ however fast the object reports.
 
 A frame is one JSON message, or a JSON array of messages: the events that were ready for the
 socket at the same moment (an ingest batch's changes reach a support agent's socket together).
-Event frames are paced: an event goes out at once when the socket's last event frame is
-FRAME_INTERVAL old, else with whatever else comes for the socket until then, in one frame. A
-socket then costs its process at most 1 ÷ FRAME_INTERVAL frames a second however many events
-it gets (a customer's overview at thousands of heartbeats a second); a quiet one waits for
-nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +36,6 @@ log = logging.getLogger(__name__)
 COALESCE_SECONDS = 1.0
 MAX_SUBSCRIPTIONS = 200
 EVENTS_PER_FRAME = 256
-FRAME_INTERVAL = 0.1  # seconds between a socket's event frames, at least (docs/performance.md, S2)
 
 
 class LiveConsumer(AsyncJsonWebsocketConsumer):
@@ -67,8 +61,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         self.pending: dict[tuple[str, str], str] = {}
         self.outbox: deque[str] = deque()
         self.writer: asyncio.Future[None] | None = None
-        self.writer_due: asyncio.TimerHandle | None = None  # a paced writer's start
-        self.last_frame = 0.0  # monotonic: when the last event frame went out
         self.accepted = False
         scope = await database_sync_to_async(customer_id_scope)(user)
         if scope is False:
@@ -132,9 +124,6 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             await super().dispatch(message)
 
     async def disconnect(self, code: int) -> None:
-        due = getattr(self, "writer_due", None)
-        if due is not None:
-            due.cancel()
         remove_sink = getattr(self.channel_layer, "remove_sink", None)
         if remove_sink is not None:
             await remove_sink(self.channel_name)
@@ -208,38 +197,22 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             self._start_writer()
 
     def _start_writer(self) -> None:
-        """The writer, now if the last event frame is FRAME_INTERVAL old, else once it is."""
-        if self.writer is not None or self.writer_due is not None:
-            return  # what was queued goes with the frame under way or due
-        wait = self.last_frame + FRAME_INTERVAL - time.monotonic()
-        if wait > 0:
-            self.writer_due = asyncio.get_running_loop().call_later(wait, self._paced_writer)
-        else:
+        if self.writer is None:
             self.writer = asyncio.ensure_future(self._write())
-
-    def _paced_writer(self) -> None:
-        self.writer_due = None
-        self._start_writer()
 
     async def _write(self) -> None:
         """Send what is queued: one event as it is, several (up to EVENTS_PER_FRAME) as one
-        JSON array: one frame, one write, one message for the browser to parse. What comes
-        while it sends waits for the next paced frame."""
+        JSON array: one frame, one write, one message for the browser to parse."""
         outbox, send = self.outbox, self._frame_send()
         try:
             while outbox:
                 texts = [outbox.popleft() for _ in range(min(len(outbox), EVENTS_PER_FRAME))]
                 text = texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"
                 await send({"type": "websocket.send", "text": text})
-                if len(texts) < EVENTS_PER_FRAME:
-                    break  # the rest came during the send: the next frame's
         except Exception:  # noqa: BLE001 - the socket went away; its disconnect cleans up
             self.outbox.clear()
         finally:
-            self.last_frame = time.monotonic()
             self.writer = None
-        if self.outbox:
-            self._start_writer()
 
     async def live_close(self, event: dict[str, Any]) -> None:
         """A logout or deactivation closes the user's sockets."""
