@@ -4,6 +4,7 @@
                                    [--assets N] [--customers N] [--sockets N]
                                    [--http-connections N] [--s3-sockets N | --no-s3]
                                    [--keep-logs] [--web-workers N] [--worker-concurrency N]
+                                   [--publish-only [--round-ms N]] [--profile | --cprofile]
 
 Starts its own PostgreSQL and Redis (tests/services.py), migrates, and creates through the
 project's services (bench/_live_setup.py) 100 customers with 10 assets each (--assets and
@@ -29,6 +30,9 @@ bench/_live_worker.py) and beat.
   process; a frame that never came counts as infinitely late. The stages (view, waiting for
   the worker, the batch, publishing, the channel layer, web process → client) come from the
   timestamps of the traced worker and web processes and of the stored heartbeat rows.
+- S2 with --publish-only: the live path alone. No POSTs; bench/_live_publish.py publishes the
+  messages each planned heartbeat would make (the project's own message making and
+  publish_many) in rounds like the worker's batches, and latency = publish → frame received.
 - S3: one uvicorn process (`portal.asgi:application --workers 1` with the Procfile's options,
   i.e. without permessage-deflate) and as many idle sockets as asked (default 10,000, opened
   in steps): its VmRSS before, at each step and after; KiB per socket; sockets still
