@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
+import re
 import unicodedata
 import zoneinfo
 from collections.abc import Iterator
@@ -28,7 +30,14 @@ from typing import Any
 
 from babel import Locale, UnknownLocaleError
 from babel.dates import format_skeleton
-from babel.numbers import format_currency, format_decimal, get_currency_precision, get_currency_symbol
+from babel.numbers import (
+    format_currency,
+    format_decimal,
+    get_currency_precision,
+    get_currency_symbol,
+    get_decimal_symbol,
+    get_group_symbol,
+)
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -71,11 +80,21 @@ def validate_locale(value: str) -> None:
         raise ValidationError(f"{value!r} is not a known locale (e.g. en, en-GB, de-DE, fr-FR).") from None
 
 
+@functools.lru_cache(maxsize=64)
 def _babel(tag: str | None) -> Locale:
+    """The parsed locale, kept: parsing it (and each lookup Babel makes in it) costs more than
+    the figure itself on a table of 150 figures (docs/performance.md, S5)."""
     try:
         return Locale.parse((tag or DEFAULT_LOCALE).replace("-", "_"))
     except (UnknownLocaleError, ValueError):
         return Locale.parse(DEFAULT_LOCALE)
+
+
+@functools.lru_cache(maxsize=64)
+def _symbols(tag: str | None) -> tuple[str, str]:
+    """The locale's decimal and group symbols (Latin digits, as `format_decimal` by default)."""
+    locale = _babel(tag)
+    return str(get_decimal_symbol(locale)), str(get_group_symbol(locale))
 
 
 def current() -> str:
@@ -204,10 +223,20 @@ def number(value: Decimal | int | float | str | None, decimals: int, tag: str | 
     if _empty(value):
         return ""
     assert value is not None
-    pattern = "#,##0" + ("." + "0" * decimals if decimals > 0 else "")
-    locale = _babel(tag or current())
-    text = format_decimal(_half_up(value, decimals), format=pattern, locale=locale, decimal_quantization=True)
-    return _spaces(str(text))
+    return _spaces(_fixed(_half_up(value, decimals), decimals, tag or current()))
+
+
+def _fixed(exact: Decimal, decimals: int, tag: str) -> str:
+    """What Babel's `format_decimal(exact, format="#,##0.00…", decimal_quantization=True)` writes
+    (tests/portal/test_formatting_fast.py holds the two equal for every locale), without its
+    per-call lookups of the locale's symbols: a figure in 2 µs rather than 40."""
+    decimal_symbol, group_symbol = _symbols(tag)
+    digits = f"{abs(exact):,.{decimals}f}"  # grouped by three, as the pattern's #,##0
+    integer, _, fraction = digits.partition(".")
+    text = integer.replace(",", group_symbol) + (decimal_symbol + fraction if decimals > 0 else "")
+    if exact.is_signed():
+        text = "-" + text
+    return re.sub(r"'([^']*)'", lambda m: m.group(1) or "'", text) if "'" in text else text
 
 
 def quantity(value: Decimal | int | float | str | None, unit: str | None = "", tag: str | None = None) -> str:
