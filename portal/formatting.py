@@ -29,7 +29,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from babel import Locale, UnknownLocaleError
-from babel.dates import format_skeleton
+from babel.dates import format_datetime, match_skeleton
 from babel.numbers import (
     format_currency,
     format_decimal,
@@ -300,12 +300,25 @@ def _when(
         return ""
     assert value is not None
     moment = _moment(value)
-    locale = _babel(tag or current())
-    text = str(format_skeleton(skeleton, moment, locale=locale))
+    tag = tag or current()
+    locale = _babel(tag)
+    text = str(format_datetime(moment, _skeleton_pattern(tag, skeleton), locale=locale))
     if precision and isinstance(moment, datetime):  # a date has no time of day to show
-        time_text = str(format_skeleton(TIME_SKELETONS[precision], moment, locale=locale))
+        time_text = str(
+            format_datetime(moment, _skeleton_pattern(tag, TIME_SKELETONS[precision]), locale=locale)
+        )
         text = str(locale.datetime_formats["medium"]).replace("{1}", text).replace("{0}", time_text)
     return text.translate(_DATE_SPACES)
+
+
+@functools.lru_cache(maxsize=256)
+def _skeleton_pattern(tag: str, skeleton: str) -> str:
+    """The locale's pattern for `skeleton`, matched once rather than per moment (Babel's
+    `format_skeleton` matches it on every call)."""
+    skeletons = _babel(tag).datetime_skeletons
+    if skeleton not in skeletons:
+        skeleton = match_skeleton(skeleton, skeletons) or skeleton
+    return str(skeletons[skeleton])
 
 
 def when(value: datetime | date | str | None, tag: str | None = None) -> str:
