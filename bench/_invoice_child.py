@@ -40,7 +40,7 @@ django.setup()
 
 from django.db import connection  # noqa: E402
 
-from billing import metering, runs  # noqa: E402
+from billing import availability, metering, runs  # noqa: E402
 
 PHASES: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # name: [calls, seconds]
 SQL: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])  # statement kind: [count, seconds]
@@ -138,7 +138,7 @@ def via_workers(run_id: str) -> None:
 
 def main(run_id: str) -> None:
     timed(metering, "quantities", "metering.quantities (usage sums)")
-    timed(metering, "uptime", "metering.uptime")
+    timed(availability, "percentages", "availability.percentages (uptime)")
     timed(runs, "compute_chunk", "runs.compute_chunk (meter + rate)")
     timed(runs, "write_chunk", "runs.write_chunk (insert, lock, lines, update)")
     connection.ensure_connection()

@@ -68,6 +68,8 @@ from _common import (
     wait_for_log,
 )
 
+from portal.formatting import round_quantity
+
 LOCK_FILE = "/tmp/fleetport-bench.lock"  # noqa: S108 - the machine-wide benchmark lock
 TARGETS = {
     "wall_seconds_max": 60.0,
@@ -215,6 +217,9 @@ def spot_checks(conn: psycopg.Connection[Any], period: str, now: datetime) -> li
         """,
         {"first": first, "following": following, "period": period},
     ).fetchall()
+    units: dict[str, str] = dict(
+        conn.execute("SELECT DISTINCT metric, unit FROM billing_pricecomponent").fetchall()
+    )
     results = []
     for invoice_id, number, zone, asset_id, covered_from, covered_until, start, end, uptime in picks:
         window_start = max(covered_from, start)
@@ -235,6 +240,9 @@ def spot_checks(conn: psycopg.Connection[Any], period: str, now: datetime) -> li
             ).fetchall()
         }
         billed = {metric: quantity for metric, (quantity, _) in lines.items()}
+        # An invoice bills each metered quantity at its unit's precision, half up
+        # (docs/billing.md, "Rating a period"): the SQL sums are rounded by that rule.
+        expected = {metric: round_quantity(total, units.get(metric)) for metric, total in expected.items()}
         per_unit = (expected.get("run_hours", Decimal(0)) * Decimal("0.50")).quantize(
             Decimal("0.01"), rounding=ROUND_HALF_UP
         )
