@@ -17,6 +17,7 @@ from billing.models import (
     InvoiceLine,
     InvoiceReminder,
     InvoiceRun,
+    InvoiceRunChunk,
     InvoiceStatus,
     Payment,
     Plan,
@@ -82,6 +83,14 @@ class ContractAssetAdmin(admin.ModelAdmin[ContractAsset]):
 @admin.register(InvoiceRun)
 class InvoiceRunAdmin(ReadOnlyAdmin):
     list_display = ["period", "status", "processed", "total", "created_at", "finished_at"]
+
+
+@admin.register(InvoiceRunChunk)
+class InvoiceRunChunkAdmin(ReadOnlyAdmin):
+    """Which worker billed which part of a run (docs/billing.md, "The invoice run")."""
+
+    list_display = ["run", "index", "size", "processed", "worker", "done_at"]
+    list_filter = ["run__period"]
 
 
 class InvoiceLineInline(admin.TabularInline[InvoiceLine, Invoice]):
