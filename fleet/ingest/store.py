@@ -36,9 +36,10 @@ ASSET_FIELDS = (
 
 
 @functools.cache
-def _locking_query() -> tuple[str, list[Any], list[Any]]:
-    """The batch's devices with their assets, locked, as SQL made once: (sql, device fields,
-    asset fields).
+def _locking_query() -> tuple[str, str, list[Any], list[Any]]:
+    """The locking queries of devices with their assets, as SQL made once: (every one of a
+    set of ids, waiting, in id order; the first `limit` of a list of ids that no other
+    transaction holds, in the list's order), device fields, asset fields.
 
     The ORM compiled the same query for every batch (~2 ms of a one-row batch's CPU); the
     columns are the models' own, in their order, so `Model.from_db` takes the rows as the
@@ -50,20 +51,37 @@ def _locking_query() -> tuple[str, list[Any], list[Any]]:
     columns = ", ".join(
         [f"d.{quote(str(f.column))}" for f in device] + [f"a.{quote(str(f.column))}" for f in asset]
     )
-    sql = (
-        f"SELECT {columns} FROM {Device._meta.db_table} d "  # noqa: S608 - our tables and columns
-        f"JOIN {Asset._meta.db_table} a ON a.id = d.asset_id "
+    tables = f"{Device._meta.db_table} d JOIN {Asset._meta.db_table} a ON a.id = d.asset_id"
+    every = (
+        f"SELECT {columns} FROM {tables} "  # noqa: S608 - our tables and columns
         "WHERE d.id = ANY(%s::uuid[]) ORDER BY d.id FOR UPDATE OF d"
     )
-    return sql, device, asset
+    free = (
+        f"SELECT {columns} FROM unnest(%s::uuid[]) WITH ORDINALITY AS c(id, n) "  # noqa: S608
+        f"JOIN {tables} ON d.id = c.id ORDER BY c.n LIMIT %s FOR UPDATE OF d SKIP LOCKED"
+    )
+    return every, free, device, asset
 
 
 def locked_devices(device_ids: set[str], *, skip_locked: bool) -> list[Device]:
     """The devices of `device_ids` with their assets (DEVICE_FIELDS, ASSET_FIELDS), locked
-    in id order, by the query `_locking_query` made once."""
-    sql, device_fields, asset_fields = _locking_query()
+    in id order (`skip_locked`: those another transaction holds are left out)."""
+    every, _, _, _ = _locking_query()
+    return _load_devices(every + (" SKIP LOCKED" if skip_locked else ""), [list(device_ids)])
+
+
+def free_devices(candidates: list[str], limit: int) -> list[Device]:
+    """The first `limit` devices of `candidates` (in that order) that no other transaction
+    holds, with their assets, locked. SKIP LOCKED: never waits, so two drains take disjoint
+    devices side by side (docs/ingest.md, "Parallel drains")."""
+    _, free, _, _ = _locking_query()
+    return _load_devices(free, [candidates, limit])
+
+
+def _load_devices(sql: str, params: list[Any]) -> list[Device]:
+    _, _, device_fields, asset_fields = _locking_query()
     with connection.cursor() as cursor:
-        cursor.execute(sql + (" SKIP LOCKED" if skip_locked else ""), [list(device_ids)])
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
 
     converters = [
@@ -88,28 +106,18 @@ def locked_devices(device_ids: set[str], *, skip_locked: bool) -> list[Device]:
     return devices
 
 
-def lock_devices(device_ids: set[str], *, wait: bool) -> tuple[list[Device], set[str]]:
-    """Lock the batch's devices (in id order, so two workers cannot deadlock); returns them
-    and the ids of those another worker holds.
-
-    Folding a counter reads a device's neighbouring readings, which a concurrent batch must
-    not change, so a device's heartbeats are stored under its row lock. Without `wait`, SKIP
-    LOCKED: a device that another batch holds is left out instead of waited for. (A device id
-    with no device row is neither: its heartbeats are dropped, as they always were.)
-    """
-    devices = locked_devices(device_ids, skip_locked=not wait)
-    missing = device_ids - {str(device.pk) for device in devices}
-    busy = (
-        {str(pk) for pk in Device.objects.filter(pk__in=missing).values_list("pk", flat=True)}
-        if missing
-        else set()
-    )
-    return devices, busy
+def missing_devices(device_ids: set[str]) -> set[str]:
+    """The ids of `device_ids` with no device row (deleted since their heartbeats were
+    accepted): their inbox rows are claimed without a lock, and their heartbeats dropped."""
+    if not device_ids:
+        return set()
+    existing = {str(pk) for pk in Device.objects.filter(pk__in=device_ids).values_list("pk", flat=True)}
+    return device_ids - existing
 
 
 def store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | None = None) -> None:
     """Store the heartbeats of `rows` and fold them into usage, rollups, state and alarms;
-    `locked` are their devices, already locked by `lock_devices` (else locked here)."""
+    `locked` are their devices, already locked by `free_devices` (else locked here)."""
     by_device: dict[str, list[tuple[dict[str, Any], datetime]]] = defaultdict(list)
     for row in rows:
         received_at = row.received_at  # when the ingest view accepted it, not when the worker ran

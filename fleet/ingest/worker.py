@@ -2,10 +2,11 @@
 changed assets to the live publisher after commit. docs/ingest.md, "The worker".
 
     ingest door ──commit──> IngestInbox row ──nudge──> Celery `fleet.ingest_drain` (queue ingest)
-    drain: claim inbox rows (SKIP LOCKED) → lock their devices → store new heartbeats once per
-           (device, seq) → fold counters into hourly usage → update device/asset state →
-           delete the claimed rows — one transaction, so a killed worker leaves the rows for
-           the next claim and nothing is stored twice.
+    drain: lock devices with waiting rows that no other drain holds (SKIP LOCKED) → claim
+           their inbox rows → store new heartbeats once per (device, seq) → fold counters
+           into hourly usage → update device/asset state → delete the claimed rows — one
+           transaction, so a killed worker leaves the rows for the next claim and nothing is
+           stored twice; two drains take disjoint devices and never wait on each other.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ from fleet import events
 from fleet.ingest.admission import nudge_clear
 from fleet.ingest.publisher import live_publisher
 from fleet.ingest.state import model_rules
-from fleet.ingest.store import lock_devices, store
-from fleet.models import FailedBatch, IngestInbox
+from fleet.ingest.store import free_devices, missing_devices, store
+from fleet.models import Device, FailedBatch, IngestInbox
 from fleet.sql import binding_cursor
 
 log = logging.getLogger(__name__)
@@ -51,8 +52,21 @@ class InboxRow:
     items: list[dict[str, Any]]
 
 
+# Devices per batch: a drain leaves the others to a drain running beside it, and a batch's
+# transaction stays short (docs/ingest.md, "Parallel drains").
+MAX_DEVICES = 250
+# Inbox rows read per look for devices with waiting rows, and how many looks a batch takes
+# when every device in them is another drain's.
+WINDOW_ROWS = 5000
+WINDOWS = 4
+
+
 def drain(
-    *, max_rows: int | None = None, max_items: int | None = None, time_budget: float = 20.0
+    *,
+    max_rows: int | None = None,
+    max_items: int | None = None,
+    max_devices: int = MAX_DEVICES,
+    time_budget: float = 20.0,
 ) -> BatchResult:
     """Process inbox batches until it is empty or the time budget is spent.
 
@@ -63,7 +77,7 @@ def drain(
     deadline = time.monotonic() + time_budget
     cleared = False
     while True:
-        result = process_batch(max_rows=max_rows, max_items=max_items)
+        result = process_batch(max_rows=max_rows, max_items=max_items, max_devices=max_devices)
         if result.rows == 0:
             if cleared:
                 break
@@ -80,12 +94,19 @@ def drain(
     return total
 
 
-def process_batch(*, max_rows: int | None = None, max_items: int | None = None) -> BatchResult:
-    """Claim one batch of inbox rows and store it, all in one transaction.
+def process_batch(
+    *, max_rows: int | None = None, max_items: int | None = None, max_devices: int = MAX_DEVICES
+) -> BatchResult:
+    """Lock up to `max_devices` devices with waiting inbox rows, claim their rows and store
+    them, all in one transaction.
 
     Up to INGEST_BATCH_MAX_ROWS rows or INGEST_BATCH_MAX_ITEMS heartbeats. Large batches
     are what make a backlog cheap to catch up on: a device's heartbeats in one batch share
     its state update, its rollup rows and its live message.
+
+    Devices first, then their rows: a device another drain holds is skipped, never waited
+    for, so drains running side by side take disjoint devices and a device's rows are only
+    ever claimed by the drain holding it, oldest first.
 
     A batch that fails is retried row by row; a row that fails on its own is moved to
     FailedBatch with its error (never dropped, never blocking the rows behind it).
@@ -94,18 +115,10 @@ def process_batch(*, max_rows: int | None = None, max_items: int | None = None) 
     max_items = max_items or settings.INGEST_BATCH_MAX_ITEMS
     result = BatchResult()
     with transaction.atomic():
-        claimed = _claim(max_rows, max_items)
-        if not claimed:
+        devices, orphans = _lock_waiting_devices(max_devices)
+        if not devices and not orphans:
             return result
-        device_ids = {row.device_id for row in claimed}
-        devices, busy = lock_devices(device_ids, wait=False)
-        if busy and busy >= device_ids:
-            # Every device is another batch's: wait for them (as a lone device's batches do),
-            # rather than give up or come back to poll.
-            devices, busy = lock_devices(device_ids, wait=True)
-        # Rows of a device another worker holds stay in the inbox for a later batch: no
-        # waiting on its lock when there is other work (batches of many devices overlap).
-        claimed = [row for row in claimed if row.device_id not in busy]
+        claimed = _claim([str(d.pk) for d in devices] + sorted(orphans), max_rows, max_items)
         if not claimed:
             return result
         result.rows = len(claimed)
@@ -140,13 +153,46 @@ def process_batch(*, max_rows: int | None = None, max_items: int | None = None) 
     return result
 
 
-def _claim(max_rows: int, max_items: int) -> list[InboxRow]:
-    """Lock and read the oldest unclaimed inbox rows: up to `max_rows` rows, stopping at the
-    row that brings the batch to `max_items` heartbeats.
+def _lock_waiting_devices(limit: int) -> tuple[list[Device], set[str]]:
+    """Lock up to `limit` devices that have inbox rows waiting and that no other drain holds,
+    those of the oldest rows first; and the ids of waiting rows' devices that no longer exist.
 
-    Through a server-side cursor, where FOR UPDATE SKIP LOCKED locks rows as they are
-    fetched: a batch locks only (about) the rows it takes, and a second worker takes the
-    next ones.
+    Looks at the oldest WINDOW_ROWS rows' devices, and on at the next rows while every one of
+    them is another drain's (at most WINDOWS looks: that drain goes on with the rest).
+    """
+    table = IngestInbox._meta.db_table
+    after = 0
+    for _ in range(WINDOWS):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, device_id::text FROM {table} WHERE id > %s ORDER BY id LIMIT %s",  # noqa: S608
+                [after, WINDOW_ROWS],
+            )
+            window = cursor.fetchall()
+        if not window:
+            return [], set()
+        candidates = list(dict.fromkeys(device_id for _, device_id in window))
+        devices = free_devices(candidates, limit)
+        locked = {str(device.pk) for device in devices}
+        # The candidates tried: up to the last one locked, or all when fewer than `limit` were
+        # free. Those not locked are another drain's, or have no device row any more.
+        tried = candidates
+        if len(devices) == limit:
+            tried = candidates[: candidates.index(str(devices[-1].pk)) + 1]
+        orphans = missing_devices(set(tried) - locked)
+        if devices or orphans or len(window) < WINDOW_ROWS:
+            return devices, orphans
+        after = window[-1][0]
+    return [], set()
+
+
+def _claim(device_ids: list[str], max_rows: int, max_items: int) -> list[InboxRow]:
+    """Lock and read the oldest inbox rows of `device_ids` (devices this batch holds): up to
+    `max_rows` rows, stopping at the row that brings the batch to `max_items` heartbeats.
+
+    Through a server-side cursor, where FOR UPDATE locks rows as they are fetched: a batch
+    locks only (about) the rows it takes. SKIP LOCKED, so a claim never waits, though no
+    other drain claims rows of a device it does not hold.
     """
     claimed: list[InboxRow] = []
     items = 0
@@ -155,8 +201,8 @@ def _claim(max_rows: int, max_items: int) -> list[InboxRow]:
     with connection.connection.cursor(name="fleet_inbox_claim") as cursor:
         cursor.execute(
             f"SELECT id, device_id, received_at, count, items FROM {table} "  # noqa: S608 - our table
-            "ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
-            [max_rows],
+            "WHERE device_id = ANY(%s::uuid[]) ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED",
+            [device_ids, max_rows],
         )
         size = 10
         while items < max_items:
