@@ -1,21 +1,11 @@
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 from portal import formatting
-
-
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    """The zone called `name`; UTC for a name this tzdata does not know (stored when it was
-    valid, removed since, as US/Pacific-New in 2020b), which is no reason for a 500."""
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
 
 
 class UserTimezoneMiddleware:
@@ -29,7 +19,8 @@ class UserTimezoneMiddleware:
         user = getattr(request, "user", None)
         locale = None
         if user is not None and user.is_authenticated:
-            timezone.activate(_zone(user.display_time_zone))
+            # A stored zone this tzdata no longer knows (US/Pacific-New since 2020b) reads as UTC.
+            timezone.activate(formatting.zone(user.display_time_zone))
             locale = user.display_locale
         else:
             timezone.deactivate()

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from fleet import windows
 from fleet.models import Alarm, AlarmKind, MaintenanceWindow, WindowStatus
+from portal import formatting
 from support import wording
 from support.models import Category, EventKind, Source, Status, Ticket
 from support.services import _event, _move, ticket_open
@@ -50,7 +51,7 @@ def on_alarm_raised(*, alarm_id: str, **_: Any) -> None:
         return
     severity = alarm.get_severity_display().lower()
     # Written once, read by the customer and by staff: the customer's zone, named.
-    raised = wording.when_zoned(alarm.raised_at, wording.zone(alarm.customer.time_zone))
+    raised = wording.when_zoned(alarm.raised_at, formatting.zone(alarm.customer.time_zone))
     note = f"Alarm raised: {alarm.message} ({severity}, {raised})."
     for attempt in range(3):
         try:

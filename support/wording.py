@@ -27,14 +27,6 @@ def action_label(before: str, to: str) -> str:
     return ACTIONS.get((before, to), Status(to).label)
 
 
-def zone(name: str) -> zoneinfo.ZoneInfo:
-    """The zone called `name`; UTC for one this tzdata does not know (as the middleware does)."""
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
 def when_zoned(value: datetime, tz: zoneinfo.ZoneInfo) -> str:
     """A moment written into text that readers in other zones see too (a ticket's timeline):
     the date, the time and the zone's abbreviation ("2026-12-07 12:57 CET")."""
