@@ -3,7 +3,6 @@ is re-exported here for older callers)."""
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -15,35 +14,7 @@ from billing.money import round_money
 from billing.pdf import invoice_pdf as invoice_pdf  # moved there; importable from here too
 from fleet.models import HourlyUsage
 from portal import formatting
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def csv_rows(header: list[str], rows: Iterable[list[Any]]) -> Iterator[str]:
-    """CSV text, one line at a time (for a streaming response). Cells that a spreadsheet would
-    run as formulas are prefixed with a quote."""
-    writer = csv.writer(_Echo())
-    yield writer.writerow(header)
-    for row in rows:
-        yield writer.writerow([_safe(cell) for cell in row])
-
-
-def _safe(cell: Any) -> Any:
-    if isinstance(cell, str) and cell[:1] in ("=", "+", "-", "@", "\t", "\r") and not _is_number(cell):
-        return "'" + cell
-    return "" if cell is None else cell
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
+from portal.csvfile import csv_rows as csv_rows  # importable from here too
 
 # The invoice export (docs/billing.md, "CSV export"): one row per invoice line, credit note and
 # payment, the `record` column saying which. Amounts are written at the currency's minor unit

@@ -6,7 +6,7 @@ from django.db.models import Prefetch
 from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -36,13 +36,14 @@ from billing.api.serializers import (
 from billing.models import Contract, CreditNote, Invoice, InvoiceLine, InvoiceRun, Plan
 from billing.runs import invoice_run_retry, invoice_run_start
 from fleet.models import Asset
+from portal import csvfile
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
 from portal.tenancy import scoped_get, scoped_get_many, scoped_get_or_none
 
 PERIOD = OpenApiParameter("period", OpenApiTypes.STR, description="A month as YYYY-MM (default: this month).")
-CSV = {(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="CSV, a header line first")}
+CSV = csvfile.SCHEMA
 
 
 class PlanViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveModelMixin):

@@ -228,6 +228,10 @@ for _serializer in (UsageQuerySerializer, TelemetryQuerySerializer, TelemetrySer
     _serializer._declared_fields["from"] = _serializer._declared_fields.pop("start")
 
 
+class TelemetryExportQuerySerializer(TelemetryQuerySerializer):
+    metric = serializers.CharField(max_length=60, required=False)
+
+
 def telemetry_series_data(series: dict[str, Any]) -> dict[str, Any]:
     """`TelemetrySeriesSerializer(series).data`, the same keys in the same order and the same
     values, without a serializer per point: a 24-hour chart has up to 1,440 points, and DRF's

@@ -30,5 +30,10 @@ urlpatterns = [
         AssetThresholdViewSet.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}),
         name="asset-threshold-detail",
     ),
+    path(
+        "assets/<uuid:pk>/telemetry.csv",
+        AssetViewSet.as_view({"get": "telemetry_csv"}),
+        name="asset-telemetry-csv",
+    ),
     *router.urls,
 ]

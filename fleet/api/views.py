@@ -4,6 +4,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -13,7 +14,7 @@ from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from fleet import alarms, credentials, selectors, services, telemetry
+from fleet import alarms, credentials, export, selectors, services, telemetry
 from fleet.api.serializers import (
     AlarmSerializer,
     AssetCreateSerializer,
@@ -30,6 +31,7 @@ from fleet.api.serializers import (
     SiteSerializer,
     SiteUpdateSerializer,
     StatusChangeSerializer,
+    TelemetryExportQuerySerializer,
     TelemetryQuerySerializer,
     TelemetrySeriesSerializer,
     UsageQuerySerializer,
@@ -47,6 +49,7 @@ from fleet.models import (
     MetricKind,
     Site,
 )
+from portal import csvfile
 from portal.api.base import TenantScopedViewSet
 from portal.models import Customer
 from portal.roles import Capability
@@ -236,6 +239,37 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
         except telemetry.RangeTooLargeError as exc:
             raise serializers.ValidationError({"resolution": [str(exc)]}) from exc
         return Response(telemetry_series_data(data))
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("metric", OpenApiTypes.STR, description="One metric code; default: all"),
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="Default: 24 hours before `to`"),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="Default: now"),
+            OpenApiParameter(
+                "resolution", OpenApiTypes.STR, enum=["raw", "minute", "hour", "day"],
+                description="Default: raw up to a day, minute up to 31 days, hour up to 3 years, else day",
+            ),
+        ],
+        responses=csvfile.SCHEMA,
+        summary="Raw heartbeats or rollups over a range, as CSV",
+    )  # fmt: skip
+    def telemetry_csv(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        asset = self.get_object()
+        day = timedelta(hours=24)
+        query, start, end = _series_query(TelemetryExportQuerySerializer, request, default_span=day)
+        metric = query.get("metric")
+        if metric and not MetricDefinition.objects.filter(asset_model=asset.model, code=metric).exists():
+            raise serializers.ValidationError({"metric": ["Not a metric of this asset's model."]})
+        resolution = query.get("resolution") or export.default_resolution(start, end)
+        try:
+            export.check_span(start, end, resolution)
+        except export.RangeTooLongError as exc:
+            raise serializers.ValidationError({"from": [str(exc)]}) from exc
+        rows = export.rows(asset, start=start, end=end, resolution=resolution, metric=metric)
+        response = StreamingHttpResponse(csvfile.csv_rows(next(rows), rows), content_type="text/csv")
+        name = export.filename(asset, start, end, resolution)
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
 
     @extend_schema(responses=StatusChangeSerializer(many=True), summary="Status history, newest first")
     @action(detail=True, methods=["get"], url_path="status-history")
