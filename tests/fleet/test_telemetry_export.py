@@ -36,7 +36,7 @@ def read_csv(client: Client, installed: Installed, **query: str) -> tuple[str, l
     response = client.get(f"/api/v1/assets/{installed.asset.pk}/telemetry.csv", query)
     assert response.status_code == 200, response.content
     assert response["Content-Type"] == "text/csv"
-    text = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
+    text = b"".join(response.streaming_content).decode()
     return response["Content-Disposition"], list(csv.reader(io.StringIO(text)))
 
 
