@@ -36,9 +36,10 @@ class RangeTooLongError(ValueError):
 
 
 def default_resolution(start: datetime, end: datetime) -> str:
-    """Raw readings up to a day, minute rollups up to a month, then hours, then days."""
+    """Raw readings up to 8 days (the asset page's week and a little more), minute rollups up
+    to 31 days, then hours, then days."""
     span = end - start
-    if span <= timedelta(days=1):
+    if span <= timedelta(days=8):
         return "raw"
     for resolution in ("minute", "hour"):
         if span <= LONGEST[resolution]:

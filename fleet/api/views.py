@@ -247,7 +247,7 @@ class AssetViewSet(TenantScopedViewSet, mixins.ListModelMixin, mixins.RetrieveMo
             OpenApiParameter("to", OpenApiTypes.DATETIME, description="Default: now"),
             OpenApiParameter(
                 "resolution", OpenApiTypes.STR, enum=["raw", "minute", "hour", "day"],
-                description="Default: raw up to a day, minute up to 31 days, hour up to 3 years, else day",
+                description="Default: raw up to 8 days, minute up to 31 days, hour up to 3 years, else day",
             ),
         ],
         responses=csvfile.SCHEMA,

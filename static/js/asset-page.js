@@ -125,7 +125,13 @@
       });
   }
 
+  // The CSV link exports what the charts show: the same range, every reading of it.
+  var csvLink = document.querySelector("[data-telemetry-csv]");
+
   function loadCharts(fromMs, toMs) {
+    if (csvLink) {
+      csvLink.href = api + "telemetry.csv?from=" + new Date(fromMs).toISOString() + "&to=" + new Date(toMs).toISOString();
+    }
     current.window = [fromMs, toMs];
     gauges.forEach(function (m) { loadChart(m, fromMs, toMs); });
   }

@@ -55,3 +55,26 @@ def test_a_custom_range_draws_its_charts_and_a_reversed_one_is_refused(
     # Chromium reports the page's own 400 on the console; nothing else may be there.
     assert [e for e in errors if "status of 400" not in e] == [], errors
     assert len(errors) == 1, errors
+
+
+def test_the_csv_link_exports_the_range_the_charts_show(
+    page: Any, asgi_server: str, viewer_a: User, customer_a: Customer, compressor: AssetModel
+) -> None:
+    mine = install_with_readings(customer_a, compressor, "RANGE-CSV", minutes=40)
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    page.goto(f"{asgi_server}/fleet/assets/{mine.asset.pk}/")
+    page.wait_for_selector('[data-chart="temp_c"][data-points="40"]')
+    page.click('button[data-range="7d"]')
+    page.wait_for_selector('[data-range="7d"][aria-pressed="true"]')
+    href = page.get_attribute("[data-telemetry-csv]", "href") or ""
+    query = dict(part.split("=", 1) for part in href.split("?", 1)[1].split("&"))
+    span = datetime.fromisoformat(query["to"]) - datetime.fromisoformat(query["from"])
+    assert timedelta(days=7) <= span <= timedelta(days=7, minutes=2), href
+    with page.expect_download() as download:
+        page.click("[data-telemetry-csv]")
+    with open(download.value.path(), encoding="utf-8") as file:
+        lines = file.read().splitlines()
+    assert lines[0] == "ts,seq,status,fault_code,energy_kwh,pressure_bar,run_hours,temp_c"
+    assert len(lines) == 1 + 40  # a week at "raw": every reading, not the chart's points
+    assert download.value.suggested_filename.startswith("RANGE-CSV-raw-")

@@ -98,7 +98,7 @@ def test_rollups_per_bucket_and_metric(viewer_a: User, fleet_a: Installed) -> No
 
 @pytest.mark.parametrize(
     ("days", "expected"),
-    [(0.5, "raw"), (1, "raw"), (2, "minute"), (31, "minute"), (60, "hour"), (4000, "day")],
+    [(1, "raw"), (7.001, "raw"), (8, "raw"), (8.01, "minute"), (31, "minute"), (60, "hour"), (4000, "day")],
 )
 def test_the_default_resolution_follows_the_range(days: float, expected: str) -> None:
     assert export.default_resolution(T0, T0 + timedelta(days=days)) == expected
