@@ -56,7 +56,7 @@ def telemetry_partitions() -> list[str]:
 @shared_task(name="fleet.maintenance_boundaries")
 def maintenance_boundaries() -> int:
     """Beat, every 30 s: tell live pages about windows that began or ended on their own
-    (fleet.windows.window_boundaries_announce; each boundary once)."""
-    from fleet.windows import window_boundaries_announce
+    (fleet.window_sweep.window_boundaries_announce; each boundary once)."""
+    from fleet.window_sweep import window_boundaries_announce
 
     return window_boundaries_announce()

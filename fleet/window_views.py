@@ -16,7 +16,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from fleet import windows
+from fleet import window_mail, windows
 from fleet.models import Asset, MaintenanceWindow, Recurrence, Site, WindowStatus
 from portal.models import Customer, User
 from portal.roles import Capability
@@ -178,7 +178,7 @@ def _detail_context(window: MaintenanceWindow, may_plan: bool, move: MoveForm | 
         "move": move,
         "spans": spans[:10],
         "running": any(o.current for o in spans) and window.status == WindowStatus.PLANNED,
-        "scope": windows.scope_label(window),
+        "scope": window_mail.scope_label(window),
     }
 
 

@@ -1,7 +1,9 @@
 """Writes of maintenance windows: plan, move, cancel, confirm a proposed one, open an
 emergency window now, close one early. Every write is audited; the customer's users are
-e-mailed (through the outbox, after the commit) when a window they are affected by is
-planned, moved or cancelled. When a window is in effect is `fleet.maintenance`'s business.
+e-mailed (`fleet.window_mail`, through the outbox, after the commit) when a window they are
+affected by is planned, moved or cancelled. When a window is in effect is
+`fleet.maintenance`'s business; telling pages when one begins or ends on its own is
+`fleet.window_sweep`'s.
 
 Who may: provider staff who work tickets (support, operators). Customers only read.
 """
@@ -12,21 +14,17 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from celery import shared_task
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import Q, QuerySet
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from fleet.live import publish_after_commit, window_messages
-from fleet.maintenance import TICK, boundaries, covering, occurrences
+from fleet.maintenance import TICK, covering, occurrences
 from fleet.models import Asset, MaintenanceWindow, Recurrence, Site, WindowStatus
-from portal import formatting, live, outbox, redis_conn
-from portal.links import portal_url
+from fleet.window_mail import window_notify
+from portal import outbox
 from portal.models import Customer, User
 from portal.roles import Capability, can
 from portal.services import audit_record
@@ -372,150 +370,3 @@ def window_close_early(
     )
     _announce(window)
     return window
-
-
-# The clock: windows that begin or end on their own ----------------------------------------------
-
-# The last instant the boundary sweep covered (ISO 8601), next to the live messages it guards.
-SWEPT_KEY = "fleet:maintenance:swept"
-# Without a stored instant (the first sweep, or a Redis that lost its data) the sweep looks this
-# far back: twice the beat's 30 s, so a boundary is told late rather than never.
-FIRST_LOOKBACK = timedelta(seconds=60)
-# After a long stop of beat, boundaries older than this are not told any more: the query stays
-# bounded, and a page open that long has reconnected and fetched again since.
-CATCH_UP = timedelta(hours=1)
-# Move the stored instant from ARGV[1] ("" for none) to ARGV[2], only if nobody moved it first.
-_ADVANCE = """
-if (redis.call('GET', KEYS[1]) or '') == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-  return 1
-end
-return 0
-"""
-
-
-def _swept(stored: str) -> datetime | None:
-    """The stored instant; None for none, or for what is no aware instant (the key written by
-    hand): the sweep then looks FIRST_LOOKBACK back and writes a good one."""
-    try:
-        swept = datetime.fromisoformat(stored)
-    except ValueError:
-        return None
-    return swept if swept.tzinfo is not None else None
-
-
-def window_boundaries_announce(*, now: datetime | None = None) -> int:
-    """Tell live pages about every window that began or ended since the last sweep (beat,
-    `fleet.maintenance_boundaries`, every 30 s): one `maintenance.changed` to the window's
-    customer (and staff) per window and sweep, as a user's change of it sends. Returns how many
-    windows were told. docs/maintenance.md, "When a window begins or ends".
-
-    Each boundary is told once: the sweep covers (last swept instant, now], and moves that
-    instant forward with a compare-and-set before it publishes, so a second sweep (run twice
-    by beat, or at the same time on another worker) finds nothing left to tell. A failed
-    publish moves it back for the next sweep. The instant lives in Redis rather than in a table:
-    a sweep that cannot reach Redis can publish nothing either and fails before anything
-    moves; no migration; and losing the key only makes the next sweep look FIRST_LOOKBACK back,
-    which at worst tells a page twice to fetch its parts again (harmless).
-    """
-    now = now or timezone.now()
-    client = redis_conn.client(socket_timeout=2, socket_connect_timeout=2)
-    try:
-        stored = client.get(SWEPT_KEY)
-        previous = stored.decode() if isinstance(stored, bytes) else (stored or "")
-        since = max(_swept(previous) or now - FIRST_LOOKBACK, now - CATCH_UP)
-        if since >= now:  # another worker's clock ran ahead, or the same instant again
-            return 0
-        passed = boundaries(since, now)
-        if not client.eval(_ADVANCE, 1, SWEPT_KEY, previous, now.isoformat()):
-            return 0  # a concurrent sweep covered this span
-        messages = [m for window, _ in passed for m in window_messages(window.customer_id, window.pk)]
-        try:
-            live.publish_many(messages)
-        except Exception:
-            client.eval(_ADVANCE, 1, SWEPT_KEY, now.isoformat(), previous)  # the next sweep tells
-            raise
-        return len(passed)
-    finally:
-        client.close()
-
-
-# E-mail to the customer's users ---------------------------------------------------------------
-
-
-def recipients(window: MaintenanceWindow) -> list[User]:
-    """The window's own customer's active users who may see the fleet — nobody else."""
-    people = User.objects.filter(customer_id=window.customer_id, is_active=True).select_related("customer")
-    return sorted((p for p in people if can(p, Capability.VIEW_FLEET) and p.email), key=lambda p: p.email)
-
-
-def _when_iso(value: str) -> str:
-    return formatting.when(datetime.fromisoformat(value)) if value else ""
-
-
-def notify(*, window_id: str, change: str, previous_starts_at: str = "", previous_ends_at: str = "") -> int:
-    """E-mail each of the window's customer's users, in their own zone and locale. Returns how
-    many were sent. At least once (the outbox): a redelivery sends again."""
-    window = (
-        MaintenanceWindow.objects.select_related("customer", "site")
-        .prefetch_related("assets")
-        .filter(pk=window_id)
-        .first()
-    )
-    if window is None:
-        return 0
-    if change in ("planned", "moved") and window.status != WindowStatus.PLANNED:
-        return 0  # cancelled (or never confirmed) before the mail went out: nothing to announce
-    link = portal_url("maintenance_calendar")
-    subjects = {
-        "planned": "Maintenance planned: {title}",
-        "moved": "Maintenance moved: {title}",
-        "cancelled": "Maintenance cancelled: {title}",
-    }
-    sent = 0
-    for person in recipients(window):
-        # Times and figures as the recipient reads them on the pages: their zone and locale.
-        with formatting.reader(locale=person.display_locale, time_zone=person.display_time_zone) as zone:
-            context: dict[str, Any] = {
-                "person": person,
-                "window": window,
-                "change": change,
-                "link": link,
-                "zone": zone.key,
-                "starts": formatting.when(window.starts_at),
-                "ends": formatting.when(window.ends_at),
-                "previous_starts": _when_iso(previous_starts_at),
-                "previous_ends": _when_iso(previous_ends_at),
-                "scope": scope_label(window),
-            }
-            body = render_to_string("fleet/email/window.txt", context)
-        send_mail(
-            subject=subjects.get(change, "Maintenance: {title}").format(title=window.title),
-            message=body,
-            from_email=None,
-            recipient_list=[person.email],
-        )
-        sent += 1
-    return sent
-
-
-def scope_label(window: MaintenanceWindow) -> str:
-    """What the window covers, in words (uses prefetched assets where there are)."""
-    listed = list(window.assets.all())
-    if listed:
-        return ", ".join(a.name for a in listed)
-    if window.site_id is not None and window.site is not None:
-        return f"every machine at {window.site.name}"
-    return "every machine"
-
-
-@shared_task(name="fleet.window_notify", acks_late=True)
-def window_notify(
-    window_id: str, change: str, previous_starts_at: str = "", previous_ends_at: str = ""
-) -> int:
-    return notify(
-        window_id=window_id,
-        change=change,
-        previous_starts_at=previous_starts_at,
-        previous_ends_at=previous_ends_at,
-    )

@@ -20,7 +20,7 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet import windows
+from fleet import window_sweep, windows
 from fleet.maintenance import boundaries, occurrences
 from fleet.models import MaintenanceWindow, Recurrence, WindowStatus
 from portal import redis_conn
@@ -36,9 +36,9 @@ CHANGED = "maintenance.changed"
 def fresh_cursor() -> Iterator[None]:
     """Each test starts with no swept instant (the suite shares one Redis)."""
     client = redis_conn.client()
-    client.delete(windows.SWEPT_KEY)
+    client.delete(window_sweep.SWEPT_KEY)
     yield
-    client.delete(windows.SWEPT_KEY)
+    client.delete(window_sweep.SWEPT_KEY)
     client.close()
 
 
@@ -80,7 +80,7 @@ def test_each_boundary_is_told_once_to_its_customer_and_staff_even_when_the_swee
     window(customer_a, t - timedelta(days=1), t + timedelta(days=1))
 
     def sweep(after: timedelta) -> int:
-        return windows.window_boundaries_announce(now=t + after)
+        return window_sweep.window_boundaries_announce(now=t + after)
 
     async def scenario() -> None:
         a, b, staff = await _connect(viewer_a), await _connect(viewer_b), await _connect(support)
@@ -108,11 +108,11 @@ def test_a_missing_or_unreadable_swept_instant_looks_back_a_minute(customer_a: C
     t = timezone.now().replace(microsecond=0)
     window(customer_a, t + timedelta(minutes=10), t + timedelta(minutes=20))
     client = redis_conn.client()
-    client.set(windows.SWEPT_KEY, "yesterday")
-    assert windows.window_boundaries_announce(now=t + timedelta(minutes=11)) == 0  # began 60 s before
-    client.delete(windows.SWEPT_KEY)
-    assert windows.window_boundaries_announce(now=t + timedelta(minutes=10, seconds=59)) == 1
-    assert client.get(windows.SWEPT_KEY) == (t + timedelta(minutes=10, seconds=59)).isoformat().encode()
+    client.set(window_sweep.SWEPT_KEY, "yesterday")
+    assert window_sweep.window_boundaries_announce(now=t + timedelta(minutes=11)) == 0  # began 60 s before
+    client.delete(window_sweep.SWEPT_KEY)
+    assert window_sweep.window_boundaries_announce(now=t + timedelta(minutes=10, seconds=59)) == 1
+    assert client.get(window_sweep.SWEPT_KEY) == (t + timedelta(minutes=10, seconds=59)).isoformat().encode()
     client.close()
 
 
