@@ -1,5 +1,8 @@
 """Settings shared by every environment; each value that differs per machine comes from the environment.
 
+Device ingest and telemetry settings are in ingest.py, the Celery beat schedule in schedule.py;
+this module imports both, so dev, test and production (which import this one) get them too.
+
 Environment variables:
     DATABASE_URL   a PostgreSQL URL; default: the project-local server `make run` starts
                    (its Unix socket in var/postgres)
@@ -25,29 +28,22 @@ from urllib.parse import quote
 
 import dj_database_url
 import django_stubs_ext
-from celery.schedules import crontab
 from csp.constants import NONE, SELF, UNSAFE_INLINE
 from django.core.exceptions import ImproperlyConfigured
 
 from portal import dbpool
 from portal.redis_conn import celery_broker, channel_layer_host, parse_sentinels
 
+# Settings kept in their own modules (one topic each; this module holds the rest):
+from .env import env_bool, env_list
+from .ingest import *  # noqa: F403  device ingest and telemetry: docs/ingest.md
+from .schedule import *  # noqa: F403  the beat schedule and health sweeps: docs/architecture.md
+
 # Lets `admin.ModelAdmin[Customer]` and friends be subscripted at run time (typing only).
 django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(os.environ.get("FLEETPORT_VAR_DIR", BASE_DIR / "var"))
-
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None:
-        return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
 def database_from_env(local_socket_dir: Path) -> dict[str, object]:
@@ -347,32 +343,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **_BROKER_SENTINEL_OPTIONS}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TIMEZONE = "UTC"
-HEALTH_EVAL_INTERVAL_SECONDS = int(os.environ.get("HEALTH_EVAL_INTERVAL_SECONDS", "900"))
-HEALTH_BATCH_SIZE = int(os.environ.get("HEALTH_BATCH_SIZE", "500"))
-CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {
-    "audit-prune": {"task": "portal.audit_prune", "schedule": timedelta(hours=24).total_seconds()},
-    "ingest-sweep": {"task": "fleet.ingest_sweep", "schedule": 5.0},
-    "offline-sweep": {"task": "fleet.offline_sweep", "schedule": 15.0},
-    "telemetry-partitions": {"task": "fleet.telemetry_partitions", "schedule": 3600.0},
-    # Drafts for last month, early on the 2nd (every customer's month has ended by then).
-    "invoice-run-last-month": {
-        "task": "billing.invoice_run_last_month",
-        "schedule": crontab(minute=0, hour=6, day_of_month=2),
-    },
-    # Dunning (billing.payments): hourly, so each customer's day turns over within the hour of
-    # its own midnight; idempotent, an invoice is marked and each reminder sent once.
-    "billing-overdue-sweep": {"task": "billing.overdue_sweep", "schedule": crontab(minute=15)},
-    "ticket-sla-sweep": {"task": "support.sla_sweep", "schedule": 60.0},
-    "ticket-auto-close": {"task": "support.auto_close", "schedule": 3600.0},
-    # Health rules (docs/health.md): batches of HEALTH_BATCH_SIZE assets, one task each.
-    "health-sweep": {"task": "fleet.health_sweep", "schedule": float(HEALTH_EVAL_INTERVAL_SECONDS)},
-    # Windows that begin or end on their own, told to live pages (docs/maintenance.md).
-    "maintenance-boundaries": {
-        "task": "fleet.maintenance_boundaries",
-        "schedule": float(os.environ.get("MAINTENANCE_SWEEP_SECONDS", "30")),
-    },
-}
-CELERY_TASK_ROUTES = {"fleet.ingest_drain": {"queue": "ingest"}}
+# The beat schedule is in portal/settings/schedule.py; the ingest drain's queue and acking in
+# portal/settings/ingest.py.
 AUDIT_RETENTION_DAYS = int(os.environ.get("AUDIT_RETENTION_DAYS", "730"))
 
 # The pub/sub layer: live messages are fire-and-forget (a page refetches what it missed on
@@ -418,49 +390,6 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
     },
 }
-
-# Device ingest (fleet): the device contract and these settings are in docs/ingest.md.
-INGEST_MAX_ITEMS = 1000
-INGEST_MAX_BODY_BYTES = int(os.environ.get("INGEST_MAX_BODY_BYTES", str(1024 * 1024)))
-INGEST_MAX_FUTURE_SECONDS = 300
-INGEST_MAX_AGE_DAYS = int(os.environ.get("INGEST_MAX_AGE_DAYS", "90"))
-INGEST_DEVICE_RATE_PER_MINUTE = int(os.environ.get("INGEST_DEVICE_RATE_PER_MINUTE", "120"))
-# Accepted heartbeats not yet stored by a worker; past this the endpoint answers 503.
-INGEST_BACKLOG_LIMIT = int(os.environ.get("INGEST_BACKLOG_LIMIT", "200000"))
-# Raw heartbeats are kept this long (never shorter than the late-arrival window).
-RAW_RETENTION_DAYS = max(int(os.environ.get("RAW_RETENTION_DAYS", "180")), INGEST_MAX_AGE_DAYS)
-# Minute rollups likewise (charts of longer ranges read hour and day rollups, kept for good).
-# Both go by whole partitions (days, months): docs/ingest.md, "Partitioned telemetry".
-MINUTE_ROLLUP_RETENTION_DAYS = max(
-    int(os.environ.get("MINUTE_ROLLUP_RETENTION_DAYS", "180")), INGEST_MAX_AGE_DAYS
-)
-DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS = int(os.environ.get("DEVICE_TOKEN_ROTATION_OVERLAP_SECONDS", "3600"))
-# Device identities are cached per process for up to DEVICE_AUTH_CACHE_MAX_SECONDS and dropped
-# within about a second of any revocation, rotation or swap (a generation counter in Redis);
-# without Redis, for DEVICE_AUTH_CACHE_SECONDS.
-DEVICE_AUTH_CACHE_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_SECONDS", "5"))
-DEVICE_AUTH_CACHE_MAX_SECONDS = float(os.environ.get("DEVICE_AUTH_CACHE_MAX_SECONDS", "300"))
-# The lean ASGI path for the ingest endpoint (fleet.ingest.endpoint.IngestEndpoint):
-# off, every ingest request goes through Django's middleware and view. Its own psycopg pool
-# per server process holds up to INGEST_DATABASE_POOL_SIZE connections.
-INGEST_LEAN_PATH = env_bool("INGEST_LEAN_PATH", default=True)
-INGEST_DATABASE_POOL_SIZE = int(os.environ.get("INGEST_DATABASE_POOL_SIZE", "4"))
-# How long an ingest request waits for one of those connections before its 503. The writer
-# holds one for a commit (milliseconds), so a longer wait means PostgreSQL is away: the device
-# hears "retry later" within this, not after Django's 10 s (docs/ingest.md, "Outages").
-INGEST_DATABASE_POOL_TIMEOUT = float(os.environ.get("INGEST_DATABASE_POOL_TIMEOUT", "1.5"))
-# One worker batch (one transaction): at most this many inbox rows, or heartbeats.
-INGEST_BATCH_MAX_ROWS = int(os.environ.get("INGEST_BATCH_MAX_ROWS", "5000"))
-INGEST_BATCH_MAX_ITEMS = int(os.environ.get("INGEST_BATCH_MAX_ITEMS", "10000"))
-# Under load, the share of a worker process's time its live publishing may take (the rest of
-# the time it pauses and coalesces; see fleet.ingest.publisher.LivePublisher).
-INGEST_LIVE_PUBLISH_SHARE = float(os.environ.get("INGEST_LIVE_PUBLISH_SHARE", "0.1"))
-# A drain task is only a trigger: what it drains is durable in the inbox, a killed drain's rows
-# are claimed again by the next one (a nudge, or beat's sweep within 5 s). So it is acked when
-# it starts, not late: a broker connection lost while a drain runs then leaves no unacked
-# message to restore, the path on which Celery's worker crashes (kombu's restore_unacked
-# after a Redis restart: "'NoneType' object has no attribute 'hostname'").
-CELERY_TASK_ANNOTATIONS = {"fleet.ingest_drain": {"acks_late": False}}
 
 # Billing: the rules ("The rules") and these settings are in docs/billing.md.
 BILLING_PAYMENT_TERMS_DAYS = int(os.environ.get("BILLING_PAYMENT_TERMS_DAYS", "30"))
