@@ -10,7 +10,7 @@ tasks after it commits; live messages go out on commit.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -23,7 +23,7 @@ from django.utils.dateparse import parse_datetime
 from fleet import events
 from fleet import live as fleet_live
 from fleet import thresholds as asset_thresholds
-from fleet.maintenance import in_maintenance
+from fleet.maintenance import Interval, covered, in_maintenance
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -34,6 +34,7 @@ from fleet.models import (
     AssetModel,
     AssetStatus,
     AssetStatusChange,
+    MaintenanceWindow,
     Severity,
 )
 from fleet.usage import as_decimal
@@ -116,6 +117,24 @@ def alarm_raise(
     except IntegrityError:
         return None  # raised concurrently by another worker: one alarm it is
     return alarm
+
+
+def alarms_enter_maintenance(*, window: MaintenanceWindow, spans: Iterable[Interval]) -> int:
+    """A window began (`spans`: the occurrences that began): the active alarms of the assets it
+    covers, raised before such a span ended, are marked `in_maintenance`, as `alarm_raise`
+    marks one raised inside it. Only the window's own customer's alarms. Returns how many
+    changed; safe to call twice (marked ones are left alone). Nothing is unmarked when the
+    window ends, as for an alarm raised inside it; a ticket it opened before stays
+    (docs/maintenance.md, "During a window")."""
+    ends = [ended for _, ended in spans]
+    if not ends:
+        return 0
+    return (
+        Alarm.objects.for_customer(window.customer_id)
+        .filter(state__in=ACTIVE_ALARM_STATES, in_maintenance=False, raised_at__lt=max(ends))
+        .filter(asset__in=Asset.objects.filter(covered(window)))
+        .update(in_maintenance=True)
+    )
 
 
 def alarm_clear_key(*, asset: Asset, key: str, reason: str, actor: User | None = None) -> Alarm | None:

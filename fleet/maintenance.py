@@ -137,6 +137,17 @@ def covering(asset: Asset) -> Q:
     return Q(customer_id=asset.customer_id) & (Q(assets=asset) | whole)
 
 
+def covered(window: MaintenanceWindow) -> Q:
+    """The assets `window` covers (its listed ones, else its site's, else its customer's), as a
+    filter on Asset: the other way round from `covering`. One query for the listed ones."""
+    listed = list(window.assets.values_list("pk", flat=True))
+    if listed:
+        return Q(customer_id=window.customer_id, pk__in=listed)
+    if window.site_id is not None:
+        return Q(customer_id=window.customer_id, site_id=window.site_id)
+    return Q(customer_id=window.customer_id)
+
+
 STEPPING = ("starts_at", "ends_at", "recurrence", "recurs_until", "status", "closed_early_at")
 
 
@@ -171,7 +182,7 @@ def boundaries(since: datetime, until: datetime) -> list[tuple[MaintenanceWindow
         .filter(once | repeating)
         .select_related("customer")
         # What the stepping and the message need: a sweep may load thousands of rows.
-        .only(*STEPPING, "customer_id", "updated_at", "customer__time_zone")
+        .only(*STEPPING, "customer_id", "site_id", "updated_at", "customer__time_zone")
         .order_by("starts_at", "pk")
     )
     found: list[tuple[MaintenanceWindow, list[datetime]]] = []

@@ -10,8 +10,10 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from fleet.alarms import alarms_enter_maintenance
 from fleet.live import window_messages
-from fleet.maintenance import boundaries
+from fleet.maintenance import TICK, boundaries, occurrences
+from fleet.models import MaintenanceWindow
 from portal import live, redis_conn
 
 # The last instant the boundary sweep covered (ISO 8601), next to the live messages it guards.
@@ -42,11 +44,21 @@ def _swept(stored: str) -> datetime | None:
     return swept if swept.tzinfo is not None else None
 
 
+def _mark_alarms(window: MaintenanceWindow, instants: list[datetime], since: datetime, now: datetime) -> None:
+    """The alarms already active when an occurrence began (an instant the sweep found) are in
+    maintenance from then on. Before the cursor moves: marking twice changes nothing, so a
+    sweep that fails after it leaves nothing half-done for the next one."""
+    zone = window.customer.time_zone or "UTC"
+    began = [span for span in occurrences(window, since, now + TICK, zone) if span[0] in instants]
+    alarms_enter_maintenance(window=window, spans=began)
+
+
 def window_boundaries_announce(*, now: datetime | None = None) -> int:
     """Tell live pages about every window that began or ended since the last sweep (beat,
     `fleet.maintenance_boundaries`, every 30 s): one `maintenance.changed` to the window's
     customer (and staff) per window and sweep, as a user's change of it sends. Returns how many
-    windows were told. docs/maintenance.md, "When a window begins or ends".
+    windows were told. The alarms active on a window's assets when it began are marked
+    `in_maintenance` first. docs/maintenance.md, "When a window begins or ends".
 
     Each boundary is told once: the sweep covers (last swept instant, now], and moves that
     instant forward with a compare-and-set before it publishes, so a second sweep (run twice
@@ -65,6 +77,8 @@ def window_boundaries_announce(*, now: datetime | None = None) -> int:
         if since >= now:  # another worker's clock ran ahead, or the same instant again
             return 0
         passed = boundaries(since, now)
+        for window, instants in passed:
+            _mark_alarms(window, instants, since, now)
         if not client.eval(_ADVANCE, 1, SWEPT_KEY, previous, now.isoformat()):
             return 0  # a concurrent sweep covered this span
         messages = [m for window, _ in passed for m in window_messages(window.customer_id, window.pk)]

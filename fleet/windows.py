@@ -20,6 +20,7 @@ from django.db import transaction
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
+from fleet.alarms import alarms_enter_maintenance
 from fleet.live import publish_after_commit, window_messages
 from fleet.maintenance import TICK, covering, occurrences
 from fleet.models import Asset, MaintenanceWindow, Recurrence, Site, WindowStatus
@@ -139,6 +140,16 @@ def _announce(window: MaintenanceWindow) -> None:
     publish_after_commit(window_messages(window.customer_id, window.pk))
 
 
+def _mark_alarms(window: MaintenanceWindow, now: datetime) -> None:
+    """A planned window running at `now` (planned, confirmed or moved into its span): the
+    alarms already active on its assets are in maintenance, as if raised in it. The sweep does
+    this for a start that comes later (fleet.window_sweep)."""
+    if window.status != WindowStatus.PLANNED:
+        return
+    running = occurrences(window, now, now + TICK, window.customer.time_zone or "UTC")
+    alarms_enter_maintenance(window=window, spans=list(running))
+
+
 def _snapshot(window: MaintenanceWindow) -> dict[str, str]:
     return {"starts_at": window.starts_at.isoformat(), "ends_at": window.ends_at.isoformat()}
 
@@ -211,6 +222,7 @@ def window_plan(
     )
     if status == WindowStatus.PLANNED:
         _tell(window, "planned")
+        _mark_alarms(window, now)
     _announce(window)
     return window
 
@@ -299,6 +311,7 @@ def window_move(
     )
     if moved and window.status == WindowStatus.PLANNED:
         _tell(window, "moved", previous_starts_at=before["starts_at"], previous_ends_at=before["ends_at"])
+    _mark_alarms(window, now)
     _announce(window)
     return window
 
@@ -322,6 +335,7 @@ def window_confirm(*, actor: User | None, window: MaintenanceWindow) -> Maintena
         data={**_snapshot(window), "confirmed": True},
     )
     _tell(window, "planned")
+    _mark_alarms(window, timezone.now())
     _announce(window)
     return window
 

@@ -16,9 +16,18 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from billing.models import Contract
-from fleet import windows
+from fleet import alarms, windows
 from fleet.maintenance import in_maintenance
-from fleet.models import Alarm, AlarmRule, Asset, AssetModel, MaintenanceWindow, WindowStatus
+from fleet.models import (
+    Alarm,
+    AlarmKind,
+    AlarmRule,
+    Asset,
+    AssetModel,
+    MaintenanceWindow,
+    Severity,
+    WindowStatus,
+)
 from portal.models import AuditEntry, Customer, OutboxMessage, User
 from portal.roles import Role
 from support import services as support_services
@@ -230,6 +239,47 @@ def test_an_alarm_of_another_site_is_not_in_the_window(
     alarm = raise_alarm(fleet_a, hot_rule, at=T0 + timedelta(hours=1))
     assert alarm is not None
     assert not alarm.in_maintenance
+
+
+def fault(asset: Asset, at: datetime, key: str = alarms.DEVICE_FAULT) -> Alarm:
+    """An active alarm of `asset` raised at `at` (a device fault, or the offline one)."""
+    kind = AlarmKind.OFFLINE if key == alarms.OFFLINE else AlarmKind.DEVICE_FAULT
+    alarm = alarms.alarm_raise(
+        asset=asset, key=key, kind=kind, severity=Severity.CRITICAL, message=key, at=at
+    )
+    assert alarm is not None
+    return alarm
+
+
+def test_alarms_active_when_a_window_is_planned_or_confirmed_over_now_are_marked(
+    fleet_a: Installed, fleet_b: Installed, hot_rule: AlarmRule, support: User
+) -> None:
+    now = timezone.now()
+    customer = fleet_a.asset.customer
+    elsewhere = AssetFactory(
+        customer=customer, site=SiteFactory(customer=customer), model=fleet_a.asset.model
+    )
+    before = now - timedelta(hours=1)
+    mine, other_machine, theirs = (fault(a, before) for a in (fleet_a.asset, elsewhere, fleet_b.asset))
+    ticketed = raise_alarm(fleet_a, hot_rule, at=now - timedelta(minutes=30))
+    assert ticketed is not None
+    support_services.on_alarm_raised(alarm_id=str(ticketed.pk))  # its ticket, before any window
+
+    # Proposed: not in effect, nothing marked; confirmed while running: marked.
+    proposed = plan_window(customer, support, now - timedelta(minutes=5), assets=[fleet_a.asset],
+                           status=WindowStatus.PROPOSED, now=now)  # fmt: skip
+    assert not Alarm.objects.filter(in_maintenance=True).exists()
+    windows.window_confirm(actor=support, window=proposed)
+    assert set(Alarm.objects.filter(in_maintenance=True)) == {mine, ticketed}  # the listed machine's only
+    assert Ticket.objects.get().asset_id == fleet_a.asset.pk  # the ticket it had stays
+
+    # Customer-wide, planned over now (an emergency one): every machine of A, none of B's.
+    windows.window_open_emergency(
+        actor=support, customer=customer, title="Leak", ends_at=now + timedelta(hours=1)
+    )
+    assert set(Alarm.objects.filter(in_maintenance=True)) == {mine, ticketed, other_machine}
+    theirs.refresh_from_db()
+    assert not theirs.in_maintenance
 
 
 def trips_ticket(customer: Customer, fleet: Installed) -> Ticket:

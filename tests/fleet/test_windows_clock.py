@@ -20,11 +20,12 @@ from django.utils import timezone
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet import window_sweep, windows
+from fleet import alarms, window_sweep, windows
 from fleet.maintenance import boundaries, occurrences
-from fleet.models import MaintenanceWindow, Recurrence, WindowStatus
+from fleet.models import Alarm, MaintenanceWindow, Recurrence, WindowStatus
 from portal import redis_conn
 from portal.models import Customer, User
+from tests.fleet.test_windows import fault
 from tests.fleet_fixtures import Installed
 from tests.integration import at_once, start_beat, stop_process
 from tests.support.test_live_state import _connect, _messages
@@ -190,3 +191,25 @@ def test_a_window_starting_in_two_seconds_is_told_by_the_beat_without_anyone_act
             await socket.disconnect()
 
     async_to_sync(scenario)()
+
+
+@pytest.mark.django_db
+def test_alarms_active_when_a_window_begins_are_marked_in_maintenance_by_the_sweep(
+    fleet_a: Installed, fleet_b: Installed
+) -> None:
+    t = timezone.now().replace(microsecond=0)
+    mine, _theirs = fault(fleet_a.asset, t), fault(fleet_b.asset, t)
+    fault(fleet_a.asset, t, key=alarms.OFFLINE)
+    alarms.alarm_clear_key(asset=fleet_a.asset, key=alarms.OFFLINE, reason="back")
+    # Customer A's whole fleet, from t + 10 min to t + 20 min (written as stored: only the clock tells).
+    window(fleet_a.asset.customer, t + timedelta(minutes=10), t + timedelta(minutes=20))
+
+    def marked() -> set[Alarm]:
+        return set(Alarm.objects.filter(in_maintenance=True))
+
+    window_sweep.window_boundaries_announce(now=t + timedelta(minutes=9, seconds=59))
+    assert marked() == set()  # not begun yet
+    assert window_sweep.window_boundaries_announce(now=t + timedelta(minutes=10, seconds=1)) == 1
+    assert marked() == {mine}  # active, A's: not B's, not the cleared one
+    window_sweep.window_boundaries_announce(now=t + timedelta(minutes=20, seconds=1))
+    assert marked() == {mine}  # the end unmarks nothing, as for an alarm raised inside
