@@ -13,6 +13,7 @@ import csv
 import io
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import pytest
 import time_machine
@@ -118,12 +119,22 @@ def test_the_paid_stamp_is_the_day_it_was_paid_in_the_customers_zone(
     assert stamp in pdf_text(invoice_pdf(Invoice.objects.get(pk=invoice.pk)))
 
 
-@pytest.mark.parametrize("slug", ["alpha", "bravo"])
-def test_the_credit_note_pdf_writes_its_and_its_invoices_dates_as_its_buyer_does(
-    issued: dict[str, Invoice], slug: str
-) -> None:
-    invoice, expected = issued[slug], EXPECTED[slug]
-    note = _credit(invoice)
+class Credited(NamedTuple):
+    slug: str
+    invoice: Invoice
+    expected: dict[str, str]
+    note: CreditNote
+
+
+@pytest.fixture(params=["alpha", "bravo"])
+def credited(request: pytest.FixtureRequest, issued: dict[str, Invoice]) -> Credited:
+    """Each customer's invoice, what its documents print, and a credit note on it."""
+    slug: str = request.param
+    return Credited(slug, issued[slug], EXPECTED[slug], _credit(issued[slug]))
+
+
+def test_the_credit_note_pdf_writes_its_and_its_invoices_dates_as_its_buyer_does(credited: Credited) -> None:
+    _, invoice, expected, note = credited
 
     text = pdf_text(credit_note_pdf(note))
     listed = pdf_text(invoice_pdf(Invoice.objects.get(pk=invoice.pk)))
@@ -134,12 +145,10 @@ def test_the_credit_note_pdf_writes_its_and_its_invoices_dates_as_its_buyer_does
     assert f"{note.number} {expected['credited']} Goodwill" in listed  # the invoice's credit-note table
 
 
-@pytest.mark.parametrize("slug", ["alpha", "bravo"])
 def test_the_invoice_and_credit_note_e_mails_write_dates_as_the_attached_documents(
-    issued: dict[str, Invoice], slug: str
+    credited: Credited,
 ) -> None:
-    invoice, expected = issued[slug], EXPECTED[slug]
-    note = _credit(invoice)
+    slug, invoice, expected, note = credited
 
     invoice_mail = mail.invoice_message(invoice)
     note_mail = mail.credit_note_message(note)
