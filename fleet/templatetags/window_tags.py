@@ -1,5 +1,5 @@
-"""Maintenance windows on pages other than their own: the asset page's panel and the fleet
-overview's badge (so those views need not know about windows)."""
+"""Maintenance windows on pages other than their own: the asset page's panel and badge, the
+fleet overview's badges (so those views need not know about windows)."""
 
 from __future__ import annotations
 
@@ -40,3 +40,9 @@ def maintenance_now(assets: Iterable[Asset]) -> set[Any]:
     return {
         pk for pk, spans in windows_for_assets(ids, now, now + timedelta(microseconds=1)).items() if spans
     }
+
+
+@register.simple_tag
+def asset_in_maintenance(asset: Asset) -> bool:
+    """Is `asset` inside a maintenance window now? The overview's badge, for one asset."""
+    return asset.pk in maintenance_now([asset])

@@ -256,10 +256,13 @@
   Fleetport.live.on("alarm.raised", alarmsChanged);
   Fleetport.live.on("alarm.cleared", alarmsChanged);
   // A window planned, moved, confirmed, cancelled, closed, begun or ended by the clock
-  // (docs/maintenance.md): the "Maintenance" card (its "In progress") as the server renders it.
-  // The message names the window only (a site- or customer-wide one lists no machines), so any
-  // of the customer's windows fetches the card again.
-  Fleetport.live.on("maintenance.changed", function () { Fleetport.refreshParts(["#asset-windows"]); });
+  // (docs/maintenance.md): the "Maintenance" card (its "In progress"), the heading's "In
+  // maintenance" badge and the alarms (marked in maintenance when a window begins) as the server
+  // renders them. The message names the window only (a site- or customer-wide one lists no
+  // machines), so any of the customer's windows fetches them again.
+  Fleetport.live.on("maintenance.changed", function () {
+    Fleetport.refreshParts(["#asset-windows", "#asset-maintenance", "#asset-alarms"]);
+  });
 
   Fleetport.live.subscribe("asset", assetId);
   Fleetport.live.start();
