@@ -22,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from dateutil.relativedelta import relativedelta
-from django.db.models import DateTimeField, ExpressionWrapper, F, Q, Value
+from django.db.models import DateTimeField, ExpressionWrapper, F, Prefetch, Q, Value
 from django.db.models.functions import Cast
 
 from fleet.models import Asset, MaintenanceWindow, Recurrence, WindowStatus
@@ -104,7 +104,7 @@ def windows_for_assets(asset_ids: Iterable[Any], start: datetime, end: datetime)
         MaintenanceWindow.objects.filter(customer_id__in=customers, status=WindowStatus.PLANNED)
         .filter(starts_at__lt=end)
         .filter(Q(ends_at__gt=start) | ~Q(recurrence=Recurrence.NONE))
-        .prefetch_related("assets")
+        .prefetch_related(Prefetch("assets", Asset.objects.only("pk")))  # only their ids are read
     )
     zones = {customer: zone for _, customer, _, zone in assets}
     spans: dict[Any, list[Interval]] = defaultdict(list)

@@ -7,7 +7,11 @@ The FilterSets here are the one definition of a list's ?filters: the API list (t
 
 from __future__ import annotations
 
+import json
+import uuid
 import zoneinfo
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,8 +20,10 @@ import django_filters
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth
+from django.urls import reverse
 from django.utils import timezone
 
+from fleet.maintenance import windows_for_assets
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -30,9 +36,14 @@ from fleet.models import (
     HourlyUsage,
     ImplausibleReading,
     MetricDefinition,
+    MetricKind,
+    RiskLevel,
     Severity,
     Site,
 )
+from fleet.templatetags.fleet_tags import STATUS_BADGE
+from fleet.templatetags.health_tags import RISK_BADGES
+from portal import formatting
 from portal.models import User
 from portal.validation import is_uuid
 
@@ -184,6 +195,7 @@ def usage_series(
 
 
 OVERVIEW_PAGE_SIZE = 50
+OVERVIEW_GAUGES = 3  # the values column: the first gauges of the asset's model
 
 
 def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = None) -> dict[str, Any]:
@@ -194,6 +206,11 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
     a number → the first page, past the end → the last. Only the page's rows are read with their
     model's metrics, health and open alarms; the latest values are the asset row's own
     `last_values` (no telemetry is read). The tiles count every visible asset.
+
+    The page's `object_list` is one `overview_row` dict per asset, every figure and date already
+    written in the request's locale and zone: the template only puts them in place
+    (docs/performance.md, S5: Django's per-variable look-ups and filters were most of the
+    request).
     """
     visible = Asset.objects.visible_to(actor)
     # The tiles and the filtered list's length in one query (the paginator is told the latter).
@@ -218,19 +235,114 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
     paginator.count = counted.pop("shown")  # a cached_property: no COUNT query of its own
     shown: Page[Any] = paginator.get_page(page)
     ids = list(shown.object_list)
+    # The page's rows as plain values: no model instances, and none of the wide columns the
+    # table does not show (the health's forecasts, the alarm rules' state).
     rows = {
-        asset.pk: asset
-        for asset in assets.filter(pk__in=ids)
+        row["pk"]: row
+        for row in assets.filter(pk__in=ids)
         .order_by()
-        .select_related("health")
-        .prefetch_related(Prefetch("model__metrics", MetricDefinition.objects.order_by("code")))
         .annotate(open_alarms=Coalesce(Subquery(open_alarms), Value(0)))
+        .values(*OVERVIEW_COLUMNS, "open_alarms")
     }
-    shown.object_list = [rows[pk] for pk in ids if pk in rows]  # one gone meanwhile is left out
+    gauges = overview_gauges({row["model_id"] for row in rows.values()})
+    now = timezone.now()
+    spans = windows_for_assets(list(rows), now, now + timedelta(microseconds=1))
+    detail_url = _asset_url()
+    shown.object_list = [
+        overview_row(rows[pk], gauges[rows[pk]["model_id"]], bool(spans[pk]), detail_url)
+        for pk in ids
+        if pk in rows
+    ]  # one gone meanwhile is left out
     return {
         "tiles": [(s.value, s.label, counted[s.value]) for s in AssetStatus],
         "total": sum(counted.values()),
         "page": shown,
         "sites": Site.objects.visible_to(actor).select_related("customer").order_by("customer__name", "name"),
-        "models": AssetModel.objects.filter(assets__in=visible).distinct().order_by("name"),
+        # A semi-join on the visible assets' models, not a join of every asset and a DISTINCT.
+        "models": AssetModel.objects.filter(pk__in=visible.values("model_id")).order_by("name"),
+    }
+
+
+OVERVIEW_COLUMNS = (
+    "pk", "name", "serial_number", "status", "last_seen_at", "last_values", "model_id",
+    "model__name", "site__name", "customer__name", "health__score", "health__risk",
+)  # fmt: skip
+_STATUS_LABELS = dict(AssetStatus.choices)
+_RISK_LABELS = dict(RiskLevel.choices)
+_ANY_UUID = uuid.UUID(int=0)
+
+
+@dataclass(frozen=True)
+class Gauges:
+    """An asset model's gauges, ordered by code, as (code, label, unit), and the first
+    OVERVIEW_GAUGES of them as the JSON the live updates read (`data-gauges`)."""
+
+    metrics: list[tuple[str, str, str]]
+    spec: str
+
+
+def overview_gauges(model_ids: set[Any]) -> dict[Any, Gauges]:
+    """{model id: Gauges} for the models of a page's rows (one query; ordered by code)."""
+    found: dict[Any, list[tuple[str, str, str]]] = {pk: [] for pk in model_ids}
+    metrics = (
+        MetricDefinition.objects.filter(asset_model_id__in=model_ids, kind=MetricKind.GAUGE)
+        .order_by("asset_model_id", "code")
+        .values_list("asset_model_id", "code", "label", "unit")
+    )
+    for model_id, code, label, unit in metrics:
+        found[model_id].append((code, label, unit))
+    return {
+        pk: Gauges(metrics, json.dumps([list(m) for m in metrics[:OVERVIEW_GAUGES]]))
+        for pk, metrics in found.items()
+    }
+
+
+def _asset_url() -> Callable[[Any], str]:
+    """The asset page's address for an asset id: reversed once, not once a row."""
+    pattern = reverse("asset_detail", args=[_ANY_UUID])
+    return lambda pk: pattern.replace(str(_ANY_UUID), str(pk))
+
+
+def overview_row(
+    row: dict[str, Any], gauges: Gauges, in_maintenance: bool, url: Callable[[Any], str]
+) -> dict[str, Any]:
+    """One row of the overview as the template shows it (fleet/templates/fleet/overview.html),
+    written once here: strings the template escapes, no look-up or filter of its own. The values
+    as `|quantity`, the last heartbeat as `|date:'c'` and `|when_seconds` wrote them; the live
+    updates (static/js/fleet-overview.js) write the same."""
+    last_values = row["last_values"] or {}
+    seen = row["last_seen_at"]
+    if seen is not None:
+        seen = timezone.localtime(seen)
+    risk = row["health__risk"]
+    return {
+        "pk": str(row["pk"]),
+        "url": url(row["pk"]),
+        "status": row["status"],
+        "status_badge": STATUS_BADGE.get(row["status"], "badge-muted"),
+        "status_label": _STATUS_LABELS.get(row["status"], row["status"]),
+        "gauges": gauges.spec,
+        "name": row["name"],
+        "in_maintenance": in_maintenance,
+        "serial_number": row["serial_number"],
+        "model": row["model__name"],
+        "customer": row["customer__name"],
+        "site": row["site__name"],
+        "seen_iso": seen.isoformat() if seen is not None else "",
+        "seen": formatting.when_seconds(seen) if seen is not None else "",
+        # The first OVERVIEW_GAUGES gauges that have a value (which need not be the first gauges).
+        "values": [
+            {"code": code, "label": label, "text": formatting.quantity(last_values[code], unit)}
+            for code, label, unit in gauges.metrics
+            if code in last_values
+        ][:OVERVIEW_GAUGES],
+        "health": None
+        if risk is None  # never evaluated: no AssetHealth row
+        else {
+            "risk": risk,
+            "badge": RISK_BADGES.get(risk, "badge-muted"),
+            "label": _RISK_LABELS.get(risk, risk),
+            "score": row["health__score"],
+        },
+        "open_alarms": row["open_alarms"],
     }

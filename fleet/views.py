@@ -61,6 +61,7 @@ def fleet_overview(request: HttpRequest) -> HttpResponse:
     filters = page_filters(request, selectors.AssetFilter, selectors.asset_list(actor=actor))
     context = selectors.fleet_overview(actor=actor, assets=filters.qs, page=request.GET.get("page"))
     context["filters"] = chosen(filters)
+    context["staff"] = actor.customer_id is None  # the table's customer column
     # The pages' links keep the filters and the order: the query string less its page.
     query = request.GET.copy()
     query.pop("page", None)

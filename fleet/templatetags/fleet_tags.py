@@ -5,7 +5,7 @@ from typing import Any
 from django import template
 from django.utils import timezone
 
-from fleet.models import Asset, Device, DeviceCredential
+from fleet.models import Device, DeviceCredential
 
 register = template.Library()
 
@@ -30,35 +30,6 @@ def severity_badge(severity: str) -> str:
 @register.filter
 def status_badge(status: str) -> str:
     return STATUS_BADGE.get(status, "badge-muted")
-
-
-@register.filter
-def gauge_spec(asset: Asset, limit: int = 3) -> str:
-    """The first gauges of the asset's model as JSON [[code, label, unit], …] for live updates."""
-    import json
-
-    gauges = [[m.code, m.label, m.unit] for m in asset.model.metrics.all() if m.kind == "gauge"][:limit]
-    return json.dumps(gauges)
-
-
-@register.filter
-def key_values(asset: Asset, limit: int = 3) -> list[dict[str, Any]]:
-    """The first gauges of the asset's model with their latest value and unit."""
-    shown = []
-    for metric in asset.model.metrics.all():
-        if metric.kind != "gauge" or metric.code not in asset.last_values:
-            continue
-        shown.append(
-            {
-                "code": metric.code,
-                "label": metric.label,
-                "unit": metric.unit,
-                "value": asset.last_values[metric.code],
-            }
-        )
-        if len(shown) >= limit:
-            break
-    return shown
 
 
 @register.filter

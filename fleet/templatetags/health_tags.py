@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import template
 
 from fleet.health.selectors import HealthView, asset_health
-from fleet.models import Asset, AssetHealth
+from fleet.models import Asset
 
 register = template.Library()
 
@@ -22,13 +22,3 @@ def asset_health_view(asset: Asset) -> HealthView:
 @register.filter
 def risk_badge(risk: str) -> str:
     return RISK_BADGES.get(risk, "badge-muted")
-
-
-@register.filter
-def health_of(asset: Asset) -> AssetHealth | None:
-    """The asset's AssetHealth when it has one (select_related("health") by the overview's
-    selector: no query), else None: a reverse one-to-one raises when missing."""
-    try:
-        return asset.health
-    except AssetHealth.DoesNotExist:
-        return None

@@ -1,9 +1,9 @@
-"""Maintenance windows on pages other than their own: the asset page's panel and badge, the
-fleet overview's badges (so those views need not know about windows)."""
+"""Maintenance windows on pages other than their own: the asset page's panel and badge (so its
+view need not know about windows; the fleet overview's badges are read by
+`fleet.selectors.fleet_overview`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -31,18 +31,7 @@ def asset_windows_panel(context: template.Context, asset: Asset) -> dict[str, An
 
 
 @register.simple_tag
-def maintenance_now(assets: Iterable[Asset]) -> set[Any]:
-    """Ids of those of `assets` that are inside a maintenance window now (one query)."""
-    ids = [a.pk for a in assets]
-    if not ids:
-        return set()
-    now = timezone.now()
-    return {
-        pk for pk, spans in windows_for_assets(ids, now, now + timedelta(microseconds=1)).items() if spans
-    }
-
-
-@register.simple_tag
 def asset_in_maintenance(asset: Asset) -> bool:
     """Is `asset` inside a maintenance window now? The overview's badge, for one asset."""
-    return asset.pk in maintenance_now([asset])
+    now = timezone.now()
+    return bool(windows_for_assets([asset.pk], now, now + timedelta(microseconds=1)).get(asset.pk))
