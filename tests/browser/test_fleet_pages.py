@@ -18,23 +18,24 @@ from tests.integration import SCREENS, assert_fits, login, on_screen, screenshot
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
+@pytest.fixture
+def signed_in(page: Any, asgi_server: str, live_worker: Any, viewer_a: User) -> Any:
+    """The page, signed in as customer A's viewer, with a worker that sends the live frames."""
+    login(page, asgi_server, viewer_a.email, PASSWORD)
+    page.wait_for_url(f"{asgi_server}/")
+    return page
+
+
 def test_a_page_of_the_fleet_follows_its_rows_live_and_the_tiles_follow_every_asset(
-    page: Any,
-    asgi_server: str,
-    live_worker: Any,
-    viewer_a: User,
-    customer_a: Customer,
-    customer_b: Customer,
-    compressor: AssetModel,
+    signed_in: Any, asgi_server: str, customer_a: Customer, customer_b: Customer, compressor: AssetModel
 ) -> None:
+    page = signed_in
     errors: list[str] = []
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     fleet = [install(customer_a, compressor, f"PG-{n:03d}") for n in range(55)]  # by name: 50, then 5
     theirs = install(customer_b, compressor, "PG-B01")
     on_page, off_page = fleet[52], fleet[1]
 
-    login(page, asgi_server, viewer_a.email, PASSWORD)
-    page.wait_for_url(f"{asgi_server}/")
     page.goto(f"{asgi_server}/fleet/?q=PG&page=2")
     page.wait_for_selector('[data-live-state="live"]')
     assert page.locator("#asset-table tbody tr").count() == 5
