@@ -23,7 +23,7 @@ from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
-from fleet.maintenance import windows_for_assets
+from fleet.maintenance import windows_for_places
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -246,7 +246,8 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
     }
     gauges = overview_gauges({row["model_id"] for row in rows.values()})
     now = timezone.now()
-    spans = windows_for_assets(list(rows), now, now + timedelta(microseconds=1))
+    places = [(pk, r["customer_id"], r["site_id"], r["customer__time_zone"]) for pk, r in rows.items()]
+    spans = windows_for_places(places, now, now + timedelta(microseconds=1))
     detail_url = _asset_url()
     shown.object_list = [
         overview_row(rows[pk], gauges[rows[pk]["model_id"]], bool(spans[pk]), detail_url)
@@ -266,6 +267,7 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
 OVERVIEW_COLUMNS = (
     "pk", "name", "serial_number", "status", "last_seen_at", "last_values", "model_id",
     "model__name", "site__name", "customer__name", "health__score", "health__risk",
+    "customer_id", "site_id", "customer__time_zone",  # for the maintenance windows
 )  # fmt: skip
 _STATUS_LABELS = dict(AssetStatus.choices)
 _RISK_LABELS = dict(RiskLevel.choices)
