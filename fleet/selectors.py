@@ -17,9 +17,10 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
+from django.contrib.postgres.expressions import ArraySubquery
 from django.core.paginator import Page, Paginator
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncDay, TruncMonth
+from django.db.models.functions import Coalesce, JSONObject, TruncDay, TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
@@ -236,15 +237,24 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
     shown: Page[Any] = paginator.get_page(page)
     ids = list(shown.object_list)
     # The page's rows as plain values: no model instances, and none of the wide columns the
-    # table does not show (the health's forecasts, the alarm rules' state).
+    # table does not show (the health's forecasts, the alarm rules' state); each with its
+    # model's gauges, ordered by code (a subquery, not a query of their own).
+    model_gauges = (
+        MetricDefinition.objects.filter(asset_model=OuterRef("model_id"), kind=MetricKind.GAUGE)
+        .order_by("code")
+        .values(json=JSONObject(code="code", label="label", unit="unit"))
+    )
     rows = {
         row["pk"]: row
         for row in assets.filter(pk__in=ids)
         .order_by()
-        .annotate(open_alarms=Coalesce(Subquery(open_alarms), Value(0)))
-        .values(*OVERVIEW_COLUMNS, "open_alarms")
+        .annotate(open_alarms=Coalesce(Subquery(open_alarms), Value(0)), gauges=ArraySubquery(model_gauges))
+        .values(*OVERVIEW_COLUMNS, "open_alarms", "gauges")
     }
-    gauges = overview_gauges({row["model_id"] for row in rows.values()})
+    gauges: dict[Any, Gauges] = {}
+    for row in rows.values():  # once a model: the same for its every row
+        if row["model_id"] not in gauges:
+            gauges[row["model_id"]] = Gauges.of(row["gauges"])
     now = timezone.now()
     places = [(pk, r["customer_id"], r["site_id"], r["customer__time_zone"]) for pk, r in rows.items()]
     spans = windows_for_places(places, now, now + timedelta(microseconds=1))
@@ -282,21 +292,11 @@ class Gauges:
     metrics: list[tuple[str, str, str]]
     spec: str
 
-
-def overview_gauges(model_ids: set[Any]) -> dict[Any, Gauges]:
-    """{model id: Gauges} for the models of a page's rows (one query; ordered by code)."""
-    found: dict[Any, list[tuple[str, str, str]]] = {pk: [] for pk in model_ids}
-    metrics = (
-        MetricDefinition.objects.filter(asset_model_id__in=model_ids, kind=MetricKind.GAUGE)
-        .order_by("asset_model_id", "code")
-        .values_list("asset_model_id", "code", "label", "unit")
-    )
-    for model_id, code, label, unit in metrics:
-        found[model_id].append((code, label, unit))
-    return {
-        pk: Gauges(metrics, json.dumps([list(m) for m in metrics[:OVERVIEW_GAUGES]]))
-        for pk, metrics in found.items()
-    }
+    @classmethod
+    def of(cls, gauges: list[dict[str, str]]) -> Gauges:
+        """From the rows query's `gauges`: [{code, label, unit}, …]."""
+        metrics = [(g["code"], g["label"], g["unit"]) for g in gauges]
+        return cls(metrics, json.dumps([list(m) for m in metrics[:OVERVIEW_GAUGES]]))
 
 
 def _asset_url() -> Callable[[Any], str]:
