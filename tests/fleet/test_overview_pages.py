@@ -12,7 +12,7 @@ from fleet.models import Asset, AssetStatus
 from fleet.selectors import OVERVIEW_PAGE_SIZE
 from portal.models import Customer, User
 from tests.conftest import client_for
-from tests.factories import AssetFactory, SiteFactory
+from tests.factories import AssetFactory, AssetModelFactory, SiteFactory
 
 
 def _fleet(customer: Customer, name: str, n: int) -> None:
@@ -107,3 +107,22 @@ def test_the_overview_reads_as_many_queries_for_any_page(customer_a: Customer, v
             assert client.get("/fleet/", {"page": page}).status_code == 200
         counts.append(len(ctx.captured_queries))
     assert counts[0] == counts[1] == counts[2]
+
+
+def test_the_model_filter_lists_only_the_models_of_the_customers_own_assets(
+    customer_a: Customer, customer_b: Customer, viewer_a: User, viewer_b: User
+) -> None:
+    ours = AssetModelFactory(code="ours", name="Ours compressor")
+    theirs = AssetModelFactory(code="theirs", name="Theirs chiller")
+    AssetFactory(site=SiteFactory(customer=customer_a), model=ours)
+    AssetFactory(site=SiteFactory(customer=customer_a), model=ours)  # listed once, not per asset
+    AssetFactory(site=SiteFactory(customer=customer_b), model=theirs)
+
+    def listed(user: User) -> list[str]:
+        return re.findall(
+            r'<option value="([^"]+)"[^>]*>[^<]*</option>',
+            _page(user).split('name="model"')[1].split("</select>")[0],
+        )
+
+    assert listed(viewer_a) == ["ours"]
+    assert listed(viewer_b) == ["theirs"]
