@@ -1047,6 +1047,7 @@ async def scenario_s2(
         "load_average_at_start": [round(v, 2) for v in load_average],
         "load_average_at_load_end": [round(v, 2) for v in load_average_end],
         "cpu_seconds": cpu_seconds,
+        "cpu_per_heartbeat": cpu_per_heartbeat(cpu_seconds, len(timed), config.rate),
         "breakdown": breakdown,
         "profile": {name: summarize_profile(stack.folder / f"profile-{name}.txt") for name in profile_targets}
         if config.py_spy
@@ -1054,6 +1055,23 @@ async def scenario_s2(
         "cprofile_web": summarize_cprofile(stack.folder / "trace", profile_targets["web"])
         if config.cprofile
         else None,
+    }
+
+
+def cpu_per_heartbeat(cpu_seconds: dict[str, float], heartbeats: int, rate: float) -> dict[str, Any]:
+    """CPU-ms per timed heartbeat of each of our processes (from the load's start until every
+    frame came: the heartbeat's whole way), and the cores that takes at the asked rate: above
+    the machine's cores, the rate cannot be carried whatever the latency."""
+    ours = ("web", "worker", "postgres", "redis", "clients_this_process", "publisher_process")
+    per = {
+        name: round(cpu_seconds[name] * 1000 / max(1, heartbeats), 3) for name in ours if name in cpu_seconds
+    }
+    total = sum(per.values())
+    return {
+        "ms": per,
+        "ms_total": round(total, 3),
+        "cores_at_asked_rate": round(total * rate / 1000, 2),
+        "cores_of_machine": os.cpu_count(),
     }
 
 
