@@ -139,8 +139,8 @@ def via_workers(run_id: str) -> None:
 def main(run_id: str) -> None:
     timed(metering, "quantities", "metering.quantities (usage sums)")
     timed(availability, "percentages", "availability.percentages (uptime)")
-    timed(runs, "compute_chunk", "runs.compute_chunk (meter + rate)")
-    timed(runs, "write_chunk", "runs.write_chunk (insert, lock, lines, update)")
+    timed(runs, "compute_chunk", "invoicing.compute_chunk (meter + rate)")
+    timed(runs, "write_chunk", "invoicing.write_chunk (insert, lock, lines, update)")
     connection.ensure_connection()
     rss_before = rss_kib("VmRSS")
     usage_before = resource.getrusage(resource.RUSAGE_SELF)

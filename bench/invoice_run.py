@@ -333,8 +333,8 @@ def explain_metering(env: dict[str, str], period: str) -> list[str]:
     code = (
         "import sys; sys.path.insert(0, '.'); import django; django.setup()\n"
         "from django.db import connection\n"
-        "from billing import metering, runs\n"
-        "chunk = next(runs.contract_chunks(sys.argv[1]))\n"
+        "from billing import invoicing, metering\n"
+        "chunk = next(invoicing.contract_chunks(sys.argv[1]))\n"
         "zone = chunk[0].customer.time_zone\n"
         "ids = [c.pk for c in chunk if c.customer.time_zone == zone]\n"
         "period = metering.period_of(sys.argv[1], zone)\n"

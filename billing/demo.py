@@ -19,8 +19,8 @@ from zoneinfo import ZoneInfo
 from django.utils import timezone
 
 from billing import demo_volume, metering, overrides, payments, services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, InvoiceStatus, Plan
-from billing.runs import bill_period
 from fleet.models import Asset, AssetStatusChange, HourlyUsage
 from portal.models import Customer
 

@@ -4,7 +4,7 @@ With the three demo customers alone, the run for last month finished before fina
 could show its progress bar. These add `CUSTOMERS` × `CONTRACTS_EACH` contracts (a framework
 agreement per branch, the plan's period fee and minimum commitment, no machines yet), starting
 on the first of last month: the run for last month bills them in several chunks of
-`billing.runs.CHUNK`, each reported on the bar, while the month before last (already on the
+`billing.invoicing.CHUNK`, each reported on the bar, while the month before last (already on the
 books, billing/demo.py) does not include them.
 
 Fast to seed: bulk inserts, no services (no audit entries or e-mails for filler data); a

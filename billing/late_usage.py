@@ -1,6 +1,6 @@
 """Late usage: usage that arrived for an earlier, finalized period, billed on the current
 invoice as the re-rated difference (docs/billing.md, "Late usage"). The invoice run
-(`billing.runs`) calls `late_usage_lines` per contract."""
+(`billing.invoicing`) calls `late_usage_lines` per contract."""
 
 from __future__ import annotations
 

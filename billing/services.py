@@ -2,7 +2,8 @@
 
 Payments and the amount due live in `billing.payments`.
 
-The invoice run itself lives in `billing.runs`. Every write here records an audit entry.
+The invoice run itself lives in `billing.runs` (its invoices in `billing.invoicing`). Every write
+here records an audit entry.
 """
 
 from __future__ import annotations

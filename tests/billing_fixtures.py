@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 
 from billing import services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, Plan
-from billing.runs import bill_period
 from fleet.models import Asset, AssetStatusChange, HourlyUsage
 from portal.models import Customer
 from tests.fleet_fixtures import Installed

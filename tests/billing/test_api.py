@@ -13,8 +13,9 @@ import time_machine
 from pypdf import PdfReader
 
 from billing import services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, InvoiceRun, InvoiceStatus, Plan
-from billing.runs import bill_period, invoice_run_execute
+from billing.runs import invoice_run_execute
 from portal.models import User
 from tests.billing_fixtures import usage
 from tests.conftest import client_for

@@ -12,8 +12,8 @@ from django.utils import timezone
 from pypdf import PdfReader
 
 from billing import availability, metering
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, Plan
-from billing.runs import bill_period
 from fleet.exclusions import exclusion_mark
 from fleet.models import AssetStatusChange, MaintenanceWindow
 from portal import formatting

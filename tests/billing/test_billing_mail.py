@@ -14,8 +14,8 @@ import pytest
 from django.core import mail
 
 from billing import services
+from billing.invoicing import bill_period
 from billing.models import Contract, CreditNote, Invoice
-from billing.runs import bill_period
 from portal.models import Customer, OutboxMessage, User
 from tests.billing_fixtures import usage
 from tests.conftest import client_for

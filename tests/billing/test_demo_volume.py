@@ -9,8 +9,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from billing import demo_volume, metering
+from billing.invoicing import CHUNK, billable_contracts, contract_chunks
 from billing.models import Contract, Invoice
-from billing.runs import CHUNK, billable_contracts, contract_chunks
 
 
 def test_the_demo_run_for_last_month_has_several_chunks_and_the_books_stay_as_they_were(db: None) -> None:

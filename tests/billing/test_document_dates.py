@@ -21,9 +21,9 @@ from pypdf import PdfReader
 
 from billing import availability, einvoice, mail, metering, payments, services
 from billing.documents import INVOICE_EXPORT_HEADER, as_text, csv_rows, invoice_export_rows
+from billing.invoicing import bill_period
 from billing.models import Contract, CreditNote, Invoice, Plan
 from billing.pdf import credit_note_pdf, invoice_pdf
-from billing.runs import bill_period
 from billing.views.availability import render_statement_pdf
 from portal.models import Customer
 from tests.billing_fixtures import contract_for, status_change, usage

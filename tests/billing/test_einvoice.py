@@ -16,8 +16,8 @@ from pypdf import PdfReader
 from billing import einvoice, services
 from billing import pdf as billing_pdf
 from billing.einvoice import NS
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, InvoiceLine
-from billing.runs import bill_period
 from portal.models import Customer, User
 from tests.billing_fixtures import status_change, usage
 from tests.conftest import client_for

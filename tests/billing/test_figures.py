@@ -21,10 +21,10 @@ from pypdf import PdfReader
 
 from billing import services
 from billing.documents import invoice_pdf
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, Plan
 from billing.money import round_money
 from billing.rating import ChargeModel, Component, Tier, usage_line
-from billing.runs import bill_period
 from portal import formatting
 from portal.models import Customer, User
 from tests.billing_fixtures import contract_for, usage

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from billing import payments, services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice
-from billing.runs import bill_period
 from portal.models import Customer, User
 from tests.billing_fixtures import usage
 from tests.conftest import client_for

@@ -10,8 +10,9 @@ import pytest
 from django.db import close_old_connections
 
 from billing import availability, metering, services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, InvoiceLine, InvoiceRun, InvoiceStatus, Plan
-from billing.runs import bill_period, invoice_run_execute, invoice_run_start
+from billing.runs import invoice_run_execute, invoice_run_start
 from portal.models import AuditEntry, Customer, OutboxMessage, User
 from tests.billing_fixtures import contract_for, status_change, usage
 from tests.conftest import client_for

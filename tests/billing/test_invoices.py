@@ -12,9 +12,9 @@ from django.db import close_old_connections
 from django.utils import timezone
 
 from billing import services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, InvoiceLine, InvoiceLockedError, InvoiceStatus, Plan
 from billing.payments import payment_record
-from billing.runs import bill_period
 from fleet.models import AssetModel
 from portal.models import Customer
 from tests.billing_fixtures import contract_for, usage

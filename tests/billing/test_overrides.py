@@ -10,8 +10,8 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from billing import overrides, services
+from billing.invoicing import bill_period
 from billing.models import Contract, ContractPriceOverride, Invoice
-from billing.runs import bill_period
 from portal.models import AuditEntry, User
 from tests.billing_fixtures import usage
 from tests.conftest import client_for

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from billing import services
+from billing.invoicing import bill_period
 from billing.models import Contract, CreditNote, Invoice, InvoiceRun, InvoiceStatus
-from billing.runs import bill_period
 from portal.models import User
 from portal.roles import Role
 from tests.billing_fixtures import usage

@@ -14,8 +14,8 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from billing import payments, services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, InvoiceReminder, InvoiceStatus, Payment
-from billing.runs import bill_period
 from portal.models import AuditEntry, Customer, OutboxMessage, User
 from tests.billing_fixtures import usage
 from tests.conftest import client_for

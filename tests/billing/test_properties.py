@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from billing import metering
+from billing.invoicing import bill_period
 from billing.models import Invoice, Plan
-from billing.runs import bill_period
 from fleet.ingest import worker
 from fleet.models import AssetModel, HourlyUsage, IngestInbox
 from fleet.usage import usage_truth

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from billing import services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice
-from billing.runs import bill_period
 from portal.models import User
 from tests.billing_fixtures import usage
 from tests.conftest import client_for

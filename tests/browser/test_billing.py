@@ -10,8 +10,9 @@ import pytest
 from django.utils import timezone
 
 from billing import metering, services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, InvoiceStatus
-from billing.runs import bill_period, invoice_run_start
+from billing.runs import invoice_run_start
 from portal.models import Customer, User
 from tests.billing_fixtures import usage
 from tests.factories import PASSWORD

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice
-from billing.runs import bill_period
 from portal.models import Customer, User
 from tests.billing_fixtures import usage
 from tests.browser.forms import fill_identity

@@ -13,8 +13,8 @@ import facturx
 import pytest
 
 from billing import services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice
-from billing.runs import bill_period
 from portal.models import Customer, User
 from tests.billing_fixtures import usage
 from tests.factories import PASSWORD

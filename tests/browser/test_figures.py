@@ -16,8 +16,8 @@ import pytest
 from django.utils import timezone
 
 from billing import metering, services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice
-from billing.runs import bill_period
 from portal import formatting
 from portal.models import User
 from tests.billing_fixtures import usage

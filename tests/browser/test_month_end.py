@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from pypdf import PdfReader
 
+from billing.invoicing import bill_period
 from billing.models import Contract, CreditNote, Invoice, InvoiceStatus, Payment
-from billing.runs import bill_period
 from portal.models import Customer, User
 from tests.billing_fixtures import usage
 from tests.factories import PASSWORD

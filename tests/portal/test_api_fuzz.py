@@ -25,9 +25,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from billing import services as billing_services
+from billing.invoicing import bill_period
 from billing.models import Invoice, InvoiceRun, Plan
 from billing.overrides import override_set
-from billing.runs import bill_period
 from fleet import alarms, windows
 from fleet.exclusions import exclusion_mark
 from fleet.models import AlarmRule, AssetModel, AssetStatusChange

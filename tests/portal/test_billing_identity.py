@@ -11,8 +11,8 @@ import pytest
 from stdnum import vatin
 
 from billing import services as billing_services
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice
-from billing.runs import bill_period
 from portal.demo import CUSTOMERS
 from portal.models import AuditEntry, Customer, TaxCategory, User
 from tests.billing_fixtures import usage

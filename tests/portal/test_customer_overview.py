@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, Plan
-from billing.runs import bill_period
 from billing.services import invoice_finalize
 from fleet.models import AssetModel, AssetStatus
 from portal import services

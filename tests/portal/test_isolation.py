@@ -376,8 +376,8 @@ def _invoice(customer: Customer) -> models.Model:
     from decimal import Decimal
 
     from billing import services
+    from billing.invoicing import bill_period
     from billing.models import Invoice, PriceComponent
-    from billing.runs import bill_period
 
     contract: Any = _contract(customer)
     if not contract.plan.components.exists():
