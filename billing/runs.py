@@ -28,7 +28,14 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from billing import metering
-from billing.invoicing import CHUNK, billable_contracts, compute_chunk, retrying_deadlocks, write_chunk
+from billing.invoicing import (
+    CHUNK,
+    billable_contracts,
+    compute_chunk,
+    release,
+    retrying_deadlocks,
+    write_chunk,
+)
 from billing.models import InvoiceRun, InvoiceRunChunk, InvoiceRunStatus
 from portal import live, outbox
 from portal.models import User
@@ -210,6 +217,7 @@ def _bill_chunk(chunk_id: int, worker: str) -> bool:
     )
     billed = list(contracts.order_by("pk"))
     created, updated, skipped = write_chunk(compute_chunk(billed, run.period, run.started_at), run)
+    release(billed)  # its contracts go with this frame, not at a full collection
     chunk.processed, chunk.worker, chunk.done_at = len(billed), worker[:200], timezone.now()
     chunk.created_count, chunk.updated_count, chunk.skipped_count = created, updated, skipped
     chunk.save(update_fields=[*COUNTS, "worker", "done_at"])
