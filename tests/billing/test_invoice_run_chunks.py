@@ -7,8 +7,10 @@ other, at the same time, or after the run's own task was delivered again — and
 
 from __future__ import annotations
 
+import gc
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,6 +19,7 @@ from django.db import close_old_connections
 from django.db.models import Count
 
 from billing import runs
+from billing.invoicing import bill_period
 from billing.models import Contract, Invoice, InvoiceRun, InvoiceRunChunk, InvoiceRunStatus, Plan
 from fleet.models import AssetModel
 from portal.celery import app
@@ -99,6 +102,38 @@ def test_a_run_whose_task_is_delivered_again_keeps_its_chunks_and_bills_the_rest
     assert one_invoice_each(contracts)
     # A chunk of an attempt that a retry replaced is gone: its late task does nothing.
     assert runs.invoice_run_chunk_execute(10**9) is False
+
+
+def cycles_left_by(work: Callable[[], object]) -> list[str]:
+    """The contracts, customers and plans that `work()` left to the cyclic collector (kept by
+    DEBUG_SAVEALL instead of freed, to be looked at)."""
+    gc.collect()
+    gc.set_debug(gc.DEBUG_SAVEALL)
+    try:
+        work()
+        gc.collect()
+        return [type(o).__name__ for o in gc.garbage if isinstance(o, Contract | Customer | Plan)]
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+
+
+def test_a_billed_chunk_frees_its_contracts_without_the_cyclic_collector(
+    customer_a: Customer, plan: Plan, compressor: AssetModel, finance: User
+) -> None:
+    """A chunk's contracts, customers and plans go when the chunk ends: a Celery pool process
+    runs a full collection rarely, and chunks' garbage piled up until one did, so a worker's
+    peak memory grew with the chunks it billed (docs/performance.md, S4)."""
+    some_contracts([customer_a], plan, compressor, 6)
+    run = running_run(finance)
+    runs._plan(str(run.pk))
+    first, second = InvoiceRunChunk.objects.filter(run=run).order_by("index")
+
+    assert cycles_left_by(lambda: runs.invoice_run_chunk_execute(first.pk, worker="w1")) == []
+    assert cycles_left_by(lambda: runs.invoice_run_execute(str(run.pk), worker="w2")) == []  # its own loop
+    assert cycles_left_by(lambda: bill_period(PERIOD)) == []
+    run.refresh_from_db()
+    assert (run.status, run.processed, second.size) == ("done", 6, 1)
 
 
 def test_a_customer_sees_no_run_and_no_chunk(
