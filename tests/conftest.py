@@ -7,6 +7,10 @@ tests/integration.py and are loaded here as a plugin.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from django.test import Client
@@ -14,6 +18,7 @@ from django.test import Client
 from portal.models import Customer, User
 from portal.roles import Role
 from tests.factories import CustomerFactory, SiteFactory, UserFactory
+from tests.services import PostgresServer, find_program
 
 pytest_plugins = ["tests.integration", "tests.fleet_fixtures", "tests.billing_fixtures"]
 
@@ -22,6 +27,34 @@ if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
         "The suite runs on PostgreSQL and Redis that bin/with-services starts: "
         "use `make test`, or `.venv/bin/python bin/with-services .venv/bin/pytest ...`."
     )
+
+
+@pytest.fixture(scope="session")
+def migrated_cluster() -> Iterator[Callable[[Path], None]]:
+    """Copies of a PostgreSQL cluster whose database every migration has made, built once a
+    session and stopped cleanly. A test that needs a PostgreSQL of its own (to crash, restart
+    or supervise it) calls this with a new `PostgresServer`'s empty data folder, then starts
+    that server: it finds a migrated cluster and starts it as it is, instead of half a minute
+    of migrations. Making a cluster and migrating it on a first run is still tested, by
+    tests/portal/test_setup.py's `make run` from a clean checkout."""
+    server = PostgresServer().start()
+    try:
+        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "DATABASE_URL": server.url}
+        migrated = subprocess.run(
+            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+            cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert migrated.returncode == 0, migrated.stderr[-3000:]
+        stop = [*server.run_as, find_program("pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop"]
+        subprocess.run(stop, check=True, capture_output=True)
+
+        def copy(data: Path) -> None:
+            # Owner and modes kept (as root the files stay the `postgres` user's).
+            subprocess.run(["cp", "-a", f"{server.data}/.", str(data)], check=True, capture_output=True)
+
+        yield copy
+    finally:
+        server.stop()  # removes its folder
 
 
 @pytest.fixture

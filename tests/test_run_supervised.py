@@ -1,7 +1,9 @@
 """`make run`'s supervised set, started as bin/run starts it (its own var folder, port,
-PostgreSQL and Redis; no simulator, no demo), then broken one process at a time with SIGKILL,
-as the kernel's OOM killer would: each comes back on its own, and every heartbeat a device
-had acknowledged (202) is stored exactly once. docs/deploy.md, "Processes and supervision"."""
+PostgreSQL and Redis; no simulator, no demo; as on a second `make run`, its var/postgres holds
+a migrated cluster already, a copy of the session's `migrated_cluster`), then broken one
+process at a time with SIGKILL, as the kernel's OOM killer would: each comes back on its own,
+and every heartbeat a device had acknowledged (202) is stored exactly once. docs/deploy.md,
+"Processes and supervision"."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -179,10 +181,11 @@ def new_device(node: Node) -> Device:
 
 
 @pytest.fixture(scope="module")
-def node(collected_static: Path) -> Iterator[Node]:
+def node(collected_static: Path, migrated_cluster: Callable[[Path], None]) -> Iterator[Node]:
     var = Path(tempfile.mkdtemp(prefix="fleetport-run-"))
     var.chmod(0o755)  # PostgreSQL runs as `postgres` when the suite runs as root
     seed_static(collected_static, var)  # bin/run's collectstatic then compresses nothing again
+    migrated_cluster(PostgresServer.kept(var / "postgres").data)  # bin/run's migrate then has nothing to do
     node = start_node(var)
     try:
         yield node

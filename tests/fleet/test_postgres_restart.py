@@ -1,7 +1,8 @@
 """PostgreSQL restarting during a burst (docs/ingest.md, "Outages"): a PostgreSQL of the test's
-own (the suite's is shared by the whole session), migrated, with a real worker and uvicorn on
-it; it is stopped as a crash would (immediate: no checkpoint, clients cut off) and started
-again on the same port and folder. Ingest answers 503 with Retry-After meanwhile, never a 500,
+own (the suite's is shared by the whole session), a copy of the session's migrated cluster
+(`migrated_cluster`, tests/conftest.py), with a real worker and uvicorn on it; it is stopped
+as a crash would (immediate: no checkpoint, clients cut off) and started again on the same
+port and folder. Ingest answers 503 with Retry-After meanwhile, never a 500,
 within a bound; loses nothing it acknowledged and recovers on its own (pooled connections are
 checked, a failed connect retried about every second: portal/dbpool.py) within seconds of
 PostgreSQL accepting connections again, however long it was away."""
@@ -16,7 +17,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -109,8 +112,12 @@ def inbox_empty(postgres: PostgresServer) -> bool:
 
 
 @pytest.mark.parametrize("lean", [True, False], ids=["lean-door", "django-door"])
-def test_a_postgres_restart_mid_burst_answers_503_and_loses_nothing(lean: bool) -> None:
-    postgres = PostgresServer().start()
+def test_a_postgres_restart_mid_burst_answers_503_and_loses_nothing(
+    lean: bool, migrated_cluster: Callable[[Path], None]
+) -> None:
+    postgres = PostgresServer()
+    migrated_cluster(postgres.data)
+    postgres.start()
     redis = RedisServer().start()  # its own: the suite's worker must not drain this database
     env = {
         **os.environ,
@@ -131,7 +138,6 @@ def test_a_postgres_restart_mid_burst_answers_503_and_loses_nothing(lean: bool) 
             # A crash must not lose what was committed: the throwaway server defers WAL flushes
             # (synchronous_commit=off on its command line, which a database's setting overrides).
             conn.execute(f"ALTER DATABASE {PostgresServer.DATABASE} SET synchronous_commit = on")
-        python(env, "manage.py", "migrate", "--no-input", "-v", "0")
         device, newcomer = json.loads(python(env, "-c", INSTALL))
         worker = start_worker(env, name="pg-restart")
         server, base = start_asgi(env, name="asgi-pg-restart")
