@@ -9,12 +9,15 @@ laptop and the phone no serious or critical axe-core violation. The wide screen 
 page widened in place (`Sweep.widen`); the phone loads each page afresh. Screenshots of the
 laptop's and the phone's go to var/artifacts/screenshots/every-page/. The data is the demo plus
 many long-named rows (tests/browser/sweep_data.py), so tables are wide and long as a real
-customer's; built once for the five roles (`sweep_site`). docs/frontend.md, "The every-page sweep".
+customer's; built once for the five roles (`sweep_site`). Two roles are swept at once, each in
+a Chromium of its own (`sweeps`). docs/frontend.md, "The every-page sweep".
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -22,6 +25,8 @@ import pytest
 from portal.roles import Role
 from tests.browser import sweep_data
 from tests.integration import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
     LAPTOP,
     PHONE,
     WIDE,
@@ -120,35 +125,72 @@ class Sweep:
         return found
 
     def is_html(self, path: str) -> bool:
-        """A page (not a download, a redirect or a refusal), asked without the browser."""
-        response = self.page.context.request.get(f"{self.base}{path}", max_redirects=0)
+        """A page (not a download, a redirect or a refusal), asked without the browser. On a new
+        connection: one kept alive from the last question may be closed by the server (uvicorn's
+        keep-alive timeout) just as this one is sent, and the answer is then a reset socket."""
+        response = self.page.context.request.get(
+            f"{self.base}{path}", max_redirects=0, headers={"Connection": "close"}
+        )
         return response.status == 200 and response.headers.get("content-type", "").startswith("text/html")
 
 
-@pytest.mark.parametrize("role", list(sweep_data.ROLE_LOGINS), ids=str)
-def test_every_page_fits_every_screen_and_passes_axe(
-    sweep_site: None, browser: Any, asgi_server: str, axe_source: str, role: Role
-) -> None:
+def sweep(base: str, axe_source: str, role: Role) -> tuple[dict[str, str], list[str]]:
+    """One role's sweep, laptop then phone: its pages by kind, and every problem found. In a
+    Chromium (and a Playwright) of its own, so that it can run in a thread beside another's."""
+    from playwright.sync_api import sync_playwright
+
     problems: list[str] = []
     pages: dict[str, str] = {}
-    for screen, mobile in ((LAPTOP, False), (PHONE, True)):
-        context = browser.new_context(viewport=screen, is_mobile=mobile, has_touch=mobile)
-        csp = watch_csp(context)
-        errors = watch_console_errors(context)
-        page = context.new_page()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         try:
-            login(page, asgi_server, sweep_data.ROLE_LOGINS[role], sweep_data.PASSWORD)
-            page.wait_for_url(f"{asgi_server}/")
-            sweep = Sweep(page, asgi_server, role, axe_source)
-            if not pages:
-                pages = sweep.discover(screen)  # each page on the laptop, then widened
-            else:
-                for kind, path in pages.items():
-                    sweep.check(kind, path, screen)
-            problems += sweep.problems
-            assert_no_csp_violations(page, csp)
+            for screen, mobile in ((LAPTOP, False), (PHONE, True)):
+                context = browser.new_context(viewport=screen, is_mobile=mobile, has_touch=mobile)
+                csp = watch_csp(context)
+                errors = watch_console_errors(context)
+                page = context.new_page()
+                try:
+                    login(page, base, sweep_data.ROLE_LOGINS[role], sweep_data.PASSWORD)
+                    page.wait_for_url(f"{base}/")
+                    role_sweep = Sweep(page, base, role, axe_source)
+                    if not pages:
+                        pages = role_sweep.discover(screen)  # each page on the laptop, then widened
+                    else:
+                        for kind, path in pages.items():
+                            role_sweep.check(kind, path, screen)
+                    problems += role_sweep.problems
+                    assert_no_csp_violations(page, csp)
+                finally:
+                    context.close()
+                problems += errors
         finally:
-            context.close()
-        problems += errors
+            browser.close()
+    return pages, problems
+
+
+# The roles with the most pages first: two sweeps run at once, the last starts as one ends.
+ROLES_LONGEST_FIRST = [Role.OPERATOR, Role.FINANCE, Role.SUPPORT, Role.CUSTOMER_ADMIN, Role.CUSTOMER_VIEWER]
+
+
+@pytest.fixture(scope="module")
+def sweeps(sweep_site: None, asgi_server: str, axe_source: str) -> Iterator[dict[Role, Future[Any]]]:
+    """Every role's sweep, two at a time in threads: a sweep mostly waits, on the server or on
+    Chromium, and two keep both of a 2-core machine's cores busy (the sweeps only read, each in
+    its own browser; the checks are the same as one at a time). Each test takes its role's."""
+    assert set(ROLES_LONGEST_FIRST) == set(sweep_data.ROLE_LOGINS)
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="sweep") as pool:
+        futures = {role: pool.submit(sweep, asgi_server, axe_source, role) for role in ROLES_LONGEST_FIRST}
+        try:
+            yield futures
+        finally:
+            for future in futures.values():
+                future.cancel()  # those not begun, when the module stops early
+
+
+@pytest.mark.timeout(900)  # a role's sweep may wait for two others to end first
+@pytest.mark.parametrize("role", list(sweep_data.ROLE_LOGINS), ids=str)
+def test_every_page_fits_every_screen_and_passes_axe(sweeps: dict[Role, Future[Any]], role: Role) -> None:
+    pages, problems = sweeps[role].result()
     print(f"{role}: {len(pages)} pages: {', '.join(pages)}")  # noqa: T201 - the sweep's coverage, in -s runs
+    assert pages, "the sweep found no page"
     assert not problems, f"{len(problems)} problems on {len(pages)} pages:\n" + "\n".join(problems)
