@@ -7,10 +7,14 @@ tests/integration.py and are loaded here as a plugin.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.test import Client
@@ -29,32 +33,109 @@ if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
     )
 
 
+# Session resources that take a minute of one core to build start building in a thread as soon
+# as the collection shows that a test needs them, so that the build overlaps the tests that run
+# before; their fixture then waits for it. A build no test took is undone when the session ends.
+class EarlyBuild:
+    def __init__(self, build: Callable[[], Any], undo: Callable[[Any], None]) -> None:
+        self.build, self.undo = build, undo
+        self.future: Future[Any] | None = None
+        self.taken = False
+
+    def start(self, pool: ThreadPoolExecutor) -> None:
+        self.future = pool.submit(self.build)
+
+    def take(self) -> Any:
+        """What was built (waiting for it), or, when it never began, built now."""
+        self.taken = True
+        return self.future.result() if self.future is not None else self.build()
+
+    def undo_untaken(self) -> None:
+        if self.future is not None and not self.taken and self.future.exception() is None:
+            self.undo(self.future.result())
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _migrated_cluster() -> PostgresServer:
+    server = PostgresServer().start()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "DATABASE_URL": server.url}
+    migrated = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=ROOT, env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    stop = [*server.run_as, find_program("pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop"]
+    subprocess.run(stop, check=False, capture_output=True)  # a clean shutdown: a copy starts as is
+    if migrated.returncode != 0:
+        server.stop()
+        raise AssertionError(migrated.stderr[-3000:])
+    return server
+
+
+def _collected_static() -> Path:
+    from tests.integration import collect_static  # here: pytest_plugins loads it (asserts rewritten)
+
+    root = Path(tempfile.mkdtemp(prefix="fleetport-static-"))
+    try:
+        collect_static(root)
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
+    return root
+
+
+EARLY = {
+    "migrated_cluster": EarlyBuild(_migrated_cluster, lambda server: server.stop()),
+    "collected_static": EarlyBuild(_collected_static, lambda root: shutil.rmtree(root, ignore_errors=True)),
+}
+_pool = ThreadPoolExecutor(max_workers=len(EARLY), thread_name_prefix="early-build")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.option.collectonly:
+        return
+    wanted = {name for item in items for name in getattr(item, "fixturenames", ())}
+    for name, early in EARLY.items():
+        if name in wanted:
+            early.start(_pool)
+
+
+def pytest_sessionfinish() -> None:
+    _pool.shutdown(wait=True)
+    for early in EARLY.values():
+        early.undo_untaken()
+
+
 @pytest.fixture(scope="session")
 def migrated_cluster() -> Iterator[Callable[[Path], None]]:
     """Copies of a PostgreSQL cluster whose database every migration has made, built once a
-    session and stopped cleanly. A test that needs a PostgreSQL of its own (to crash, restart
-    or supervise it) calls this with a new `PostgresServer`'s empty data folder, then starts
-    that server: it finds a migrated cluster and starts it as it is, instead of half a minute
-    of migrations. Making a cluster and migrating it on a first run is still tested, by
+    session (early) and stopped cleanly. A test that needs a PostgreSQL of its own (to crash,
+    restart or supervise it) calls this with a new `PostgresServer`'s empty data folder, then
+    starts that server: it finds a migrated cluster and starts it as it is, instead of half a
+    minute of migrations. Making a cluster and migrating it on a first run is still tested, by
     tests/portal/test_setup.py's `make run` from a clean checkout."""
-    server = PostgresServer().start()
+    server = EARLY["migrated_cluster"].take()
+
+    def copy(data: Path) -> None:
+        # Owner and modes kept (as root the files stay the `postgres` user's).
+        subprocess.run(["cp", "-a", f"{server.data}/.", str(data)], check=True, capture_output=True)
+
     try:
-        env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "DATABASE_URL": server.url}
-        migrated = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
-            cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        assert migrated.returncode == 0, migrated.stderr[-3000:]
-        stop = [*server.run_as, find_program("pg_ctl"), "-D", str(server.data), "-m", "fast", "-w", "stop"]
-        subprocess.run(stop, check=True, capture_output=True)
-
-        def copy(data: Path) -> None:
-            # Owner and modes kept (as root the files stay the `postgres` user's).
-            subprocess.run(["cp", "-a", f"{server.data}/.", str(data)], check=True, capture_output=True)
-
         yield copy
     finally:
         server.stop()  # removes its folder
+
+
+@pytest.fixture(scope="session")
+def collected_static() -> Iterator[Path]:
+    """A STATIC_ROOT that `collectstatic` filled once a session (early), as production's and
+    `make run`'s (tests/integration.py `collect_static`)."""
+    root = EARLY["collected_static"].take()
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture

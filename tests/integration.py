@@ -256,21 +256,19 @@ def service_env(django_db_setup: None, django_db_blocker: Any, mail_dir: Path) -
         )
 
 
-@pytest.fixture(scope="session")
-def collected_static(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A STATIC_ROOT that `collectstatic` filled once per session, as production's and `make
-    run`'s (STATIC_FILES=hashed: hashed names, brotli and gzip copies; portal/staticstorage.py).
-    Compressing plotly.js takes most of a minute on a busy machine: the tests that serve hashed
-    files (tests/browser/test_static_files.py) use this root, and those that start `bin/run`
-    give its var folder a copy (`seed_static`), so its collectstatic compresses nothing again."""
-    root = tmp_path_factory.mktemp("staticfiles")
+def collect_static(root: Path) -> None:
+    """Fill `root` as `collectstatic` fills production's and `make run`'s STATIC_ROOT
+    (STATIC_FILES=hashed: hashed names, brotli and gzip copies; portal/staticstorage.py).
+    Compressing plotly.js takes most of a minute on a busy machine: it is done once a session
+    (`collected_static`, tests/conftest.py); the tests that serve hashed files
+    (tests/browser/test_static_files.py) use that root, and those that start `bin/run` give its
+    var folder a copy (`seed_static`), so its collectstatic compresses nothing again."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings.test", "STATIC_FILES": "hashed"}
     collected = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--no-input", "-v", "0"],
         cwd=ROOT, env={**env, "STATIC_ROOT": str(root)}, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert collected.returncode == 0, collected.stdout + collected.stderr
-    return root
 
 
 def seed_static(collected: Path, var: Path) -> None:
