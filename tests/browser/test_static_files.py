@@ -37,7 +37,7 @@ class Served(NamedTuple):
 @pytest.fixture(scope="module")
 def hashed_server(service_env: dict[str, str], collected_static: Path) -> Iterator[Served]:
     """uvicorn with STATIC_FILES=hashed on the session's collectstatic output (a temporary
-    STATIC_ROOT, tests/integration.py `collected_static`)."""
+    STATIC_ROOT, tests/conftest.py `collected_static`)."""
     env = {**service_env, "STATIC_FILES": "hashed", "STATIC_ROOT": str(collected_static)}
     process, url = start_asgi(env, name="asgi-hashed-static")
     yield Served(url, collected_static)
