@@ -29,28 +29,8 @@ def bucket_start(moment: datetime, resolution: str) -> datetime:
     return moment.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
-Key = tuple[str, str, str, datetime]  # customer, asset, metric, minute
-
-
-def accumulate(
-    rollups: dict[Key, list[float]], *, customer_id: str, asset_id: str, ts: datetime, metrics: dict[str, Any]
-) -> None:
-    """Fold one newly stored reading into the batch's pending minute rollups [count, sum, min,
-    max]; `write` derives the hour and day buckets from them (one dict update per value)."""
-    minute = ts.replace(second=0, microsecond=0)
-    for code, value in metrics.items():
-        number = float(value)
-        key = (customer_id, asset_id, code, minute)
-        entry = rollups.get(key)
-        if entry is None:
-            rollups[key] = [1, number, number, number]
-        else:
-            entry[0] += 1
-            entry[1] += number
-            if number < entry[2]:
-                entry[2] = number
-            elif number > entry[3]:
-                entry[3] = number
+# customer, asset, metric, minute: the worker's minute rollups (fleet/ingest/store.py), by key
+Key = tuple[str, str, str, datetime]
 
 
 STAGE = "fleet_rollup_stage"  # a temporary table per PostgreSQL session

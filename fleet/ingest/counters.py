@@ -29,6 +29,7 @@ from fleet.models import (
 from fleet.sql import binding_cursor
 from fleet.usage import (
     EXACT,
+    QUANTUM,
     ZERO,
     Baseline,
     Folded,
@@ -40,7 +41,6 @@ from fleet.usage import (
     beyond,
     fold,
     hour_of,
-    increment,
 )
 
 if TYPE_CHECKING:
@@ -78,11 +78,16 @@ def _state_entry(baseline: Baseline) -> list[Any]:
 
 
 def fold_device(
-    device: Device, parsed: list[tuple[dict[str, Any], datetime]], counters: tuple[Counter, ...], usage: Usage
+    device: Device,
+    parsed: list[tuple[dict[str, Any], datetime]],
+    counters: tuple[Counter, ...],
+    usage: Usage,
+    hours: list[datetime] | None = None,
 ) -> Folding:
     """Fold this device's new readings (in seq order) into usage: the new rows' increments
     and the counters' baselines. Readings beyond a counter's bound are flagged
-    (ImplausibleReading, a data-quality alarm) and add nothing (fleet/usage.py)."""
+    (ImplausibleReading, a data-quality alarm) and add nothing (fleet/usage.py). `hours`:
+    each reading's UTC hour, if the caller has them."""
     out = Folding()
     if not counters:
         return out
@@ -101,9 +106,11 @@ def fold_device(
                 refold(device, code, bound, readings, usage, out)
         return out
     # The common case: everything new comes after what is stored. The walk of `fold`, over
-    # fresh readings, without building a Reading per value; a bound costs one comparison.
+    # fresh readings, without building a Reading per value (as_decimal and increment inline);
+    # a bound costs one comparison. Usage is added once per run of readings in one hour.
     customer_key, asset_key = str(device.customer_id), str(device.asset_id)
-    hours: dict[datetime, datetime] = {}
+    if hours is None:
+        hours = [hour_of(ts) for _, ts in parsed]
     for code, bound in counters:
         stored_state = device.counter_state.get(code)
         baseline = _baseline(stored_state)
@@ -113,13 +120,15 @@ def fold_device(
         judged_from = baseline.ts if bound is not None and baseline else None
         kept: tuple[int, datetime, Any] | None = None  # the newest reading that counts
         flagged: list[Folded] = []
+        run_hour: datetime | None = None
+        run = ZERO  # usage of the readings in run_hour so far
         with localcontext(EXACT) if bound is not None else nullcontext():
-            for item, ts in parsed:
+            for (item, ts), hour in zip(parsed, hours, strict=True):
                 value = item["metrics"].get(code)
                 if value is None:
                     continue
-                current = as_decimal(value)
-                new = increment(previous, current)
+                current = Decimal(str(value)).quantize(QUANTUM)  # as_decimal
+                new = ZERO if previous is None else current - previous if current >= previous else current
                 if judged_from is not None and bound is not None and beyond(bound, judged_from, new, ts):
                     increments[item["seq"]][code] = str(ZERO)
                     since = (
@@ -131,13 +140,17 @@ def fold_device(
                     continue  # not a baseline: the next reading is measured from the last that counts
                 increments[item["seq"]][code] = str(new)
                 if new:
-                    hour = hours.get(ts)
-                    if hour is None:
-                        hour = hours[ts] = hour_of(ts)
-                    usage[(customer_key, asset_key, code, hour)] += new
+                    if hour != run_hour:
+                        if run:
+                            usage[(customer_key, asset_key, code, run_hour)] += run  # type: ignore[index]
+                        run_hour, run = hour, new
+                    else:
+                        run += new
                 previous, kept = current, (item["seq"], ts, value)
                 if bound is not None:
                     judged_from = ts
+            if run:
+                usage[(customer_key, asset_key, code, run_hour)] += run  # type: ignore[index]
         if kept is not None:
             out.baselines[code] = [kept[0], kept[2], kept[1].isoformat()]
         elif flagged and stored_state:

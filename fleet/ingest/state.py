@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
@@ -186,9 +187,18 @@ def update_device_and_asset(
         device.last_seq = newest_item["seq"]
         device.last_seen_at = newest_ts
         touched = True
+    # Each metric's newest reading (parsed is in seq order): walked from the newest, an item
+    # whose metrics were all seen in newer ones is passed over whole.
     state = dict(device.counter_state)
-    for item, _moment in parsed:
-        for code, value in item["metrics"].items():
+    seen: set[str] = set()
+    for item, _moment in reversed(parsed):
+        metrics = item["metrics"]
+        if metrics.keys() <= seen:
+            continue
+        for code, value in metrics.items():
+            if code in seen:
+                continue
+            seen.add(code)
             if code in state and state[code][0] >= item["seq"]:
                 continue
             state[code] = [item["seq"], value]
@@ -213,10 +223,14 @@ def update_device_and_asset(
     # The customer's own thresholds of this asset (a dict lookup in the process's copy).
     own = model_rules.thresholds(asset.model_id, asset.pk) if rules else NO_THRESHOLDS
     for item, ts in newer:
-        alarms.evaluate_reading(
-            asset=asset, rules=rules, item=item, ts=ts, rule_state=rule_state, active=active, thresholds=own
-        )
-    newest_item, newest_ts = max(newer, key=lambda pair: pair[1])
+        # Without rules, a reading changes alarms only when its fault status differs from the
+        # device-fault alarm's (evaluate_reading raises or clears it): the others are skipped.
+        if rules or (item["status"] == "fault") != (alarms.DEVICE_FAULT in active):
+            alarms.evaluate_reading(
+                asset=asset, rules=rules, item=item, ts=ts, rule_state=rule_state, active=active,
+                thresholds=own,
+            )  # fmt: skip
+    newest_item, newest_ts = max(newer, key=itemgetter(1))
     status = AssetStatus(STATUS_FROM_HEARTBEAT[newest_item["status"]])
     if alarms.OFFLINE in active:
         alarms.alarm_clear_key(asset=asset, key=alarms.OFFLINE, reason="heartbeats again")

@@ -39,7 +39,8 @@ ASSET_FIELDS = (
 def _locking_query() -> tuple[str, str, list[Any], list[Any]]:
     """The locking queries of devices with their assets, as SQL made once: (every one of a
     set of ids, waiting, in id order; the first `limit` of a list of ids that no other
-    transaction holds, in the list's order), device fields, asset fields.
+    transaction holds, in the list's order, and the ids of the list without a device row),
+    device fields, asset fields.
 
     The ORM compiled the same query for every batch (~2 ms of a one-row batch's CPU); the
     columns are the models' own, in their order, so `Model.from_db` takes the rows as the
@@ -48,17 +49,24 @@ def _locking_query() -> tuple[str, str, list[Any], list[Any]]:
     device = [f for f in Device._meta.concrete_fields if f.name in DEVICE_FIELDS]
     asset = [f for f in Asset._meta.concrete_fields if f.name in ASSET_FIELDS]
     quote = connection.ops.quote_name
-    columns = ", ".join(
-        [f"d.{quote(str(f.column))}" for f in device] + [f"a.{quote(str(f.column))}" for f in asset]
-    )
+    selected = [f"d.{quote(str(f.column))}" for f in device] + [f"a.{quote(str(f.column))}" for f in asset]
     tables = f"{Device._meta.db_table} d JOIN {Asset._meta.db_table} a ON a.id = d.asset_id"
     every = (
-        f"SELECT {columns} FROM {tables} "  # noqa: S608 - our tables and columns
+        f"SELECT {', '.join(selected)} FROM {tables} "  # noqa: S608 - our tables and columns
         "WHERE d.id = ANY(%s::uuid[]) ORDER BY d.id FOR UPDATE OF d"
     )
+    # Rows (list position, the columns, NULL) of the devices locked, then (position, NULLs,
+    # id) of the ids without a device: one round trip. FOR UPDATE is not allowed in a UNION,
+    # so the locking SELECT is a CTE (its columns renamed: devices and assets share names).
+    names = [f"c{i}" for i in range(len(selected))]
+    renamed = ", ".join(f"{column} AS {name}" for column, name in zip(selected, names, strict=True))
     free = (
-        f"SELECT {columns} FROM unnest(%s::uuid[]) WITH ORDINALITY AS c(id, n) "  # noqa: S608
-        f"JOIN {tables} ON d.id = c.id ORDER BY c.n LIMIT %s FOR UPDATE OF d SKIP LOCKED"
+        "WITH c AS MATERIALIZED (SELECT * FROM unnest(%s::uuid[]) WITH ORDINALITY AS c(id, n)), "  # noqa: S608
+        f"locked AS (SELECT c.n, {renamed} "
+        f"FROM c JOIN {tables} ON d.id = c.id ORDER BY c.n LIMIT %s FOR UPDATE OF d SKIP LOCKED) "
+        f"SELECT n, {', '.join(names)}, NULL::uuid FROM locked UNION ALL "
+        f"SELECT c.n, {', '.join('NULL' for _ in names)}, c.id FROM c "
+        f"WHERE NOT EXISTS (SELECT FROM {Device._meta.db_table} e WHERE e.id = c.id) ORDER BY 1"
     )
     return every, free, device, asset
 
@@ -67,23 +75,30 @@ def locked_devices(device_ids: set[str], *, skip_locked: bool) -> list[Device]:
     """The devices of `device_ids` with their assets (DEVICE_FIELDS, ASSET_FIELDS), locked
     in id order (`skip_locked`: those another transaction holds are left out)."""
     every, _, _, _ = _locking_query()
-    return _load_devices(every + (" SKIP LOCKED" if skip_locked else ""), [list(device_ids)])
-
-
-def free_devices(candidates: list[str], limit: int) -> list[Device]:
-    """The first `limit` devices of `candidates` (in that order) that no other transaction
-    holds, with their assets, locked. SKIP LOCKED: never waits, so two drains take disjoint
-    devices side by side (docs/ingest.md, "Parallel drains")."""
-    _, free, _, _ = _locking_query()
-    return _load_devices(free, [candidates, limit])
-
-
-def _load_devices(sql: str, params: list[Any]) -> list[Device]:
-    _, _, device_fields, asset_fields = _locking_query()
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        cursor.execute(every + (" SKIP LOCKED" if skip_locked else ""), [list(device_ids)])
+        return _devices(cursor.fetchall())
 
+
+def free_devices(candidates: list[str], limit: int) -> tuple[list[Device], set[str]]:
+    """The first `limit` devices of `candidates` (in that order) that no other transaction
+    holds, with their assets, locked; and the candidates with no device row (deleted since
+    their heartbeats were accepted: their inbox rows are claimed without a lock, and their
+    heartbeats dropped) up to the last device locked, or all when fewer than `limit` were
+    free: the candidates this look tried. One statement. SKIP LOCKED: never waits, so two
+    drains take disjoint devices side by side (docs/ingest.md, "Parallel drains")."""
+    _, free, _, _ = _locking_query()
+    with connection.cursor() as cursor:
+        cursor.execute(free, [candidates, limit])
+        rows = cursor.fetchall()
+    found = [row[1:-1] for row in rows if row[-1] is None]
+    last = max((row[0] for row in rows if row[-1] is None), default=None) if len(found) == limit else None
+    missing = {str(row[-1]) for row in rows if row[-1] is not None and (last is None or row[0] < last)}
+    return _devices(found), missing
+
+
+def _devices(rows: list[tuple[Any, ...]]) -> list[Device]:
+    _, _, device_fields, asset_fields = _locking_query()
     converters = [
         [(i, convert) for i, f in enumerate(fields) for convert in f.get_db_converters(connection)]
         for fields in (device_fields, asset_fields)
@@ -106,32 +121,27 @@ def _load_devices(sql: str, params: list[Any]) -> list[Device]:
     return devices
 
 
-def missing_devices(device_ids: set[str]) -> set[str]:
-    """The ids of `device_ids` with no device row (deleted since their heartbeats were
-    accepted): their inbox rows are claimed without a lock, and their heartbeats dropped."""
-    if not device_ids:
-        return set()
-    existing = {str(pk) for pk in Device.objects.filter(pk__in=device_ids).values_list("pk", flat=True)}
-    return device_ids - existing
-
-
 def store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | None = None) -> None:
     """Store the heartbeats of `rows` and fold them into usage, rollups, state and alarms;
-    `locked` are their devices, already locked by `free_devices` (else locked here)."""
-    by_device: dict[str, list[tuple[dict[str, Any], datetime]]] = defaultdict(list)
+    `locked` are their devices, already locked by `free_devices` (else locked here).
+
+    One pass per device over its new heartbeats builds their COPY text and the minute
+    rollups (per-heartbeat Python is most of a batch's cost: docs/performance.md, S1b)."""
+    by_device: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
     for row in rows:
-        received_at = row.received_at  # when the ingest view accepted it, not when the worker ran
-        by_device[row.device_id].extend((item, received_at) for item in row.items)
+        # When the ingest door accepted it, not when the worker ran; as COPY text.
+        received = row.received_at.isoformat()
+        by_device[row.device_id].extend([(item, received) for item in row.items])
     if locked is None:
         locked = locked_devices(set(by_device), skip_locked=False)
     devices = [device for device in locked if str(device.pk) in by_device]
     counters, rules = model_rules.read({d.asset.model_id for d in devices})
     existing = _already_stored(devices, by_device)
-    new_rows: list[tuple[Any, ...]] = []  # HEARTBEAT_COLUMNS
+    lines: list[str] = []  # COPY text of the new heartbeats, HEARTBEAT_COLUMNS
     usage: dict[tuple[str, str, str, datetime], Decimal] = defaultdict(Decimal)
     rollups: dict[telemetry.Key, list[float]] = {}
     changes = StateChanges()
-    moments: dict[str, datetime] = {}  # ts text -> datetime: a batch repeats timestamps a lot
+    moments: dict[str, Moment] = {}  # ts text -> Moment: a batch repeats timestamps a lot
     # Active alarm keys of every asset in the batch, in one query (not one per device).
     for asset_id, key in (
         Alarm.objects.filter(asset_id__in={d.asset_id for d in devices}, state__in=ACTIVE_ALARM_STATES)
@@ -141,50 +151,100 @@ def store(rows: list[InboxRow], result: BatchResult, locked: list[Device] | None
         changes.active_alarms.setdefault(asset_id, set()).add(key)
     for device in devices:
         device_key = str(device.pk)
-        customer_key, asset_key = str(device.customer_id), str(device.asset_id)
-        fresh: dict[int, tuple[dict[str, Any], datetime]] = {}
-        for item, received_at in by_device[device_key]:
+        fresh: dict[int, tuple[dict[str, Any], str]] = {}
+        for item, received in by_device[device_key]:
             seq = item["seq"]
-            if seq in fresh or (device_key, seq) in existing:
+            if seq in fresh or (existing and (device_key, seq) in existing):
                 result.duplicates += 1
                 continue
-            fresh[seq] = (item, received_at)
+            fresh[seq] = (item, received)
         if not fresh:
             continue
-        parsed = []
-        received = []
+        parsed: list[tuple[dict[str, Any], datetime]] = []
+        extra: list[tuple[Moment, str]] = []
+        hours: list[datetime] = []
         for seq in sorted(fresh):
-            item, received_at = fresh[seq]
+            item, received = fresh[seq]
             text = item["ts"]
             moment = moments.get(text)
             if moment is None:
-                moment = moments[text] = _ts(text)
-            parsed.append((item, moment))
-            received.append(received_at)
-        folding = fold_device(device, parsed, counters.get(device.asset.model_id, ()), usage)
-        increments = folding.increments
-        for (item, ts), received_at in zip(parsed, received, strict=True):
-            telemetry.accumulate(
-                rollups, customer_id=customer_key, asset_id=asset_key, ts=ts, metrics=item["metrics"]
-            )
-            new_rows.append(
-                (
-                    device.customer_id, device.asset_id, device.pk, item["seq"], ts, item["status"],
-                    item["fault_code"], item["metrics"], increments.get(item["seq"], {}), received_at,
-                )
-            )  # fmt: skip
+                moment = moments[text] = _moment(text)
+            parsed.append((item, moment[0]))
+            extra.append((moment, received))
+            hours.append(moment[3])
+        folding = fold_device(device, parsed, counters.get(device.asset.model_id, ()), usage, hours)
+        _rows_and_rollups(device, parsed, extra, folding.increments, lines, rollups)
         update_device_and_asset(
             device, parsed, rules.get(device.asset.model_id, []), changes, result, folding.baselines
         )
     changes.write()
-    _insert_heartbeats(new_rows)
-    result.stored += len(new_rows)
+    _insert_heartbeats(lines)
+    result.stored += len(lines)
     add_usage(usage)
     telemetry.write(rollups)
 
 
+# A heartbeat's time: (the moment, its COPY text, its minute and its hour).
+Moment = tuple[datetime, str, datetime, datetime]
+
+
+def _moment(text: str) -> Moment:
+    moment = _ts(text)
+    minute = moment.replace(second=0, microsecond=0)
+    return moment, moment.isoformat(), minute, minute.replace(minute=0)
+
+
+def _rows_and_rollups(
+    device: Device,
+    parsed: list[tuple[dict[str, Any], datetime]],
+    extra: list[tuple[Moment, str]],
+    increments: dict[int, dict[str, str]],
+    lines: list[str],
+    rollups: dict[telemetry.Key, list[float]],
+) -> None:
+    """A device's new heartbeats (in seq order) as COPY text lines, and their values folded
+    into the batch's minute rollups [count, sum, min, max] (`telemetry.write` derives the
+    hour and day buckets). A rollup's entry is added to in the heartbeats' order; it is
+    looked up once per run of heartbeats in its minute, not once per value."""
+    customer_key, asset_key = str(device.customer_id), str(device.asset_id)
+    prefix = f"{customer_key}\t{asset_key}\t{device.pk}\t"
+    dumps = orjson.dumps
+    none: dict[str, str] = {}
+    minute: datetime | None = None
+    entries: dict[str, list[float]] = {}
+    for (item, _at), ((_, ts_text, item_minute, _hour), received) in zip(parsed, extra, strict=True):
+        seq, metrics, fault_code = item["seq"], item["metrics"], item["fault_code"]
+        if item_minute != minute:
+            minute, entries = item_minute, {}
+        for code, value in metrics.items():
+            number = float(value)
+            entry = entries.get(code)
+            if entry is None:
+                key = (customer_key, asset_key, code, item_minute)
+                entry = rollups.get(key)
+                if entry is None:
+                    rollups[key] = entries[code] = [1, number, number, number]
+                    continue
+                entries[code] = entry
+            entry[0] += 1
+            entry[1] += number
+            if number < entry[2]:
+                entry[2] = number
+            elif number > entry[3]:
+                entry[3] = number
+        metrics_text = dumps(metrics).decode()
+        increments_text = dumps(increments.get(seq, none)).decode()
+        if "\\" in metrics_text or "\\" in increments_text:
+            metrics_text, increments_text = _copy_text(metrics_text), _copy_text(increments_text)
+        fault_text = _copy_text(fault_code) if fault_code else NULL if fault_code is None else ""
+        lines.append(
+            f"{prefix}{seq}\t{ts_text}\t{item['status']}\t{fault_text}\t"
+            f"{metrics_text}\t{increments_text}\t{received}\n"
+        )
+
+
 def _already_stored(
-    devices: list[Device], by_device: dict[str, list[tuple[dict[str, Any], datetime]]]
+    devices: list[Device], by_device: dict[str, list[tuple[dict[str, Any], str]]]
 ) -> set[tuple[str, int]]:
     """(device, seq) pairs of the batch that are stored already.
 
@@ -244,19 +304,32 @@ HEARTBEAT_COLUMNS = (
 )  # fmt: skip
 
 
-def _insert_heartbeats(rows: list[tuple[Any, ...]]) -> None:
-    """Insert new heartbeats (tuples in HEARTBEAT_COLUMNS order; received_at is when the
-    ingest view accepted them, not when the worker got to them).
+def _insert_heartbeats(lines: list[str]) -> None:
+    """Insert new heartbeats, given as COPY text lines in HEARTBEAT_COLUMNS order
+    (`_rows_and_rollups`; received_at is when the ingest door accepted them).
 
     With COPY: several times faster than a bulk INSERT of parameters, and this is the hot
-    path. Duplicates were dropped under the device locks, so nothing conflicts.
+    path; the text is written by the batch in one pass and sent as one block, not row by
+    row through psycopg's per-value adapters. Duplicates were dropped under the device
+    locks, so nothing conflicts.
     """
-    dumps = orjson.dumps  # JSON text for the jsonb columns (PostgreSQL parses it the same)
+    if not lines:
+        return
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
         with raw.copy(f"COPY {Heartbeat._meta.db_table} ({', '.join(HEARTBEAT_COLUMNS)}) FROM STDIN") as copy:
-            for *values, metrics, increments, received_at in rows:
-                copy.write_row((*values, dumps(metrics).decode(), dumps(increments).decode(), received_at))
+            copy.write("".join(lines))
+
+
+# COPY's text format: a backslash, newline, carriage return or tab in a value is escaped.
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+NULL = "\\N"
+
+
+def _copy_text(value: str) -> str:
+    return value.translate(_COPY_ESCAPES)
 
 
 def _ts(value: str) -> datetime:

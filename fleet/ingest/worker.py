@@ -26,7 +26,7 @@ from fleet import events
 from fleet.ingest.admission import nudge_clear
 from fleet.ingest.publisher import live_publisher
 from fleet.ingest.state import model_rules
-from fleet.ingest.store import free_devices, missing_devices, store
+from fleet.ingest.store import free_devices, store
 from fleet.models import Device, FailedBatch, IngestInbox
 from fleet.sql import binding_cursor
 
@@ -172,14 +172,9 @@ def _lock_waiting_devices(limit: int) -> tuple[list[Device], set[str]]:
         if not window:
             return [], set()
         candidates = list(dict.fromkeys(device_id for _, device_id in window))
-        devices = free_devices(candidates, limit)
-        locked = {str(device.pk) for device in devices}
-        # The candidates tried: up to the last one locked, or all when fewer than `limit` were
-        # free. Those not locked are another drain's, or have no device row any more.
-        tried = candidates
-        if len(devices) == limit:
-            tried = candidates[: candidates.index(str(devices[-1].pk)) + 1]
-        orphans = missing_devices(set(tried) - locked)
+        # Of the candidates tried (up to the last one locked), those not locked are another
+        # drain's, or have no device row any more (orphans).
+        devices, orphans = free_devices(candidates, limit)
         if devices or orphans or len(window) < WINDOW_ROWS:
             return devices, orphans
         after = window[-1][0]

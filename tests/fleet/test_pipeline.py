@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 
 from fleet import services
 from fleet.ingest import publisher, state, store, worker
-from fleet.models import AssetModel, AssetStatus, FailedBatch, Heartbeat, HourlyUsage, IngestInbox
+from fleet.models import (
+    AssetModel,
+    AssetStatus,
+    FailedBatch,
+    Heartbeat,
+    HourlyUsage,
+    IngestInbox,
+    TelemetryRollup,
+)
 from fleet.usage import usage_truth
 from portal.models import Customer
 from tests.fleet_fixtures import Installed, deliver_shuffled, install
@@ -335,3 +343,64 @@ def test_the_batch_loads_devices_and_assets_as_the_orm_would(fleet_a: Installed,
         for name in store.ASSET_FIELDS:
             assert getattr(mine.asset, name) == getattr(theirs.asset, name), name
     assert any(d.asset.last_values == {"temp_c": 71.5, "run_hours": 3.0} for d in loaded)
+
+
+def test_stored_rows_and_rollups_are_exactly_the_heartbeats(
+    customer_a: Customer, compressor: AssetModel
+) -> None:
+    """The batch writes its COPY text itself (docs/ingest.md, "The worker's batches"): every
+    column comes back as sent, fault codes with the characters COPY's text format escapes
+    among them, and the minute rollups are the heartbeats' own, also when a device's
+    heartbeats come back to a minute (seq order is not ts order)."""
+    fleet = [install(customer_a, compressor, f"R-{n}") for n in range(2)]
+    start = NOW.replace(second=0) - timedelta(minutes=5)
+    codes = ["", "E\t1", "back\\slash", "new\nline\r", "\\N", "ünï €"]
+    sent: dict[tuple[str, int], dict[str, Any]] = {}
+    for installed in fleet:
+        items = []
+        for seq in range(30):
+            # minutes 0, 0, 1, 2, 2, then 0 again, …: seq order is not ts order
+            second = (seq * 40) % 200 if seq < 10 else seq * 20
+            ts = start + timedelta(seconds=second, microseconds=seq * 1001)
+            metrics = {
+                "temp_c": 55 + seq % 4 + 0.25,
+                "pressure_bar": 7 if seq % 2 else 6.5,
+                "run_hours": 100 + seq / 3,
+            }
+            body = item(seq, ts, status="warning" if seq % 7 == 0 else "ok", **metrics)
+            body["fault_code"] = codes[seq % len(codes)]
+            items.append(body)
+            sent[(str(installed.device.pk), seq)] = body
+        enqueue(installed, items)
+    received = timezone.now() - timedelta(seconds=1, microseconds=123)
+    IngestInbox.objects.update(received_at=received)
+
+    assert worker.drain().stored == 60
+    stored = Heartbeat.objects.values_list(
+        "device_id", "seq", "customer_id", "asset_id", "ts", "status", "fault_code", "metrics", "received_at"
+    )
+    assert len(stored) == 60
+    assets = {str(installed.device.pk): installed.asset.pk for installed in fleet}
+    for device_id, seq, customer_id, asset_id, ts, status, fault_code, metrics, received_at in stored:
+        body = sent[(str(device_id), seq)]
+        assert (customer_id, asset_id) == (customer_a.pk, assets[str(device_id)])
+        assert ts == datetime.fromisoformat(body["ts"])
+        assert (status, fault_code, metrics) == (body["status"], body["fault_code"], body["metrics"])
+        assert received_at == received
+
+    truth: dict[tuple[Any, str, datetime], list[float]] = {}
+    for (device_key, _), body in sent.items():
+        minute = datetime.fromisoformat(body["ts"]).replace(second=0, microsecond=0)
+        for code, value in body["metrics"].items():
+            truth.setdefault((assets[device_key], code, minute), []).append(float(value))
+    rollups = {
+        (asset_id, metric, bucket): (count, total, least, greatest)
+        for asset_id, metric, bucket, count, total, least, greatest in TelemetryRollup.objects.filter(
+            resolution="minute"
+        ).values_list("asset_id", "metric", "bucket", "count", "total", "minimum", "maximum")
+    }
+    assert set(rollups) == set(truth)
+    for key, values in truth.items():
+        count, total, least, greatest = rollups[key]
+        assert (count, least, greatest) == (len(values), min(values), max(values))
+        assert total == pytest.approx(sum(values), rel=1e-12)
