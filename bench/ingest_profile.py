@@ -302,6 +302,41 @@ def top_project_functions(profile: cProfile.Profile, limit: int = 14) -> dict[st
     return {label: {"calls": calls, "cum_s": round(cum, 3)} for cum, label, calls in entries[:limit]}
 
 
+def one_batch(profiled: bool, items: int, timings: Timings, result: dict[str, Any]) -> None:
+    """One `process_batch` of an inbox holding `items` heartbeats, into `result`: profiled,
+    its wall time and the project functions that took the most; else its counts, wall and
+    CPU time (this process: the worker's Python and its client side) and SQL statements."""
+    from fleet.ingest import worker
+
+    profile = cProfile.Profile()
+    with sql_counter(timings):
+        started, cpu = time.perf_counter(), time.process_time()
+        if profiled:
+            profile.enable()
+        batch = worker.process_batch()
+        if profiled:
+            profile.disable()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    if profiled:
+        result["profiled_wall_s"] = round(wall, 3)
+        result["top_project_functions"] = top_project_functions(profile)
+        return
+    result.update(
+        {
+            "inbox_rows": batch.rows,
+            "heartbeats": items,
+            "stored": batch.stored,
+            "duplicates": batch.duplicates,
+            "wall_s": round(wall, 3),
+            "heartbeats_per_s": round(items / wall, 1),
+            "cpu_s": round(cpu, 3),
+            "cpu_us_per_heartbeat": round(cpu / items * 1e6, 2),
+            "sql_statements": int(timings["sql_statements"]),
+            "sql_wait_s": round(timings["sql_s"], 3),
+        }
+    )
+
+
 def profile_drain(
     devices: list[str], *, name: str, rows_per_device: int, items_per_row: int, seq_base: int
 ) -> dict[str, Any]:
@@ -317,36 +352,13 @@ def profile_drain(
         )
         timings: Timings = defaultdict(float)
         undo = timed(live, "publish", timings, "live_publish_s", calls="live_publish_calls")
-        profile = cProfile.Profile()
         try:
-            with sql_counter(timings):
-                started = time.perf_counter()
-                if profiled:
-                    profile.enable()
-                batch = worker.process_batch()
-                if profiled:
-                    profile.disable()
-                wall = time.perf_counter() - started
+            one_batch(profiled, items, timings, result)
         finally:
             undo()
-        if profiled:
-            result["profiled_wall_s"] = round(wall, 3)
-            result["top_project_functions"] = top_project_functions(profile)
-        else:
-            result.update(
-                {
-                    "inbox_rows": batch.rows,
-                    "heartbeats": items,
-                    "stored": batch.stored,
-                    "duplicates": batch.duplicates,
-                    "wall_s": round(wall, 3),
-                    "heartbeats_per_s": round(batch.stored / wall, 1),
-                    "sql_statements": int(timings["sql_statements"]),
-                    "sql_wait_s": round(timings["sql_s"], 3),
-                    "live_publish_calls": int(timings["live_publish_calls"]),
-                    "live_publish_s": round(timings["live_publish_s"], 3),
-                }
-            )
+        if not profiled:
+            result["live_publish_calls"] = int(timings["live_publish_calls"])
+            result["live_publish_s"] = round(timings["live_publish_s"], 3)
         worker.drain(time_budget=120)
     log(f"drain, {name}: {result['heartbeats_per_s']:,.0f} heartbeats/s ({result['wall_s']:.2f}s a batch)")
     return result
@@ -397,32 +409,7 @@ def profile_replay(devices: list[str], *, items_per_row: int, seq_base: int, lat
         )
         IngestInbox.objects.bulk_create(again)
         items = sum(row.count for row in again)
-        profile = cProfile.Profile()
-        timings: Timings = defaultdict(float)
-        with sql_counter(timings):
-            started = time.perf_counter()
-            if profiled:
-                profile.enable()
-            batch = worker.process_batch()
-            if profiled:
-                profile.disable()
-            wall = time.perf_counter() - started
-        if profiled:
-            result["profiled_wall_s"] = round(wall, 3)
-            result["top_project_functions"] = top_project_functions(profile)
-        else:
-            result.update(
-                {
-                    "inbox_rows": batch.rows,
-                    "heartbeats": items,
-                    "stored": batch.stored,
-                    "duplicates": batch.duplicates,
-                    "wall_s": round(wall, 3),
-                    "heartbeats_per_s": round(items / wall, 1),
-                    "sql_statements": int(timings["sql_statements"]),
-                    "sql_wait_s": round(timings["sql_s"], 3),
-                }
-            )
+        one_batch(profiled, items, defaultdict(float), result)
     name = "late" if late else "replayed"
     log(f"drain, {name}: {result['heartbeats_per_s']:,.0f} heartbeats/s ({result['wall_s']:.2f}s a batch)")
     return result
