@@ -93,11 +93,14 @@ def write(rollups: dict[Key, list[float]]) -> None:
         return
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor under Django's wrapper
-        # Each time: a rolled-back transaction takes a table it created with it.
+        # Each time: a rolled-back transaction takes a table it created with it. Emptied by
+        # every commit (ON COMMIT DELETE ROWS truncates its file): the rows a DELETE leaves
+        # dead are never vacuumed in a temporary table, so over a pooled connection's life
+        # it grew by every batch's rows and each merge scanned them all.
         raw.execute(
             f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} (customer_id uuid, asset_id uuid, "
             "metric text, bucket timestamptz, count integer, total float8, minimum float8, "
-            "maximum float8)"
+            "maximum float8) ON COMMIT DELETE ROWS"
         )
         with raw.copy(f"COPY {STAGE} FROM STDIN") as copy:
             for (customer, asset, metric, minute), (count, total, least, greatest) in rollups.items():

@@ -404,3 +404,35 @@ def test_stored_rows_and_rollups_are_exactly_the_heartbeats(
         count, total, least, greatest = rollups[key]
         assert (count, least, greatest) == (len(values), min(values), max(values))
         assert total == pytest.approx(sum(values), rel=1e-12)
+
+
+@pytest.mark.django_db(transaction=True)  # the stage is emptied by a real commit
+def test_the_rollup_stage_keeps_nothing_across_batches(customer_a: Customer, compressor: AssetModel) -> None:
+    """Batches of COPY_FROM minute rollups or more go through a temporary table on the worker's
+    connection. Rows a DELETE leaves dead in a temporary table are never vacuumed: it must be
+    emptied by each commit, not grow by every batch for the connection's life."""
+    from django.db import connection
+
+    from fleet.telemetry import COPY_FROM, STAGE
+
+    installed = install(customer_a, compressor, "STAGE")
+    start = NOW.replace(second=0) - timedelta(hours=20)
+    minutes = COPY_FROM // 4 + 10  # four metrics a heartbeat, one heartbeat a minute
+    for batch in range(2):
+        items = [
+            item(
+                seq,
+                start + timedelta(minutes=seq),
+                temp_c=60.0,
+                pressure_bar=7.0,
+                run_hours=seq,
+                energy_kwh=seq,
+            )
+            for seq in range(batch * minutes, (batch + 1) * minutes)
+        ]
+        enqueue(installed, items)
+        assert worker.process_batch().stored == minutes
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT pg_relation_size('{STAGE}'), count(*) FROM {STAGE}")  # noqa: S608
+            assert cursor.fetchone() == (0, 0)
+    assert TelemetryRollup.objects.filter(resolution="minute").count() == 2 * minutes * 4
