@@ -170,6 +170,16 @@ def disk() -> dict[str, Any]:
             total, heap, indexes, leaves = cursor.fetchone()
             cursor.execute(f"SELECT count(*) FROM {parent}")  # noqa: S608 - our tables
             (rows,) = cursor.fetchone()
+            # Each index of the parent: the bytes of its partitions' indexes, per row.
+            cursor.execute(
+                "SELECT (SELECT c.relname FROM pg_partition_ancestors(x.indexrelid) a "
+                "JOIN pg_class c ON c.oid = a.relid WHERE NOT EXISTS "
+                "(SELECT 1 FROM pg_inherits h WHERE h.inhrelid = a.relid)), "
+                "sum(pg_relation_size(x.indexrelid)) FROM pg_partition_tree(%s::regclass) t "
+                "JOIN pg_index x ON x.indrelid = t.relid GROUP BY 1 ORDER BY 1",
+                [parent],
+            )
+            by_index = {name: round(int(size) / rows, 1) for name, size in cursor.fetchall()} if rows else {}
             result[name] = {
                 "rows": rows,
                 "partitions": leaves,
@@ -179,6 +189,7 @@ def disk() -> dict[str, Any]:
                 "bytes_per_row": round(int(total) / rows, 1) if rows else None,
                 "heap_bytes_per_row": round(int(heap) / rows, 1) if rows else None,
                 "index_bytes_per_row": round(int(indexes) / rows, 1) if rows else None,
+                "index_bytes_per_row_by_index": by_index,
             }
     return result
 

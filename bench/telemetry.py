@@ -140,8 +140,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         env["S5_SERVER_PIDS"] = f"{stack.postmaster_pid()} {redis}".removesuffix(" 0")
         migrate(env)
         argv = [str(VENV_BIN / "python"), str(Path(__file__)), "--child", *sys.argv[1:]]
-        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, check=False)  # noqa: S603
-        sys.stderr.write(done.stderr[-6000:])
+        # The child's progress goes straight to stderr (a long load is watched as it goes).
+        done = subprocess.run(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True, check=False)  # noqa: S603
         if done.returncode != 0:
             raise RuntimeError("the measuring child failed")
         measured = json.loads(done.stdout)
