@@ -61,6 +61,7 @@ from _common import (
 TARGETS = {"overview_p95_ms_max": 50.0, "chart_p95_ms_max": 100.0}
 CHARTS = ("chart_24h", "chart_7d", "chart_30d")  # the dashboard ranges the target is about
 OVERVIEWS = ("overview", "overview_last_page", "overview_by_risk")  # the target: the worst
+HELD: list[Any] = []  # the lock file of --lock, open (and so locked) until the child exits
 
 
 def child(args: argparse.Namespace) -> dict[str, Any]:
@@ -114,6 +115,7 @@ def _measuring_priority(lock: str) -> dict[str, Any]:
         waited = time.monotonic()
         held = open(lock, "a")  # noqa: SIM115 - kept open: the lock lasts as long as the process
         fcntl.flock(held, fcntl.LOCK_EX)
+        HELD.append(held)  # a local alone would be closed, and the lock let go, on return
         result["lock_wait_seconds"] = round(time.monotonic() - waited, 1)
         pids = [os.getpid()]
         for server in os.environ.get("S5_SERVER_PIDS", "").split():
