@@ -5,21 +5,24 @@ compressor model), one customer viewer per customer; then, by INSERT … SELECT 
 generate_series, into the partitions pg_partman made (through fleet/partitions.py):
 
 - raw heartbeats: every asset once a minute, the newest minute now, as many minutes back as
-  `--heartbeats` needs (10 M over 10,000 assets: 1,000 minutes); metrics and increments as the
+  `--heartbeats` needs (10 M over 10,000 assets: 1,000 minutes, 100 M: 10,000 minutes in
+  eight daily partitions); metrics and increments as the
   ingest worker stores them;
 - minute rollups of `temp_c` for the same minutes, for `--minute-assets` assets (what the
   retention keeps of the heartbeats loaded; the real worker writes one per metric);
 - hour and day rollups of `temp_c` for `--hour-days` days back, for `--hour-assets` assets.
 
-Each partition that gets rows is loaded without its indexes (12,000 heartbeats/s through
-four indexes was 837 s for 10 M): detached from its parent, its indexes and constraints
+Each partition that gets rows is loaded without its indexes (row by row through its five
+indexes, 12,000 heartbeats/s, 10 M took 837 s): detached from its parent, its indexes and constraints
 dropped (their definitions kept), filled, the same indexes and constraints made again under
 the same names (a sort each instead of a b-tree insert per row), vacuumed and analyzed, and
 attached again with a CHECK constraint matching its bounds, so that PostgreSQL neither scans
 it nor builds an index when attaching (each of the parent's indexes matches the partition's).
 The rows, their ids and their physical order are those the earlier loader wrote row by row;
-pg_partman's bookkeeping is untouched (the same tables, names and bounds). Partitions are
-filled `jobs` at a time, one connection each.
+pg_partman's bookkeeping is untouched (the same tables, names and bounds). The indexes are
+packed (built by a sort), where ingest's inserts leave them ~60 % larger: docs/performance.md,
+"Telemetry at scale: S5". Partitions are filled `jobs` at a time, one connection each; the
+loading stops, and says so, when the free disk would fall below `min_free_bytes`.
 """
 
 from __future__ import annotations
