@@ -29,6 +29,8 @@ CHART_RANGES = {
     "30d": timedelta(days=30),
 }
 
+CSV_RANGES = {"24h": timedelta(hours=24), "30d": timedelta(days=30)}
+
 
 def percentiles(values: list[float]) -> dict[str, float]:
     cuts = statistics.quantiles(values, n=100, method="inclusive")
@@ -46,13 +48,17 @@ def _timed(client: Any, urls: list[str]) -> tuple[dict[str, float], dict[str, An
     for n, url in enumerate(urls):
         started = time.perf_counter()
         response = client.get(url, HTTP_HOST="localhost")
+        # A streamed answer (the CSV export) is timed until its last byte is written.
+        content = b"".join(response.streaming_content) if response.streaming else response.content
         elapsed = (time.perf_counter() - started) * 1000
         if response.status_code != 200:
-            raise RuntimeError(f"{url} answered {response.status_code}: {response.content[:500]!r}")
+            raise RuntimeError(f"{url} answered {response.status_code}: {content[:500]!r}")
         if n >= WARM_UP:
             timings.append(elapsed)
-            sizes.append(len(response.content))
-            if response.get("Content-Type", "").startswith("application/json"):
+            sizes.append(len(content))
+            if response.streaming:
+                points.append(content.count(b"\n") - 1)  # rows after the header
+            elif response.get("Content-Type", "").startswith("application/json"):
                 body = response.json()
                 points.append(len(body.get("points", body.get("results", []))))
     extra: dict[str, Any] = {"response_bytes_median": int(statistics.median(sizes))}
@@ -68,7 +74,9 @@ def _breakdown(client: Any, url: str) -> dict[str, Any]:
 
     with CaptureQueriesContext(connection) as queries:
         started = time.perf_counter()
-        client.get(url, HTTP_HOST="localhost")
+        response = client.get(url, HTTP_HOST="localhost")
+        if response.streaming:  # its queries run as it is read
+            b"".join(response.streaming_content)
         elapsed = (time.perf_counter() - started) * 1000
     sql_ms = sum(float(q["time"]) for q in queries.captured_queries) * 1000
     return {"queries": len(queries), "sql_ms": round(sql_ms, 1), "one_request_ms": round(elapsed, 1)}
@@ -112,6 +120,18 @@ def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str
         log(f"chart {name}, {samples} requests")
         figures, extra = _timed(client, urls)
         result[f"chart_{name}"] = {**figures, **extra, **_breakdown(client, urls[-1])}
+    # The telemetry CSV export (docs/api.md): a day of raw heartbeats, every metric; 30 days at
+    # its default there (minute rollups of every metric).
+    for name, span in CSV_RANGES.items():
+        urls = [
+            reverse("asset-telemetry-csv", args=[rng.choice(asset_ids)])
+            + f"?from={(now - span).isoformat().replace('+00:00', 'Z')}"
+            + f"&to={now.isoformat().replace('+00:00', 'Z')}"
+            for _ in range(samples + WARM_UP)
+        ]
+        log(f"CSV export {name}, {samples} requests")
+        figures, extra = _timed(client, urls)
+        result[f"csv_{name}"] = {**figures, **extra, **_breakdown(client, urls[-1])}
     urls = [reverse("asset-heartbeats", args=[rng.choice(asset_ids)]) for _ in range(samples + WARM_UP)]
     log(f"raw heartbeats API page, {samples} requests")
     figures, extra = _timed(client, urls)
