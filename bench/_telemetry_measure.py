@@ -110,28 +110,20 @@ def latencies(user: Any, customer: Any, samples: int, now: datetime) -> dict[str
         log(f"{name} ({len(asset_ids)} assets, {pages} pages), {samples} requests")
         figures, extra = _timed(client, [url] * (samples + WARM_UP))
         result[name] = {**figures, **extra, **_breakdown(client, url)}
-    for name, span in CHART_RANGES.items():
+    # The charts, then the telemetry CSV export (docs/api.md): a day of raw heartbeats, every
+    # metric, and 30 days at its default there (minute rollups of every metric).
+    ranged = [("chart", "asset-telemetry", "metric=temp_c&", span) for span in CHART_RANGES.items()]
+    ranged += [("csv", "asset-telemetry-csv", "", span) for span in CSV_RANGES.items()]
+    for kind, url_name, query, (name, span) in ranged:
         urls = [
-            reverse("asset-telemetry", args=[rng.choice(asset_ids)])
-            + f"?metric=temp_c&from={(now - span).isoformat().replace('+00:00', 'Z')}"
+            reverse(url_name, args=[rng.choice(asset_ids)])
+            + f"?{query}from={(now - span).isoformat().replace('+00:00', 'Z')}"
             + f"&to={now.isoformat().replace('+00:00', 'Z')}"
             for _ in range(samples + WARM_UP)
         ]
-        log(f"chart {name}, {samples} requests")
+        log(f"{kind} {name}, {samples} requests")
         figures, extra = _timed(client, urls)
-        result[f"chart_{name}"] = {**figures, **extra, **_breakdown(client, urls[-1])}
-    # The telemetry CSV export (docs/api.md): a day of raw heartbeats, every metric; 30 days at
-    # its default there (minute rollups of every metric).
-    for name, span in CSV_RANGES.items():
-        urls = [
-            reverse("asset-telemetry-csv", args=[rng.choice(asset_ids)])
-            + f"?from={(now - span).isoformat().replace('+00:00', 'Z')}"
-            + f"&to={now.isoformat().replace('+00:00', 'Z')}"
-            for _ in range(samples + WARM_UP)
-        ]
-        log(f"CSV export {name}, {samples} requests")
-        figures, extra = _timed(client, urls)
-        result[f"csv_{name}"] = {**figures, **extra, **_breakdown(client, urls[-1])}
+        result[f"{kind}_{name}"] = {**figures, **extra, **_breakdown(client, urls[-1])}
     urls = [reverse("asset-heartbeats", args=[rng.choice(asset_ids)]) for _ in range(samples + WARM_UP)]
     log(f"raw heartbeats API page, {samples} requests")
     figures, extra = _timed(client, urls)
