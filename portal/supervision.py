@@ -56,6 +56,9 @@ class Program:
     priority: int = APP_PRIORITY
     autostart: bool = False
     user: str | None = None
+    # Where it starts; None: the checkout. A program run as another user starts in a folder
+    # that user can enter (supervisord cannot start it in a checkout that user cannot reach).
+    directory: Path | None = None
     stopsignal: str = "TERM"
     stopwaitsecs: int = 10
     as_group: bool = True  # signals go to the program's process group (Celery's pool children too)
@@ -125,6 +128,7 @@ def postgres_program(
         priority=SERVICE_PRIORITY,
         autostart=True,
         user=user,
+        directory=socket_folder,
         stopsignal="INT",
         stopwaitsecs=30,
         as_group=False,
@@ -168,7 +172,7 @@ def render(programs: Sequence[Program], *, var: Path, directory: Path, password:
     for program in programs:
         settings = {
             "command": shlex.join(program.argv()),
-            "directory": str(directory),
+            "directory": str(program.directory or directory),
             "priority": str(program.priority),
             "autostart": str(program.autostart).lower(),
             # Restart whatever the exit; a program that dies within startsecs of its start is

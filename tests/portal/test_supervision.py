@@ -47,6 +47,10 @@ def test_the_generated_config_supervises_every_procfile_process_and_the_database
     # The databases start first and stop last.
     assert configs["postgres"].priority < min(configs[n].priority for n in ("web", "worker", "beat"))
     assert configs["postgres"].stopsignal == 2  # SIGINT: PostgreSQL's fast shutdown
+    # PostgreSQL (run as Debian's postgres user when root starts it) starts in its own socket
+    # folder: a checkout under a folder only root may enter made every start fail (exit 127).
+    assert configs["postgres"].directory == str(tmp_path)
+    assert {configs[n].directory for n in ("redis", "web", "worker", "beat")} == {str(ROOT)}
     # The control socket asks for a password, kept in a file only its owner reads.
     assert options.server_configs[0]["password"]
     assert written.stat().st_mode & 0o077 == 0
