@@ -24,7 +24,7 @@ from django.db.models.functions import Coalesce, JSONObject, TruncDay, TruncMont
 from django.urls import reverse
 from django.utils import timezone
 
-from fleet.maintenance import windows_for_places
+from fleet.maintenance import TICK, windows_for_places
 from fleet.models import (
     ACTIVE_ALARM_STATES,
     Alarm,
@@ -257,7 +257,7 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
             gauges[row["model_id"]] = Gauges.of(row["gauges"])
     now = timezone.now()
     places = [(pk, r["customer_id"], r["site_id"], r["customer__time_zone"]) for pk, r in rows.items()]
-    spans = windows_for_places(places, now, now + timedelta(microseconds=1))
+    spans = windows_for_places(places, now, now + TICK)
     detail_url = _asset_url()
     shown.object_list = [
         overview_row(rows[pk], gauges[rows[pk]["model_id"]], bool(spans[pk]), detail_url)

@@ -4,14 +4,13 @@ view need not know about windows; the fleet overview's badges are read by
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django import template
 from django.utils import timezone
 
 from fleet import windows
-from fleet.maintenance import windows_for_assets
+from fleet.maintenance import in_maintenance
 from fleet.models import Asset
 
 register = template.Library()
@@ -33,5 +32,4 @@ def asset_windows_panel(context: template.Context, asset: Asset) -> dict[str, An
 @register.simple_tag
 def asset_in_maintenance(asset: Asset) -> bool:
     """Is `asset` inside a maintenance window now? The overview's badge, for one asset."""
-    now = timezone.now()
-    return bool(windows_for_assets([asset.pk], now, now + timedelta(microseconds=1)).get(asset.pk))
+    return in_maintenance(asset.pk, timezone.now())
