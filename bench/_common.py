@@ -442,14 +442,16 @@ def bench_env(folder: Path, database_url: str, redis_url: str, **extra: str) -> 
 
 
 @contextlib.contextmanager
-def services(prefix: str, *, keep_logs: bool) -> Iterator[Stack]:
+def services(prefix: str, *, keep_logs: bool, postgres_folder: Path | None = None) -> Iterator[Stack]:
     """A temporary folder with a throwaway PostgreSQL and Redis, as a `Stack` to start processes
     on. On the way out (Ctrl-C and SIGTERM under `run_main` included) every process the stack
-    started is stopped, newest first, then the two servers; the folder goes unless `keep_logs`."""
+    started is stopped, newest first, then the two servers; the folder goes unless `keep_logs`.
+    With `postgres_folder` the PostgreSQL cluster lives there and is kept (made on first use,
+    stopped cleanly, still without fsync: a benchmark's data, not a portal's)."""
     from tests.services import PostgresServer, RedisServer
 
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    postgres, redis = PostgresServer(), RedisServer()
+    postgres, redis = PostgresServer(postgres_folder, durable=False), RedisServer()
     stack = Stack(folder=folder, env={}, postgres=postgres, redis=redis)
     try:
         log("starting PostgreSQL and Redis")

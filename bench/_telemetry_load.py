@@ -90,6 +90,25 @@ def create_fleet(customers: int, assets: int) -> dict[str, Any]:
     return {"customer": made[0], "user": users[0], "model": model}
 
 
+def kept_fleet() -> dict[str, Any]:
+    """The fleet `create_fleet` made in a kept cluster (`--data`): its first customer, whose
+    assets the rollups went to, and that customer's viewer."""
+    from portal.models import Customer, User
+
+    customer = Customer.objects.get(slug="bench-0")
+    return {"customer": customer, "user": User.objects.get(customer=customer)}
+
+
+def newest_heartbeat_age(now: datetime) -> float:
+    """Minutes from the newest heartbeat to `now` (0 just after a load)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT max(ts) FROM fleet_heartbeat")
+        (newest,) = cursor.fetchone()
+    return round((now - newest).total_seconds() / 60, 1) if newest else 0.0
+
+
 @dataclass
 class Target:
     """One leaf partition to fill: its parent, the CHECK that proves its bounds, and the

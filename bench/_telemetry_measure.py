@@ -207,9 +207,11 @@ def disk() -> dict[str, Any]:
 
 
 def drop_a_day() -> dict[str, Any]:
-    """Time `fleet.partitions.prune` dropping one daily partition with rows: partitions older
-    than the first one holding heartbeats (empty, premade back to INGEST_MAX_AGE_DAYS) go first,
-    untimed; then the prune with `now` one retention window after that partition's end."""
+    """Time `fleet.partitions.prune` dropping one day's partition: the oldest one the data
+    fills from its start (the oldest partition holding heartbeats begins part-way through
+    its day; where no partition is full, that one). Older partitions (the part day, and the
+    empty ones premade back to INGEST_MAX_AGE_DAYS) go first, untimed; then the prune with
+    `now` one retention window after the partition's end."""
     from django.conf import settings
     from django.db import connection
 
@@ -217,10 +219,11 @@ def drop_a_day() -> dict[str, Any]:
 
     days = settings.RAW_RETENTION_DAYS
     with connection.cursor() as cursor:
-        cursor.execute("SELECT min(ts) FROM fleet_heartbeat")
-        (oldest,) = cursor.fetchone()
+        cursor.execute("SELECT min(ts), max(ts) FROM fleet_heartbeat")
+        oldest, newest = cursor.fetchone()
     listed = partitions.partitions(partitions.RAW)
-    target = next(p for p in listed if p[1] <= oldest < p[2])
+    holding = [p for p in listed if p[2] > oldest and p[1] <= newest]
+    target = next((p for p in holding if p[1] >= oldest and p[2] <= newest), holding[0])
     dropped_before = partitions.prune(partitions.RAW, now=target[1] + timedelta(days=days))
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*), pg_total_relation_size('{target[0]}') FROM {target[0]}")  # noqa: S608
@@ -234,5 +237,5 @@ def drop_a_day() -> dict[str, Any]:
         "bytes": size,
         "seconds": round(seconds, 3),
         "dropped": dropped,
-        "empty_partitions_dropped_first": len(dropped_before),
+        "older_partitions_dropped_first": len(dropped_before),
     }

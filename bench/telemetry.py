@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/telemetry.py [--heartbeats N] [--assets N] [--customers N]
         [--minute-assets N] [--hour-assets N] [--hour-days D] [--samples N] [--keep-logs]
-        [--jobs N] [--min-free-gb G] [--lock PATH]
+        [--jobs N] [--min-free-gb G] [--lock PATH] [--data DIR] [--no-drop]
 
 Starts its own PostgreSQL and Redis, migrates (pg_partman makes the partitions), then in a
 child process with the portal's settings: creates the fleet (`--customers` customers sharing
@@ -18,6 +18,12 @@ bench/telemetry.py --lock /tmp/fleetport-bench.lock …`): with `--lock` the chi
 lock only after loading, then puts itself, PostgreSQL's processes and Redis back to normal
 CPU and I/O priority before it measures.
 
+With `--data DIR` the PostgreSQL cluster is kept in DIR: the first run creates and loads it,
+later runs measure the same data again with the code as it is then (no fleet made, nothing
+loaded; the newest heartbeat is as old as the load, which the JSON gives as
+`load.data_age_minutes`). `--no-drop` leaves the day in place for such a later run; delete DIR
+when done (100 M is ~70 GB).
+
 Then measures through the real views with Django's test Client (bench/_telemetry_measure.py):
 the fleet overview page of a customer (its share of the assets, 50 a page: the first page, the
 last, and the first ordered by risk), the asset chart endpoint
@@ -25,7 +31,7 @@ last, and the first ordered by risk), the asset chart endpoint
 heartbeats API and the floor (`/healthz` through the same client and middleware), p50/p95/p99
 each; bytes on disk per heartbeat and per rollup (table + indexes
 + TOAST over all partitions); and the time `fleet.partitions.prune` takes to drop one day's
-partition. There is no telemetry CSV export in the portal to measure. Prints one JSON object.
+partition. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -70,30 +76,40 @@ def child(args: argparse.Namespace) -> dict[str, Any]:
     django.setup()
     from datetime import UTC, datetime
 
-    from _telemetry_load import create_fleet, load
+    from _telemetry_load import create_fleet, kept_fleet, load, newest_heartbeat_age
     from _telemetry_measure import disk, drop_a_day, explain, latencies
 
-    started = time.monotonic()
-    fleet = create_fleet(args.customers, args.assets)
-    loaded = load(
-        fleet["customer"],
-        args.heartbeats,
-        args.assets,
-        args.minute_assets,
-        args.hour_assets,
-        args.hour_days,
-        jobs=args.jobs,
-        min_free_bytes=int(args.min_free_gb * 2**30),
-    )
-    loaded["total_seconds"] = round(time.monotonic() - started, 1)
-    log(f"loaded in {loaded['total_seconds']} s")
+    marker = Path(args.data, "loaded.json") if args.data else None
+    if marker and marker.exists():
+        log(f"measuring the data loaded in {args.data} again")
+        fleet, loaded = kept_fleet(), json.loads(marker.read_text())
+    else:
+        started = time.monotonic()
+        fleet = create_fleet(args.customers, args.assets)
+        loaded = load(
+            fleet["customer"],
+            args.heartbeats,
+            args.assets,
+            args.minute_assets,
+            args.hour_assets,
+            args.hour_days,
+            jobs=args.jobs,
+            min_free_bytes=int(args.min_free_gb * 2**30),
+        )
+        loaded["total_seconds"] = round(time.monotonic() - started, 1)
+        log(f"loaded in {loaded['total_seconds']} s")
+        if marker:
+            marker.write_text(json.dumps(loaded))
     measuring = _measuring_priority(args.lock)
     now = datetime.now(UTC)
+    loaded["data_age_minutes"] = newest_heartbeat_age(now)
     measured = latencies(fleet["user"], fleet["customer"], args.samples, now)
     plans = explain(fleet["customer"], now)
     on_disk = disk()
-    log("drop a day")
-    dropped = drop_a_day()
+    dropped = None
+    if not args.no_drop:
+        log("drop a day")
+        dropped = drop_a_day()
     return {
         "load": loaded,
         "measuring": measuring,
@@ -135,7 +151,8 @@ def _measuring_priority(lock: str) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     load_average = idle_load_average()
-    with services("fleetport-s5-", keep_logs=args.keep_logs) as stack:
+    kept = Path(args.data).resolve() if args.data else None
+    with services("fleetport-s5-", keep_logs=args.keep_logs, postgres_folder=kept) as stack:
         # Pages name their static files without a collectstatic manifest (none is served here).
         env = bench_env(stack.folder, stack.postgres.url, stack.redis.url, STATIC_FILES="source")
         redis = stack.redis.process.pid if stack.redis.process else 0
@@ -185,6 +202,8 @@ def main() -> int:
     )
     parser.add_argument("--min-free-gb", type=float, default=5.0, help="stop loading below this free disk")
     parser.add_argument("--lock", default="", help="flock file taken after loading, before measuring")
+    parser.add_argument("--data", default="", help="keep the cluster here; measure it again if loaded")
+    parser.add_argument("--no-drop", action="store_true", help="do not drop a day (measure --data again)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.minute_assets = args.assets if args.minute_assets is None else args.minute_assets

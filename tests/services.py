@@ -129,8 +129,9 @@ class PostgresServer:
     DATABASE = "fleetport"
     SOCKET_PORT = 5432  # names the socket file only, when the server listens on no port
 
-    def __init__(self, folder: Path | None = None) -> None:
+    def __init__(self, folder: Path | None = None, *, durable: bool | None = None) -> None:
         self.keep = folder is not None
+        self.durable = self.keep if durable is None else durable
         self.port = self.SOCKET_PORT if self.keep else free_port()
         self.folder = (folder or Path(tempfile.mkdtemp(prefix="fleetport-pg-"))).resolve()
         self.data = self.folder / "data"
@@ -187,7 +188,7 @@ class PostgresServer:
                 "--auth=trust",
                 "--encoding=UTF8",
                 "--locale=C",
-                *([] if self.keep else ["--no-sync"]),
+                *([] if self.durable else ["--no-sync"]),
             )
         if self.keep and self.running():
             return self
@@ -196,14 +197,10 @@ class PostgresServer:
             f"-c unix_socket_directories={self.folder}",
             "-c max_connections=200",
         ]
-        if self.keep:
-            options.append("-c listen_addresses=''")
-        else:
+        options.append("-c listen_addresses=''" if self.keep else "-c listen_addresses=127.0.0.1")
+        if not self.durable:
             # A test database is thrown away: durability only costs time here.
-            options += [
-                "-c listen_addresses=127.0.0.1",
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off",
-            ]
+            options.append("-c fsync=off -c synchronous_commit=off -c full_page_writes=off")
         self._run(
             find_program("pg_ctl"),
             "-D",
