@@ -8,13 +8,17 @@ more at the window's end, and then given up. When requests are waiting for a con
 that moment, `reconnect_failed` starts a fresh attempt at once, so while anyone waits a
 connect is tried about every second and a PostgreSQL that is back is found within about that.
 With no one waiting the pool stays quiet; the next request that waits starts an attempt.
+
+`connection_ready` lets one path wait less than Django's pool `timeout` for a connection (the
+Django ingest door: docs/ingest.md, "Outages") without changing it for everyone else.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from django.db import DEFAULT_DB_ALIAS, connections
+from psycopg_pool import AsyncConnectionPool, ConnectionPool, PoolTimeout
 
 # How long one failed connect is retried (psycopg_pool's `reconnect_timeout`).
 RECONNECT_SECONDS = 2.0
@@ -37,3 +41,26 @@ async def reconnect_failed_async(pool: AsyncConnectionPool[Any]) -> None:
     """`reconnect_failed` for an asyncio pool (the lean ingest door's)."""
     if _waiting(pool):
         await pool.check()
+
+
+def connection_ready(*, within: float, using: str = DEFAULT_DB_ALIAS) -> bool:
+    """Whether Django's pool for `using` hands this thread a connection within `within` s.
+
+    Django takes pooled connections with the pool's own `timeout` (10 s, right for a busy
+    pool), so while PostgreSQL is away a request waits that long before its error. A path
+    that should give up sooner asks this first: it takes a connection with its shorter wait
+    (checked as any checkout is) and puts it straight back, where the ORM's next checkout
+    finds it. The cost is one more checkout and health check per call. Without a pool, or
+    with this thread's connection already open, True: a refused connect fails at once.
+    """
+    wrapper = connections[using]
+    pool: ConnectionPool[Any] | None = getattr(wrapper, "pool", None)  # PostgreSQL's wrapper only
+    if pool is None or wrapper.connection is not None:
+        return True
+    pool.open()
+    try:
+        held = pool.getconn(timeout=within)
+    except PoolTimeout:
+        return False
+    pool.putconn(held)
+    return True

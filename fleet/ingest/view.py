@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from fleet.ingest import admission, contract
 from fleet.ingest.auth import DeviceIdentity, authenticate_device
 from fleet.models import IngestInbox
+from portal import dbpool
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,15 @@ def _heartbeats(request: HttpRequest) -> JsonResponse:
         return _response(contract.method_not_allowed())
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    identity: DeviceIdentity | None = (
-        authenticate_device(token.strip()) if scheme == "Device" and token.strip() else None
-    )
+    if scheme != "Device" or not token.strip():
+        return _response(contract.unauthorized())
+    # Everything from here may need PostgreSQL (the device lookup, the backlog, the INSERT).
+    # While it is away, answer within the lean door's bound, not after Django's pool timeout
+    # of 10 s (docs/ingest.md, "Outages").
+    if not dbpool.connection_ready(within=settings.INGEST_DATABASE_POOL_TIMEOUT):
+        log.warning("ingest: no database connection within %.1f s", settings.INGEST_DATABASE_POOL_TIMEOUT)
+        return _response(contract.database_unavailable())
+    identity: DeviceIdentity | None = authenticate_device(token.strip())
     if identity is None:
         return _response(contract.unauthorized())
     early = contract.check_headers(request.content_type or "", request.headers.get("Content-Length"))
