@@ -125,16 +125,34 @@ def alarms_enter_maintenance(*, window: MaintenanceWindow, spans: Iterable[Inter
     marks one raised inside it. Only the window's own customer's alarms. Returns how many
     changed; safe to call twice (marked ones are left alone). Nothing is unmarked when the
     window ends, as for an alarm raised inside it; a ticket it opened before stays
-    (docs/maintenance.md, "During a window")."""
+    (docs/maintenance.md, "During a window").
+
+    After the commit each changed alarm gets an `alarm.maintenance` live message, to the
+    window's customer's sockets and staff (an open alarm centre marks its row). The rows are
+    locked before they are marked, and PostgreSQL checks `in_maintenance = false` again on a
+    row another call marked meanwhile, so two calls at once (two sweeps, a sweep and a plan)
+    announce each alarm once."""
     ends = [ended for _, ended in spans]
     if not ends:
         return 0
-    return (
-        Alarm.objects.for_customer(window.customer_id)
-        .filter(state__in=ACTIVE_ALARM_STATES, in_maintenance=False, raised_at__lt=max(ends))
-        .filter(asset__in=Asset.objects.filter(covered(window)))
-        .update(in_maintenance=True)
-    )
+    with transaction.atomic():
+        entering = list(
+            Alarm.objects.for_customer(window.customer_id)
+            .select_for_update()
+            .filter(state__in=ACTIVE_ALARM_STATES, in_maintenance=False, raised_at__lt=max(ends))
+            .filter(asset__in=Asset.objects.filter(covered(window)))
+        )
+        if not entering:
+            return 0
+        Alarm.objects.for_customer(window.customer_id).filter(pk__in=[a.pk for a in entering]).update(
+            in_maintenance=True
+        )
+    messages: list[live.Message] = []
+    for alarm in entering:
+        alarm.in_maintenance = True
+        messages += live.for_customer(alarm.customer_id, {"type": "alarm.maintenance", **_payload(alarm)})
+    fleet_live.publish_after_commit(messages)
+    return len(entering)
 
 
 def alarm_clear_key(*, asset: Asset, key: str, reason: str, actor: User | None = None) -> Alarm | None:

@@ -213,3 +213,65 @@ def test_alarms_active_when_a_window_begins_are_marked_in_maintenance_by_the_swe
     assert marked() == {mine}  # active, A's: not B's, not the cleared one
     window_sweep.window_boundaries_announce(now=t + timedelta(minutes=20, seconds=1))
     assert marked() == {mine}  # the end unmarks nothing, as for an alarm raised inside
+
+
+def entered(got: list[dict[str, Any]]) -> list[str]:
+    return [m["alarm"] for m in got if m["type"] == "alarm.maintenance" and m["in_maintenance"] is True]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_alarms_a_window_takes_in_are_told_to_their_own_customer_and_staff_once(
+    fleet_a: Installed, fleet_b: Installed, viewer_a: User, viewer_b: User, support: User
+) -> None:
+    t = timezone.now().replace(microsecond=0)
+    mine, theirs = fault(fleet_a.asset, t), fault(fleet_b.asset, t)
+    customer_a, customer_b = fleet_a.asset.customer, fleet_b.asset.customer
+    window(customer_a, t + timedelta(minutes=10), t + timedelta(minutes=20))
+    # B's window begins later, so B's socket would hear A's alarm if it leaked at A's start.
+    window(customer_b, t + timedelta(minutes=30), t + timedelta(minutes=40))
+    again = window(customer_a, t + timedelta(minutes=50), t + timedelta(minutes=60))
+
+    def sweep(after: timedelta) -> int:
+        return window_sweep.window_boundaries_announce(now=t + after)
+
+    async def scenario() -> None:
+        a, b, staff = await _connect(viewer_a), await _connect(viewer_b), await _connect(support)
+        assert await sync_to_async(sweep)(timedelta(minutes=10, seconds=1)) == 1
+        assert entered(await _messages(a)) == [str(mine.pk)]
+        assert entered(await _messages(b)) == []  # A's alarm is not B's business
+        assert entered(await _messages(staff)) == [str(mine.pk)]
+        assert await sync_to_async(sweep)(timedelta(minutes=30, seconds=1)) == 2  # A's end, B's start
+        assert entered(await _messages(a)) == []
+        assert entered(await _messages(b)) == [str(theirs.pk)]
+
+        # Marked already: a later window of A's, and two calls at once, tell nothing more.
+        def enter_again() -> int:
+            return alarms.alarms_enter_maintenance(window=again, spans=[(again.starts_at, again.ends_at)])
+
+        assert await sync_to_async(at_once)(enter_again, 2) == [0, 0]
+        assert entered(await _messages(a)) == []
+        for socket in (a, b, staff):
+            await socket.disconnect()
+
+    async_to_sync(scenario)()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_windows_beginning_at_once_tell_each_alarm_once(fleet_a: Installed, viewer_a: User) -> None:
+    t = timezone.now().replace(microsecond=0)
+    mine = fault(fleet_a.asset, t)
+    first = window(fleet_a.asset.customer, t, t + timedelta(minutes=10))
+    second = window(fleet_a.asset.customer, t, t + timedelta(minutes=10))
+
+    async def scenario() -> None:
+        a = await _connect(viewer_a)
+        calls = iter([first, second])
+
+        def enter() -> int:
+            return alarms.alarms_enter_maintenance(window=next(calls), spans=[(t, t + timedelta(minutes=10))])
+
+        assert sorted(await sync_to_async(at_once)(enter, 2)) == [0, 1]  # one of them marks it
+        assert entered(await _messages(a)) == [str(mine.pk)]
+        await a.disconnect()
+
+    async_to_sync(scenario)()
