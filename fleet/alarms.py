@@ -38,7 +38,7 @@ from fleet.models import (
     Severity,
 )
 from fleet.usage import as_decimal
-from portal import live
+from portal import formatting, live
 from portal.models import User
 from portal.services import audit_record
 
@@ -294,15 +294,19 @@ def offline_sweep(*, now: datetime | None = None) -> list[str]:
                 )
                 if not claimed:
                     continue
-                asset = Asset.objects.get(pk=pk)
+                asset = Asset.objects.select_related("customer").get(pk=pk)
                 # Offline from when the next heartbeat was due: what uptime is measured against.
                 offline_since = last_seen + timedelta(seconds=model.heartbeat_interval_seconds)
                 record_status_change(
                     asset=asset, previous=previous, status=AssetStatus.OFFLINE, at=offline_since
                 )
+                # Stored text that the customer and staff read alike (the alarm centre, the
+                # ticket it opens): the customer's zone, named, as the desk writes its notes
+                # (docs/support.md, "Alarm tickets").
+                since = last_seen.astimezone(formatting.zone(asset.customer.time_zone))
                 alarm_raise(
                     asset=asset, key=OFFLINE, kind=AlarmKind.OFFLINE, severity=Severity.CRITICAL,
-                    message=f"{asset.name} has sent nothing since {last_seen:%Y-%m-%d %H:%M} UTC", at=now,
+                    message=f"{asset.name} has sent nothing since {since:%Y-%m-%d %H:%M %Z}", at=now,
                 )  # fmt: skip
                 events.record(events.AssetStatusChanged(asset_ids=[str(pk)]))
                 transaction.on_commit(partial(fleet_live.publish_asset_states, asset_ids=[str(pk)]))

@@ -68,8 +68,8 @@ def on_alarm_raised(*, alarm_id: str, **_: Any) -> None:
 def alarm_subject(alarm: Alarm) -> str:
     """The machine once, then what happened: "Press 4 is offline", "Press 4 reports a fault
     (E42)", "Press 4: Oil overheating: temp_c is 97 (> 95)". Fleet's messages of the built-in
-    kinds already start with the machine's name (and the offline one with a UTC time, which a
-    subject read in any time zone should not carry)."""
+    kinds already start with the machine's name (and the offline one with a time, in the
+    customer's zone, which a subject read in any time zone should not carry)."""
     name = alarm.asset.name
     if alarm.kind == AlarmKind.OFFLINE:
         return f"{name} is offline"[:200]

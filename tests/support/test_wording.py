@@ -13,7 +13,7 @@ from django.test import override_settings
 from django.utils import timezone
 
 from fleet import alarms
-from fleet.models import Alarm, AlarmRule
+from fleet.models import Alarm, AlarmRule, Asset
 from portal import formatting
 from portal.models import Customer, User
 from support import services
@@ -72,6 +72,29 @@ def test_the_alarm_note_is_written_in_the_customers_zone(fleet_a: Installed, hot
     alarm = Alarm.objects.get()
     assert alarm.customer.time_zone == "Europe/Berlin"
     assert Ticket.objects.get().description.endswith("(critical, 2026-12-07 12:57 CET).")
+
+
+@override_settings(SUPPORT_ALARM_TICKETS={"offline": "P2"})
+def test_an_offline_alarm_ticket_gives_its_last_heartbeat_in_the_customers_zone(
+    fleet_a: Installed, fleet_b: Installed
+) -> None:
+    fleet_b.asset.customer.time_zone = "America/New_York"
+    fleet_b.asset.customer.save(update_fields=["time_zone"])
+    both = Asset.objects.filter(pk__in=[fleet_a.asset.pk, fleet_b.asset.pk])
+    both.update(status="online", last_seen_at=datetime(2026, 12, 7, 11, 57, tzinfo=UTC))
+    alarms.offline_sweep(now=datetime(2026, 12, 7, 13, 0, tzinfo=UTC))
+    run_outbox()
+    mine = Ticket.objects.get(asset=fleet_a.asset)  # customer A: Europe/Berlin
+    assert mine.description == (
+        f"Alarm raised: {fleet_a.asset.name} has sent nothing since 2026-12-07 12:57 CET"
+        " (critical, 2026-12-07 14:00 CET)."
+    )
+    theirs = Ticket.objects.get(asset=fleet_b.asset)
+    assert theirs.description == (
+        f"Alarm raised: {fleet_b.asset.name} has sent nothing since 2026-12-07 06:57 EST"
+        " (critical, 2026-12-07 08:00 EST)."
+    )
+    assert mine.subject == f"{fleet_a.asset.name} is offline"  # no time in the subject
 
 
 # --- status buttons --------------------------------------------------------------------------
