@@ -119,6 +119,7 @@ class Target:
     check: str
     inserts: list[tuple[str, int, int, dict[str, Any]]]  # sql, first unit, last unit, params
     per_unit: int
+    newest_first: bool = False  # fill from the last unit back, so a disk stop spares recent ones
     rows: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
     stopped: bool = False
@@ -198,7 +199,8 @@ def _fill(url: str, target: Target, made: dict[str, Any], disk: Disk) -> None:
         started = time.monotonic()
         for sql, first, last, params in target.inserts:
             step = max(1, CHUNK_ROWS // max(target.per_unit, 1))
-            for low in range(first, last + 1, step):
+            chunks = range(first, last + 1, step)
+            for low in reversed(chunks) if target.newest_first else chunks:
                 if not disk.room(min(step, last + 1 - low) * target.per_unit):
                     target.stopped = True
                     log(f"{target.name}: stopped, free disk below the limit")
@@ -207,6 +209,8 @@ def _fill(url: str, target: Target, made: dict[str, Any], disk: Disk) -> None:
                 target.rows += cursor.rowcount
             rate = target.rows / max(time.monotonic() - started, 1e-9)
             log(f"{target.name}: {target.rows:,} rows ({rate:,.0f}/s)")
+            if target.stopped:
+                break
         target.seconds["fill"] = round(time.monotonic() - started, 1)
         started = time.monotonic()
         for name, definition in made["constraints"]:
@@ -330,15 +334,17 @@ def load(
                 buckets,
                 start,
             )
+            # Days first (24 times fewer rows), then hours from the newest back: if the disk
+            # runs short, what is missing is the oldest hours, which the charts read last.
             for res, unit, count, buckets, start in (
-                ("hour", "hours", 60, hour_days * 24, since),
                 ("day", "days", 1440, hour_days, since.replace(hour=0)),
+                ("hour", "hours", 60, hour_days * 24, since),
             )
         ]
         name = "fleet_telemetryrollup_coarse"
         inserts = [(sql.format(table=name), 0, n - 1, {**common, "first": start}) for sql, n, start in coarse]
         targets.append(
-            Target("fleet_telemetryrollup", name, "resolution IN ('hour', 'day')", inserts, hour_assets)
+            Target("fleet_telemetryrollup", name, "resolution IN ('hour', 'day')", inserts, hour_assets, True)
         )
     disk = Disk(data_directory, min_free_bytes)
     seconds = _load_partitions(os.environ["DATABASE_URL"], targets, jobs, disk)
