@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import uuid
 import zoneinfo
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -17,10 +18,10 @@ from decimal import Decimal
 from typing import Any
 
 import django_filters
-from django.contrib.postgres.expressions import ArraySubquery
 from django.core.paginator import Page, Paginator
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, JSONObject, TruncDay, TruncMonth
+from django.db import connection
+from django.db.models import Count, F, Prefetch, Q, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.urls import reverse
 from django.utils import timezone
 
@@ -211,74 +212,95 @@ def fleet_overview(*, actor: User, assets: QuerySet[Asset], page: str | None = N
     The page's `object_list` is one `overview_row` dict per asset, every figure and date already
     written in the request's locale and zone: the template only puts them in place
     (docs/performance.md, S5: Django's per-variable look-ups and filters were most of the
-    request).
+    request). Four queries: the counts with the model list, the page's rows, the maintenance
+    windows that may be in effect, the sites.
     """
     visible = Asset.objects.visible_to(actor)
-    # The tiles and the filtered list's length in one query (the paginator is told the latter).
-    counted = visible.aggregate(
-        shown=Count("id", filter=Q(pk__in=assets.order_by().values("pk"))),
-        **{s.value: Count("id", filter=Q(status=s.value)) for s in AssetStatus},
+    # The tiles, the filtered list's length (the paginator is told it) and the model filter's
+    # choices in one pass over the visible assets, grouped by model and status: a few rows.
+    groups = list(
+        visible.order_by("model__name", "model__code")
+        .values("model__name", "model__code", "status")
+        .annotate(n=Count("id"), shown=Count("id", filter=Q(pk__in=assets.order_by().values("pk"))))
     )
-    # A subquery, not a Count over a join and a GROUP BY: one index probe per row shown.
-    open_alarms = (
-        Alarm.objects.filter(
-            customer=OuterRef("customer_id"), asset=OuterRef("pk"), state__in=ACTIVE_ALARM_STATES
-        )
-        .order_by()
-        .values("asset")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
-    # The page's ids first, ordered over the narrow rows (the asset and what it sorts by), then
-    # only those rows with everything the table shows: the sort never carries 1,000 wide rows
-    # joined to their site, model, customer and health, and a deep page costs its offset in ids.
-    paginator = Paginator(assets.values_list("pk", flat=True), OVERVIEW_PAGE_SIZE)
-    paginator.count = counted.pop("shown")  # a cached_property: no COUNT query of its own
+    counted: dict[str, int] = defaultdict(int)
+    models: dict[str, str] = {}  # code → name, by name
+    for group in groups:
+        counted[group["status"]] += group["n"]
+        models[group["model__code"]] = group["model__name"]
+    ids = assets.values_list("pk", flat=True)
+    paginator = Paginator(ids, OVERVIEW_PAGE_SIZE)
+    paginator.count = sum(group["shown"] for group in groups)  # a cached_property: no COUNT
     shown: Page[Any] = paginator.get_page(page)
-    ids = list(shown.object_list)
-    # The page's rows as plain values: no model instances, and none of the wide columns the
-    # table does not show (the health's forecasts, the alarm rules' state); each with its
-    # model's gauges, ordered by code (a subquery, not a query of their own).
-    model_gauges = (
-        MetricDefinition.objects.filter(asset_model=OuterRef("model_id"), kind=MetricKind.GAUGE)
-        .order_by("code")
-        .values(json=JSONObject(code="code", label="label", unit="unit"))
-    )
-    rows = {
-        row["pk"]: row
-        for row in assets.filter(pk__in=ids)
-        .order_by()
-        .annotate(open_alarms=Coalesce(Subquery(open_alarms), Value(0)), gauges=ArraySubquery(model_gauges))
-        .values(*OVERVIEW_COLUMNS, "open_alarms", "gauges")
-    }
+    offset = (shown.number - 1) * OVERVIEW_PAGE_SIZE
+    rows = _overview_rows(ids[offset : offset + OVERVIEW_PAGE_SIZE]) if paginator.count else []
     gauges: dict[Any, Gauges] = {}
-    for row in rows.values():  # once a model: the same for its every row
+    for row in rows:  # once a model: the same for its every row
         if row["model_id"] not in gauges:
             gauges[row["model_id"]] = Gauges.of(row["gauges"])
     now = timezone.now()
-    places = [(pk, r["customer_id"], r["site_id"], r["customer__time_zone"]) for pk, r in rows.items()]
+    places = [(r["pk"], r["customer_id"], r["site_id"], r["customer__time_zone"]) for r in rows]
     spans = windows_for_places(places, now, now + TICK)
     detail_url = _asset_url()
     shown.object_list = [
-        overview_row(rows[pk], gauges[rows[pk]["model_id"]], bool(spans[pk]), detail_url)
-        for pk in ids
-        if pk in rows
-    ]  # one gone meanwhile is left out
+        overview_row(row, gauges[row["model_id"]], bool(spans[row["pk"]]), detail_url) for row in rows
+    ]
+    tiles = [(s.value, s.label, counted[s.value]) for s in AssetStatus]
     return {
-        "tiles": [(s.value, s.label, counted[s.value]) for s in AssetStatus],
-        "total": sum(counted.values()),
+        "tiles": tiles,
+        "total": sum(count for _, _, count in tiles),
         "page": shown,
-        "sites": Site.objects.visible_to(actor).select_related("customer").order_by("customer__name", "name"),
-        # A semi-join on the visible assets' models, not a join of every asset and a DISTINCT.
-        "models": AssetModel.objects.filter(pk__in=visible.values("model_id")).order_by("name"),
+        "sites": Site.objects.visible_to(actor)
+        .order_by("customer__name", "name")
+        .values("pk", "name", customer_name=F("customer__name")),
+        "models": [{"code": code, "name": name} for code, name in models.items()],
     }
 
 
+# The page's rows, in the order of the page's ids: `ids` is the filtered list's slice, compiled
+# by the ORM (scoped, filtered, ordered, LIMIT/OFFSET), and the rest is only joins by those ids.
+# Written as SQL because building and compiling this query through the ORM (two correlated
+# subqueries over the filters' queryset) cost more CPU than the rest of the selector
+# (docs/performance.md, S5). Each row's open alarms, and its model's gauges by code as JSON.
+_OVERVIEW_ROWS_SQL = """
+SELECT a.id, a.name, a.serial_number, a.status, a.last_seen_at, a.last_values::text, a.model_id,
+       m.name, s.name, c.name, h.score, h.risk, a.customer_id, a.site_id, c.time_zone,
+       (SELECT count(*) FROM fleet_alarm al
+         WHERE al.customer_id = a.customer_id AND al.asset_id = a.id AND al.state = ANY(%s)),
+       (SELECT json_agg(json_build_array(g.code, g.label, g.unit) ORDER BY g.code)::text
+          FROM fleet_metricdefinition g WHERE g.asset_model_id = a.model_id AND g.kind = %s)
+  FROM unnest(ARRAY({ids})) WITH ORDINALITY AS page (id, n)
+  JOIN fleet_asset a ON a.id = page.id
+  JOIN portal_customer c ON c.id = a.customer_id
+  JOIN fleet_assetmodel m ON m.id = a.model_id
+  JOIN fleet_site s ON s.id = a.site_id
+  LEFT JOIN fleet_assethealth h ON h.asset_id = a.id
+ ORDER BY page.n
+"""
 OVERVIEW_COLUMNS = (
     "pk", "name", "serial_number", "status", "last_seen_at", "last_values", "model_id",
     "model__name", "site__name", "customer__name", "health__score", "health__risk",
     "customer_id", "site_id", "customer__time_zone",  # for the maintenance windows
+    "open_alarms", "gauges",
 )  # fmt: skip
+
+
+def _overview_rows(ids: QuerySet[Any]) -> list[dict[str, Any]]:
+    """The rows of the page whose ids `ids` (a sliced `values_list("pk")`) selects, in its order,
+    as dicts keyed by OVERVIEW_COLUMNS: `last_values` decoded, `gauges` the JSON `Gauges.of` reads."""
+    # The ORM's SQL with its parameters apart: nothing of the request is written into the text.
+    ids_sql, ids_params = ids.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _OVERVIEW_ROWS_SQL.format(ids=ids_sql),
+            [list(ACTIVE_ALARM_STATES), MetricKind.GAUGE.value, *ids_params],
+        )
+        rows = [dict(zip(OVERVIEW_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+    for row in rows:
+        row["last_values"] = json.loads(row["last_values"])
+    return rows
+
+
 _STATUS_LABELS = dict(AssetStatus.choices)
 _RISK_LABELS = dict(RiskLevel.choices)
 _ANY_UUID = uuid.UUID(int=0)
@@ -293,9 +315,9 @@ class Gauges:
     spec: str
 
     @classmethod
-    def of(cls, gauges: list[dict[str, str]]) -> Gauges:
-        """From the rows query's `gauges`: [{code, label, unit}, …]."""
-        metrics = [(g["code"], g["label"], g["unit"]) for g in gauges]
+    def of(cls, gauges: str | None) -> Gauges:
+        """From the rows query's `gauges`: a JSON array of [code, label, unit], or NULL for none."""
+        metrics = [(code, label, unit) for code, label, unit in json.loads(gauges or "[]")]
         return cls(metrics, json.dumps([list(m) for m in metrics[:OVERVIEW_GAUGES]]))
 
 

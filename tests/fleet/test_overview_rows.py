@@ -1,6 +1,7 @@
 """What the overview's table shows for each asset, read back from the page as a structure and
-compared with one built from the database here, cell by cell: the rows are written once in
-`fleet.selectors.overview_row` (docs/performance.md, S5), and they must read as the template's
+compared with one built from the database here, cell by cell: the rows are read by one SQL
+query and written once in `fleet.selectors.overview_row`, their markup by
+`fleet.templatetags.overview_tags` (docs/performance.md, S5), and they must read as the template's
 filters wrote them (`|when_seconds`, `|quantity`, `|date:'c'`, the badges), in the reader's
 locale and zone, the staff's customer column included, and nothing of another customer."""
 
@@ -196,8 +197,8 @@ def _same(shown: list[dict[str, Any]], expected: list[dict[str, Any]]) -> None:
             assert cell == want, (mine["id"], n)
 
 
-def _table(user: User) -> list[dict[str, Any]]:
-    response = client_for(user).get("/fleet/")
+def _table(user: User, query: str = "") -> list[dict[str, Any]]:
+    response = client_for(user).get(f"/fleet/{query}")
     assert response.status_code == 200
     return [_shown(tr) for tr in html.fromstring(response.content).xpath("//tr[@data-asset-id]")]
 
@@ -246,3 +247,25 @@ def test_a_customer_never_sees_another_customers_row_or_window(
     shown = _table(viewer_b)
     assert [row["cells"][0]["name"] for row in shown] == ["Foreign"]
     assert shown[0]["cells"][0]["maintenance"] is False  # A's window covers none of B's assets
+
+
+def test_the_rows_come_in_the_order_asked_for_and_a_search_is_only_data(
+    customer_a: Customer, customer_b: Customer, viewer_a: User, support: User
+) -> None:
+    """The page's rows are read by the ids of the filtered, ordered slice (fleet.selectors):
+    they keep its order, and a search's characters never reach the SQL's text."""
+    assets = _fleet(customer_a, customer_b, support)
+    # Worst health first, never evaluated as 100, then by name: not the order of the names.
+    shown = _table(viewer_a, "?sort=risk")
+    with formatting.reader(locale=viewer_a.display_locale, time_zone=customer_a.time_zone):
+        expected = [_expected(a, staff=False, in_maintenance=a is assets[3]) for a in assets]
+    by_risk = [expected[n] for n in (2, 0, 1, 3)]  # Mixer 7, Pump 61, Fan and Press unevaluated
+    _same(shown, by_risk)
+
+    def names(query: str) -> list[str]:
+        return [row["cells"][0]["name"] for row in _table(viewer_a, query)]
+
+    assert names("?q=%3C%26%3E") == ["Pump <&> one"]  # q=<&>
+    for text in ("%25", "%25s", "%7Bids%7D", "'", "R-%25"):  # %, %s, {ids}, a quote, R-%
+        assert names(f"?q={text}") == [], text
+    assert names("?q=R-&sort=risk&page=9") == ["Mixer three", "Pump <&> one", "Fan two", "Press four"]
