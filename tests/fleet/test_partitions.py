@@ -61,6 +61,25 @@ def test_migrate_makes_partitions_back_over_the_late_window_and_ahead() -> None:
     assert partitions.partitions(partitions.RAW) == ahead
 
 
+def fillfactor(table: str) -> int | None:
+    options = rows("SELECT reloptions FROM pg_class WHERE oid = %s::regclass", [table])[0][0] or []
+    return next((int(o.split("=")[1]) for o in options if o.startswith("fillfactor=")), None)
+
+
+@pytest.mark.django_db
+def test_rollup_partitions_leave_room_for_updates_in_place_new_ones_too() -> None:
+    """The worker updates rollup rows batch after batch: each page keeps room so the updates
+    stay on it (migration 0012); pg_partman copies it from its template to new partitions."""
+    assert fillfactor("fleet_telemetryrollup_coarse") == 50
+    minute = partitions.partitions(partitions.MINUTE)
+    assert minute
+    assert all(fillfactor(name) == 75 for name, _, _ in minute)
+    later = minute[-1][2] + timedelta(days=40)
+    make_partitions("fleet_telemetryrollup_minute", later)
+    assert fillfactor(f"fleet_telemetryrollup_minute_p{later:%Y_%m}") == 75
+    assert fillfactor(f"fleet_heartbeat_p{TODAY:%Y_%m_%d}") is None  # written once, never updated
+
+
 def test_heartbeats_across_midnight_land_in_two_partitions(fleet_a: Installed) -> None:
     deliver(fleet_a, item(1, TODAY - timedelta(seconds=30)), item(2, TODAY + timedelta(seconds=30)))
     worker.drain()
