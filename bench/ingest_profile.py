@@ -1,6 +1,7 @@
 """Where the ingest path spends its time: the view's parts and one drain batch, in-process.
 
-    .venv/bin/python bench/ingest_profile.py [--devices N] [--requests N]
+    .venv/bin/python bench/ingest_profile.py [--devices N] [--requests N] [--drain-only]
+                                             [--repeats N] [--s1a-only]
 
 A companion to bench/ingest.py for docs/performance.md: it starts its own PostgreSQL and
 Redis, migrates, creates a fleet, then — in this one process, no HTTP server — times
@@ -13,7 +14,12 @@ Redis, migrates, creates a fleet, then — in this one process, no HTTP server �
   at the end of every real request; with the auth cache hit and missed;
 - `fleet.worker.process_batch` on an inbox shaped like S1a (one heartbeat per row, one row
   per device) and like S1b (rows of 100 heartbeats): wall time, SQL statements and their
-  time, live publishing, and the project functions that take the most (cProfile).
+  time, live publishing, and the project functions that take the most (cProfile). The
+  S1a-shaped batch is S2's shape too (each heartbeat its device's only one in the batch): it
+  runs `--repeats` times unprofiled and reports the median batch's figures with the CPU of
+  this process (the worker's Python) and of its PostgreSQL backend (from /proc) per
+  heartbeat, each batch's too; `table_writes` counts the rows the run inserted and updated
+  per table (and how many updates were HOT: no index entries written).
 
 Prints one JSON object; progress goes to stderr. Profiled figures are inflated by the
 profiler; the `wall_s` of each batch is measured on a separate, unprofiled run.
@@ -302,13 +308,27 @@ def top_project_functions(profile: cProfile.Profile, limit: int = 14) -> dict[st
     return {label: {"calls": calls, "cum_s": round(cum, 3)} for cum, label, calls in entries[:limit]}
 
 
+def backend_cpu_s() -> float:
+    """CPU seconds (user + system) of this connection's PostgreSQL backend so far: the server
+    runs on this machine, so /proc tells (in clock ticks, 10 ms here)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def one_batch(profiled: bool, items: int, timings: Timings, result: dict[str, Any]) -> None:
     """One `process_batch` of an inbox holding `items` heartbeats, into `result`: profiled,
     its wall time and the project functions that took the most; else its counts, wall and
-    CPU time (this process: the worker's Python and its client side) and SQL statements."""
+    CPU time (this process: the worker's Python and its client side; and its PostgreSQL
+    backend's) and SQL statements."""
     from fleet.ingest import worker
 
     profile = cProfile.Profile()
+    backend = backend_cpu_s()
     with sql_counter(timings):
         started, cpu = time.perf_counter(), time.process_time()
         if profiled:
@@ -317,6 +337,7 @@ def one_batch(profiled: bool, items: int, timings: Timings, result: dict[str, An
         if profiled:
             profile.disable()
         wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    backend = backend_cpu_s() - backend
     if profiled:
         result["profiled_wall_s"] = round(wall, 3)
         result["top_project_functions"] = top_project_functions(profile)
@@ -331,6 +352,8 @@ def one_batch(profiled: bool, items: int, timings: Timings, result: dict[str, An
             "heartbeats_per_s": round(items / wall, 1),
             "cpu_s": round(cpu, 3),
             "cpu_us_per_heartbeat": round(cpu / items * 1e6, 2),
+            "postgres_cpu_s": round(backend, 3),
+            "postgres_cpu_us_per_heartbeat": round(backend / items * 1e6, 2),
             "sql_statements": int(timings["sql_statements"]),
             "sql_wait_s": round(timings["sql_s"], 3),
         }
@@ -338,30 +361,72 @@ def one_batch(profiled: bool, items: int, timings: Timings, result: dict[str, An
 
 
 def profile_drain(
-    devices: list[str], *, name: str, rows_per_device: int, items_per_row: int, seq_base: int
+    devices: list[str],
+    *,
+    name: str,
+    rows_per_device: int,
+    items_per_row: int,
+    seq_base: int,
+    repeats: int = 1,
 ) -> dict[str, Any]:
+    """`repeats` unprofiled batches (the figures of the median one by worker CPU, and each
+    one's worker and PostgreSQL CPU), then a profiled one."""
     from fleet.ingest import worker
     from portal import live
 
+    runs: list[dict[str, Any]] = []
     result: dict[str, Any] = {}
     base = seq_base
-    for profiled in (False, True):
+    for profiled in [False] * repeats + [True]:
         base += 10_000_000
         items = fill_inbox(
             devices, rows_per_device=rows_per_device, items_per_row=items_per_row, seq_base=base
         )
         timings: Timings = defaultdict(float)
         undo = timed(live, "publish", timings, "live_publish_s", calls="live_publish_calls")
+        run: dict[str, Any] = {}
         try:
-            one_batch(profiled, items, timings, result)
+            one_batch(profiled, items, timings, run)
         finally:
             undo()
-        if not profiled:
-            result["live_publish_calls"] = int(timings["live_publish_calls"])
-            result["live_publish_s"] = round(timings["live_publish_s"], 3)
+        if profiled:
+            result.update(run)
+        else:
+            run["live_publish_calls"] = int(timings["live_publish_calls"])
+            run["live_publish_s"] = round(timings["live_publish_s"], 3)
+            runs.append(run)
         worker.drain(time_budget=120)
+    runs_by_cpu = sorted(runs, key=lambda r: r["cpu_s"])
+    result.update(runs_by_cpu[len(runs) // 2])
+    if repeats > 1:
+        result["batches"] = repeats
+        result["cpu_us_per_heartbeat_each"] = [r["cpu_us_per_heartbeat"] for r in runs]
+        result["postgres_cpu_us_per_heartbeat_each"] = [r["postgres_cpu_us_per_heartbeat"] for r in runs]
+        result["postgres_cpu_us_per_heartbeat_median"] = sorted(result["postgres_cpu_us_per_heartbeat_each"])[
+            len(runs) // 2
+        ]
     log(f"drain, {name}: {result['heartbeats_per_s']:,.0f} heartbeats/s ({result['wall_s']:.2f}s a batch)")
     return result
+
+
+def table_writes() -> dict[str, dict[str, int]]:
+    """Rows inserted, updated and of those updated in place (HOT: no index entries) per table
+    the drain writes, over the whole run."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del FROM pg_stat_user_tables "
+            "WHERE relname ~ '^fleet_(device|asset|hourlyusage|telemetryrollup|heartbeat|ingestinbox)' "
+            "ORDER BY relname"
+        )
+        return {
+            name: {"inserted": ins, "updated": upd, "hot_updated": hot, "deleted": deleted}
+            for name, ins, upd, hot, deleted in cursor.fetchall()
+            if ins or upd or deleted
+        }
 
 
 def spread_rows(
@@ -425,6 +490,17 @@ def main() -> int:
     parser.add_argument(
         "--drain-only", action="store_true", help="profile the worker's batches only (not the doors)"
     )
+    parser.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="unprofiled S1a-shaped batches, the median reported (default 5)",
+    )
+    parser.add_argument(
+        "--s1a-only",
+        action="store_true",
+        help="only the S1a-shaped batches (with --drain-only: the quickest run)",
+    )
     args = parser.parse_args()
     folder = Path(tempfile.mkdtemp(prefix="fleetport-profile-"))
     postgres, redis = PostgresServer(), RedisServer()
@@ -457,20 +533,29 @@ def main() -> int:
             if not args.drain_only:
                 result["view"] = profile_view(tokens, args.requests)
                 result["lean_path"] = profile_lean(tokens, args.requests)
-            result["drain"] = {
-                "S1a-shaped: 500 rows of 1 heartbeat, 500 devices": profile_drain(
-                    ids[:500], name="S1a-shaped", rows_per_device=1, items_per_row=1, seq_base=3 * 10**9
-                ),
-                "S1b-shaped: 100 rows of 100 heartbeats, 100 devices": profile_drain(
-                    ids[:100], name="S1b-shaped", rows_per_device=1, items_per_row=100, seq_base=4 * 10**9
-                ),
-                "replayed: 100 rows of 100 stored heartbeats over 74 h, 100 devices": profile_replay(
-                    ids[:100], items_per_row=100, seq_base=6 * 10**9, late=False
-                ),
-                "late: 100 rows of 50 new heartbeats between stored ones, 100 devices": profile_replay(
-                    ids[:100], items_per_row=100, seq_base=7 * 10**9, late=True
-                ),
+            s1a = min(500, len(ids))
+            drain: dict[str, Any] = {
+                f"S1a-shaped: {s1a} rows of 1 heartbeat, {s1a} devices": profile_drain(
+                    ids[:500],
+                    name="S1a-shaped",
+                    rows_per_device=1,
+                    items_per_row=1,
+                    seq_base=3 * 10**9,
+                    repeats=args.repeats,
+                )
             }
+            if not args.s1a_only:
+                drain["S1b-shaped: 100 rows of 100 heartbeats, 100 devices"] = profile_drain(
+                    ids[:100], name="S1b-shaped", rows_per_device=1, items_per_row=100, seq_base=4 * 10**9
+                )
+                drain["replayed: 100 rows of 100 stored heartbeats over 74 h, 100 devices"] = profile_replay(
+                    ids[:100], items_per_row=100, seq_base=6 * 10**9, late=False
+                )
+                drain["late: 100 rows of 50 new heartbeats between stored ones, 100 devices"] = (
+                    profile_replay(ids[:100], items_per_row=100, seq_base=7 * 10**9, late=True)
+                )
+            result["drain"] = drain
+            result["table_writes"] = table_writes()
         except KeyboardInterrupt:
             return 130
         finally:
