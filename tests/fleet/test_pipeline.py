@@ -338,6 +338,8 @@ def test_the_batch_loads_devices_and_assets_as_the_orm_would(fleet_a: Installed,
     for mine, theirs in zip(loaded, orm, strict=True):
         assert mine.get_deferred_fields() == theirs.get_deferred_fields()
         assert mine.asset.get_deferred_fields() == theirs.asset.get_deferred_fields()
+        for model in (mine, mine.asset):
+            assert (model._state.adding, model._state.db) == (False, theirs._state.db)
         for name in store.DEVICE_FIELDS:
             assert getattr(mine, name) == getattr(theirs, name), name
         for name in store.ASSET_FIELDS:
