@@ -78,29 +78,55 @@ def _retry_after() -> int:
     return max(1, 60 - int(time.time() % 60))
 
 
+# The window's counters, one INCR per request (a key may come more than once), in one command
+# for any number of requests: a pipeline of INCR and EXPIRE cost the web process two commands
+# to pack and two replies to parse per request. A key gets its expiry with its first count,
+# in the same atomic step, so none lives on without one. Atomic per call on one Redis (a
+# Sentinel's primary); under Redis Cluster, which Fleetport does not use, the keys of a call
+# would have to share a slot.
+RATE_SCRIPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  local count = redis.call('INCR', key)
+  if count == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+  counts[i] = count
+end
+return counts
+"""
+RATE_KEY_SECONDS = 120  # two windows: a key outlives the minute it counts
+_rate_scripts: dict[int, tuple[Any, Any]] = {}  # id(client) -> (client, its RATE_SCRIPT)
+
+
+def _rate_script(client: Any) -> Any:
+    """RATE_SCRIPT registered on `client` (a blocking or an asyncio one). Its calls load the
+    script again where Redis lost it (a restart, a failover)."""
+    known = _rate_scripts.get(id(client))
+    if known is None or known[0] is not client:
+        known = _rate_scripts[id(client)] = (client, client.register_script(RATE_SCRIPT))
+    return known[1]
+
+
 def rate_limit_hit(device_id: str, per_minute: int) -> int:
     """Seconds to wait when the device is over its rate this minute, else 0.
 
-    A fixed one-minute window per device in Redis. If Redis is unreachable the limit is not
-    enforced (accepting is safe; the inbox is in the database).
+    A fixed one-minute window per device in Redis (RATE_SCRIPT). If Redis is unreachable the
+    limit is not enforced (accepting is safe; the inbox is in the database).
     """
     key = _rate_key(device_id, int(time.time() // 60))
     try:
-        pipe = redis_client().pipeline()
-        pipe.incr(key)
-        pipe.expire(key, 120)
-        count = int(pipe.execute()[0])
+        client = redis_client()
+        count = int(_rate_script(client)(keys=[key], args=[RATE_KEY_SECONDS], client=client)[0])
     except redis.RedisError:
         return 0
     return _retry_after() if count > per_minute else 0
 
 
 class RateLimiter:
-    """`rate_limit_hit` on an event loop, for many concurrent requests in one Redis round trip.
+    """`rate_limit_hit` on an event loop, for many concurrent requests in one Redis command.
 
-    Requests that arrive while a round trip is out wait for the next one, which carries all
-    of them (INCR and EXPIRE per request, as `rate_limit_hit` sends). The answers are the same
-    as one round trip each; only the Python cost per request is smaller.
+    Requests that arrive while a call is out wait for the next one, which counts all of them
+    (RATE_SCRIPT with one key per request, as `rate_limit_hit` sends one). The answers are
+    the same as one call each; only the cost per request is smaller.
     """
 
     def __init__(self) -> None:
@@ -120,13 +146,10 @@ class RateLimiter:
             window = int(time.time() // 60)
             retry_after = _retry_after()
             try:
-                pipe = async_redis_client().pipeline(transaction=False)
-                for device_id, _limit, _future in batch:
-                    key = _rate_key(device_id, window)
-                    pipe.incr(key)
-                    pipe.expire(key, 120)
-                replies = await pipe.execute()
-                counts = [int(count) for count in replies[::2]]
+                keys = [_rate_key(device_id, window) for device_id, _limit, _future in batch]
+                client = async_redis_client()
+                replies = await _rate_script(client)(keys=keys, args=[RATE_KEY_SECONDS], client=client)
+                counts = [int(count) for count in replies]
             except (TimeoutError, redis.RedisError, OSError):
                 counts = [0] * len(batch)  # not enforced without Redis, as in rate_limit_hit
             for (_device, limit, future), count in zip(batch, counts, strict=True):

@@ -229,6 +229,10 @@ class IngestEndpoint:
             self._judged_headers.add(name.encode("latin-1"))
         self._judged: dict[tuple[Any, ...], bool | None] = {}
         self._redirects = SecurityMiddleware(_no_view)
+        # Made once, not per request: what a Content-Type header says (few distinct ones), and
+        # the whole answer to an accepted request (its count and the scheme are all it varies by).
+        self._content_types: dict[bytes, str | None] = {}
+        self._accepted: dict[tuple[int, bool], list[Message]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -320,9 +324,8 @@ class IngestEndpoint:
         identity = await authenticate_device_async(token, state.pool)
         if identity is None:
             return contract.unauthorized()
-        try:
-            main_type = parse_header_parameters(content_type.decode("latin-1"))[0]
-        except ValueError:
+        main_type = self._main_type(content_type)
+        if main_type is None:
             return None  # an odd Content-Type: Django decides what it makes of it
         early = contract.check_headers(
             main_type, content_length.decode("latin-1") if content_length else None
@@ -344,7 +347,36 @@ class IngestEndpoint:
         state.nudger.nudge()
         return contract.accepted(len(items))
 
+    def _main_type(self, content_type: bytes) -> str | None:
+        """The media type of a Content-Type header as Django reads it; None when it cannot."""
+        try:
+            return self._content_types[content_type]
+        except KeyError:
+            pass
+        main_type: str | None
+        try:
+            main_type = parse_header_parameters(content_type.decode("latin-1"))[0]
+        except ValueError:
+            main_type = None
+        if len(self._content_types) < 100:
+            self._content_types[content_type] = main_type
+        return main_type
+
     async def _send(self, send: Send, answer: contract.Answer, secure: bool) -> None:
+        status, payload, extra = answer
+        if status == 202 and not extra:
+            key = (int(payload["accepted"]), secure)
+            messages = self._accepted.get(key)
+            if messages is None:
+                messages = self._messages(answer, secure)
+                if len(self._accepted) < 1000:
+                    self._accepted[key] = messages
+        else:
+            messages = self._messages(answer, secure)
+        for message in messages:  # the server only reads them: one pair serves every request
+            await send(message)
+
+    def _messages(self, answer: contract.Answer, secure: bool) -> list[Message]:
         status, payload, extra = answer
         body = json.dumps(payload, cls=DjangoJSONEncoder).encode()
         headers = [
@@ -353,8 +385,10 @@ class IngestEndpoint:
             *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in extra),
             *self._headers[secure],
         ]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
+        return [
+            {"type": "http.response.start", "status": status, "headers": headers},
+            {"type": "http.response.body", "body": body},
+        ]
 
 
 class _ClientGoneError(Exception):
