@@ -52,6 +52,7 @@ import bisect
 import contextlib
 import functools
 import gc
+import itertools
 import json
 import math
 import os
@@ -133,6 +134,7 @@ def procfile_web_flags() -> tuple[str, ...]:
 PROCFILE_WEB_FLAGS = procfile_web_flags()  # e.g. --ws-per-message-deflate false
 DEFAULT_S1A_RATE = 1000.0  # bench/ingest.py S1a: 973-1,074 heartbeats/s end to end (the target)
 SEQ_WARMUP, SEQ_TIMED = 1, 1_000
+MARKERS = itertools.count(1)  # each heartbeat's temp_c, unique in the run (traces join on it)
 FRAME_GRACE = 30.0  # after the inbox drained: how long missing frames may still come
 COALESCE_SECONDS = 1.0  # portal.consumers.COALESCE_SECONDS
 
@@ -156,6 +158,9 @@ class Config:
     cprofile: bool = False  # cProfile the web process's event loop during the S2 load
     publish_only: bool = False  # the live path alone: bench/_live_publish.py instead of POSTs
     round_ms: float = 25.0  # --publish-only: a publish round every so often, like worker batches
+    # S2 once per checkout, the web process served from it ("" this one; --web-trees): before
+    # and after a change measured in one run, on one fleet, under the same load
+    web_trees: tuple[str, ...] = ("",)
     http_connections: int = 32
     connect_concurrency: int = 50
     web_workers: int = 1  # the Procfile's web: one uvicorn process
@@ -387,10 +392,12 @@ class Frames:
         self.closing = False  # set when the benchmark closes its sockets itself
         self.dropped: dict[int, tuple[float, int | None]] = {}  # socket -> (when, close code)
         self.last_frame = 0.0
+        self.websocket_frames = 0  # frames, each one message or an array of them
 
     def add(self, socket: int, raw: str | bytes, at: float) -> None:
         """A frame: one message, or an array of the messages the server had ready together."""
         self.last_frame = at
+        self.websocket_frames += 1
         data = orjson.loads(raw)
         for message in data if isinstance(data, list) else (data,):
             kind = str(message.get("type"))
@@ -901,16 +908,14 @@ async def scenario_s2(
     readers = [asyncio.create_task(read_frames(sock, frames)) for sock in sockets]
     recipients = expected_recipients(fleet, sockets)
     pool = HttpPool(port, config.http_connections)
-    marker = 0
 
     def plan(count: int, *, timed: bool) -> list[Sent]:
-        nonlocal marker
         records = []
         for n in range(count):
             asset = fleet.assets[n % len(fleet.assets)]
-            asset.seq = max(asset.seq + 1, SEQ_TIMED) if timed else SEQ_WARMUP
-            marker += 1
-            records.append(Sent(marker=marker, asset=asset, seq=asset.seq, timed=timed))
+            # A later S2 of the same run (--web-trees) goes on from the last seq: never a replay.
+            asset.seq = max(asset.seq + 1, SEQ_TIMED) if timed or asset.seq >= SEQ_TIMED else SEQ_WARMUP
+            records.append(Sent(marker=next(MARKERS), asset=asset, seq=asset.seq, timed=timed))
         for record in records:
             frames.markers[record.marker] = record
         return records
@@ -1039,6 +1044,7 @@ async def scenario_s2(
         **latency,
         "frames_not_matched": frames.unmatched,
         "frames_by_type": dict(frames.by_type),
+        "websocket_frames": frames.websocket_frames,
         "sockets_dropped_by_server": len(frames.dropped),
         "dropped_close_codes": dict(Counter(str(code) for _, code in frames.dropped.values())),
         "drain_after_load_s": round(drained - load_end, 2),
@@ -1169,9 +1175,6 @@ async def scenario_s3(port: int, pid: int, fleet: Fleet, config: Config) -> dict
 async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     result: dict[str, Any] = {}
     python = str(VENV_BIN / "python")
-    web, port = start_web(
-        stack, "web", "_live_asgi:application", config.web_workers, "--app-dir", "bench", *PROCFILE_WEB_FLAGS
-    )
     worker = stack.start(
         "worker",
         [
@@ -1182,12 +1185,33 @@ async def measure(stack: Stack, fleet: Fleet, config: Config) -> dict[str, Any]:
     )
     beat = start_beat(stack)
     await asyncio.to_thread(wait_for_log, worker, "ready.")
-    groups = stack.pids(web=web, worker=worker, beat=beat)
-    result["s2"] = await scenario_s2(
-        stack, port, fleet, config, groups, {"web": web.pid, "worker": worker.pid}
-    )
-    result["peak_rss_mb"] = {"web": peak_rss(web.pid), "worker": peak_rss(worker.pid)}
-    web.stop()
+    runs: dict[str, dict[str, Any]] = {}
+    for n, tree in enumerate(config.web_trees):
+        # _live_asgi puts its own checkout first on sys.path: the web process runs that code.
+        app_dir = str(Path(tree) / "bench") if tree else "bench"
+        web, port = start_web(
+            stack, f"web-{n}", "_live_asgi:application", config.web_workers, "--app-dir", app_dir,
+            *PROCFILE_WEB_FLAGS,
+        )  # fmt: skip
+        label = f"{n + 1}: {tree or 'this checkout'}"
+        if len(config.web_trees) > 1:
+            log(f"S2 {label}")
+        groups = stack.pids(web=web, worker=worker, beat=beat)
+        s2 = await scenario_s2(stack, port, fleet, config, groups, {"web": web.pid, "worker": worker.pid})
+        s2["web_tree"] = tree or "this checkout"
+        runs[label] = s2
+        result.setdefault("s2", s2)
+        result.setdefault("peak_rss_mb", {"web": peak_rss(web.pid), "worker": peak_rss(worker.pid)})
+        web.stop()
+    if len(runs) > 1:
+        result["s2_by_web_tree"] = {
+            label: {
+                "cpu_per_heartbeat": each["cpu_per_heartbeat"],
+                "websocket_frames": each["websocket_frames"],
+            }
+            for label, each in runs.items()
+        }
+        result["s2_runs"] = runs
 
     # S3: the Procfile's command, then stock uvicorn (which accepts the permessage-deflate
     # every browser offers), to show what the compression would cost per socket.
@@ -1262,6 +1286,8 @@ def run(config: Config) -> dict[str, Any]:
         },
         "targets": TARGETS,
         "s2": s2,
+        "s2_by_web_tree": measured.get("s2_by_web_tree"),
+        "s2_runs": measured.get("s2_runs"),
         "s3": s3,
         "s3_with_deflate": measured.get("s3_with_deflate"),
         "peak_rss_mb": {
@@ -1335,6 +1361,12 @@ def main() -> int:
         "--round-ms", type=float, default=25.0, help="--publish-only: a publish round every N ms (25)"
     )
     parser.add_argument(
+        "--web-trees",
+        default=None,
+        help="comma-separated checkouts (an empty one: this one): S2 once for each, in turn, the web "
+        "process served from it, on one fleet (e.g. 'BASE,,BASE,' for before/after twice)",
+    )
+    parser.add_argument(
         "--cprofile",
         action="store_true",
         help="cProfile the web process's event loop during the S2 load (no py-spy needed; its cost "
@@ -1376,6 +1408,7 @@ def main() -> int:
         cprofile=args.cprofile,
         publish_only=args.publish_only,
         round_ms=args.round_ms,
+        web_trees=tuple(args.web_trees.split(",")) if args.web_trees else ("",),
         web_workers=args.web_workers,
         worker_concurrency=args.worker_concurrency,
     )
