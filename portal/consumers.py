@@ -212,12 +212,12 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
         """Send what is queued here and now, without a task of its own while the server takes
         each frame at once (a frame write that does not wait).
 
-        A task per socket and frame costs more to create, schedule and step than the frame's
-        write (docs/performance.md, 2026-12-08, S2). The server's send is a coroutine that
-        returns without suspending unless its socket's buffer is full (the client reads
-        slowly); so it is stepped by hand, and only a send that does suspend goes on in a task
-        (`_write_rest`), which then sends whatever else is queued, in order. One slow socket
-        holds up no other.
+        A task per socket and frame was 6 % of the web process's time in S2 (its creation
+        alone; docs/performance.md, 2026-12-08), a third of what the frame's write cost. The
+        server's send is a coroutine that returns without suspending unless its socket's
+        buffer is full (the client reads slowly); so it is stepped by hand, and only a send
+        that does suspend goes on in a task (`_write_rest`), which then sends whatever else is
+        queued, in order. One slow socket holds up no other.
         """
         outbox, send = self.outbox, self._frame_send()
         while outbox:
