@@ -21,7 +21,6 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Coroutine
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -163,8 +162,7 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
 
         Called by the channel layer for every group message to this socket (True: taken), or
         by `dispatch` (a layer without sinks). The message is shared with the process's other
-        sockets (read-only). The events it keeps go out together, in as few frames as they
-        fit (`_write_now`).
+        sockets (read-only). It only queues the frames; a writer task sends them.
         """
         if message.get("type") != live.EVENTS:
             return False
@@ -173,100 +171,49 @@ class LiveConsumer(AsyncJsonWebsocketConsumer):
             if topic is not None and topic not in self.topics:
                 continue
             if subject is None:
-                self.outbox.append(text)
+                self._queue(text)
                 continue
             key = (kind, subject)
             due = self.last_sent.get(key, 0.0) + COALESCE_SECONDS
             if now >= due and key not in self.pending:
                 self.last_sent[key] = now
-                self.outbox.append(text)
+                self._queue(text)
                 continue
             first = key not in self.pending
             self.pending[key] = text  # the newest wins
             if first:
                 asyncio.get_running_loop().call_later(max(0.0, due - now), self._flush, key)
-        if self.outbox and self.accepted:
-            self._start_writer()
         return True
 
     def _flush(self, key: tuple[str, str]) -> None:
         text = self.pending.pop(key, None)
         if text is not None:
             self.last_sent[key] = time.monotonic()
-            self.outbox.append(text)
-            if self.accepted:
-                self._start_writer()
+            self._queue(text)
+
+    def _queue(self, text: str) -> None:
+        self.outbox.append(text)
+        if self.accepted:
+            self._start_writer()
 
     def _start_writer(self) -> None:
         if self.writer is None:
-            self._write_now()
+            self.writer = asyncio.ensure_future(self._write())
 
-    def _next_frame(self) -> str:
-        """What is queued, as one frame: one event as it is, several (up to EVENTS_PER_FRAME)
-        as one JSON array: one frame, one write, one message for the browser to parse."""
-        outbox = self.outbox
-        texts = [outbox.popleft() for _ in range(min(len(outbox), EVENTS_PER_FRAME))]
-        return texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"
-
-    def _write_now(self) -> None:
-        """Send what is queued here and now, without a task of its own while the server takes
-        each frame at once (a frame write that does not wait).
-
-        A task per socket and frame was 6 % of the web process's time in S2 (its creation
-        alone; docs/performance.md, 2026-12-08), a third of what the frame's write cost. The
-        server's send is a coroutine that returns without suspending unless its socket's
-        buffer is full (the client reads slowly); so it is stepped by hand, and only a send
-        that does suspend goes on in a task (`_write_rest`), which then sends whatever else is
-        queued, in order. One slow socket holds up no other.
-        """
-        outbox, send = self.outbox, self._frame_send()
-        while outbox:
-            sending = send({"type": "websocket.send", "text": self._next_frame()})
-            try:
-                waiting = sending.send(None)
-            except StopIteration:
-                continue
-            except Exception:  # noqa: BLE001 - the socket went away; its disconnect cleans up
-                outbox.clear()
-                return
-            self.writer = asyncio.ensure_future(self._write_rest(sending, waiting))
-            return
-
-    async def _write_rest(self, sending: Coroutine[Any, Any, Any], waiting: Any) -> None:
-        """Finish a frame's send that suspended on `waiting`, then send the rest of the outbox."""
+    async def _write(self) -> None:
+        """Send what is queued: one event as it is, several (up to EVENTS_PER_FRAME) as one
+        JSON array: one frame, one write, one message for the browser to parse."""
         outbox, send = self.outbox, self._frame_send()
         try:
-            await _resume(sending, waiting)
             while outbox:
-                await send({"type": "websocket.send", "text": self._next_frame()})
+                texts = [outbox.popleft() for _ in range(min(len(outbox), EVENTS_PER_FRAME))]
+                text = texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"
+                await send({"type": "websocket.send", "text": text})
         except Exception:  # noqa: BLE001 - the socket went away; its disconnect cleans up
-            outbox.clear()
+            self.outbox.clear()
         finally:
             self.writer = None
 
     async def live_close(self, event: dict[str, Any]) -> None:
         """A logout or deactivation closes the user's sockets."""
         await self.close(code=4403)
-
-
-async def _resume(coroutine: Coroutine[Any, Any, Any], waiting: Any) -> Any:
-    """Run `coroutine` on, after it was stepped by hand and suspended on `waiting` (what it
-    yielded: a future, or None for a bare yield), as the task running this would have run it
-    from the start: wait for what it waits for, resume it, until it returns. A cancellation
-    (the socket's consumer stopping) is thrown into it, so it cleans up as it would in a task."""
-    while True:
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)
-            else:
-                await waiting
-        except BaseException as exc:  # noqa: BLE001 - handed to the coroutine, as a task does
-            try:
-                waiting = coroutine.throw(exc)
-            except StopIteration as done:
-                return done.value
-            continue
-        try:
-            waiting = coroutine.send(None)
-        except StopIteration as done:
-            return done.value

@@ -6,7 +6,6 @@ Runs the real ASGI application in-process against the real Redis channel layer.
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from typing import Any
 
 import pytest
@@ -483,55 +482,5 @@ def test_an_asset_id_in_any_spelling_follows_the_same_topic(viewer_a: User) -> N
         )
         assert await _events(sock, 1) == [values]
         await sock.disconnect()
-
-    async_to_sync(scenario)()
-
-
-def test_a_socket_whose_sends_wait_keeps_its_frames_in_order_and_holds_up_no_other() -> None:
-    """Frames are written without a task while the server takes them at once; a send that
-    waits (the client reads slowly, the server's buffer is full) goes on in a task, and what
-    comes meanwhile follows it in order. Another socket's frames go out meanwhile."""
-    from portal.consumers import LiveConsumer
-
-    def events(*numbers: int) -> dict[str, Any]:
-        return {"type": live.EVENTS, "events": [[None, "test.event", None, f'{{"n":{n}}}'] for n in numbers]}
-
-    async def scenario() -> None:
-        drained = asyncio.Event()
-        slow_frames: list[str] = []
-        fast_frames: list[str] = []
-
-        async def slow_send(message: dict[str, Any]) -> None:
-            if not slow_frames:
-                await drained.wait()  # the first frame waits for the client
-            slow_frames.append(message["text"])
-
-        async def fast_send(message: dict[str, Any]) -> None:
-            fast_frames.append(message["text"])
-
-        sockets = []
-        for send in (slow_send, fast_send):
-            consumer = LiveConsumer()
-            consumer.base_send = send
-            consumer.topics, consumer.last_sent, consumer.pending = set(), {}, {}
-            consumer.outbox, consumer.writer, consumer.accepted = deque(), None, True
-            sockets.append(consumer)
-        slow, fast = sockets
-
-        for consumer in sockets:
-            consumer.take(events(1, 2))
-        assert fast_frames == ['[{"n":1},{"n":2}]']  # written at once, no task
-        assert fast.writer is None
-        assert slow_frames == []  # its send waits, in a task now
-        assert slow.writer is not None
-        for consumer in sockets:
-            consumer.take(events(3))
-        assert fast_frames == ['[{"n":1},{"n":2}]', '{"n":3}']
-        drained.set()
-        await asyncio.wait_for(asyncio.shield(slow.writer), 5)
-        assert slow_frames == ['[{"n":1},{"n":2}]', '{"n":3}']
-        assert slow.writer is None
-        slow.take(events(4))
-        assert slow_frames[-1] == '{"n":4}'  # no task again once the socket keeps up
 
     async_to_sync(scenario)()
