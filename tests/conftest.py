@@ -34,9 +34,10 @@ if not os.environ.get("DATABASE_URL", "").startswith("postgres"):
     )
 
 
-# Session resources that take a minute of one core to build start building in a thread as soon
-# as the collection shows that a test needs them, so that the build overlaps the tests that run
-# before; their fixture then waits for it. A build no test took is undone when the session ends.
+# Session resources that take a while to make (a minute of one core; an npm install) start in a
+# thread as soon as the collection shows that a test needs them, so that the work overlaps the
+# tests that run before; their fixture then waits for it. A build no test took is undone when the
+# session ends.
 class EarlyBuild:
     def __init__(self, build: Callable[[], Any], undo: Callable[[Any], None]) -> None:
         self.build, self.undo = build, undo
@@ -86,9 +87,16 @@ def _collected_static() -> Path:
     return root
 
 
+def _axe_script() -> str:
+    from tests.integration import axe_script
+
+    return axe_script()
+
+
 EARLY = {
     "migrated_cluster": EarlyBuild(_migrated_cluster, lambda server: server.stop()),
     "collected_static": EarlyBuild(_collected_static, lambda root: shutil.rmtree(root, ignore_errors=True)),
+    "axe_source": EarlyBuild(_axe_script, lambda _source: None),  # an npm install on a clean clone
 }
 _pool = ThreadPoolExecutor(max_workers=len(EARLY), thread_name_prefix="early-build")
 
@@ -137,6 +145,13 @@ def collected_static() -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """axe-core's source for the browser tests' accessibility checks (tests/integration.py
+    `axe_script`): on a clean clone npm installs it while the first tests run (early)."""
+    return str(EARLY["axe_source"].take())
 
 
 @pytest.fixture

@@ -535,9 +535,9 @@ AXE_CORE = "axe-core@4.14.1"
 NPM_PREFIX = ROOT / "var" / "npm"
 
 
-@pytest.fixture(scope="session")
-def axe_source() -> str:
-    """The source of axe.min.js, installed with npm into var/npm when missing."""
+def axe_script() -> str:
+    """The source of axe.min.js, installed with npm into var/npm when missing (on a clean clone:
+    tests/conftest.py's `axe_source` starts this as the session begins)."""
     script = NPM_PREFIX / "node_modules" / "axe-core" / "axe.min.js"
     package = json.loads((script.parent / "package.json").read_text()) if script.exists() else {}
     if package.get("version") != AXE_CORE.split("@")[1]:
